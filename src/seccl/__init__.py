@@ -1,0 +1,1 @@
+"""SecCL: secure collaborative learning audited by a blockchain."""

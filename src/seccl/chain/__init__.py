@@ -1,0 +1,1 @@
+"""Chain layer: the bulletin board and consensus contracts, their typed clients and backends."""

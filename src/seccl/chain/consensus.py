@@ -1,0 +1,195 @@
+"""Typed client of the Consensus contract (the CSC): open elections, relay ballots, tally, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eth_utils import to_checksum_address
+from web3 import Web3
+
+from seccl.chain.artifacts import load_artifact
+from seccl.chain.errors import ChainError
+from seccl.chain.transactions import TxReceipt, call, transact
+from seccl.election import voter_ranking
+
+GAS_DEPLOY = 3_000_000
+GAS_OPEN_ELECTION = 100_000
+
+
+def gas_for_ballot(n: int) -> int:
+    """A gas limit for one ballot of ``n`` scores (calldata, signature, O(n) checks, M counters)."""
+    return 250_000 + 12_000 * n
+
+
+def gas_for_tally(n: int, m: int) -> int:
+    """A gas limit for a tally of ``n`` participants electing ``m`` (O(n·m) selection)."""
+    return 300_000 + 4_000 * n + 400 * n * m
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """A ballot as the contract counted it: scores by participant index, and the top-M ranking."""
+
+    round: int
+    voter: str
+    digest: bytes
+    scores: tuple[int, ...]
+    ranking: tuple[int, ...]
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class ElectionState:
+    """The lifecycle of one round's election."""
+
+    deadline: int
+    ballots: int
+    opened: bool
+    tallied: bool
+
+
+@dataclass(frozen=True)
+class ElectionRecord:
+    """The candidates one election elected, best first, and from how many ballots."""
+
+    round: int
+    candidates: tuple[int, ...]
+    ballots: int
+    tx_hash: str
+
+
+class ConsensusClient:
+    """A connection to one deployed Consensus contract (writes from ``sender``, the server)."""
+
+    def __init__(self, w3: Web3, address: str, *, sender: str | None = None):
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.sender = sender
+        self.contract = w3.eth.contract(address=self.address, abi=load_artifact("Consensus").abi)
+
+    @classmethod
+    def deploy(
+        cls, w3: Web3, *, server: str, board: str, candidates: int
+    ) -> tuple[ConsensusClient, TxReceipt]:
+        """Deploy an election of ``candidates`` per round for the session of ``board``."""
+        artifact = load_artifact("Consensus")
+        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        constructor = factory.constructor(to_checksum_address(board), candidates)
+        receipt, raw = transact(w3, constructor, sender=server, gas=GAS_DEPLOY)
+        return cls(w3, raw["contractAddress"], sender=server), receipt
+
+    def for_reader(self, w3: Web3) -> ConsensusClient:
+        """The same contract seen through another party's own connection, read-only."""
+        return ConsensusClient(w3, self.address)
+
+    # ─────────────── writes (server, or anyone for tally) ───────────────
+
+    def open_election(self, round_: int, deadline: int) -> TxReceipt:
+        function = self.contract.functions.openElection(round_, deadline)
+        return transact(self.w3, function, sender=self._sender(), gas=GAS_OPEN_ELECTION)[0]
+
+    def submit_scores(
+        self,
+        round_: int,
+        voter: str,
+        scores: Sequence[int],
+        signature: bytes,
+        *,
+        ranking: Sequence[int] | None = None,
+    ) -> TxReceipt:
+        """Relay ``voter``'s signed scores; the top-M ranking is derived from them unless given."""
+        voter = to_checksum_address(voter)
+        if ranking is None:
+            index = self._voter_index(voter, len(scores))
+            ranking = voter_ranking(scores, index, self.candidate_count())
+        function = self.contract.functions.submitScores(
+            round_, voter, list(scores), list(ranking), signature
+        )
+        return transact(self.w3, function, sender=self._sender(), gas=gas_for_ballot(len(scores)))[
+            0
+        ]
+
+    def tally(self, round_: int, *, n: int) -> ElectionRecord:
+        """Elect the round's candidates (once all have voted or the deadline has passed)."""
+        sender = self.sender or self.w3.eth.accounts[0]
+        function = self.contract.functions.tally(round_)
+        receipt, raw = transact(
+            self.w3, function, sender=sender, gas=gas_for_tally(n, self.candidate_count())
+        )
+        event = self.contract.events.CandidatesElected().process_receipt(raw)[0]["args"]
+        return ElectionRecord(
+            round_,
+            tuple(int(c) for c in event["candidates"]),
+            int(event["ballots"]),
+            receipt.tx_hash,
+        )
+
+    # ─────────────── reads (anyone) ───────────────
+
+    def board(self) -> str:
+        return str(call(self.contract.functions.board()))
+
+    def candidate_count(self) -> int:
+        return int(call(self.contract.functions.candidateCount()))
+
+    def latest_round(self) -> int:
+        return int(call(self.contract.functions.latestRound()))
+
+    def election_of(self, round_: int) -> ElectionState:
+        deadline, ballots, opened, tallied = call(self.contract.functions.electionOf(round_))
+        return ElectionState(int(deadline), int(ballots), bool(opened), bool(tallied))
+
+    def has_voted(self, round_: int, voter: str) -> bool:
+        return bool(call(self.contract.functions.hasVoted(round_, to_checksum_address(voter))))
+
+    def totals_of(self, round_: int) -> tuple[int, ...]:
+        return tuple(int(t) for t in call(self.contract.functions.totalsOf(round_)))
+
+    def elected_of(self, round_: int) -> tuple[int, ...]:
+        return tuple(int(c) for c in call(self.contract.functions.electedOf(round_)))
+
+    def ballot_of(self, round_: int, voter: str) -> Ballot | None:
+        """The ballot the contract counted for ``voter`` in ``round_``, from its event, or None."""
+        logs = self.contract.events.ScoresSubmitted().get_logs(
+            from_block=0,
+            argument_filters={"round": round_, "voter": to_checksum_address(voter)},
+        )
+        if not logs:
+            return None
+        args = logs[-1]["args"]
+        return Ballot(
+            int(args["round"]),
+            str(args["voter"]),
+            bytes(args["digest"]),
+            tuple(int(s) for s in args["scores"]),
+            tuple(int(r) for r in args["ranking"]),
+            "0x" + bytes(logs[-1]["transactionHash"]).hex(),
+        )
+
+    def election_record(self, round_: int) -> ElectionRecord | None:
+        """The CandidatesElected record of ``round_``, from its event, or None if not tallied."""
+        logs = self.contract.events.CandidatesElected().get_logs(
+            from_block=0, argument_filters={"round": round_}
+        )
+        if not logs:
+            return None
+        args = logs[-1]["args"]
+        return ElectionRecord(
+            int(args["round"]),
+            tuple(int(c) for c in args["candidates"]),
+            int(args["ballots"]),
+            "0x" + bytes(logs[-1]["transactionHash"]).hex(),
+        )
+
+    def _voter_index(self, voter: str, n: int) -> int:
+        from seccl.chain.bulletin_board import BulletinBoardClient
+
+        index = BulletinBoardClient(self.w3, self.board()).participant_index(voter)
+        # An unknown voter gets an index the contract will reject with its own typed error.
+        return index if index is not None else 0
+
+    def _sender(self) -> str:
+        if self.sender is None:
+            raise ChainError("this consensus client is read-only: it has no sender account")
+        return self.sender

@@ -1,0 +1,235 @@
+"""Typed Python exceptions for every custom error of SecCL's contracts, and the revert decoder."""
+
+from __future__ import annotations
+
+import ast
+from typing import Any, ClassVar
+
+from eth_abi import decode
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+
+from seccl.chain.artifacts import CONTRACT_NAMES, load_artifact
+
+
+class ChainError(Exception):
+    """Root of every error the chain layer raises."""
+
+
+class ChainUnavailableError(ChainError):
+    """The chain backend could not be reached or started."""
+
+
+class ContractRevert(ChainError):
+    """A contract call reverted. Subclasses name the custom error; ``args_`` holds its arguments.
+
+    ``tx_hash`` is set when the revert happened in a mined transaction (it is on the chain).
+    """
+
+    template: ClassVar[str] = "the contract reverted"
+
+    def __init__(self, fields: dict[str, Any] | None = None, tx_hash: str | None = None):
+        self.fields = dict(fields or {})
+        self.tx_hash = tx_hash
+        message = self.template.format(**self.fields)
+        if tx_hash:
+            message += f" (transaction {tx_hash})"
+        super().__init__(message)
+
+
+class UnknownRevert(ContractRevert):
+    """A revert whose data matches no custom error of SecCL's contracts."""
+
+    template = "the contract reverted with unrecognised data {data}"
+
+
+# ──────────────────────────── BulletinBoard ────────────────────────────
+
+
+class BulletinError(ContractRevert):
+    """A revert of the bulletin board (TBB)."""
+
+
+class BulletinUnauthorizedRelay(BulletinError):
+    template = "{caller} is not the session's server, which alone may relay to the bulletin board"
+
+
+class BulletinInvalidParticipants(BulletinError):
+    template = (
+        "invalid participant list at position {position}: it must be non-empty, at most 256 long, "
+        "without the zero address, the server or duplicates"
+    )
+
+
+class BulletinInvalidRound(BulletinError):
+    template = "cannot open round {requested}: the next round is {expected}"
+
+
+class BulletinRoundClosed(BulletinError):
+    template = "round {round} is closed: the bulletin board is at round {currentRound}"
+
+
+class BulletinRoundNotOpen(BulletinError):
+    template = "round {round} is not open yet: the bulletin board is at round {currentRound}"
+
+
+class BulletinUnknownAuthor(BulletinError):
+    template = (
+        "{author} may not post a message of kind {kind}: not a registered author of that kind"
+    )
+
+
+class BulletinAlreadyPosted(BulletinError):
+    template = "{author} already posted a message of kind {kind} in round {round}"
+
+
+class BulletinDuplicateDigest(BulletinError):
+    template = "digest {digest} is already on the bulletin board"
+
+
+class BulletinInvalidSignature(BulletinError):
+    template = "the signature is not {author}'s: it recovers to {signer}"
+
+
+# ──────────────────────────── Consensus ────────────────────────────
+
+
+class ConsensusError(ContractRevert):
+    """A revert of the consensus contract (CSC)."""
+
+
+class ConsensusUnauthorizedRelay(ConsensusError):
+    template = (
+        "{caller} is not the session's server, which alone may relay to the consensus contract"
+    )
+
+
+class ConsensusInvalidCandidateCount(ConsensusError):
+    template = (
+        "cannot elect {candidates} of {participants} participants: need 1 to participants - 1"
+    )
+
+
+class ConsensusInvalidRound(ConsensusError):
+    template = "cannot open the election of round {requested}: the next one is {expected}"
+
+
+class ConsensusElectionNotOpen(ConsensusError):
+    template = "the election of round {round} has not been opened"
+
+
+class ConsensusElectionClosed(ConsensusError):
+    template = "the election of round {round} is already tallied"
+
+
+class ConsensusDeadlinePassed(ConsensusError):
+    template = "the election of round {round} stopped taking ballots at {deadline}"
+
+
+class ConsensusUnknownVoter(ConsensusError):
+    template = "{voter} is not a registered participant"
+
+
+class ConsensusAlreadyVoted(ConsensusError):
+    template = "{voter} has already voted in round {round}"
+
+
+class ConsensusWrongLength(ConsensusError):
+    template = "expected {expected} entries, got {actual}"
+
+
+class ConsensusSelfScore(ConsensusError):
+    template = "{voter} scored or ranked itself in round {round}"
+
+
+class ConsensusInvalidSignature(ConsensusError):
+    template = "the scores are not signed by {voter}: the signature recovers to {signer}"
+
+
+class ConsensusInvalidRanking(ConsensusError):
+    template = (
+        "the ranking is not the voter's top-M by the tie rule (first wrong at position {position})"
+    )
+
+
+class ConsensusElectionStillOpen(ConsensusError):
+    template = (
+        "the election of round {round} has {ballots} of {expected} ballots and takes more "
+        "until {deadline}"
+    )
+
+
+class ConsensusNotTallied(ConsensusError):
+    template = "the election of round {round} has not been tallied"
+
+
+def _abi_errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    """Selector -> (error name, argument names, argument types), from the compiled ABIs."""
+    table: dict[bytes, tuple[str, list[str], list[str]]] = {}
+    for contract in CONTRACT_NAMES:
+        for entry in load_artifact(contract).abi:
+            if entry["type"] != "error":
+                continue
+            types = [i["type"] for i in entry["inputs"]]
+            names = [i["name"] for i in entry["inputs"]]
+            selector = function_signature_to_4byte_selector(f"{entry['name']}({','.join(types)})")
+            table[selector] = (entry["name"], names, types)
+    return table
+
+
+def _all_reverts() -> dict[str, type[ContractRevert]]:
+    found: dict[str, type[ContractRevert]] = {}
+    stack: list[type[ContractRevert]] = [ContractRevert]
+    while stack:
+        cls = stack.pop()
+        if cls.__dict__.get("template") and cls not in (ContractRevert, UnknownRevert):
+            found[cls.__name__] = cls
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+ABI_ERRORS = _abi_errors()
+REVERT_CLASSES = _all_reverts()
+
+
+def decode_revert(data: bytes, tx_hash: str | None = None) -> ContractRevert:
+    """The typed exception for revert ``data`` (selector + ABI-encoded arguments)."""
+    entry = ABI_ERRORS.get(bytes(data[:4]))
+    if entry is None or entry[0] not in REVERT_CLASSES:
+        return UnknownRevert({"data": "0x" + bytes(data).hex()}, tx_hash)
+    name, names, types = entry
+    values = decode(types, bytes(data[4:]))
+    fields = {
+        arg: _readable(kind, value) for arg, kind, value in zip(names, types, values, strict=True)
+    }
+    return REVERT_CLASSES[name](fields, tx_hash)
+
+
+def _readable(kind: str, value: Any) -> Any:
+    if kind == "bytes32":
+        return "0x" + bytes(value).hex()
+    if kind == "address":
+        return to_checksum_address(value)
+    return value
+
+
+def revert_data(exc: BaseException) -> bytes | None:
+    """The raw revert data inside a web3.py or eth-tester exception, if it carries any."""
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    # eth-tester raises TransactionFailed("execution reverted: b'...'"): the data is a bytes literal.
+    text = str(exc.args[0]) if exc.args else ""
+    prefix = "execution reverted: "
+    if text.startswith(prefix):
+        literal = text[len(prefix) :]
+        if literal.startswith("0x"):
+            return bytes.fromhex(literal[2:])
+        try:
+            value = ast.literal_eval(literal)
+        except (ValueError, SyntaxError):
+            return None
+        if isinstance(value, bytes):
+            return value
+    return None

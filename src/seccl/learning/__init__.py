@@ -1,0 +1,1 @@
+"""Learning layer: data, the model, local training, sparse selection, evaluation, aggregation."""

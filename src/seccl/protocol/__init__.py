@@ -1,0 +1,1 @@
+"""Protocol layer: the messages, their canonical encoding, digests, signatures, store and evidence."""

@@ -1,0 +1,202 @@
+"""SecCL's three messages, each with one canonical byte encoding and a SHA-256 digest.
+
+Every message starts with the same 34-byte header::
+
+    b"SCCL" | version u8 | kind u8 | round u64 | author (20 bytes)
+
+and all integers are big-endian. The evaluation message's encoding is exactly
+``abi.encodePacked(bytes4("SCCL"), uint8(1), uint8(1), uint64 round, address voter, uint32[] scores)``,
+so the consensus contract recomputes its digest from the scores it is given and checks the
+voter's signature itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from eth_utils import to_checksum_address
+
+from seccl.chain.bulletin_board import MessageKind
+from seccl.learning.sparse import SparseUpdate
+from seccl.protocol.errors import (
+    MalformedMessageError,
+    NonFiniteValueError,
+    OversizedMessageError,
+    WrongShapeError,
+)
+
+MAGIC = b"SCCL"
+VERSION = 1
+_HEADER = struct.Struct(">4sBBQ20s")
+HEADER_SIZE = _HEADER.size
+SCORE_WORD = 32  # abi.encodePacked pads each array element to a 32-byte word
+SCORE_SCALE = 1_000_000  # scores travel as parts per million of macro-F1
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _header(kind: MessageKind, round_: int, author: str) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, int(kind), round_, bytes.fromhex(author[2:]))
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(frozen=True, eq=False)
+class UpdateMessage:
+    """Type (a): a participant's sparse update of round ``round``."""
+
+    kind: ClassVar[MessageKind] = MessageKind.UPDATE
+    round: int
+    author: str
+    update: SparseUpdate
+
+    def to_bytes(self) -> bytes:
+        u = self.update
+        return (
+            _header(self.kind, self.round, self.author)
+            + struct.pack(">II", u.dimension, len(u))
+            + u.indices.astype(">u4").tobytes()
+            + u.values.astype(">f4").tobytes()
+        )
+
+    def digest(self) -> bytes:
+        return _digest(self.to_bytes())
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationMessage:
+    """Type (b): a participant's scores (macro-F1 in parts per million) for every participant,
+    by index, its own entry zero."""
+
+    kind: ClassVar[MessageKind] = MessageKind.EVALUATION
+    round: int
+    author: str
+    scores: tuple[int, ...]
+
+    def to_bytes(self) -> bytes:
+        return _header(self.kind, self.round, self.author) + b"".join(
+            s.to_bytes(SCORE_WORD, "big") for s in self.scores
+        )
+
+    def digest(self) -> bytes:
+        return _digest(self.to_bytes())
+
+
+@dataclass(frozen=True, eq=False)
+class ModelMessage:
+    """The global model the server publishes: the flat float32 parameters produced by ``round``."""
+
+    kind: ClassVar[MessageKind] = MessageKind.MODEL
+    round: int
+    author: str
+    params: np.ndarray = field(repr=False)
+
+    def to_bytes(self) -> bytes:
+        return (
+            _header(self.kind, self.round, self.author)
+            + struct.pack(">I", len(self.params))
+            + np.asarray(self.params, dtype=">f4").tobytes()
+        )
+
+    def digest(self) -> bytes:
+        return _digest(self.to_bytes())
+
+
+Message = UpdateMessage | EvaluationMessage | ModelMessage
+
+
+def score_to_ppm(score: float) -> int:
+    """A score in [0, 1] as the integer parts per million the contract compares."""
+    if not np.isfinite(score) or not 0.0 <= score <= 1.0:
+        raise ValueError(f"a score must be a finite number in [0, 1], got {score}")
+    return round(score * SCORE_SCALE)
+
+
+def decode_message(
+    data: bytes,
+    *,
+    dimension: int | None = None,
+    participants: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Message:
+    """Parse ``data`` into a message, or raise a typed :class:`ProtocolError` saying what is wrong.
+
+    ``dimension`` (the model's parameter count) and ``participants`` (the session's size) are
+    checked when given: an update or model of another shape, or an evaluation that does not score
+    every participant, is rejected.
+    """
+    if len(data) > max_bytes:
+        raise OversizedMessageError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
+    if len(data) < HEADER_SIZE:
+        raise MalformedMessageError(f"message of {len(data)} bytes is shorter than the header")
+    magic, version, kind_value, round_, author_bytes = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise MalformedMessageError(f"bad magic {magic!r}, expected {MAGIC!r}")
+    if version != VERSION:
+        raise MalformedMessageError(f"unsupported version {version}, expected {VERSION}")
+    try:
+        kind = MessageKind(kind_value)
+    except ValueError:
+        raise MalformedMessageError(f"unknown message kind {kind_value}") from None
+    author = to_checksum_address(author_bytes)
+    body = data[HEADER_SIZE:]
+    if kind is MessageKind.UPDATE:
+        return UpdateMessage(round_, author, _decode_update(body, dimension))
+    if kind is MessageKind.EVALUATION:
+        return EvaluationMessage(round_, author, _decode_scores(body, participants))
+    return ModelMessage(round_, author, _decode_model(body, dimension))
+
+
+def _decode_update(body: bytes, dimension: int | None) -> SparseUpdate:
+    if len(body) < 8:
+        raise MalformedMessageError("update body is shorter than its 8-byte size fields")
+    dim, count = struct.unpack_from(">II", body)
+    if dimension is not None and dim != dimension:
+        raise WrongShapeError(f"update for a model of {dim} parameters, expected {dimension}")
+    if count > dim:
+        raise WrongShapeError(f"update shares {count} coordinates of a {dim}-parameter model")
+    if len(body) != 8 + 8 * count:
+        raise MalformedMessageError(
+            f"update body of {len(body)} bytes does not hold {count} index/value pairs"
+        )
+    indices = np.frombuffer(body, dtype=">u4", count=count, offset=8).astype(np.uint32)
+    values = np.frombuffer(body, dtype=">f4", count=count, offset=8 + 4 * count).astype(np.float32)
+    if not np.isfinite(values).all():
+        raise NonFiniteValueError(f"update carries {int((~np.isfinite(values)).sum())} NaN/Inf values")
+    try:
+        return SparseUpdate(dim, indices, values)
+    except ValueError as exc:
+        raise MalformedMessageError(f"invalid sparse update: {exc}") from exc
+
+
+def _decode_scores(body: bytes, participants: int | None) -> tuple[int, ...]:
+    if len(body) % SCORE_WORD:
+        raise MalformedMessageError(f"evaluation body of {len(body)} bytes is not whole 32-byte words")
+    count = len(body) // SCORE_WORD
+    if participants is not None and count != participants:
+        raise WrongShapeError(f"evaluation scores {count} participants, expected {participants}")
+    scores = tuple(
+        int.from_bytes(body[i * SCORE_WORD : (i + 1) * SCORE_WORD], "big") for i in range(count)
+    )
+    if any(s > SCORE_SCALE for s in scores):
+        raise MalformedMessageError(f"a score exceeds {SCORE_SCALE} parts per million")
+    return scores
+
+
+def _decode_model(body: bytes, dimension: int | None) -> np.ndarray:
+    if len(body) < 4:
+        raise MalformedMessageError("model body is shorter than its 4-byte size field")
+    (dim,) = struct.unpack_from(">I", body)
+    if dimension is not None and dim != dimension:
+        raise WrongShapeError(f"model of {dim} parameters, expected {dimension}")
+    if len(body) != 4 + 4 * dim:
+        raise MalformedMessageError(f"model body of {len(body)} bytes does not hold {dim} floats")
+    params = np.frombuffer(body, dtype=">f4", count=dim, offset=4).astype(np.float32)
+    if not np.isfinite(params).all():
+        raise NonFiniteValueError(f"model carries {int((~np.isfinite(params)).sum())} NaN/Inf values")
+    return params

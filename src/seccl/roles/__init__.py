@@ -1,0 +1,1 @@
+"""Roles: the participant and the parameter server, honest and adversarial."""

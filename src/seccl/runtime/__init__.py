@@ -1,0 +1,1 @@
+"""Runtimes: the transport interface and the in-process simulation."""
