@@ -41,6 +41,8 @@ def deploy_session(backend: ChainBackend, n: int, m: int, tag: str = "participan
     w3 = backend.connect()
     server = backend.server_account()
     accounts = make_accounts(n, tag)
-    board, _ = BulletinBoardClient.deploy(w3, server=server, participants=[a.address for a in accounts])
+    board, _ = BulletinBoardClient.deploy(
+        w3, server=server, participants=[a.address for a in accounts]
+    )
     consensus, _ = ConsensusClient.deploy(w3, server=server, board=board.address, candidates=m)
     return Session(w3, server, accounts, board, consensus)

@@ -44,7 +44,10 @@ def test_a_participant_verifies_a_record_over_its_own_connection(
     author = session.accounts[0]
     digest = digest_of("verified independently")
     receipt = session.board.post(
-        0, MessageKind.UPDATE, author.address, digest,
+        0,
+        MessageKind.UPDATE,
+        author.address,
+        digest,
         session.board.sign(author, 0, MessageKind.UPDATE, digest),
     )
 
@@ -106,12 +109,22 @@ def test_rejects_malformed_signature_bytes(session: Session) -> None:
 def test_rejects_a_duplicate_post_by_the_same_author(session: Session) -> None:
     author = session.accounts[0]
     first, second = digest_of("first"), digest_of("second")
-    session.board.post(0, MessageKind.UPDATE, author.address, first,
-                       session.board.sign(author, 0, MessageKind.UPDATE, first))
+    session.board.post(
+        0,
+        MessageKind.UPDATE,
+        author.address,
+        first,
+        session.board.sign(author, 0, MessageKind.UPDATE, first),
+    )
 
     with pytest.raises(errors.BulletinAlreadyPosted):
-        session.board.post(0, MessageKind.UPDATE, author.address, second,
-                           session.board.sign(author, 0, MessageKind.UPDATE, second))
+        session.board.post(
+            0,
+            MessageKind.UPDATE,
+            author.address,
+            second,
+            session.board.sign(author, 0, MessageKind.UPDATE, second),
+        )
 
     assert session.board.digest_of(0, MessageKind.UPDATE, author.address) == first
 
@@ -119,12 +132,22 @@ def test_rejects_a_duplicate_post_by_the_same_author(session: Session) -> None:
 def test_rejects_a_digest_already_on_the_board(session: Session) -> None:
     a, b = session.accounts[0], session.accounts[1]
     digest = digest_of("same bytes")
-    session.board.post(0, MessageKind.UPDATE, a.address, digest,
-                       session.board.sign(a, 0, MessageKind.UPDATE, digest))
+    session.board.post(
+        0,
+        MessageKind.UPDATE,
+        a.address,
+        digest,
+        session.board.sign(a, 0, MessageKind.UPDATE, digest),
+    )
 
     with pytest.raises(errors.BulletinDuplicateDigest):
-        session.board.post(0, MessageKind.UPDATE, b.address, digest,
-                           session.board.sign(b, 0, MessageKind.UPDATE, digest))
+        session.board.post(
+            0,
+            MessageKind.UPDATE,
+            b.address,
+            digest,
+            session.board.sign(b, 0, MessageKind.UPDATE, digest),
+        )
 
 
 def test_rejects_posts_for_closed_and_future_rounds(session: Session) -> None:
@@ -133,11 +156,21 @@ def test_rejects_posts_for_closed_and_future_rounds(session: Session) -> None:
     digest = digest_of("late")
 
     with pytest.raises(errors.BulletinRoundClosed):
-        session.board.post(0, MessageKind.UPDATE, author.address, digest,
-                           session.board.sign(author, 0, MessageKind.UPDATE, digest))
+        session.board.post(
+            0,
+            MessageKind.UPDATE,
+            author.address,
+            digest,
+            session.board.sign(author, 0, MessageKind.UPDATE, digest),
+        )
     with pytest.raises(errors.BulletinRoundNotOpen):
-        session.board.post(2, MessageKind.UPDATE, author.address, digest,
-                           session.board.sign(author, 2, MessageKind.UPDATE, digest))
+        session.board.post(
+            2,
+            MessageKind.UPDATE,
+            author.address,
+            digest,
+            session.board.sign(author, 2, MessageKind.UPDATE, digest),
+        )
     assert session.board.current_round() == 1
 
 
@@ -152,8 +185,13 @@ def test_rejects_an_unknown_author(session: Session) -> None:
     digest = digest_of("stranger")
 
     with pytest.raises(errors.BulletinUnknownAuthor):
-        session.board.post(0, MessageKind.UPDATE, stranger.address, digest,
-                           session.board.sign(stranger, 0, MessageKind.UPDATE, digest))
+        session.board.post(
+            0,
+            MessageKind.UPDATE,
+            stranger.address,
+            digest,
+            session.board.sign(stranger, 0, MessageKind.UPDATE, digest),
+        )
 
 
 def test_only_the_server_posts_models_and_only_participants_post_updates(
@@ -163,8 +201,13 @@ def test_only_the_server_posts_models_and_only_participants_post_updates(
     digest = digest_of("model by a participant")
 
     with pytest.raises(errors.BulletinUnknownAuthor):
-        session.board.post(0, MessageKind.MODEL, participant.address, digest,
-                           session.board.sign(participant, 0, MessageKind.MODEL, digest))
+        session.board.post(
+            0,
+            MessageKind.MODEL,
+            participant.address,
+            digest,
+            session.board.sign(participant, 0, MessageKind.MODEL, digest),
+        )
 
 
 def test_rejects_relays_from_anyone_but_the_server(session: Session) -> None:
@@ -174,8 +217,13 @@ def test_rejects_relays_from_anyone_but_the_server(session: Session) -> None:
     hijacked = BulletinBoardClient(session.w3, session.board.address, sender=intruder)
 
     with pytest.raises(errors.BulletinUnauthorizedRelay) as caught:
-        hijacked.post(0, MessageKind.UPDATE, author.address, digest,
-                      session.board.sign(author, 0, MessageKind.UPDATE, digest))
+        hijacked.post(
+            0,
+            MessageKind.UPDATE,
+            author.address,
+            digest,
+            session.board.sign(author, 0, MessageKind.UPDATE, digest),
+        )
     assert caught.value.fields["caller"] == intruder
     with pytest.raises(errors.BulletinUnauthorizedRelay):
         hijacked.open_round(1)

@@ -26,6 +26,8 @@ GAS_OPEN_ROUND = 100_000
 def gas_for_deploy(n: int) -> int:
     """A gas limit for deploying a board of ``n`` participants (two storage slots each)."""
     return 1_500_000 + 60_000 * n
+
+
 GAS_POST = 200_000
 
 
@@ -70,7 +72,9 @@ class BulletinBoardClient:
         artifact = load_artifact("BulletinBoard")
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         constructor = factory.constructor([to_checksum_address(p) for p in participants])
-        receipt, raw = transact(w3, constructor, sender=server, gas=gas_for_deploy(len(participants)))
+        receipt, raw = transact(
+            w3, constructor, sender=server, gas=gas_for_deploy(len(participants))
+        )
         return cls(w3, raw["contractAddress"], sender=server), receipt
 
     def for_reader(self, w3: Web3) -> BulletinBoardClient:

@@ -67,6 +67,9 @@ class ConsensusClient:
         self.address = to_checksum_address(address)
         self.sender = sender
         self.contract = w3.eth.contract(address=self.address, abi=load_artifact("Consensus").abi)
+        # Facts fixed at deployment, cached so a ballot costs one transaction and no extra calls.
+        self._candidates: int | None = None
+        self._indices: dict[str, int] | None = None
 
     @classmethod
     def deploy(
@@ -131,7 +134,10 @@ class ConsensusClient:
         return str(call(self.contract.functions.board()))
 
     def candidate_count(self) -> int:
-        return int(call(self.contract.functions.candidateCount()))
+        """M, fixed at deployment (cached: it cannot change)."""
+        if self._candidates is None:
+            self._candidates = int(call(self.contract.functions.candidateCount()))
+        return self._candidates
 
     def latest_round(self) -> int:
         return int(call(self.contract.functions.latestRound()))
@@ -183,11 +189,14 @@ class ConsensusClient:
         )
 
     def _voter_index(self, voter: str, n: int) -> int:
-        from seccl.chain.bulletin_board import BulletinBoardClient
-
-        index = BulletinBoardClient(self.w3, self.board()).participant_index(voter)
+        if self._indices is None:
+            board = self.w3.eth.contract(
+                address=to_checksum_address(self.board()), abi=load_artifact("BulletinBoard").abi
+            )
+            participants = call(board.functions.participants())
+            self._indices = {str(p): i for i, p in enumerate(participants)}
         # An unknown voter gets an index the contract will reject with its own typed error.
-        return index if index is not None else 0
+        return self._indices.get(voter, 0)
 
     def _sender(self) -> str:
         if self.sender is None:

@@ -57,9 +57,7 @@ def transact(w3: Web3, function: Any, *, sender: str, gas: int) -> tuple[TxRecei
         if hasattr(function, "call"):
             function.call({"from": sender, "gas": gas}, block_identifier=parent)
         else:  # a constructor: replay its creation code
-            w3.eth.call(
-                {"from": sender, "gas": gas, "data": function.data_in_transaction}, parent
-            )
+            w3.eth.call({"from": sender, "gas": gas, "data": function.data_in_transaction}, parent)
     except Exception as exc:
         _raise_typed(exc, tx_hash)
         raise ChainError(f"transaction {tx_hash} failed: {exc}") from exc

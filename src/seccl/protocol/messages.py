@@ -131,7 +131,9 @@ def decode_message(
     every participant, is rejected.
     """
     if len(data) > max_bytes:
-        raise OversizedMessageError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
+        raise OversizedMessageError(
+            f"message of {len(data)} bytes exceeds the limit of {max_bytes}"
+        )
     if len(data) < HEADER_SIZE:
         raise MalformedMessageError(f"message of {len(data)} bytes is shorter than the header")
     magic, version, kind_value, round_, author_bytes = _HEADER.unpack_from(data)
@@ -167,7 +169,9 @@ def _decode_update(body: bytes, dimension: int | None) -> SparseUpdate:
     indices = np.frombuffer(body, dtype=">u4", count=count, offset=8).astype(np.uint32)
     values = np.frombuffer(body, dtype=">f4", count=count, offset=8 + 4 * count).astype(np.float32)
     if not np.isfinite(values).all():
-        raise NonFiniteValueError(f"update carries {int((~np.isfinite(values)).sum())} NaN/Inf values")
+        raise NonFiniteValueError(
+            f"update carries {int((~np.isfinite(values)).sum())} NaN/Inf values"
+        )
     try:
         return SparseUpdate(dim, indices, values)
     except ValueError as exc:
@@ -176,7 +180,9 @@ def _decode_update(body: bytes, dimension: int | None) -> SparseUpdate:
 
 def _decode_scores(body: bytes, participants: int | None) -> tuple[int, ...]:
     if len(body) % SCORE_WORD:
-        raise MalformedMessageError(f"evaluation body of {len(body)} bytes is not whole 32-byte words")
+        raise MalformedMessageError(
+            f"evaluation body of {len(body)} bytes is not whole 32-byte words"
+        )
     count = len(body) // SCORE_WORD
     if participants is not None and count != participants:
         raise WrongShapeError(f"evaluation scores {count} participants, expected {participants}")
@@ -198,5 +204,7 @@ def _decode_model(body: bytes, dimension: int | None) -> np.ndarray:
         raise MalformedMessageError(f"model body of {len(body)} bytes does not hold {dim} floats")
     params = np.frombuffer(body, dtype=">f4", count=dim, offset=4).astype(np.float32)
     if not np.isfinite(params).all():
-        raise NonFiniteValueError(f"model carries {int((~np.isfinite(params)).sum())} NaN/Inf values")
+        raise NonFiniteValueError(
+            f"model carries {int((~np.isfinite(params)).sum())} NaN/Inf values"
+        )
     return params

@@ -1,0 +1,258 @@
+"""Every custom error of the contracts decodes to a typed exception with a readable message."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import pytest
+from eth_abi import encode
+from eth_utils import keccak, to_checksum_address
+
+from seccl.chain import errors
+from seccl.chain.artifacts import CONTRACT_NAMES, load_artifact
+from seccl.chain.backends import EmbeddedChain
+from seccl.chain.bulletin_board import BulletinBoardClient
+from seccl.chain.errors import (
+    ABI_ERRORS,
+    REVERT_CLASSES,
+    ContractRevert,
+    UnknownRevert,
+    decode_revert,
+    revert_data,
+)
+from tests.conftest import make_accounts
+
+ADDRESS = "0x52908400098527886e0f7030069857d2e4169ee7"  # lower case, as no client would show it
+ADDRESS_CHECKSUMMED = "0x52908400098527886E0F7030069857D2E4169EE7"
+DIGEST = bytes(range(32))
+TX_HASH = "0x" + "ab" * 32
+
+
+def _abi_errors() -> list[tuple[str, str, list[str], list[str]]]:
+    """(contract, error name, argument names, argument types), read straight from the artifacts."""
+    found = []
+    for contract in CONTRACT_NAMES:
+        for entry in load_artifact(contract).abi:
+            if entry["type"] == "error":
+                names = [i["name"] for i in entry["inputs"]]
+                types = [i["type"] for i in entry["inputs"]]
+                found.append((contract, entry["name"], names, types))
+    return found
+
+
+ERRORS = _abi_errors()
+ERROR_IDS = [name for _, name, _, _ in ERRORS]
+
+
+def _selector(name: str, types: list[str]) -> bytes:
+    return keccak(text=f"{name}({','.join(types)})")[:4]
+
+
+def _fake(kind: str, position: int) -> tuple[Any, Any]:
+    """A value of ABI type ``kind`` to encode, and how the decoded exception should show it."""
+    if kind == "address":
+        return ADDRESS, ADDRESS_CHECKSUMMED
+    if kind == "bytes32":
+        return DIGEST, "0x" + DIGEST.hex()
+    if kind.startswith("uint"):
+        value = min(2 ** int(kind[4:]) - 1, 1_000 + 37 * position) if kind != "uint8" else 2
+        return value, value
+    raise AssertionError(f"no fake value for ABI type {kind}: extend the test")
+
+
+def test_the_artifacts_declare_custom_errors_for_both_contracts() -> None:
+    contracts = {contract for contract, _, _, _ in ERRORS}
+
+    assert contracts == set(CONTRACT_NAMES)
+    assert len(ERRORS) >= 20
+
+
+def test_every_abi_error_has_a_typed_class_and_every_class_an_abi_error() -> None:
+    abi_names = {name for _, name, _, _ in ERRORS}
+
+    assert abi_names <= set(REVERT_CLASSES), abi_names - set(REVERT_CLASSES)
+    assert set(REVERT_CLASSES) <= abi_names, set(REVERT_CLASSES) - abi_names
+
+
+@pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)
+def test_an_error_class_belongs_to_its_contracts_family(
+    contract: str, name: str, names: list[str], types: list[str]
+) -> None:
+    family = {"BulletinBoard": errors.BulletinError, "Consensus": errors.ConsensusError}[contract]
+
+    cls = REVERT_CLASSES[name]
+
+    assert issubclass(cls, family) and issubclass(cls, ContractRevert)
+    assert cls is getattr(errors, name)
+
+
+@pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)
+def test_the_selector_table_holds_every_error_under_its_keccak_selector(
+    contract: str, name: str, names: list[str], types: list[str]
+) -> None:
+    assert ABI_ERRORS[_selector(name, types)] == (name, names, types)
+
+
+def test_the_selector_table_has_one_entry_per_abi_error_without_collisions() -> None:
+    assert len(ABI_ERRORS) == len({name for _, name, _, _ in ERRORS}) == len(ERRORS)
+
+
+@pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)
+def test_a_template_names_exactly_the_abi_arguments(
+    contract: str, name: str, names: list[str], types: list[str]
+) -> None:
+    template = REVERT_CLASSES[name].template
+    fields = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+    assert fields == set(names)
+
+
+@pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)
+def test_abi_encoded_revert_data_decodes_to_the_typed_error_with_its_arguments(
+    contract: str, name: str, names: list[str], types: list[str]
+) -> None:
+    fakes = [_fake(kind, i) for i, kind in enumerate(types)]
+    data = _selector(name, types) + encode(types, [raw for raw, _ in fakes])
+    shown = {arg: readable for arg, (_, readable) in zip(names, fakes, strict=True)}
+
+    exc = decode_revert(data)
+
+    assert type(exc) is REVERT_CLASSES[name]
+    assert exc.fields == shown
+    assert str(exc) == REVERT_CLASSES[name].template.format(**shown)
+    for value in shown.values():
+        assert str(value) in str(exc)
+    assert "{" not in str(exc) and exc.tx_hash is None
+
+
+def test_addresses_come_back_checksummed() -> None:
+    data = _selector("BulletinInvalidSignature", ["address", "address"]) + encode(
+        ["address", "address"], [ADDRESS, "0x" + "00" * 20]
+    )
+
+    exc = decode_revert(data)
+
+    assert isinstance(exc, errors.BulletinInvalidSignature)
+    assert exc.fields == {"author": ADDRESS_CHECKSUMMED, "signer": "0x" + "00" * 20}
+    assert ADDRESS_CHECKSUMMED in str(exc) and ADDRESS not in str(exc)
+    assert to_checksum_address(exc.fields["author"]) == exc.fields["author"]
+
+
+def test_a_bytes32_argument_comes_back_as_0x_hex() -> None:
+    digest = b"\xde\xad\xbe\xef" + b"\x00" * 27 + b"\x01"
+    data = _selector("BulletinDuplicateDigest", ["bytes32"]) + encode(["bytes32"], [digest])
+
+    exc = decode_revert(data)
+
+    assert exc.fields == {"digest": "0xdeadbeef" + "00" * 27 + "01"}
+    assert str(exc) == f"digest 0xdeadbeef{'00' * 27}01 is already on the bulletin board"
+
+
+def test_the_transaction_hash_is_kept_and_named_in_the_message() -> None:
+    data = _selector("ConsensusNotTallied", ["uint64"]) + encode(["uint64"], [7])
+
+    exc = decode_revert(data, TX_HASH)
+
+    assert exc.tx_hash == TX_HASH
+    assert str(exc) == f"the election of round 7 has not been tallied (transaction {TX_HASH})"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00\x00",
+        bytes.fromhex("deadbeef") + encode(["uint256"], [1]),
+        # Solidity's own Error(string) and Panic(uint256) are not SecCL custom errors.
+        bytes.fromhex("08c379a0") + encode(["string"], ["boom"]),
+        bytes.fromhex("4e487b71") + encode(["uint256"], [0x11]),
+    ],
+    ids=["empty", "short", "unknown-selector", "error-string", "panic"],
+)
+def test_unknown_revert_data_gives_an_unknown_revert_showing_the_data(data: bytes) -> None:
+    exc = decode_revert(data, TX_HASH)
+
+    assert type(exc) is UnknownRevert
+    assert exc.fields == {"data": "0x" + data.hex()}
+    assert "0x" + data.hex() in str(exc) and exc.tx_hash == TX_HASH
+
+
+def _relay_data(caller: str = ADDRESS) -> bytes:
+    return _selector("BulletinUnauthorizedRelay", ["address"]) + encode(["address"], [caller])
+
+
+def test_revert_data_reads_the_bytes_literal_of_an_eth_tester_exception() -> None:
+    data = _relay_data()
+    exc = Exception(f"execution reverted: {data!r}")
+
+    assert revert_data(exc) == data
+
+
+def test_revert_data_reads_a_hex_string_after_execution_reverted() -> None:
+    data = _relay_data()
+
+    assert revert_data(Exception("execution reverted: 0x" + data.hex())) == data
+
+
+def test_revert_data_reads_a_hex_data_attribute() -> None:
+    class RpcError(Exception):
+        def __init__(self, data: str):
+            super().__init__("execution reverted")
+            self.data = data
+
+    data = _relay_data()
+
+    assert revert_data(RpcError("0x" + data.hex())) == data
+
+
+def test_revert_data_reads_a_hex_data_attribute_of_any_object() -> None:
+    class Carrier:
+        def __init__(self, data: str):
+            self.data = data
+            self.args = ()
+
+    data = _relay_data()
+
+    assert revert_data(Carrier("0x" + data.hex())) == data  # type: ignore[arg-type]
+
+
+def test_revert_data_reads_a_bytes_data_attribute() -> None:
+    exc = Exception("reverted")
+    exc.data = _relay_data()  # type: ignore[attr-defined]
+
+    assert revert_data(exc) == _relay_data()
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        Exception(),
+        Exception("out of gas"),
+        Exception("execution reverted: not a literal ("),
+        Exception("execution reverted: 'a str, not bytes'"),
+        Exception("execution reverted: 12"),
+    ],
+    ids=["no-args", "other-message", "malformed", "str-literal", "int-literal"],
+)
+def test_revert_data_is_none_when_the_exception_carries_no_revert_data(exc: Exception) -> None:
+    assert revert_data(exc) is None
+
+
+def test_a_real_eth_tester_revert_round_trips_to_the_typed_error() -> None:
+    backend = EmbeddedChain()
+    w3 = backend.connect()
+    accounts = make_accounts(2, "errors")
+    board, _ = BulletinBoardClient.deploy(
+        w3, server=backend.server_account(), participants=[a.address for a in accounts]
+    )
+    intruder = w3.eth.accounts[1]
+
+    with pytest.raises(Exception) as raised:  # the raw eth-tester exception, untyped
+        board.contract.functions.openRound(1).call({"from": intruder})
+    data = revert_data(raised.value)
+
+    assert data is not None and data[:4] == bytes.fromhex("1dd62222")
+    exc = decode_revert(data)
+    assert isinstance(exc, errors.BulletinUnauthorizedRelay)
+    assert exc.fields == {"caller": to_checksum_address(intruder)}
