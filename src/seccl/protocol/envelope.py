@@ -59,12 +59,8 @@ def open_message(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Message:
     """Decode ``signed`` and check that its author signed it, or raise a typed ProtocolError."""
-    message = decode_message(
-        signed.data, dimension=dimension, participants=participants, max_bytes=max_bytes
-    )
-    hash_ = signed_hash(
-        domain.chain_id, domain.board, message.round, int(message.kind), signed.digest()
-    )
+    message = decode_message(signed.data, dimension=dimension, participants=participants, max_bytes=max_bytes)
+    hash_ = signed_hash(domain.chain_id, domain.board, message.round, int(message.kind), signed.digest())
     signer = recover_signer(hash_, signed.signature)
     if signer != message.author:
         raise InvalidSignatureError(

@@ -131,9 +131,7 @@ def decode_message(
     every participant, is rejected.
     """
     if len(data) > max_bytes:
-        raise OversizedMessageError(
-            f"message of {len(data)} bytes exceeds the limit of {max_bytes}"
-        )
+        raise OversizedMessageError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
     if len(data) < HEADER_SIZE:
         raise MalformedMessageError(f"message of {len(data)} bytes is shorter than the header")
     magic, version, kind_value, round_, author_bytes = _HEADER.unpack_from(data)
@@ -169,9 +167,7 @@ def _decode_update(body: bytes, dimension: int | None) -> SparseUpdate:
     indices = np.frombuffer(body, dtype=">u4", count=count, offset=8).astype(np.uint32)
     values = np.frombuffer(body, dtype=">f4", count=count, offset=8 + 4 * count).astype(np.float32)
     if not np.isfinite(values).all():
-        raise NonFiniteValueError(
-            f"update carries {int((~np.isfinite(values)).sum())} NaN/Inf values"
-        )
+        raise NonFiniteValueError(f"update carries {int((~np.isfinite(values)).sum())} NaN/Inf values")
     try:
         return SparseUpdate(dim, indices, values)
     except ValueError as exc:
@@ -180,15 +176,11 @@ def _decode_update(body: bytes, dimension: int | None) -> SparseUpdate:
 
 def _decode_scores(body: bytes, participants: int | None) -> tuple[int, ...]:
     if len(body) % SCORE_WORD:
-        raise MalformedMessageError(
-            f"evaluation body of {len(body)} bytes is not whole 32-byte words"
-        )
+        raise MalformedMessageError(f"evaluation body of {len(body)} bytes is not whole 32-byte words")
     count = len(body) // SCORE_WORD
     if participants is not None and count != participants:
         raise WrongShapeError(f"evaluation scores {count} participants, expected {participants}")
-    scores = tuple(
-        int.from_bytes(body[i * SCORE_WORD : (i + 1) * SCORE_WORD], "big") for i in range(count)
-    )
+    scores = tuple(int.from_bytes(body[i * SCORE_WORD : (i + 1) * SCORE_WORD], "big") for i in range(count))
     if any(s > SCORE_SCALE for s in scores):
         raise MalformedMessageError(f"a score exceeds {SCORE_SCALE} parts per million")
     return scores
@@ -204,7 +196,5 @@ def _decode_model(body: bytes, dimension: int | None) -> np.ndarray:
         raise MalformedMessageError(f"model body of {len(body)} bytes does not hold {dim} floats")
     params = np.frombuffer(body, dtype=">f4", count=dim, offset=4).astype(np.float32)
     if not np.isfinite(params).all():
-        raise NonFiniteValueError(
-            f"model carries {int((~np.isfinite(params)).sum())} NaN/Inf values"
-        )
+        raise NonFiniteValueError(f"model carries {int((~np.isfinite(params)).sum())} NaN/Inf values")
     return params

@@ -29,9 +29,7 @@ class MessageStore:
     def check_new(self, round_: int, kind: MessageKind, author: str) -> None:
         """Raise :class:`ReplayError` if this round already has ``author``'s ``kind`` message."""
         if (round_, kind, author) in self._messages:
-            raise ReplayError(
-                f"{author} already sent its {kind.name.lower()} message of round {round_}"
-            )
+            raise ReplayError(f"{author} already sent its {kind.name.lower()} message of round {round_}")
 
     def add(self, stored: StoredMessage) -> None:
         self.check_new(stored.round, stored.kind, stored.author)

@@ -110,9 +110,7 @@ class Participant:
         """The fraction ``s`` of Δ with the largest magnitudes."""
         return select_top_fraction(delta(local, params), self.settings.share_fraction)
 
-    def score_updates(
-        self, round_: int, params: np.ndarray, updates: dict[int, SparseUpdate]
-    ) -> list[float]:
+    def score_updates(self, round_: int, params: np.ndarray, updates: dict[int, SparseUpdate]) -> list[float]:
         """Macro-F1 of ``params + Δ_j`` on the private validation set, by participant index;
         0 for itself and for anyone whose update did not verify."""
         scores = [0.0] * self.session.n
@@ -122,10 +120,14 @@ class Participant:
 
     # ─────────────── the round ───────────────
 
-    def _on_train(self, request: TrainRequest) -> SignedMessage:
-        self._params = self._check_model(request.round - 1, request.model, request.model_tx_id)
+    def _on_train(self, request: TrainRequest) -> SignedMessage | None:
+        params = self._check_model(request.round - 1, request.model, request.model_tx_id)
         self._round = request.round
         self._verified = {}
+        self._own_update = self._own_evaluation = None
+        self._params = params
+        if params is None:
+            return None  # no model that matches the chain: sit this round out (the evidence says why)
         local = self.local_model(self._params, request.round)
         update = self.make_update(self._params, local, request.round)
         signed = sign_message(
@@ -134,9 +136,10 @@ class Participant:
         self._own_update = signed
         return signed
 
-    def _on_evaluate(self, request: EvaluateRequest) -> SignedMessage:
+    def _on_evaluate(self, request: EvaluateRequest) -> SignedMessage | None:
         round_ = request.round
-        assert self._own_update is not None and self._params is not None
+        if self._own_update is None or self._params is None:
+            return None  # sitting this round out
         self._check_own_record(round_, MessageKind.UPDATE, self._own_update, request.own_tx_id)
         delivered = {d.author: d for d in request.updates}
         for j, author in enumerate(self.session.participants):
@@ -166,10 +169,9 @@ class Participant:
         return signed
 
     def _on_ballot_receipt(self, receipt: BallotReceipt) -> None:
-        assert self._own_evaluation is not None
-        self._check_own_record(
-            receipt.round, MessageKind.EVALUATION, self._own_evaluation, receipt.tx_id
-        )
+        if self._own_evaluation is None:
+            return
+        self._check_own_record(receipt.round, MessageKind.EVALUATION, self._own_evaluation, receipt.tx_id)
         ballot = self.consensus.ballot_of(receipt.round, self.address)
         own = self._own_evaluation.digest()
         if ballot is None or ballot.digest != own:
@@ -184,10 +186,10 @@ class Participant:
 
     # ─────────────── checks against the chain ───────────────
 
-    def _check_model(self, model_round: int, signed: SignedMessage, tx_id: str) -> np.ndarray:
+    def _check_model(self, model_round: int, signed: SignedMessage, tx_id: str) -> np.ndarray | None:
         """The global model of ``model_round`` to continue from, after checking it: it must hash
         to the board's record, and that record must be the aggregate of the elected candidates
-        (recomputed here from the verified updates)."""
+        (recomputed here from the verified updates). None when no model can be trusted."""
         server = self.session.server
         recorded = self.board.digest_of(model_round, MessageKind.MODEL, server)
         by_tx = self._record_digest(tx_id, model_round, MessageKind.MODEL, server)
@@ -218,15 +220,7 @@ class Participant:
                 )
             # Continue from the model SecCL's rules define, whatever the server did.
             return expected
-        if delivered is not None:
-            return delivered
-        # Round 0 with a bad model: nothing better exists; the evidence says so.
-        fallback = self._decode_model(signed)
-        if fallback is None:
-            raise ChainError(
-                f"participant {self.index} has no usable model for round {model_round}"
-            )
-        return fallback
+        return delivered
 
     def _recompute_model(self, model_round: int) -> np.ndarray | None:
         """θ_r = aggregate(θ_{r-1}, candidates' updates), if this participant holds them all."""
@@ -240,9 +234,7 @@ class Participant:
         updates = {**self._verified, self.index: own} if own is not None else dict(self._verified)
         if any(c not in updates for c in candidates):
             return None  # a withheld candidate: already reported, cannot recompute
-        return aggregate(
-            self._params, [updates[c] for c in candidates], rule=self.settings.aggregation
-        )
+        return aggregate(self._params, [updates[c] for c in candidates], rule=self.settings.aggregation)
 
     def _verify_delivered(
         self, round_: int, author: str, signed: SignedMessage, tx_id: str
@@ -272,11 +264,7 @@ class Participant:
                 f"{type(exc).__name__}: {exc}",
             )
             return None
-        if (
-            not isinstance(message, UpdateMessage)
-            or message.round != round_
-            or message.author != author
-        ):
+        if not isinstance(message, UpdateMessage) or message.round != round_ or message.author != author:
             self._report(
                 EvidenceKind.INVALID_MESSAGE,
                 author,
@@ -298,7 +286,9 @@ class Participant:
                 if kind is MessageKind.UPDATE
                 else EvidenceKind.EVALUATION_NOT_RECORDED
             )
-            recorded = by_tx or self.board.digest_of(round_, kind, self.address)
+            # Quote what the given Tx-ID really records (someone else's post, or nothing).
+            record = self.board.record_in_transaction(tx_id) if tx_id else None
+            recorded = record.digest if record else None
             self._report(
                 missing,
                 self.address,
@@ -309,9 +299,7 @@ class Participant:
                 "the server returned",
             )
 
-    def _record_digest(
-        self, tx_id: str | None, round_: int, kind: MessageKind, author: str
-    ) -> bytes | None:
+    def _record_digest(self, tx_id: str | None, round_: int, kind: MessageKind, author: str) -> bytes | None:
         """The digest transaction ``tx_id`` recorded, if it recorded this round/kind/author."""
         if not tx_id:
             return None

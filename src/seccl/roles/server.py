@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
 from seccl.chain.consensus import ConsensusClient
-from seccl.chain.errors import ContractRevert
+from seccl.chain.errors import ConsensusElectionStillOpen, ContractRevert
 from seccl.chain.transactions import TxReceipt
 from seccl.election import voter_ranking
 from seccl.learning.aggregation import aggregate
@@ -102,6 +102,14 @@ class ParameterServer:
         self.model_tx_id = ""
         self._round_gas = 0
         self._round_txs = 0
+        self.wait_until: Callable[[int], None] = self._sleep_until
+
+    def _sleep_until(self, timestamp: int) -> None:
+        """Wait until the chain's clock reaches ``timestamp`` (a deployment's real wait)."""
+        import time
+
+        while int(self.board.w3.eth.get_block("latest")["timestamp"]) < timestamp:
+            time.sleep(1.0)
 
     # ─────────────── the session ───────────────
 
@@ -137,18 +145,19 @@ class ParameterServer:
         evidence += _collect(replies)
         receipts: dict[int, Request] = {}
         for i, reply in sorted(replies.items()):
-            stored = (
-                self.accept(round_, i, reply.message, MessageKind.EVALUATION)
-                if reply.message
-                else None
-            )
+            stored = self.accept(round_, i, reply.message, MessageKind.EVALUATION) if reply.message else None
             receipts[i] = BallotReceipt(round_, stored.tx_id if stored else None)
             if stored is not None:
                 self._relay_to_consensus(round_, i, stored)
         evidence += _collect(send_and_receive(receipts))
 
         # 6. The contract elects; 7. the server aggregates the candidates alone and posts θ_r.
-        election = self.consensus.tally(round_, n=self.session.n)
+        try:
+            election = self.consensus.tally(round_, n=self.session.n)
+        except ConsensusElectionStillOpen as missing:
+            # A ballot is missing: the contract elects from those it has once the deadline passes.
+            self.wait_until(int(missing.fields["deadline"]) + 1)
+            election = self.consensus.tally(round_, n=self.session.n)
         self._count(round_, "tally", "server", election.tx_hash)
         self.params = self.aggregate_model(round_, election.candidates)
         self._publish_model(round_, self.params)
@@ -167,10 +176,7 @@ class ParameterServer:
         """Hand everyone the final model so they can check it; returns what they found."""
         return _collect(
             send_and_receive(
-                {
-                    i: FinalModelRequest(round_, *self.deliver_model(i))
-                    for i in range(self.session.n)
-                }
+                {i: FinalModelRequest(round_, *self.deliver_model(i)) for i in range(self.session.n)}
             )
         )
 
@@ -184,13 +190,9 @@ class ParameterServer:
         assert self.model_signed is not None
         return self.model_signed, self.model_tx_id
 
-    def evaluate_request(
-        self, i: int, round_: int, updates: list[StoredMessage]
-    ) -> EvaluateRequest:
+    def evaluate_request(self, i: int, round_: int, updates: list[StoredMessage]) -> EvaluateRequest:
         own = self.store.get(round_, MessageKind.UPDATE, self.session.participants[i])
-        return EvaluateRequest(
-            round_, own.tx_id if own else None, tuple(self.deliver_updates(i, updates))
-        )
+        return EvaluateRequest(round_, own.tx_id if own else None, tuple(self.deliver_updates(i, updates)))
 
     def deliver_updates(self, i: int, updates: list[StoredMessage]) -> list[DeliveredUpdate]:
         """The others' updates as handed to participant ``i``."""
@@ -202,9 +204,7 @@ class ParameterServer:
         kind = MessageKind.UPDATE
         return self.board.post(round_, kind, author, signed.digest(), signed.signature)
 
-    def relay_scores(
-        self, round_: int, author: str, scores: tuple[int, ...], signature: bytes
-    ) -> TxReceipt:
+    def relay_scores(self, round_: int, author: str, scores: tuple[int, ...], signature: bytes) -> TxReceipt:
         """Submit a voter's signed scores, with its top-M ranking, to the consensus contract."""
         index = self.session.participants.index(author)
         ranking = voter_ranking(scores, index, self.session.candidates)
@@ -213,18 +213,14 @@ class ParameterServer:
     def aggregate_model(self, round_: int, candidates: tuple[int, ...]) -> np.ndarray:
         """θ_r from θ_{r-1} and the candidates' updates alone (deterministic)."""
         updates = [self.update_of(round_, c) for c in candidates]
-        return aggregate(
-            self.params, [u for u in updates if u is not None], rule=self.settings.aggregation
-        )
+        return aggregate(self.params, [u for u in updates if u is not None], rule=self.settings.aggregation)
 
     def model_to_publish(self, round_: int, params: np.ndarray) -> np.ndarray:
         return params
 
     # ─────────────── internals ───────────────
 
-    def accept(
-        self, round_: int, i: int, signed: SignedMessage, kind: MessageKind
-    ) -> StoredMessage | None:
+    def accept(self, round_: int, i: int, signed: SignedMessage, kind: MessageKind) -> StoredMessage | None:
         """Check a participant's message; store and post it, or record why it was refused."""
         author = self.session.participants[i]
         try:
@@ -246,7 +242,7 @@ class ParameterServer:
         if receipt is None:
             return None
         self._record(round_, f"post {kind.name.lower()}", author, receipt)
-        stored = StoredMessage(round_, kind, author, signed, receipt.tx_id)
+        stored = StoredMessage(round_, kind, author, signed, receipt.tx_hash)
         self.store.add(stored)
         return stored
 
@@ -261,9 +257,7 @@ class ParameterServer:
         message = open_message(stored.signed, self.session.domain, participants=self.session.n)
         assert isinstance(message, EvaluationMessage)
         try:
-            receipt = self.relay_scores(
-                round_, stored.author, message.scores, stored.signed.signature
-            )
+            receipt = self.relay_scores(round_, stored.author, message.scores, stored.signed.signature)
         except ContractRevert as exc:
             # The failed relay is itself on-chain; the voter will find its ballot missing.
             self.rejections.append(Rejection(round_, stored.author, type(exc).__name__, str(exc)))
@@ -291,13 +285,11 @@ class ParameterServer:
             self.model_signed.digest(),
             self.model_signed.signature,
         )
-        self.model_tx_id = receipt.tx_id
+        self.model_tx_id = receipt.tx_hash
         self._record(round_, "post model", self.account.address, receipt)
 
     def _record(self, round_: int, action: str, subject: str, receipt: TxReceipt) -> None:
-        self.transactions.append(
-            TxEntry(round_, action, subject, receipt.tx_hash, receipt.gas_used)
-        )
+        self.transactions.append(TxEntry(round_, action, subject, receipt.tx_hash, receipt.gas_used))
         self._round_gas += receipt.gas_used
         self._round_txs += 1
 

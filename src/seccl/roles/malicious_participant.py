@@ -1,0 +1,387 @@
+"""Malicious participants: each breaks the learning rules in one of the ways DESIGN.md lists.
+
+They follow the message protocol like everyone else (they sign, post and check the chain
+exactly as an honest :class:`Participant` does); only what they train on, what they upload
+or how they score differs. SecCL cannot stop them, it throttles them: honest voters score
+their updates low and the consensus contract keeps them out of the candidates.
+
+Every class takes ``start_round`` (default 1): before that round it behaves honestly (the
+paper's Figure 5 adversaries turn malicious at round 5). Attack options are keyword
+arguments after Participant's own; the classes cooperate through ``super()``, so a
+combination such as ``class C(CollusionVoter, LabelFlippingParticipant)`` works, and
+:func:`attack_class` builds one from a name like ``"label-flip+collude-votes"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+import numpy as np
+
+from seccl.learning.backdoor import poison_dataset
+from seccl.learning.data import Dataset
+from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction
+from seccl.learning.training import train_local
+from seccl.roles.participant import Participant
+
+__all__ = [
+    "PARTICIPANT_ATTACKS",
+    "Adversary",
+    "BackdoorParticipant",
+    "CollusionVoter",
+    "FreeRider",
+    "LabelFlippingParticipant",
+    "LowQualityParticipant",
+    "NoiseParticipant",
+    "ParticipantFactory",
+    "ScalingParticipant",
+    "SignFlippingParticipant",
+    "adversary_count",
+    "attack_class",
+    "attack_factory",
+    "choose_adversaries",
+]
+
+ParticipantFactory = Callable[..., Participant]  # the same alias as seccl.runtime.simulation's
+
+
+# ─────────────── the common base ───────────────
+
+
+class Adversary(Participant):
+    """A participant that behaves honestly before ``start_round`` and attacks from it on."""
+
+    def __init__(self, *args: Any, start_round: int = 1, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if start_round < 1:
+            raise ValueError(f"start_round must be at least 1, got {start_round}")
+        self.start_round = start_round
+        self.trainings = 0  # calls of local training (a free rider keeps this at 0)
+
+    def attacking(self, round_: int) -> bool:
+        return round_ >= self.start_round
+
+    def training_data(self, round_: int) -> Dataset:
+        """The data :meth:`local_model` trains on in ``round_`` (poisoners override it)."""
+        return self.data.train
+
+    def local_model(self, params: np.ndarray, round_: int) -> np.ndarray:
+        self.trainings += 1
+        data = self.training_data(round_)
+        if data is self.data.train:
+            return super().local_model(params, round_)  # exactly the honest training
+        return train_local(
+            params,
+            data,
+            epochs=self.settings.local_epochs,
+            lr=self.settings.learning_rate,
+            batch_size=self.settings.batch_size,
+            seed=self._seed_for(round_),
+            model=self._model,
+        )
+
+    def _rng(self, round_: int, tag: int) -> np.random.Generator:
+        """A generator private to this participant, round and purpose."""
+        return np.random.default_rng([self.seed, self.index, round_, tag])
+
+    def _random_support(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """``k`` distinct random coordinates, sorted, as a sparse update's indices."""
+        return np.sort(rng.choice(self.session.dimension, size=k, replace=False)).astype(np.uint32)
+
+
+def _share_count(dimension: int, fraction: float) -> int:
+    """How many coordinates an honest top-``fraction`` update of ``dimension`` holds."""
+    return len(select_top_fraction(np.zeros(dimension, dtype=np.float32), fraction))
+
+
+# ─────────────── poisoned training data ───────────────
+
+
+class _DataPoisoner(Adversary):
+    """Trains honestly, but on a corrupted copy of its train set from ``start_round`` on."""
+
+    poisoned: Dataset
+
+    def training_data(self, round_: int) -> Dataset:
+        return self.poisoned if self.attacking(round_) else self.data.train
+
+
+class LowQualityParticipant(_DataPoisoner):
+    """Passive: follows the protocol but holds poor data. Keeps a seeded ``keep`` of its train
+    samples (all by default) and replaces a seeded ``label_noise`` fraction of their labels by
+    uniformly random ones (which may by chance equal the true label)."""
+
+    def __init__(self, *args: Any, label_noise: float = 0.8, keep: int | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if not 0.0 <= label_noise <= 1.0:
+            raise ValueError(f"label_noise must be in [0, 1], got {label_noise}")
+        train = self.data.train
+        if keep is not None and not 1 <= keep <= len(train):
+            raise ValueError(f"keep must be in [1, {len(train)}], got {keep}")
+        rng = np.random.default_rng([self.seed, self.index, 0x10])
+        order = rng.permutation(len(train))
+        kept = train.subset(np.sort(order[:keep]) if keep is not None else order)
+        labels = kept.labels.copy()
+        noisy = rng.choice(len(labels), size=round(label_noise * len(labels)), replace=False)
+        labels[noisy] = rng.integers(0, train.num_classes, size=len(noisy))
+        self.label_noise = label_noise
+        self.noisy_indices = np.sort(noisy)
+        self.poisoned = Dataset(kept.images, labels, train.num_classes)
+
+
+class LabelFlippingParticipant(_DataPoisoner):
+    """Fake labels (the paper's Figure 5 attack): trains on labels mapped ``y -> mapping[y]``,
+    by default ``y -> num_classes − 1 − y`` (9 − y on MNIST)."""
+
+    def __init__(self, *args: Any, mapping: Sequence[int] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        train = self.data.train
+        k = train.num_classes
+        table = np.arange(k - 1, -1, -1) if mapping is None else np.asarray(mapping, dtype=np.int64)
+        if table.shape != (k,) or table.min() < 0 or table.max() >= k:
+            raise ValueError(f"mapping must give a label in [0, {k}) for each of the {k} classes")
+        self.mapping = table.astype(np.int64)
+        self.poisoned = Dataset(train.images, self.mapping[train.labels], k)
+
+
+class BackdoorParticipant(_DataPoisoner):
+    """Stamps the trigger of :mod:`seccl.learning.backdoor` on a seeded ``poison_fraction`` of
+    its train images and relabels them ``target_label``; the other samples stay clean, so the
+    update still looks useful on clean validation data."""
+
+    def __init__(self, *args: Any, poison_fraction: float = 0.5, target_label: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.target_label = target_label
+        self.poisoned, self.poisoned_indices = poison_dataset(
+            self.data.train,
+            fraction=poison_fraction,
+            target_label=target_label,
+            seed=self.seed * 1_000_003 + self.index,
+        )
+
+
+# ─────────────── forged updates ───────────────
+
+
+class NoiseParticipant(Adversary):
+    """Uploads Gaussian noise instead of its Δ, with an honest update's structure: as many
+    coordinates as the top-``s`` selection, but random ones, with values ``N(0, σ²)``.
+
+    ``sigma`` fixed: no training at all. ``sigma=None`` (default): it trains and takes
+    ``σ = relative × std(Δ)`` of its real dense Δ, so the noise has a plausible scale."""
+
+    def __init__(self, *args: Any, sigma: float | None = None, relative: float = 10.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if sigma is not None and not sigma > 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        self.sigma = sigma
+        self.relative = relative
+        self.last_sigma: float | None = None
+
+    def local_model(self, params: np.ndarray, round_: int) -> np.ndarray:
+        if self.attacking(round_) and self.sigma is not None:
+            return params.copy()
+        return super().local_model(params, round_)
+
+    def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
+        if not self.attacking(round_):
+            return super().make_update(params, local, round_)
+        sigma = self.sigma
+        if sigma is None:
+            sigma = self.relative * float(np.std(delta(local, params), dtype=np.float64))
+        self.last_sigma = sigma
+        rng = self._rng(round_, 0x20)
+        k = _share_count(len(params), self.settings.share_fraction)
+        indices = self._random_support(rng, k)
+        values = rng.normal(0.0, sigma, size=k).astype(np.float32)
+        return SparseUpdate(len(params), indices, values)
+
+
+class _ValueTransform(Adversary):
+    """Uploads its honest top-``s`` update with the values transformed, same coordinates."""
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
+        update = super().make_update(params, local, round_)
+        if not self.attacking(round_):
+            return update
+        values = self.transform(update.values.astype(np.float64)).astype(np.float32)
+        return SparseUpdate(update.dimension, update.indices, values)
+
+
+class SignFlippingParticipant(_ValueTransform):
+    """Uploads ``−scale × Δ`` on the honest coordinates (``scale`` 1 by default)."""
+
+    def __init__(self, *args: Any, scale: float = 1.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.scale = scale
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return -self.scale * values
+
+
+class ScalingParticipant(_ValueTransform):
+    """Boosting: uploads ``scale × Δ`` on the honest coordinates (``scale`` 10 by default)."""
+
+    def __init__(self, *args: Any, scale: float = 10.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.scale = scale
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return self.scale * values
+
+
+class FreeRider(Adversary):
+    """Uploads without training (it never calls local training from ``start_round`` on).
+
+    ``mode="random"``: ``N(0, sigma²)`` values (small: ``sigma`` 1e-3) on random coordinates.
+    ``mode="stale"``: replays the last aggregate step it saw, ``θ_{r−1} − θ_{r−2}`` (the
+    global model it receives now minus the one it received last round), times
+    ``stale_scale``, plus Gaussian noise of ``noise`` × that step's std over the coordinates
+    it moved; its top-``s`` coordinates form the update. With no earlier model to compare
+    (its first round) it falls back to ``"random"``. Copying others' past progress costs no
+    training: the paper's open problem of training verification.
+    """
+
+    MODES = ("random", "stale")
+
+    def __init__(
+        self,
+        *args: Any,
+        mode: str = "random",
+        sigma: float = 1e-3,
+        stale_scale: float = 1.0,
+        noise: float = 0.1,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        self.sigma = sigma
+        self.stale_scale = stale_scale
+        self.noise = noise
+        self._previous: np.ndarray | None = None  # the global model it received last round
+
+    def local_model(self, params: np.ndarray, round_: int) -> np.ndarray:
+        if self.attacking(round_):
+            return params.copy()
+        return super().local_model(params, round_)
+
+    def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
+        previous, self._previous = self._previous, params.copy()
+        if not self.attacking(round_):
+            return super().make_update(params, local, round_)
+        rng = self._rng(round_, 0x30)
+        step = None if previous is None else delta(params, previous)
+        if self.mode == "random" or step is None or not step.any():
+            k = _share_count(len(params), self.settings.share_fraction)
+            values = rng.normal(0.0, self.sigma, size=k).astype(np.float32)
+            return SparseUpdate(len(params), self._random_support(rng, k), values)
+        moved = step != 0
+        spread = float(np.std(step[moved], dtype=np.float64))
+        forged = self.stale_scale * step.astype(np.float64)
+        forged[moved] += rng.normal(0.0, self.noise * spread, size=int(moved.sum()))
+        return select_top_fraction(forged.astype(np.float32), self.settings.share_fraction)
+
+
+# ─────────────── colluding voters ───────────────
+
+
+class CollusionVoter(Adversary):
+    """Trains honestly, but from ``start_round`` on scores every fellow colluder (the indices
+    in ``colluders`` other than its own) 1.0 and everyone else 0.0, so its top-``M`` ballot
+    ranks the fellows first (lower index first among equals, the contract's rule)."""
+
+    def __init__(self, *args: Any, colluders: Collection[int] = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.colluders = frozenset(int(c) for c in colluders)
+        bad = [c for c in self.colluders if not 0 <= c < self.session.n]
+        if bad:
+            raise ValueError(f"colluders {sorted(bad)} are not participant indices")
+
+    @property
+    def fellows(self) -> frozenset[int]:
+        return self.colluders - {self.index}
+
+    def score_updates(self, round_: int, params: np.ndarray, updates: dict[int, SparseUpdate]) -> list[float]:
+        if not self.attacking(round_):
+            return super().score_updates(round_, params, updates)
+        return [1.0 if j in self.fellows else 0.0 for j in range(self.session.n)]
+
+
+# ─────────────── registry ───────────────
+
+PARTICIPANT_ATTACKS: dict[str, type[Participant]] = {
+    "low-quality": LowQualityParticipant,
+    "label-flip": LabelFlippingParticipant,
+    "backdoor": BackdoorParticipant,
+    "noise": NoiseParticipant,
+    "sign-flip": SignFlippingParticipant,
+    "scale": ScalingParticipant,
+    "free-rider": FreeRider,
+    "collude-votes": CollusionVoter,
+}
+
+
+def attack_class(name: str) -> type[Participant]:
+    """The class of attack ``name``: a key of :data:`PARTICIPANT_ATTACKS`, or several joined
+    by ``+`` (e.g. ``"label-flip+collude-votes"``: colluders that also flip labels), combined
+    in the order given (the first one's overrides come first in the MRO)."""
+    parts = [p.strip() for p in name.split("+")]
+    unknown = [p for p in parts if p not in PARTICIPANT_ATTACKS]
+    if unknown or len(set(parts)) != len(parts):
+        known = ", ".join(PARTICIPANT_ATTACKS)
+        raise ValueError(f"unknown or repeated participant attack in {name!r}; known: {known}")
+    if len(parts) == 1:
+        return PARTICIPANT_ATTACKS[parts[0]]
+    bases = tuple(PARTICIPANT_ATTACKS[p] for p in parts)
+    title = "".join(b.__name__ for b in bases)
+    return type(title, bases, {"__doc__": f"The combined attack {name!r}."})
+
+
+def attack_factory(
+    name: str,
+    adversaries: Collection[int],
+    *,
+    start_round: int = 1,
+    options: dict[str, Any] | None = None,
+) -> ParticipantFactory:
+    """A ``participant_factory`` for ``Simulation``: participants whose index is in
+    ``adversaries`` run attack ``name`` (see :func:`attack_class`) from ``start_round`` with
+    the keyword ``options``; colluding voters get ``colluders=adversaries``. Everyone else is
+    an honest :class:`Participant`."""
+    cls = attack_class(name)
+    chosen = frozenset(int(a) for a in adversaries)
+    extra: dict[str, Any] = {**(options or {}), "start_round": start_round}
+    if issubclass(cls, CollusionVoter):
+        extra.setdefault("colluders", chosen)
+
+    def make(*, index: int, **kwargs: Any) -> Participant:
+        if index in chosen:
+            return cls(index=index, **kwargs, **extra)
+        return Participant(index=index, **kwargs)
+
+    return make
+
+
+def adversary_count(n: int, fraction: float) -> int:
+    """``round(e·N)`` adversaries, halves rounded up (e = 0.2 of 20 → 4, e = 0.25 of 10 → 3)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"the adversary fraction e must be in [0, 1], got {fraction}")
+    # Snap away float error first: 0.1 * 30 is 3.0000000000000004.
+    return min(n, math.floor(round(fraction * n, 9) + 0.5))
+
+
+def choose_adversaries(n: int, fraction: float, seed: int) -> set[int]:
+    """Which :func:`adversary_count` of the ``n`` participants are malicious: a seeded random
+    choice, the same for the same ``(n, fraction, seed)``."""
+    if n < 1:
+        raise ValueError(f"need at least one participant, got {n}")
+    k = adversary_count(n, fraction)
+    rng = np.random.default_rng([seed, 0xE])
+    return {int(i) for i in rng.choice(n, size=k, replace=False)}

@@ -1,0 +1,293 @@
+"""The three messages round-trip through one canonical encoding, and every malformed input is
+rejected by ``decode_message`` with a typed error that says what is wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+
+import numpy as np
+import pytest
+
+from seccl.chain.bulletin_board import MessageKind
+from seccl.learning.sparse import SparseUpdate, select_top_fraction
+from seccl.protocol.errors import (
+    MalformedMessageError,
+    NonFiniteValueError,
+    OversizedMessageError,
+    ProtocolError,
+    WrongShapeError,
+)
+from seccl.protocol.messages import (
+    HEADER_SIZE,
+    SCORE_SCALE,
+    EvaluationMessage,
+    ModelMessage,
+    UpdateMessage,
+    decode_message,
+    score_to_ppm,
+)
+from tests.conftest import make_accounts
+
+AUTHOR = make_accounts(1)[0].address
+DIM = 50
+
+
+def header(
+    kind: int, round_: int = 3, author: str = AUTHOR, magic: bytes = b"SCCL", version: int = 1
+) -> bytes:
+    return magic + bytes([version, kind]) + round_.to_bytes(8, "big") + bytes.fromhex(author[2:])
+
+
+def update_bytes(dim: int, indices: list[int], values: list[float], round_: int = 3) -> bytes:
+    """An update encoded by hand, so it can carry what ``SparseUpdate`` refuses (NaN, bad indices)."""
+    return (
+        header(MessageKind.UPDATE, round_)
+        + struct.pack(">II", dim, len(indices))
+        + np.asarray(indices, dtype=">u4").tobytes()
+        + np.asarray(values, dtype=">f4").tobytes()
+    )
+
+
+def model_bytes(params: list[float]) -> bytes:
+    return header(MessageKind.MODEL) + struct.pack(">I", len(params)) + np.asarray(params, ">f4").tobytes()
+
+
+def real_update() -> SparseUpdate:
+    return select_top_fraction(np.random.default_rng(0).normal(size=DIM).astype(np.float32), 0.2)
+
+
+# ─────────────── round trips ───────────────
+
+
+def test_an_update_message_round_trips_through_its_bytes() -> None:
+    message = UpdateMessage(7, AUTHOR, real_update())
+
+    decoded = decode_message(message.to_bytes(), dimension=DIM)
+
+    assert isinstance(decoded, UpdateMessage)
+    assert (decoded.round, decoded.author, decoded.kind) == (7, AUTHOR, MessageKind.UPDATE)
+    assert decoded.update == message.update
+    assert len(decoded.update) == math.ceil(0.2 * DIM)
+    assert decoded.to_bytes() == message.to_bytes()
+
+
+def test_an_evaluation_message_round_trips_through_its_bytes() -> None:
+    message = EvaluationMessage(2, AUTHOR, (0, 812_345, SCORE_SCALE, 1))
+
+    decoded = decode_message(message.to_bytes(), participants=4)
+
+    assert isinstance(decoded, EvaluationMessage)
+    assert (decoded.round, decoded.author, decoded.scores) == (2, AUTHOR, (0, 812_345, SCORE_SCALE, 1))
+    assert decoded.kind is MessageKind.EVALUATION
+
+
+def test_a_model_message_round_trips_through_its_bytes() -> None:
+    params = np.random.default_rng(1).normal(size=DIM).astype(np.float32)
+    message = ModelMessage(0, AUTHOR, params)
+
+    decoded = decode_message(message.to_bytes(), dimension=DIM)
+
+    assert isinstance(decoded, ModelMessage)
+    assert (decoded.round, decoded.author, decoded.kind) == (0, AUTHOR, MessageKind.MODEL)
+    assert decoded.params.dtype == np.float32
+    np.testing.assert_array_equal(decoded.params, params)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        UpdateMessage(1, AUTHOR, SparseUpdate(4, [1, 3], [0.5, -2.0])),
+        EvaluationMessage(1, AUTHOR, (0, 5)),
+        ModelMessage(1, AUTHOR, np.array([1.0, 2.0], dtype=np.float32)),
+    ],
+    ids=["update", "evaluation", "model"],
+)
+def test_the_digest_is_the_sha256_of_the_canonical_bytes(message) -> None:
+    assert message.digest() == hashlib.sha256(message.to_bytes()).digest()
+    assert len(message.to_bytes()) > HEADER_SIZE
+
+
+def test_the_update_encoding_is_header_sizes_indices_then_values_big_endian() -> None:
+    message = UpdateMessage(3, AUTHOR, SparseUpdate(9, [2, 8], [1.5, -0.25]))
+
+    assert message.to_bytes() == update_bytes(9, [2, 8], [1.5, -0.25])
+
+
+def test_the_evaluation_encoding_is_solidity_abi_encode_packed() -> None:
+    scores = (0, 1, 999_999, SCORE_SCALE)
+    message = EvaluationMessage(0x0102030405060708, AUTHOR, scores)
+
+    expected = (
+        b"SCCL"
+        + bytes([1, 1])
+        + (0x0102030405060708).to_bytes(8, "big")
+        + bytes.fromhex(AUTHOR[2:])
+        + b"".join(s.to_bytes(32, "big") for s in scores)
+    )
+    assert message.to_bytes() == expected
+    assert len(expected) == 34 + 32 * len(scores)
+
+
+# ─────────────── the header ───────────────
+
+
+def test_decode_rejects_a_bad_magic() -> None:
+    data = header(MessageKind.EVALUATION, magic=b"XXXX")
+    with pytest.raises(MalformedMessageError, match="bad magic"):
+        decode_message(data)
+
+
+def test_decode_rejects_an_unsupported_version() -> None:
+    with pytest.raises(MalformedMessageError, match="unsupported version 2"):
+        decode_message(header(MessageKind.EVALUATION, version=2))
+
+
+def test_decode_rejects_an_unknown_kind() -> None:
+    with pytest.raises(MalformedMessageError, match="unknown message kind 3"):
+        decode_message(header(3))
+
+
+@pytest.mark.parametrize("length", [0, 1, HEADER_SIZE - 1])
+def test_decode_rejects_bytes_shorter_than_the_header(length: int) -> None:
+    data = EvaluationMessage(1, AUTHOR, (1, 2)).to_bytes()[:length]
+    with pytest.raises(MalformedMessageError, match="shorter than the header"):
+        decode_message(data)
+
+
+def test_decode_rejects_a_message_over_max_bytes_before_parsing_it() -> None:
+    data = EvaluationMessage(1, AUTHOR, (1, 2)).to_bytes()
+
+    assert isinstance(decode_message(data, max_bytes=len(data)), EvaluationMessage)
+    with pytest.raises(OversizedMessageError, match="exceeds the limit"):
+        decode_message(data, max_bytes=len(data) - 1)
+    with pytest.raises(OversizedMessageError):
+        decode_message(b"garbage" * 10, max_bytes=10)
+
+
+def test_every_decode_error_is_a_protocol_error() -> None:
+    for cls in (MalformedMessageError, OversizedMessageError, NonFiniteValueError, WrongShapeError):
+        assert issubclass(cls, ProtocolError)
+
+
+# ─────────────── updates ───────────────
+
+
+def test_decode_rejects_an_update_body_shorter_than_its_size_fields() -> None:
+    with pytest.raises(MalformedMessageError, match="shorter than its 8-byte size fields"):
+        decode_message(header(MessageKind.UPDATE) + b"\x00" * 7)
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8])
+def test_decode_rejects_a_truncated_update_body(cut: int) -> None:
+    data = UpdateMessage(1, AUTHOR, real_update()).to_bytes()
+    with pytest.raises(MalformedMessageError, match="does not hold"):
+        decode_message(data[:-cut])
+
+
+def test_decode_rejects_an_update_with_trailing_bytes() -> None:
+    data = UpdateMessage(1, AUTHOR, real_update()).to_bytes()
+    with pytest.raises(MalformedMessageError, match="does not hold"):
+        decode_message(data + b"\x00")
+
+
+def test_decode_rejects_an_update_sharing_more_coordinates_than_the_dimension() -> None:
+    data = update_bytes(2, [0, 1, 2], [1.0, 2.0, 3.0])
+    with pytest.raises(WrongShapeError, match="shares 3 coordinates of a 2-parameter model"):
+        decode_message(data)
+
+
+def test_decode_rejects_an_update_for_another_dimension() -> None:
+    data = UpdateMessage(1, AUTHOR, real_update()).to_bytes()
+
+    assert isinstance(decode_message(data, dimension=DIM), UpdateMessage)
+    with pytest.raises(WrongShapeError, match=f"{DIM} parameters, expected {DIM + 1}"):
+        decode_message(data, dimension=DIM + 1)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+def test_decode_rejects_non_finite_update_values(bad: float) -> None:
+    data = update_bytes(10, [1, 4, 7], [0.5, bad, -1.0])
+    with pytest.raises(NonFiniteValueError, match="update carries 1 NaN/Inf values"):
+        decode_message(data, dimension=10)
+
+
+@pytest.mark.parametrize(
+    "indices", [[4, 4, 7], [7, 4, 9], [3, 2, 1]], ids=["duplicate", "unsorted", "decreasing"]
+)
+def test_decode_rejects_update_indices_that_are_not_strictly_increasing(indices: list[int]) -> None:
+    data = update_bytes(10, indices, [1.0, 2.0, 3.0])
+    with pytest.raises(MalformedMessageError, match="strictly increasing"):
+        decode_message(data, dimension=10)
+
+
+@pytest.mark.parametrize("last", [10, 2**32 - 1], ids=["dimension", "u32-max"])
+def test_decode_rejects_update_indices_out_of_range(last: int) -> None:
+    data = update_bytes(10, [0, 5, last], [1.0, 2.0, 3.0])
+    with pytest.raises(MalformedMessageError, match=r"must lie in \[0, 10\)"):
+        decode_message(data, dimension=10)
+
+
+# ─────────────── evaluations ───────────────
+
+
+@pytest.mark.parametrize("extra", [1, 31, 33])
+def test_decode_rejects_an_evaluation_body_that_is_not_whole_words(extra: int) -> None:
+    data = header(MessageKind.EVALUATION) + b"\x00" * (32 * 2 + extra)
+    with pytest.raises(MalformedMessageError, match="not whole 32-byte words"):
+        decode_message(data)
+
+
+@pytest.mark.parametrize("count", [0, 3, 5])
+def test_decode_rejects_an_evaluation_that_does_not_score_every_participant(count: int) -> None:
+    data = EvaluationMessage(1, AUTHOR, (1,) * count).to_bytes()
+    with pytest.raises(WrongShapeError, match=f"scores {count} participants, expected 4"):
+        decode_message(data, participants=4)
+
+
+@pytest.mark.parametrize("score", [SCORE_SCALE + 1, 2**32, 2**256 - 1])
+def test_decode_rejects_a_score_above_one_million_ppm(score: int) -> None:
+    data = header(MessageKind.EVALUATION) + (0).to_bytes(32, "big") + score.to_bytes(32, "big")
+    with pytest.raises(MalformedMessageError, match="exceeds 1000000 parts per million"):
+        decode_message(data, participants=2)
+
+
+# ─────────────── models ───────────────
+
+
+def test_decode_rejects_a_truncated_model() -> None:
+    data = ModelMessage(0, AUTHOR, np.ones(DIM, dtype=np.float32)).to_bytes()
+    with pytest.raises(MalformedMessageError, match=f"does not hold {DIM} floats"):
+        decode_message(data[:-2])
+    with pytest.raises(MalformedMessageError, match="4-byte size field"):
+        decode_message(header(MessageKind.MODEL) + b"\x00\x00")
+
+
+def test_decode_rejects_a_model_of_another_dimension() -> None:
+    data = ModelMessage(0, AUTHOR, np.ones(DIM, dtype=np.float32)).to_bytes()
+    with pytest.raises(WrongShapeError, match=f"model of {DIM} parameters, expected {DIM - 1}"):
+        decode_message(data, dimension=DIM - 1)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+def test_decode_rejects_non_finite_model_params(bad: float) -> None:
+    data = model_bytes([0.0, bad, 1.0, bad])
+    with pytest.raises(NonFiniteValueError, match="model carries 2 NaN/Inf values"):
+        decode_message(data, dimension=4)
+
+
+# ─────────────── scores ───────────────
+
+
+@pytest.mark.parametrize(
+    ("score", "ppm"), [(0.0, 0), (1.0, SCORE_SCALE), (0.5, 500_000), (0.1234567, 123_457)]
+)
+def test_score_to_ppm_scales_a_score_in_the_unit_interval(score: float, ppm: int) -> None:
+    assert score_to_ppm(score) == ppm
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), -1e-9, -0.5, 1.000001, 2.0])
+def test_score_to_ppm_refuses_scores_outside_the_unit_interval(score: float) -> None:
+    with pytest.raises(ValueError, match=r"finite number in \[0, 1\]"):
+        score_to_ppm(score)
