@@ -19,6 +19,7 @@ from seccl.chain.backends import EmbeddedChain
 from seccl.chain.bulletin_board import MessageKind
 from seccl.chain.signing import sign_hash, signed_hash
 from seccl.learning.sparse import select_top_fraction
+from seccl.protocol import errors
 from seccl.protocol.envelope import SignedMessage, sign_message
 from seccl.protocol.messages import EvaluationMessage, UpdateMessage
 from seccl.roles.server import Rejection
@@ -28,6 +29,7 @@ from tests.conftest import make_accounts
 
 ROUND = 1
 GOOD = 3  # the only participant whose update is accepted
+PROTOCOL_ERRORS = {cls.__name__ for cls in errors.ProtocolError.__subclasses__()}
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +75,9 @@ def sign_raw(sim: Simulation, data: bytes, signer: LocalAccount, *, round_: int 
     return SignedMessage(data, sign_hash(signer, hash_))
 
 
-def assert_rejected(sim: Simulation, i: int, signed: SignedMessage, error: str) -> Rejection:
-    """``accept`` refuses ``signed`` from participant ``i`` with ``error`` and records nothing."""
+def assert_rejected(sim: Simulation, i: int, signed: SignedMessage, error: str | None) -> Rejection:
+    """``accept`` refuses ``signed`` from participant ``i`` with ``error`` (None: any typed
+    protocol error) and records nothing."""
     server = sim.server
     stored_before, rejected_before = len(server.store), len(server.rejections)
     posts_before = len(server.board.records())
@@ -84,7 +87,10 @@ def assert_rejected(sim: Simulation, i: int, signed: SignedMessage, error: str) 
 
     assert len(server.rejections) == rejected_before + 1
     rejection = server.rejections[-1]
-    assert rejection.error == error, rejection.detail
+    if error is None:
+        assert rejection.error in PROTOCOL_ERRORS, rejection
+    else:
+        assert rejection.error == error, rejection.detail
     assert (rejection.round, rejection.author) == (ROUND, sim.session.participants[i])
     assert rejection.detail
     assert len(server.store) == stored_before
@@ -149,7 +155,7 @@ def test_an_update_authored_by_a_stranger_is_from_an_unknown_participant(sim: Si
     assert_no_update_recorded(sim, 0)
 
 
-def test_participant_js_update_sent_as_participant_is_from_an_unknown_participant(sim: Simulation) -> None:
+def test_another_participants_update_sent_as_ones_own_is_from_an_unknown_participant(sim: Simulation) -> None:
     j_message = update(sim, sim.session.participants[2])
 
     rejection = assert_rejected(
@@ -164,9 +170,9 @@ def test_an_evaluation_sent_in_place_of_an_update_is_refused(sim: Simulation) ->
     evaluation = EvaluationMessage(ROUND, sim.session.participants[2], (0,) * sim.session.n)
     signed = sign_message(evaluation, account(sim, 2), sim.session.domain)
 
-    rejection = assert_rejected(sim, 2, signed, "UnknownParticipantError")
+    # Today this is labelled UnknownParticipantError; any typed protocol error is right here.
+    assert_rejected(sim, 2, signed, None)
 
-    assert "sent a evaluation" in rejection.detail
     assert sim.server.board.digest_of(ROUND, MessageKind.EVALUATION, evaluation.author) is None
     assert_no_update_recorded(sim, 2)
 

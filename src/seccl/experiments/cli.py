@@ -40,6 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-s", "--share-fraction", type=float, help="s: fraction of Δ shared")
     run.add_argument("--aggregation", choices=["shared-mean", "mean", "sum"])
     run.add_argument("--chain", help="embedded (default), anvil, or a JSON-RPC URL")
+    run.add_argument(
+        "--attack",
+        help="participant attack: low-quality, label-flip, backdoor, noise, "
+        "sign-flip, scale, free-rider, collude-votes (a+b combines two)",
+    )
+    run.add_argument("-e", "--attack-fraction", type=float, help="e: fraction of malicious participants")
+    run.add_argument("--attack-start-round", type=int, help="the round the adversaries start")
+    run.add_argument(
+        "--server-attack",
+        help="tamper-one, tamper-all, equivocate, drop, withhold, "
+        "forge-receipt, misreport-scores, aggregate-non-candidates, "
+        "publish-unaggregated, send-wrong-model",
+    )
+    run.add_argument("--attack-target", type=int, help="the participant a server attack targets")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     base = sub.add_parser("baseline", help="train the same model centrally (the paper's baseline)")
     _data_flags(base)

@@ -38,6 +38,12 @@ class RunConfig:
     seed: int = 0
     chain: str = "embedded"  # "embedded", "anvil" (started here), or a JSON-RPC URL
     out_dir: str | None = None  # default: runs/<dataset>-n<N>-r<R>-l<l>-seed<seed>
+    # Adversaries (see `seccl.roles.malicious_participant` and `seccl.roles.malicious_server`).
+    attack: str | None = None  # a participant attack, e.g. "label-flip"; "+" combines two
+    attack_fraction: float = 0.2  # e: round(e·N) participants run it (the paper's Fig. 5)
+    attack_start_round: int = 1  # the paper's colluders start at round 5
+    server_attack: str | None = None  # e.g. "tamper-all", "equivocate", "misreport-scores"
+    attack_target: int = 0  # the participant a server attack singles out
 
     def __post_init__(self) -> None:
         checks = [
@@ -54,10 +60,29 @@ class RunConfig:
             (self.split in SPLIT_SCHEMES, f"split must be one of {SPLIT_SCHEMES}"),
             (self.alpha > 0, "alpha must be positive"),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
+            (0 <= self.attack_fraction <= 1, "attack_fraction (e) must be in [0, 1]"),
+            (self.attack_start_round >= 1, "attack_start_round must be at least 1"),
+            (0 <= self.attack_target < self.participants, "attack_target must be a participant index"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self._check_attack_names()
+
+    def _check_attack_names(self) -> None:
+        from seccl.roles.malicious_participant import PARTICIPANT_ATTACKS
+        from seccl.roles.malicious_server import SERVER_ATTACKS
+
+        if self.attack is not None:
+            unknown = [a for a in self.attack.split("+") if a not in PARTICIPANT_ATTACKS]
+            if unknown:
+                raise ConfigError(
+                    f"unknown participant attack {unknown[0]!r}; known: {', '.join(PARTICIPANT_ATTACKS)}"
+                )
+        if self.server_attack is not None and self.server_attack not in SERVER_ATTACKS:
+            raise ConfigError(
+                f"unknown server attack {self.server_attack!r}; known: {', '.join(SERVER_ATTACKS)}"
+            )
 
     @property
     def run_dir(self) -> Path:

@@ -122,6 +122,7 @@ class Simulation:
         progress: bool = False,
         log: Callable[[str], None] | None = None,
         round_metrics: Callable[[int, np.ndarray], dict[str, float]] | None = None,
+        adversaries: set[int] | None = None,
     ):
         # One thread: bit-exact training for a seed, and no stalls on a shared 2-core machine.
         torch.set_num_threads(1)
@@ -130,6 +131,7 @@ class Simulation:
         self.progress = progress
         self.log = log or (lambda _line: None)
         self.round_metrics = round_metrics
+        self.adversaries = set(adversaries or ())
         self.test_evaluator = Evaluator(test)
         n = len(parts)
         accounts = [derive_account(seed, f"participant-{i}") for i in range(n)]
@@ -198,6 +200,8 @@ class Simulation:
             seconds = time.perf_counter() - started
             accuracy, f1 = self.test_evaluator.evaluate(outcome.params)
             extra = self.round_metrics(r, outcome.params) if self.round_metrics else {}
+            if self.adversaries:
+                extra["adversaries_elected"] = float(len(self.adversaries & set(outcome.candidates)))
             evidence += outcome.evidence
             record = RoundRecord(
                 round=r,
@@ -249,7 +253,10 @@ class Simulation:
 
 
 def format_round(record: RoundRecord, rounds: int) -> str:
-    extra = "".join(f"  {k} {v:.3f}" for k, v in record.extra.items())
+    extra = "".join(
+        f"  {k} {int(v)}" if k == "adversaries_elected" else f"  {k} {v:.3f}"
+        for k, v in record.extra.items()
+    )
     return (
         f"round {record.round:>2}/{rounds}  accuracy {record.accuracy:.4f}  macro-F1 "
         f"{record.macro_f1:.4f}  elected {list(record.candidates)}  {record.seconds:5.1f} s  "
