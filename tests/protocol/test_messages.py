@@ -291,3 +291,17 @@ def test_score_to_ppm_scales_a_score_in_the_unit_interval(score: float, ppm: int
 def test_score_to_ppm_refuses_scores_outside_the_unit_interval(score: float) -> None:
     with pytest.raises(ValueError, match=r"finite number in \[0, 1\]"):
         score_to_ppm(score)
+
+
+def test_a_lowercase_author_round_trips_to_the_same_checksummed_author() -> None:
+    lowercase = "0x" + "ab" * 20
+    message = EvaluationMessage(1, lowercase, (0, 5))
+
+    decoded = decode_message(message.to_bytes())
+
+    assert decoded.author == message.author != lowercase
+
+
+def test_an_update_dimension_beyond_uint32_is_refused_before_encoding() -> None:
+    with pytest.raises(ValueError, match="dimension"):
+        SparseUpdate(2**32, np.array([2**32 - 1]), np.array([1.0], dtype=np.float32))

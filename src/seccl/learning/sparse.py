@@ -9,7 +9,7 @@ import numpy as np
 
 __all__ = ["SparseUpdate", "apply_update", "delta", "select_top_fraction"]
 
-_MAX_DIMENSION = 2**32  # indices travel as uint32
+_MAX_DIMENSION = 2**32 - 1  # the dimension and indices travel as uint32
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,7 +36,7 @@ class SparseUpdate:
 
     def __post_init__(self) -> None:
         if not 0 < self.dimension <= _MAX_DIMENSION:
-            raise ValueError(f"dimension must be in [1, 2**32], got {self.dimension}")
+            raise ValueError(f"dimension must be in [1, 2**32 - 1], got {self.dimension}")
         idx_in = np.asarray(self.indices)
         val_in = np.asarray(self.values)
         if idx_in.ndim != 1 or val_in.ndim != 1:

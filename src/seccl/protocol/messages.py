@@ -42,6 +42,11 @@ def _header(kind: MessageKind, round_: int, author: str) -> bytes:
     return _HEADER.pack(MAGIC, VERSION, int(kind), round_, bytes.fromhex(author[2:]))
 
 
+def _checksummed(message: object) -> None:
+    # One spelling of each address, so that decode(encode(m)).author == m.author.
+    object.__setattr__(message, "author", to_checksum_address(message.author))  # type: ignore[attr-defined]
+
+
 def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
@@ -54,6 +59,9 @@ class UpdateMessage:
     round: int
     author: str
     update: SparseUpdate
+
+    def __post_init__(self) -> None:
+        _checksummed(self)
 
     def to_bytes(self) -> bytes:
         u = self.update
@@ -78,6 +86,9 @@ class EvaluationMessage:
     author: str
     scores: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        _checksummed(self)
+
     def to_bytes(self) -> bytes:
         return _header(self.kind, self.round, self.author) + b"".join(
             s.to_bytes(SCORE_WORD, "big") for s in self.scores
@@ -95,6 +106,9 @@ class ModelMessage:
     round: int
     author: str
     params: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _checksummed(self)
 
     def to_bytes(self) -> bytes:
         return (

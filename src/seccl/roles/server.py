@@ -18,6 +18,7 @@ from seccl.learning.aggregation import aggregate
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage, open_message, sign_message
 from seccl.protocol.errors import (
+    MalformedMessageError,
     ProtocolError,
     UnknownParticipantError,
     WrongRoundError,
@@ -267,9 +268,13 @@ class ParameterServer:
     def _validate(self, round_: int, author: str, kind: MessageKind, message: Message) -> None:
         if message.author not in self.session.participants:
             raise UnknownParticipantError(f"{message.author} is not a participant of this session")
-        if message.author != author or message.kind is not kind:
+        if message.kind is not kind:
+            raise MalformedMessageError(
+                f"expected a {kind.name.lower()} message, got a {message.kind.name.lower()} message"
+            )
+        if message.author != author:
             raise UnknownParticipantError(
-                f"participant {author} sent a {message.kind.name.lower()} authored by {message.author}"
+                f"participant {author} sent a message authored by {message.author}"
             )
         if message.round != round_:
             raise WrongRoundError(f"message of round {message.round} received in round {round_}")
