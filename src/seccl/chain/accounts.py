@@ -7,6 +7,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
 from web3.middleware import SignAndSendRawMiddlewareBuilder
+from web3.types import Wei
 
 from seccl.chain.backends import ChainBackend
 from seccl.chain.transactions import TxReceipt
@@ -26,7 +27,7 @@ def fund(backend: ChainBackend, address: str, wei: int = SERVER_FUNDS_WEI) -> Tx
     """Send ``wei`` from the backend's unlocked account to ``address``."""
     w3 = backend.connect()
     sent = w3.eth.send_transaction(
-        {"from": backend.server_account(), "to": Web3.to_checksum_address(address), "value": wei}
+        {"from": backend.server_account(), "to": Web3.to_checksum_address(address), "value": Wei(wei)}
     )
     receipt = w3.eth.wait_for_transaction_receipt(sent, poll_latency=0.005)
     return TxReceipt("0x" + bytes(sent).hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]))

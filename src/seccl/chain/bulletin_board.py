@@ -75,7 +75,7 @@ class BulletinBoardClient:
         receipt, raw = transact(
             w3, constructor, sender=server, gas=gas_for_deploy(len(participants))
         )
-        return cls(w3, raw["contractAddress"], sender=server), receipt
+        return cls(w3, str(raw["contractAddress"]), sender=server), receipt
 
     def for_reader(self, w3: Web3) -> BulletinBoardClient:
         """The same board seen through another party's own connection, read-only."""

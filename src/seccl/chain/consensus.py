@@ -80,7 +80,7 @@ class ConsensusClient:
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         constructor = factory.constructor(to_checksum_address(board), candidates)
         receipt, raw = transact(w3, constructor, sender=server, gas=GAS_DEPLOY)
-        return cls(w3, raw["contractAddress"], sender=server), receipt
+        return cls(w3, str(raw["contractAddress"]), sender=server), receipt
 
     def for_reader(self, w3: Web3) -> ConsensusClient:
         """The same contract seen through another party's own connection, read-only."""

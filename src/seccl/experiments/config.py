@@ -88,9 +88,11 @@ class RunConfig:
     def run_dir(self) -> Path:
         if self.out_dir:
             return Path(self.out_dir)
-        name = (
-            f"{self.dataset}-n{self.participants}-r{self.rounds}-l{self.candidate_fraction:g}-seed{self.seed}"
-        )
+        name = f"{self.dataset}-n{self.participants}-r{self.rounds}-l{self.candidate_fraction:g}-seed{self.seed}"
+        if self.attack:
+            name += f"-{self.attack}-e{self.attack_fraction:g}"
+        if self.server_attack:
+            name += f"-server-{self.server_attack}"
         return Path("runs") / name
 
     def to_dict(self) -> dict[str, Any]:

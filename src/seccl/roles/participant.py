@@ -128,8 +128,8 @@ class Participant:
         self._params = params
         if params is None:
             return None  # no model that matches the chain: sit this round out (the evidence says why)
-        local = self.local_model(self._params, request.round)
-        update = self.make_update(self._params, local, request.round)
+        local = self.local_model(params, request.round)
+        update = self.make_update(params, local, request.round)
         signed = sign_message(
             UpdateMessage(request.round, self.address, update), self.account, self.session.domain
         )
