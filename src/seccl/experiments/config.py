@@ -88,7 +88,8 @@ class RunConfig:
     def run_dir(self) -> Path:
         if self.out_dir:
             return Path(self.out_dir)
-        name = f"{self.dataset}-n{self.participants}-r{self.rounds}-l{self.candidate_fraction:g}-seed{self.seed}"
+        name = f"{self.dataset}-n{self.participants}-r{self.rounds}-l{self.candidate_fraction:g}"
+        name += f"-seed{self.seed}"
         if self.attack:
             name += f"-{self.attack}-e{self.attack_fraction:g}"
         if self.server_attack:
