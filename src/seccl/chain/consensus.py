@@ -173,6 +173,28 @@ class ConsensusClient:
             "0x" + bytes(logs[-1]["transactionHash"]).hex(),
         )
 
+    def ballot_in_transaction(self, tx_hash: str) -> Ballot | None:
+        """The ballot transaction ``tx_hash`` counted on this contract, or None (O(1): one receipt,
+        where :meth:`ballot_of` scans the logs)."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except Exception:  # web3 raises TransactionNotFound; eth-tester its own type
+            return None
+        if receipt is None or receipt["status"] != 1:
+            return None
+        logs = [log for log in receipt["logs"] if to_checksum_address(log["address"]) == self.address]
+        if not logs:
+            return None
+        args = self.contract.events.ScoresSubmitted().process_log(logs[-1])["args"]
+        return Ballot(
+            int(args["round"]),
+            str(args["voter"]),
+            bytes(args["digest"]),
+            tuple(int(s) for s in args["scores"]),
+            tuple(int(r) for r in args["ranking"]),
+            tx_hash,
+        )
+
     def election_record(self, round_: int) -> ElectionRecord | None:
         """The CandidatesElected record of ``round_``, from its event, or None if not tallied."""
         logs = self.contract.events.CandidatesElected().get_logs(

@@ -41,10 +41,12 @@ class EvaluateRequest:
 
 @dataclass(frozen=True)
 class BallotReceipt:
-    """Your evaluation was posted (``tx_id``) and relayed to the consensus contract."""
+    """Your evaluation was posted (``tx_id``) and relayed to the consensus contract
+    (``consensus_tx_id``)."""
 
     round: int
     tx_id: str | None
+    consensus_tx_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ combination such as ``class C(CollusionVoter, LabelFlippingParticipant)`` works,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -339,9 +340,15 @@ def attack_class(name: str) -> type[Participant]:
         raise ValueError(f"unknown or repeated participant attack in {name!r}; known: {known}")
     if len(parts) == 1:
         return PARTICIPANT_ATTACKS[parts[0]]
+    return _combined(tuple(parts))
+
+
+@functools.cache
+def _combined(parts: tuple[str, ...]) -> type[Participant]:
+    """One class per combination, so the same name always gives the same class."""
     bases = tuple(PARTICIPANT_ATTACKS[p] for p in parts)
     title = "".join(b.__name__ for b in bases)
-    return type(title, bases, {"__doc__": f"The combined attack {name!r}."})
+    return type(title, bases, {"__doc__": f"The combined attack {'+'.join(parts)!r}."})
 
 
 def attack_factory(

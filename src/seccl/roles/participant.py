@@ -172,15 +172,24 @@ class Participant:
         if self._own_evaluation is None:
             return
         self._check_own_record(receipt.round, MessageKind.EVALUATION, self._own_evaluation, receipt.tx_id)
-        ballot = self.consensus.ballot_of(receipt.round, self.address)
+        # The contract counts a ballot only under the voter's own signature of its digest, so
+        # "counted" (an O(1) view) proves the counted scores are exactly the signed ones; the
+        # relay's receipt, when given, must show that same digest.
         own = self._own_evaluation.digest()
-        if ballot is None or ballot.digest != own:
+        counted = self.consensus.has_voted(receipt.round, self.address)
+        ballot = (
+            self.consensus.ballot_in_transaction(receipt.consensus_tx_id)
+            if receipt.consensus_tx_id
+            else None
+        )
+        shown = ballot.digest if ballot and ballot.voter == self.address else None
+        if not counted or shown != own:
             self._report(
                 EvidenceKind.BALLOT_NOT_COUNTED,
                 self.address,
-                ballot.tx_hash if ballot else None,
+                receipt.consensus_tx_id,
                 own,
-                ballot.digest if ballot else None,
+                shown,
                 "the consensus contract did not count this participant's signed scores",
             )
 

@@ -147,9 +147,8 @@ class ParameterServer:
         receipts: dict[int, Request] = {}
         for i, reply in sorted(replies.items()):
             stored = self.accept(round_, i, reply.message, MessageKind.EVALUATION) if reply.message else None
-            receipts[i] = BallotReceipt(round_, stored.tx_id if stored else None)
-            if stored is not None:
-                self._relay_to_consensus(round_, i, stored)
+            relayed = self._relay_to_consensus(round_, i, stored) if stored is not None else None
+            receipts[i] = BallotReceipt(round_, stored.tx_id if stored else None, relayed)
         evidence += _collect(send_and_receive(receipts))
 
         # 6. The contract elects; 7. the server aggregates the candidates alone and posts θ_r.
@@ -254,7 +253,7 @@ class ParameterServer:
         message = open_message(stored.signed, self.session.domain, dimension=self.session.dimension)
         return message.update if isinstance(message, UpdateMessage) else None
 
-    def _relay_to_consensus(self, round_: int, i: int, stored: StoredMessage) -> None:
+    def _relay_to_consensus(self, round_: int, i: int, stored: StoredMessage) -> str | None:
         message = open_message(stored.signed, self.session.domain, participants=self.session.n)
         assert isinstance(message, EvaluationMessage)
         try:
@@ -262,8 +261,9 @@ class ParameterServer:
         except ContractRevert as exc:
             # The failed relay is itself on-chain; the voter will find its ballot missing.
             self.rejections.append(Rejection(round_, stored.author, type(exc).__name__, str(exc)))
-            return
+            return None
         self._record(round_, "submitScores", stored.author, receipt)
+        return receipt.tx_hash
 
     def _validate(self, round_: int, author: str, kind: MessageKind, message: Message) -> None:
         if message.author not in self.session.participants:
