@@ -76,9 +76,7 @@ class AnvilNode:
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise ChainUnavailableError(
-                    f"anvil exited with {self._process.returncode}; see {log.name}"
-                )
+                raise ChainUnavailableError(f"anvil exited with {self._process.returncode}; see {log.name}")
             try:
                 if Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 1})).is_connected():
                     return self
@@ -86,9 +84,7 @@ class AnvilNode:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise ChainUnavailableError(
-            f"anvil did not answer at {self.url} within {self._startup_timeout}s"
-        )
+        raise ChainUnavailableError(f"anvil did not answer at {self.url} within {self._startup_timeout}s")
 
     def backend(self) -> RpcChain:
         return RpcChain(self.url, name="anvil")

@@ -28,6 +28,4 @@ def load_artifact(name: str) -> Artifact:
         raise ValueError(f"unknown contract {name!r}; known: {', '.join(CONTRACT_NAMES)}")
     text = resources.files("seccl.chain").joinpath("artifacts", f"{name}.json").read_text()
     data = json.loads(text)
-    return Artifact(
-        name=name, abi=data["abi"], bytecode=data["bytecode"], compiler=data["compiler"]
-    )
+    return Artifact(name=name, abi=data["abi"], bytecode=data["bytecode"], compiler=data["compiler"])

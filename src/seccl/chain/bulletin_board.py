@@ -14,7 +14,7 @@ from web3 import Web3
 from seccl.chain.artifacts import load_artifact
 from seccl.chain.errors import ChainError
 from seccl.chain.signing import sign_hash, signed_hash
-from seccl.chain.transactions import TxReceipt, call, transact
+from seccl.chain.transactions import TxReceipt, call, event_in_transaction, transact
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_DIGEST = b"\x00" * 32
@@ -60,9 +60,7 @@ class BulletinBoardClient:
         self.w3 = w3
         self.address = to_checksum_address(address)
         self.sender = sender
-        self.contract = w3.eth.contract(
-            address=self.address, abi=load_artifact("BulletinBoard").abi
-        )
+        self.contract = w3.eth.contract(address=self.address, abi=load_artifact("BulletinBoard").abi)
 
     @classmethod
     def deploy(
@@ -72,9 +70,7 @@ class BulletinBoardClient:
         artifact = load_artifact("BulletinBoard")
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         constructor = factory.constructor([to_checksum_address(p) for p in participants])
-        receipt, raw = transact(
-            w3, constructor, sender=server, gas=gas_for_deploy(len(participants))
-        )
+        receipt, raw = transact(w3, constructor, sender=server, gas=gas_for_deploy(len(participants)))
         return cls(w3, str(raw["contractAddress"]), sender=server), receipt
 
     def for_reader(self, w3: Web3) -> BulletinBoardClient:
@@ -105,9 +101,7 @@ class BulletinBoardClient:
             gas=GAS_OPEN_ROUND,
         )[0]
 
-    def post(
-        self, round_: int, kind: MessageKind, author: str, digest: bytes, signature: bytes
-    ) -> TxReceipt:
+    def post(self, round_: int, kind: MessageKind, author: str, digest: bytes, signature: bytes) -> TxReceipt:
         """Record ``digest`` as ``author``'s ``kind`` message of ``round_``; returns the Tx-ID."""
         function = self.contract.functions.post(
             round_, int(kind), to_checksum_address(author), digest, signature
@@ -126,9 +120,7 @@ class BulletinBoardClient:
         return [str(p) for p in call(self.contract.functions.participants())]
 
     def participant_index(self, account: str) -> int | None:
-        registered, index = call(
-            self.contract.functions.participantIndex(to_checksum_address(account))
-        )
+        registered, index = call(self.contract.functions.participantIndex(to_checksum_address(account)))
         return int(index) if registered else None
 
     def record_of(self, digest: bytes) -> BoardRecord | None:
@@ -140,9 +132,7 @@ class BulletinBoardClient:
 
     def digest_of(self, round_: int, kind: MessageKind, author: str) -> bytes | None:
         """The digest ``author`` posted as its ``kind`` message of ``round_``, or None."""
-        digest = bytes(
-            call(self.contract.functions.digestOf(round_, int(kind), to_checksum_address(author)))
-        )
+        digest = bytes(call(self.contract.functions.digestOf(round_, int(kind), to_checksum_address(author))))
         return None if digest == ZERO_DIGEST else digest
 
     def record_in_transaction(self, tx_hash: str) -> BoardRecord | None:
@@ -151,18 +141,9 @@ class BulletinBoardClient:
         This is how a participant checks a Tx-ID handed to it by the server: on its own
         connection, the transaction must exist, be this board's, and have posted a record.
         """
-        try:
-            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        except Exception:  # web3 raises TransactionNotFound; eth-tester its own type
+        posted = event_in_transaction(self.w3, tx_hash, self.contract.events.MessagePosted)
+        if posted is None:
             return None
-        if receipt is None or receipt["status"] != 1:
-            return None
-        events = [
-            log for log in receipt["logs"] if to_checksum_address(log["address"]) == self.address
-        ]
-        if not events:
-            return None
-        posted = self.contract.events.MessagePosted().process_log(events[-1])["args"]
         return BoardRecord(
             int(posted["round"]),
             MessageKind(posted["kind"]),

@@ -10,7 +10,7 @@ from web3 import Web3
 
 from seccl.chain.artifacts import load_artifact
 from seccl.chain.errors import ChainError
-from seccl.chain.transactions import TxReceipt, call, transact
+from seccl.chain.transactions import TxReceipt, call, event_in_transaction, transact
 from seccl.election import voter_ranking
 
 GAS_DEPLOY = 3_000_000
@@ -106,12 +106,8 @@ class ConsensusClient:
         if ranking is None:
             index = self._voter_index(voter, len(scores))
             ranking = voter_ranking(scores, index, self.candidate_count())
-        function = self.contract.functions.submitScores(
-            round_, voter, list(scores), list(ranking), signature
-        )
-        return transact(self.w3, function, sender=self._sender(), gas=gas_for_ballot(len(scores)))[
-            0
-        ]
+        function = self.contract.functions.submitScores(round_, voter, list(scores), list(ranking), signature)
+        return transact(self.w3, function, sender=self._sender(), gas=gas_for_ballot(len(scores)))[0]
 
     def tally(self, round_: int, *, n: int) -> ElectionRecord:
         """Elect the round's candidates (once all have voted or the deadline has passed)."""
@@ -176,16 +172,9 @@ class ConsensusClient:
     def ballot_in_transaction(self, tx_hash: str) -> Ballot | None:
         """The ballot transaction ``tx_hash`` counted on this contract, or None (O(1): one receipt,
         where :meth:`ballot_of` scans the logs)."""
-        try:
-            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        except Exception:  # web3 raises TransactionNotFound; eth-tester its own type
+        args = event_in_transaction(self.w3, tx_hash, self.contract.events.ScoresSubmitted)
+        if args is None:
             return None
-        if receipt is None or receipt["status"] != 1:
-            return None
-        logs = [log for log in receipt["logs"] if to_checksum_address(log["address"]) == self.address]
-        if not logs:
-            return None
-        args = self.contract.events.ScoresSubmitted().process_log(logs[-1])["args"]
         return Ballot(
             int(args["round"]),
             str(args["voter"]),

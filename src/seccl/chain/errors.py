@@ -73,9 +73,7 @@ class BulletinRoundNotOpen(BulletinError):
 
 
 class BulletinUnknownAuthor(BulletinError):
-    template = (
-        "{author} may not post a message of kind {kind}: not a registered author of that kind"
-    )
+    template = "{author} may not post a message of kind {kind}: not a registered author of that kind"
 
 
 class BulletinAlreadyPosted(BulletinError):
@@ -98,15 +96,11 @@ class ConsensusError(ContractRevert):
 
 
 class ConsensusUnauthorizedRelay(ConsensusError):
-    template = (
-        "{caller} is not the session's server, which alone may relay to the consensus contract"
-    )
+    template = "{caller} is not the session's server, which alone may relay to the consensus contract"
 
 
 class ConsensusInvalidCandidateCount(ConsensusError):
-    template = (
-        "cannot elect {candidates} of {participants} participants: need 1 to participants - 1"
-    )
+    template = "cannot elect {candidates} of {participants} participants: need 1 to participants - 1"
 
 
 class ConsensusInvalidRound(ConsensusError):
@@ -146,15 +140,12 @@ class ConsensusInvalidSignature(ConsensusError):
 
 
 class ConsensusInvalidRanking(ConsensusError):
-    template = (
-        "the ranking is not the voter's top-M by the tie rule (first wrong at position {position})"
-    )
+    template = "the ranking is not the voter's top-M by the tie rule (first wrong at position {position})"
 
 
 class ConsensusElectionStillOpen(ConsensusError):
     template = (
-        "the election of round {round} has {ballots} of {expected} ballots and takes more "
-        "until {deadline}"
+        "the election of round {round} has {ballots} of {expected} ballots and takes more until {deadline}"
     )
 
 
@@ -198,9 +189,7 @@ def decode_revert(data: bytes, tx_hash: str | None = None) -> ContractRevert:
         return UnknownRevert({"data": "0x" + bytes(data).hex()}, tx_hash)
     name, names, types = entry
     values = decode(types, bytes(data[4:]))
-    fields = {
-        arg: _readable(kind, value) for arg, kind, value in zip(names, types, values, strict=True)
-    }
+    fields = {arg: _readable(kind, value) for arg, kind, value in zip(names, types, values, strict=True)}
     return REVERT_CLASSES[name](fields, tx_hash)
 
 

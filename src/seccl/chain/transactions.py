@@ -62,3 +62,17 @@ def transact(w3: Web3, function: Any, *, sender: str, gas: int) -> tuple[TxRecei
         _raise_typed(exc, tx_hash)
         raise ChainError(f"transaction {tx_hash} failed: {exc}") from exc
     raise ChainError(f"transaction {tx_hash} failed without a revert reason (out of gas at {gas}?)")
+
+
+def event_in_transaction(w3: Web3, tx_hash: str, event: Any) -> Any | None:
+    """The arguments of the last ``event`` (a web3 contract event) that successful transaction
+    ``tx_hash`` emitted from that event's contract, or None: one receipt, no log scan."""
+    try:
+        receipt = w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+    except Exception:  # web3 raises TransactionNotFound; eth-tester its own type
+        return None
+    if receipt is None or receipt["status"] != 1:
+        return None
+    address = Web3.to_checksum_address(event.address)
+    logs = [log for log in receipt["logs"] if Web3.to_checksum_address(log["address"]) == address]
+    return event().process_log(logs[-1])["args"] if logs else None

@@ -117,21 +117,12 @@ def _by_finder(evidence: list[Any]) -> dict[str, int]:
 def _baseline(config: RunConfig, epochs: int) -> int:
     import torch
 
+    from seccl.experiments.session import participant_data
     from seccl.learning.data import concat_datasets
     from seccl.learning.training import train_centralized
-    from seccl.runtime.simulation import load_participant_data
 
     torch.set_num_threads(1)
-    parts, test = load_participant_data(
-        dataset=config.dataset,
-        data_root=config.data_root,
-        participants=config.participants,
-        split=config.split,
-        alpha=config.alpha,
-        per_participant=config.per_participant,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
+    parts, test = participant_data(config)
     union = concat_datasets([p.train for p in parts])
     print(
         f"baseline: centralized training on the union of {config.participants} participants' "

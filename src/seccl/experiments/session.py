@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from seccl.experiments.config import RunConfig
 from seccl.learning.backdoor import BackdoorProbe
+from seccl.learning.data import Dataset, ParticipantData
 from seccl.roles.malicious_participant import attack_factory, choose_adversaries
 from seccl.roles.malicious_server import SERVER_ATTACKS
 from seccl.roles.settings import LearningSettings
@@ -24,6 +25,20 @@ def learning_settings(config: RunConfig) -> LearningSettings:
     )
 
 
+def participant_data(config: RunConfig) -> tuple[list[ParticipantData], Dataset]:
+    """The participants' private parts and the held-out test set that ``config`` names."""
+    return load_participant_data(
+        dataset=config.dataset,
+        data_root=config.data_root,
+        participants=config.participants,
+        split=config.split,
+        alpha=config.alpha,
+        per_participant=config.per_participant,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
+
+
 def server_factory(name: str, target: int) -> functools.partial:
     """A ``server_factory`` for the malicious server ``name``, aimed at participant ``target``."""
     cls, options = SERVER_ATTACKS[name]
@@ -37,16 +52,7 @@ def run_config(
 ) -> RunResult:
     """Run the session ``config`` describes, on its chain backend."""
     say = log or (lambda _line: None)
-    parts, test = load_participant_data(
-        dataset=config.dataset,
-        data_root=config.data_root,
-        participants=config.participants,
-        split=config.split,
-        alpha=config.alpha,
-        per_participant=config.per_participant,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
+    parts, test = participant_data(config)
     participants = None
     adversaries: set[int] = set()
     round_metrics = None
