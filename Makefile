@@ -10,7 +10,7 @@ RUN_ARGS ?=
 run: $(STAMPS)/python $(STAMPS)/node
 	$(VENV)/bin/seccl run $(RUN_ARGS)
 
-test: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/datasets
+test: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/datasets lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMPS)/python
