@@ -21,14 +21,12 @@ ZERO_DIGEST = b"\x00" * 32
 
 # Gas limits, generous for the worst case the contract allows; bench/gas.py prints real use.
 GAS_OPEN_ROUND = 100_000
+GAS_POST = 200_000
 
 
 def gas_for_deploy(n: int) -> int:
     """A gas limit for deploying a board of ``n`` participants (two storage slots each)."""
     return 1_500_000 + 60_000 * n
-
-
-GAS_POST = 200_000
 
 
 class MessageKind(IntEnum):

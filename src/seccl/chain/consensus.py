@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from eth_utils import to_checksum_address
 from web3 import Web3
@@ -51,12 +52,17 @@ class ElectionState:
 
 @dataclass(frozen=True)
 class ElectionRecord:
-    """The candidates one election elected, best first, and from how many ballots."""
+    """The candidates one election elected, best first, and from how many ballots.
+
+    ``receipt`` is the tally's own receipt (with its gas) when this client sent the tally; a
+    record read back from the chain's events has none. It takes no part in equality.
+    """
 
     round: int
     candidates: tuple[int, ...]
     ballots: int
     tx_hash: str
+    receipt: TxReceipt | None = field(default=None, compare=False)
 
 
 class ConsensusClient:
@@ -104,7 +110,7 @@ class ConsensusClient:
         """Relay ``voter``'s signed scores; the top-M ranking is derived from them unless given."""
         voter = to_checksum_address(voter)
         if ranking is None:
-            index = self._voter_index(voter, len(scores))
+            index = self._voter_index(voter)
             ranking = voter_ranking(scores, index, self.candidate_count())
         function = self.contract.functions.submitScores(round_, voter, list(scores), list(ranking), signature)
         return transact(self.w3, function, sender=self._sender(), gas=gas_for_ballot(len(scores)))[0]
@@ -122,6 +128,7 @@ class ConsensusClient:
             tuple(int(c) for c in event["candidates"]),
             int(event["ballots"]),
             receipt.tx_hash,
+            receipt,
         )
 
     # ─────────────── reads (anyone) ───────────────
@@ -159,30 +166,13 @@ class ConsensusClient:
         )
         if not logs:
             return None
-        args = logs[-1]["args"]
-        return Ballot(
-            int(args["round"]),
-            str(args["voter"]),
-            bytes(args["digest"]),
-            tuple(int(s) for s in args["scores"]),
-            tuple(int(r) for r in args["ranking"]),
-            "0x" + bytes(logs[-1]["transactionHash"]).hex(),
-        )
+        return _ballot(logs[-1]["args"], "0x" + bytes(logs[-1]["transactionHash"]).hex())
 
     def ballot_in_transaction(self, tx_hash: str) -> Ballot | None:
         """The ballot transaction ``tx_hash`` counted on this contract, or None (O(1): one receipt,
         where :meth:`ballot_of` scans the logs)."""
         args = event_in_transaction(self.w3, tx_hash, self.contract.events.ScoresSubmitted)
-        if args is None:
-            return None
-        return Ballot(
-            int(args["round"]),
-            str(args["voter"]),
-            bytes(args["digest"]),
-            tuple(int(s) for s in args["scores"]),
-            tuple(int(r) for r in args["ranking"]),
-            tx_hash,
-        )
+        return None if args is None else _ballot(args, tx_hash)
 
     def election_record(self, round_: int) -> ElectionRecord | None:
         """The CandidatesElected record of ``round_``, from its event, or None if not tallied."""
@@ -199,7 +189,7 @@ class ConsensusClient:
             "0x" + bytes(logs[-1]["transactionHash"]).hex(),
         )
 
-    def _voter_index(self, voter: str, n: int) -> int:
+    def _voter_index(self, voter: str) -> int:
         if self._indices is None:
             board = self.w3.eth.contract(
                 address=to_checksum_address(self.board()), abi=load_artifact("BulletinBoard").abi
@@ -213,3 +203,15 @@ class ConsensusClient:
         if self.sender is None:
             raise ChainError("this consensus client is read-only: it has no sender account")
         return self.sender
+
+
+def _ballot(args: Any, tx_hash: str) -> Ballot:
+    """A :class:`Ballot` from the arguments of a ``ScoresSubmitted`` event."""
+    return Ballot(
+        int(args["round"]),
+        str(args["voter"]),
+        bytes(args["digest"]),
+        tuple(int(s) for s in args["scores"]),
+        tuple(int(r) for r in args["ranking"]),
+        tx_hash,
+    )
