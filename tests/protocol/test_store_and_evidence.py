@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pytest
 
 from seccl.chain.bulletin_board import MessageKind
+from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import ProtocolError, ReplayError
 from seccl.protocol.evidence import Evidence, EvidenceKind, hex_digest
+from seccl.protocol.messages import EvaluationMessage, Message, UpdateMessage
 from seccl.protocol.store import MessageStore, StoredMessage
 from tests.conftest import make_accounts
 
@@ -19,8 +22,13 @@ ALICE, BOB = (a.address for a in make_accounts(2))
 
 
 def stored(round_: int, kind: MessageKind, author: str, tag: str) -> StoredMessage:
+    message: Message
+    if kind is MessageKind.UPDATE:
+        message = UpdateMessage(round_, author, SparseUpdate(1, np.array([0]), np.array([float(len(tag))])))
+    else:
+        message = EvaluationMessage(round_, author, (len(tag),))
     signed = SignedMessage(tag.encode(), b"\x01" * 65)
-    return StoredMessage(round_, kind, author, signed, "0x" + hashlib.sha256(tag.encode()).hexdigest())
+    return StoredMessage(message, signed, "0x" + hashlib.sha256(tag.encode()).hexdigest())
 
 
 def test_the_store_rejects_a_replay_and_keeps_the_first_message() -> None:

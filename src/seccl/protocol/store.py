@@ -7,17 +7,29 @@ from dataclasses import dataclass
 from seccl.chain.bulletin_board import MessageKind
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import ReplayError
+from seccl.protocol.messages import Message
 
 
 @dataclass(frozen=True)
 class StoredMessage:
-    """A message the server accepted and posted, with the Tx-ID of its record."""
+    """A message the server accepted and posted: the checked message itself (opened once, so
+    nothing downstream decodes or verifies it again), its signed bytes, and its record's Tx-ID."""
 
-    round: int
-    kind: MessageKind
-    author: str
+    message: Message
     signed: SignedMessage
     tx_id: str
+
+    @property
+    def round(self) -> int:
+        return self.message.round
+
+    @property
+    def kind(self) -> MessageKind:
+        return self.message.kind
+
+    @property
+    def author(self) -> str:
+        return self.message.author
 
 
 class MessageStore:

@@ -9,7 +9,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from seccl.chain.backends import ChainBackend
-from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
+from seccl.chain.bulletin_board import BoardRecord, BulletinBoardClient, MessageKind
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.errors import ChainError
 from seccl.learning.aggregation import aggregate
@@ -71,6 +71,7 @@ class Participant:
         self._params: np.ndarray | None = None  # the verified global model of this round
         self._verified: dict[int, SparseUpdate] = {}  # this round's updates that match the board
         self._own_update: SignedMessage | None = None
+        self._own_sparse: SparseUpdate | None = None  # the update inside _own_update
         self._own_evaluation: SignedMessage | None = None
         self._round = 0
 
@@ -125,6 +126,7 @@ class Participant:
         self._round = request.round
         self._verified = {}
         self._own_update = self._own_evaluation = None
+        self._own_sparse = None
         self._params = params
         if params is None:
             return None  # no model that matches the chain: sit this round out (the evidence says why)
@@ -133,7 +135,7 @@ class Participant:
         signed = sign_message(
             UpdateMessage(request.round, self.address, update), self.account, self.session.domain
         )
-        self._own_update = signed
+        self._own_update, self._own_sparse = signed, update
         return signed
 
     def _on_evaluate(self, request: EvaluateRequest) -> SignedMessage | None:
@@ -178,9 +180,7 @@ class Participant:
         own = self._own_evaluation.digest()
         counted = self.consensus.has_voted(receipt.round, self.address)
         ballot = (
-            self.consensus.ballot_in_transaction(receipt.consensus_tx_id)
-            if receipt.consensus_tx_id
-            else None
+            self.consensus.ballot_in_transaction(receipt.consensus_tx_id) if receipt.consensus_tx_id else None
         )
         shown = ballot.digest if ballot and ballot.voter == self.address else None
         if not counted or shown != own:
@@ -239,7 +239,7 @@ class Participant:
             candidates = self.consensus.elected_of(model_round)
         except ChainError:
             return None
-        own = self._own_update_parsed()
+        own = self._own_sparse
         updates = {**self._verified, self.index: own} if own is not None else dict(self._verified)
         if any(c not in updates for c in candidates):
             return None  # a withheld candidate: already reported, cannot recompute
@@ -261,42 +261,31 @@ class Participant:
                 "the delivered update does not hash to the digest its author signed on the board",
             )
             return None
+        problem = ""
         try:
             message = decode_message(signed.data, dimension=self.session.dimension)
         except ProtocolError as exc:
-            self._report(
-                EvidenceKind.INVALID_MESSAGE,
-                author,
-                tx_id,
-                signed.digest(),
-                recorded,
-                f"{type(exc).__name__}: {exc}",
-            )
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if not isinstance(message, UpdateMessage) or (message.round, message.author) != (round_, author):
+                problem = "the delivered message is not this author's update of this round"
+        if problem:
+            self._report(EvidenceKind.INVALID_MESSAGE, author, tx_id, signed.digest(), recorded, problem)
             return None
-        if not isinstance(message, UpdateMessage) or message.round != round_ or message.author != author:
-            self._report(
-                EvidenceKind.INVALID_MESSAGE,
-                author,
-                tx_id,
-                signed.digest(),
-                recorded,
-                "the delivered message is not this author's update of this round",
-            )
-            return None
+        assert isinstance(message, UpdateMessage)
         return message.update
 
     def _check_own_record(
         self, round_: int, kind: MessageKind, own: SignedMessage, tx_id: str | None
     ) -> None:
-        by_tx = self._record_digest(tx_id, round_, kind, self.address) if tx_id else None
-        if by_tx != own.digest():
+        record = self.board.record_in_transaction(tx_id) if tx_id else None
+        if record != BoardRecord(round_, kind, self.address, own.digest()):
             missing = (
                 EvidenceKind.UPDATE_NOT_RECORDED
                 if kind is MessageKind.UPDATE
                 else EvidenceKind.EVALUATION_NOT_RECORDED
             )
             # Quote what the given Tx-ID really records (someone else's post, or nothing).
-            record = self.board.record_in_transaction(tx_id) if tx_id else None
             recorded = record.digest if record else None
             self._report(
                 missing,
@@ -323,12 +312,6 @@ class Participant:
         except ProtocolError:
             return None
         return message.params if isinstance(message, ModelMessage) else None
-
-    def _own_update_parsed(self) -> SparseUpdate | None:
-        if self._own_update is None:
-            return None
-        message = decode_message(self._own_update.data, dimension=self.session.dimension)
-        return message.update if isinstance(message, UpdateMessage) else None
 
     def _report(
         self,

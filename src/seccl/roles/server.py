@@ -3,6 +3,7 @@ only the candidates the consensus contract elected."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -107,8 +108,6 @@ class ParameterServer:
 
     def _sleep_until(self, timestamp: int) -> None:
         """Wait until the chain's clock reaches ``timestamp`` (a deployment's real wait)."""
-        import time
-
         while int(self.board.w3.eth.get_block("latest")["timestamp"]) < timestamp:
             time.sleep(1.0)
 
@@ -158,7 +157,8 @@ class ParameterServer:
             # A ballot is missing: the contract elects from those it has once the deadline passes.
             self.wait_until(int(missing.fields["deadline"]) + 1)
             election = self.consensus.tally(round_, n=self.session.n)
-        self._count(round_, "tally", "server", election.tx_hash)
+        assert election.receipt is not None  # this client sent the tally
+        self._record(round_, "tally", "server", election.receipt)
         self.params = self.aggregate_model(round_, election.candidates)
         self._publish_model(round_, self.params)
         return RoundOutcome(
@@ -242,19 +242,16 @@ class ParameterServer:
         if receipt is None:
             return None
         self._record(round_, f"post {kind.name.lower()}", author, receipt)
-        stored = StoredMessage(round_, kind, author, signed, receipt.tx_hash)
+        stored = StoredMessage(message, signed, receipt.tx_hash)
         self.store.add(stored)
         return stored
 
     def update_of(self, round_: int, index: int) -> SparseUpdate | None:
         stored = self.store.get(round_, MessageKind.UPDATE, self.session.participants[index])
-        if stored is None:
-            return None
-        message = open_message(stored.signed, self.session.domain, dimension=self.session.dimension)
-        return message.update if isinstance(message, UpdateMessage) else None
+        return stored.message.update if stored and isinstance(stored.message, UpdateMessage) else None
 
     def _relay_to_consensus(self, round_: int, i: int, stored: StoredMessage) -> str | None:
-        message = open_message(stored.signed, self.session.domain, participants=self.session.n)
+        message = stored.message
         assert isinstance(message, EvaluationMessage)
         try:
             receipt = self.relay_scores(round_, stored.author, message.scores, stored.signed.signature)
@@ -273,9 +270,7 @@ class ParameterServer:
                 f"expected a {kind.name.lower()} message, got a {message.kind.name.lower()} message"
             )
         if message.author != author:
-            raise UnknownParticipantError(
-                f"participant {author} sent a message authored by {message.author}"
-            )
+            raise UnknownParticipantError(f"participant {author} sent a message authored by {message.author}")
         if message.round != round_:
             raise WrongRoundError(f"message of round {message.round} received in round {round_}")
 
@@ -297,15 +292,6 @@ class ParameterServer:
         self.transactions.append(TxEntry(round_, action, subject, receipt.tx_hash, receipt.gas_used))
         self._round_gas += receipt.gas_used
         self._round_txs += 1
-
-    def _count(self, round_: int, action: str, subject: str, tx_hash: str) -> None:
-        receipt = self.board.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        self._record(
-            round_,
-            action,
-            subject,
-            TxReceipt(tx_hash, int(receipt["gasUsed"]), int(receipt["blockNumber"])),
-        )
 
 
 def _collect(replies: Mapping[int, Reply]) -> list[Evidence]:
