@@ -3,7 +3,6 @@ evidence that cites the chain, and an honest run yields no evidence at all."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import pytest
@@ -11,9 +10,9 @@ import pytest
 from seccl.chain.backends import EmbeddedChain
 from seccl.chain.bulletin_board import MessageKind
 from seccl.election import borda_tally
+from seccl.experiments.session import server_factory
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.protocol.evidence import EvidenceKind
-from seccl.roles.malicious_server import SERVER_ATTACKS
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.simulation import RunResult, Simulation, load_participant_data
 
@@ -56,10 +55,7 @@ def simulate(
 
 
 def attack(name: str) -> Callable:
-    cls, options = SERVER_ATTACKS[name]
-    if "target" in cls.__init__.__code__.co_varnames:
-        options = {**options, "target": TARGET}
-    return functools.partial(cls, **options)
+    return server_factory(name, TARGET)
 
 
 def test_an_honest_run_yields_no_evidence_and_a_fully_audited_chain(data) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 
 from seccl.experiments.config import RunConfig
 from seccl.learning.backdoor import BackdoorProbe
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.roles.malicious_participant import attack_factory, choose_adversaries
-from seccl.roles.malicious_server import SERVER_ATTACKS
+from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.simulation import RunResult, Simulation, load_participant_data, open_backend
 
@@ -42,7 +41,7 @@ def participant_data(config: RunConfig) -> tuple[list[ParticipantData], Dataset]
 def server_factory(name: str, target: int) -> functools.partial:
     """A ``server_factory`` for the malicious server ``name``, aimed at participant ``target``."""
     cls, options = SERVER_ATTACKS[name]
-    if "target" in inspect.signature(cls.__init__).parameters:
+    if issubclass(cls, TargetedServer):
         options = {**options, "target": target}
     return functools.partial(cls, **options)
 

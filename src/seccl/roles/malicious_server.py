@@ -30,12 +30,19 @@ def tampered(signed: SignedMessage, scale: float = -5.0) -> SignedMessage:
     return SignedMessage(replace(message, update=changed).to_bytes(), signed.signature)
 
 
-class TamperingServer(ParameterServer):
-    """Alters the target's update before relaying it, to one receiver or to all."""
+class TargetedServer(ParameterServer):
+    """A malicious server that singles out one participant, ``target`` (an index)."""
 
-    def __init__(self, *args: Any, target: int = 0, victims: str = "all", **kwargs: Any):
+    def __init__(self, *args: Any, target: int = 0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.target = target
+
+
+class TamperingServer(TargetedServer):
+    """Alters the target's update before relaying it, to one receiver or to all."""
+
+    def __init__(self, *args: Any, victims: str = "all", **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.victims = victims  # "all", or "one": only the participant after the target
 
     def deliver_updates(self, i: int, updates: list[StoredMessage]) -> list[DeliveredUpdate]:
@@ -47,13 +54,9 @@ class TamperingServer(ParameterServer):
         ]
 
 
-class EquivocatingServer(ParameterServer):
+class EquivocatingServer(TargetedServer):
     """Shows the target's update as posted to even-indexed receivers and an altered version to
     odd-indexed ones."""
-
-    def __init__(self, *args: Any, target: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.target = target
 
     def deliver_updates(self, i: int, updates: list[StoredMessage]) -> list[DeliveredUpdate]:
         delivered = super().deliver_updates(i, updates)
@@ -65,12 +68,8 @@ class EquivocatingServer(ParameterServer):
         ]
 
 
-class DroppingServer(ParameterServer):
+class DroppingServer(TargetedServer):
     """Drops the target's update: never posts it, never delivers it."""
-
-    def __init__(self, *args: Any, target: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.target = target
 
     def relay_update(self, round_: int, author: str, signed: SignedMessage) -> TxReceipt | None:
         if author == self.session.participants[self.target]:
@@ -78,24 +77,16 @@ class DroppingServer(ParameterServer):
         return super().relay_update(round_, author, signed)
 
 
-class WithholdingServer(ParameterServer):
+class WithholdingServer(TargetedServer):
     """Posts the target's update but withholds it from every other participant."""
-
-    def __init__(self, *args: Any, target: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.target = target
 
     def deliver_updates(self, i: int, updates: list[StoredMessage]) -> list[DeliveredUpdate]:
         author = self.session.participants[self.target]
         return [d for d in super().deliver_updates(i, updates) if d.author != author]
 
 
-class ForgedReceiptServer(ParameterServer):
+class ForgedReceiptServer(TargetedServer):
     """Hands the target the Tx-ID of another participant's record instead of its own."""
-
-    def __init__(self, *args: Any, target: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.target = target
 
     def evaluate_request(self, i: int, round_: int, updates: list[StoredMessage]) -> EvaluateRequest:
         request = super().evaluate_request(i, round_, updates)
@@ -105,12 +96,8 @@ class ForgedReceiptServer(ParameterServer):
         return replace(request, own_tx_id=other.tx_id)
 
 
-class MisreportingServer(ParameterServer):
+class MisreportingServer(TargetedServer):
     """Submits altered scores for the target voter: its lowest-scored peer gets the top score."""
-
-    def __init__(self, *args: Any, target: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.target = target
 
     def relay_scores(self, round_: int, author: str, scores: tuple[int, ...], signature: bytes) -> TxReceipt:
         if author == self.session.participants[self.target]:
@@ -138,12 +125,8 @@ class UnaggregatedModelServer(ParameterServer):
         return (params + noise).astype(np.float32)
 
 
-class WrongModelServer(ParameterServer):
+class WrongModelServer(TargetedServer):
     """Posts the right model's digest but sends the target a different model."""
-
-    def __init__(self, *args: Any, target: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.target = target
 
     def deliver_model(self, i: int) -> tuple[SignedMessage, str]:
         signed, tx_id = super().deliver_model(i)
@@ -167,4 +150,5 @@ SERVER_ATTACKS: dict[str, tuple[type[ParameterServer], dict[str, Any]]] = {
     "publish-unaggregated": (UnaggregatedModelServer, {}),
     "send-wrong-model": (WrongModelServer, {}),
 }
-"""Server attacks by name: the class and its fixed options (a ``target`` may be added)."""
+"""Server attacks by name: the class and its fixed options (a :class:`TargetedServer` also takes
+a ``target``)."""
