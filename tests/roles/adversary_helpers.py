@@ -26,8 +26,14 @@ CANDIDATE_FRACTION = 0.2  # M = 2 of 10
 @lru_cache(maxsize=4)
 def mnist_parts(n: int, per: int, seed: int) -> tuple[tuple[ParticipantData, ...], Dataset]:
     parts, test = load_participant_data(
-        dataset="mnist", data_root=None, participants=n, split="iid", alpha=0.5,
-        per_participant=per, validation_fraction=0.2, seed=seed,
+        dataset="mnist",
+        data_root=None,
+        participants=n,
+        split="iid",
+        alpha=0.5,
+        per_participant=per,
+        validation_fraction=0.2,
+        seed=seed,
     )
     return tuple(parts), test
 
@@ -41,8 +47,13 @@ def simulate(
 ) -> tuple[Simulation, RunResult]:
     default_parts, test = mnist_parts(N, PER_PARTICIPANT, seed)
     sim = Simulation(
-        backend=EmbeddedChain(), parts=list(parts or default_parts), test=test, rounds=rounds,
-        candidate_fraction=CANDIDATE_FRACTION, settings=SETTINGS, seed=seed,
+        backend=EmbeddedChain(),
+        parts=list(parts or default_parts),
+        test=test,
+        rounds=rounds,
+        candidate_fraction=CANDIDATE_FRACTION,
+        settings=SETTINGS,
+        seed=seed,
         participant_factory=factory,
     )
     return sim, sim.run()
@@ -69,8 +80,11 @@ def recorded_ballots(sim: Simulation, round_: int) -> dict[int, Ballot]:
     for log in logs:  # in chain order: a later ballot of the same voter wins, as in ballot_of
         args = log["args"]
         out[index[str(args["voter"])]] = Ballot(
-            int(args["round"]), str(args["voter"]), bytes(args["digest"]),
-            tuple(int(x) for x in args["scores"]), tuple(int(x) for x in args["ranking"]),
+            int(args["round"]),
+            str(args["voter"]),
+            bytes(args["digest"]),
+            tuple(int(x) for x in args["scores"]),
+            tuple(int(x) for x in args["ranking"]),
             "0x" + bytes(log["transactionHash"]).hex(),
         )
     if out:
@@ -84,9 +98,7 @@ def ballots_of(sim: Simulation, round_: int) -> dict[int, tuple[int, ...]]:
     return {i: b.scores for i, b in recorded_ballots(sim, round_).items()}
 
 
-def check_reference_election(
-    sim: Simulation, result: RunResult
-) -> dict[int, dict[int, tuple[int, ...]]]:
+def check_reference_election(sim: Simulation, result: RunResult) -> dict[int, dict[int, tuple[int, ...]]]:
     """The plain-Python Borda election on the recorded ballots equals the contract's outcome
     (candidates and totals) every round. Returns the ballots' scores by round and voter."""
     n, m = sim.session.n, sim.session.candidates

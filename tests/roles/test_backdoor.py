@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
-import torch
 
 from seccl.learning.backdoor import (
     TRIGGER_SIZE,
@@ -17,22 +13,9 @@ from seccl.learning.backdoor import (
     trigger_mask,
     triggered_test_set,
 )
-from seccl.learning.data import Dataset, load_dataset
+from seccl.learning.data import Dataset
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.training import train_local
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def mnist() -> tuple[Dataset, Dataset]:
-    return load_dataset("mnist", seed=0)
 
 
 def test_trigger_stamps_exactly_a_white_square_bottom_right() -> None:

@@ -54,9 +54,7 @@ def test_collusion_bound_on_synthetic_ballots(m: int, k: int) -> None:
             assert set(outcome.candidates) - colluders
 
 
-def check_collusion_rounds(
-    sim: Simulation, result: RunResult, colluders: set[int]
-) -> list[tuple[int, ...]]:
+def check_collusion_rounds(sim: Simulation, result: RunResult, colluders: set[int]) -> list[tuple[int, ...]]:
     n, m = sim.session.n, sim.session.candidates
     k = len(colluders)
     check_reference_election(sim, result)

@@ -3,12 +3,10 @@ specified, before ``start_round`` it is honest, and the registry builds the righ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 import seccl.roles.malicious_participant as mp
 import seccl.roles.participant as participant_module
@@ -39,14 +37,6 @@ from seccl.runtime.simulation import Simulation
 from tests.roles.adversary_helpers import SETTINGS, mnist_parts
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Lab:
     """A deployed 4-participant session; builds any participant class in seat ``index``."""
 
@@ -54,15 +44,25 @@ class Lab:
         parts, test = mnist_parts(10, 200, 0)
         self.parts = list(parts[:4])
         self.sim = Simulation(
-            backend=EmbeddedChain(), parts=self.parts, test=test, rounds=1,
-            candidate_fraction=0.5, settings=SETTINGS, seed=0,
+            backend=EmbeddedChain(),
+            parts=self.parts,
+            test=test,
+            rounds=1,
+            candidate_fraction=0.5,
+            settings=SETTINGS,
+            seed=0,
         )
         self.params = self.sim.server.params.copy()  # θ_0
 
     def build(self, cls: type[Participant], index: int = 0, **options: Any) -> Any:
         return cls(
-            index=index, account=self.sim.participants[index].account, data=self.parts[index],
-            session=self.sim.session, settings=SETTINGS, backend=self.sim.backend, seed=0,
+            index=index,
+            account=self.sim.participants[index].account,
+            data=self.parts[index],
+            session=self.sim.session,
+            settings=SETTINGS,
+            backend=self.sim.backend,
+            seed=0,
             **options,
         )
 
@@ -109,9 +109,7 @@ def test_honest_before_start_round(lab: Lab, honest: SparseUpdate, cls: type[Par
     assert upload(p, lab.params, round_=2) != lab.honest_update(round_=2)
 
 
-def test_noise_has_the_honest_structure_and_ten_times_the_spread(
-    lab: Lab, honest: SparseUpdate
-) -> None:
+def test_noise_has_the_honest_structure_and_ten_times_the_spread(lab: Lab, honest: SparseUpdate) -> None:
     p = lab.build(NoiseParticipant)
     local = p.local_model(lab.params, 1)
     u = p.make_update(lab.params, local, 1)
@@ -165,9 +163,7 @@ def test_random_free_rider_uploads_small_noise_without_training(
     assert count_training == [1]
 
 
-def test_stale_free_rider_replays_the_last_aggregate_step(
-    lab: Lab, count_training: list[int]
-) -> None:
+def test_stale_free_rider_replays_the_last_aggregate_step(lab: Lab, count_training: list[int]) -> None:
     p = lab.build(FreeRider, mode="stale")
     theta0 = lab.params
     first = upload(p, theta0, round_=1)  # nothing to replay yet: random
@@ -187,8 +183,14 @@ def test_free_rider_is_safe_with_no_train_data(lab: Lab) -> None:
     empty = Dataset(np.zeros((0, 1, 28, 28), np.float32), np.zeros(0, np.int64))
     data = ParticipantData(empty, lab.parts[0].validation)
     p = FreeRider(
-        index=0, account=lab.sim.participants[0].account, data=data, session=lab.sim.session,
-        settings=SETTINGS, backend=lab.sim.backend, seed=0, mode="stale",
+        index=0,
+        account=lab.sim.participants[0].account,
+        data=data,
+        session=lab.sim.session,
+        settings=SETTINGS,
+        backend=lab.sim.backend,
+        seed=0,
+        mode="stale",
     )
     assert len(upload(p, lab.params)) == len(select_top_fraction(lab.params, 0.1))
 
@@ -285,7 +287,13 @@ def test_colluder_scores_fellows_top_and_everyone_else_zero(lab: Lab) -> None:
 
 def test_registry_names() -> None:
     assert set(PARTICIPANT_ATTACKS) == {
-        "low-quality", "label-flip", "backdoor", "noise", "sign-flip", "scale", "free-rider",
+        "low-quality",
+        "label-flip",
+        "backdoor",
+        "noise",
+        "sign-flip",
+        "scale",
+        "free-rider",
         "collude-votes",
     }
     assert all(issubclass(c, Participant) for c in PARTICIPANT_ATTACKS.values())
@@ -297,9 +305,7 @@ def test_attack_factory_builds_adversaries_only_at_their_seats(lab: Lab) -> None
     assert [type(s) for s in seats] == [CollusionVoter, Participant, CollusionVoter, Participant]
     assert isinstance(seats[0], CollusionVoter)
     assert seats[0].colluders == {0, 2} and seats[0].start_round == 4
-    scale = attack_factory("scale", {1}, start_round=1, options={"scale": 3.0})(
-        index=1, **_kwargs(lab, 1)
-    )
+    scale = attack_factory("scale", {1}, start_round=1, options={"scale": 3.0})(index=1, **_kwargs(lab, 1))
     assert isinstance(scale, ScalingParticipant) and scale.scale == 3.0
     with pytest.raises(ValueError, match="unknown"):
         attack_factory("teleport", {1}, start_round=1, options={})
@@ -318,14 +324,18 @@ def test_combined_attack_flips_labels_and_colludes(lab: Lab) -> None:
 
 def _kwargs(lab: Lab, i: int) -> dict[str, Any]:
     return {
-        "account": lab.sim.participants[i].account, "data": lab.parts[i],
-        "session": lab.sim.session, "settings": SETTINGS, "backend": lab.sim.backend, "seed": 0,
+        "account": lab.sim.participants[i].account,
+        "data": lab.parts[i],
+        "session": lab.sim.session,
+        "settings": SETTINGS,
+        "backend": lab.sim.backend,
+        "seed": 0,
     }
 
 
 @pytest.mark.parametrize(
-    ("n", "e", "k"), [(20, 0.2, 4), (10, 0.1, 1), (20, 0.25, 5), (10, 0.25, 3), (30, 0.1, 3),
-                      (20, 0.0, 0), (20, 1.0, 20)],
+    ("n", "e", "k"),
+    [(20, 0.2, 4), (10, 0.1, 1), (20, 0.25, 5), (10, 0.25, 3), (30, 0.1, 3), (20, 0.0, 0), (20, 1.0, 20)],
 )
 def test_adversary_count_rounds_e_times_n(n: int, e: float, k: int) -> None:
     assert adversary_count(n, e) == k
