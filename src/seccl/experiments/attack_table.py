@@ -51,7 +51,8 @@ def server_row(config: RunConfig, name: str, out: Path, rounds: int) -> dict[str
     write_run(run, result, run.run_dir)
     kinds = sorted({str(e.kind) for e in result.evidence})
     first = min((e.round for e in result.evidence), default=None)
-    finders = sorted({run_participant_index(result, e.finder) for e in result.evidence})
+    participants = list(result.chain["participants"])
+    finders = sorted({participants.index(e.finder) for e in result.evidence})
     return {
         "attack": name,
         "kind": "server",
@@ -63,10 +64,6 @@ def server_row(config: RunConfig, name: str, out: Path, rounds: int) -> dict[str
         "final_accuracy": round(result.final_accuracy, 4),
         "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def run_participant_index(result: Any, address: str) -> int:
-    return list(result.chain["participants"]).index(address)
 
 
 def markdown(rows: list[dict[str, Any]], config: RunConfig, server_rounds: int) -> str:

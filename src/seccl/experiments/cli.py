@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from seccl.experiments.config import ConfigError, RunConfig, load_config
 from seccl.learning.data import DatasetNotFoundError
@@ -98,20 +98,13 @@ def _run(config: RunConfig, *, progress: bool) -> int:
     print(f"transactions: {len(result.transactions)}, gas {sum(t.gas for t in result.transactions):,}")
     if result.evidence:
         print(f"EVIDENCE: {len(result.evidence)} findings against the server (see {files['evidence']})")
-        for finder, count in _by_finder(result.evidence).items():
-            print(f"  {finder}: {count}")
+        findings = Counter(f"round {e.round} {e.kind} found by {e.finder[:10]}" for e in result.evidence)
+        for finding, count in findings.items():
+            print(f"  {finding}: {count}")
     else:
         print("evidence: none — every message, ballot and model matched the chain")
     print(f"run directory: {run_dir}  (metrics.csv, metrics.json, chain.json, evidence.json, accuracy.png)")
     return 0
-
-
-def _by_finder(evidence: list[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for e in evidence:
-        key = f"round {e.round} {e.kind} found by {e.finder[:10]}"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 def _baseline(config: RunConfig, epochs: int) -> int:
