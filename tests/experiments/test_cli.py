@@ -70,11 +70,16 @@ def test_the_baseline_trains_centrally_on_the_union_of_the_participants_data(tmp
     assert len(record["accuracy_per_epoch"]) == 2
 
 
-def test_a_missing_data_set_says_how_to_get_it(tmp_path: Path, capsys) -> None:
-    code = main(["run", *SMALL, "--dataset", "idx", "--data-root", str(tmp_path / "none")])
+@pytest.mark.parametrize(
+    "dataset, hint",
+    [("idx", "Expected the four files"), ("fashion-mnist", "apt-get install dataset-fashion-mnist")],
+)
+def test_a_missing_data_set_says_how_to_get_it(tmp_path: Path, capsys, dataset: str, hint: str) -> None:
+    code = main(["run", *SMALL, "--dataset", dataset, "--data-root", str(tmp_path / "none")])
 
     assert code == 2
-    assert "seccl:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("seccl: ") and "train-images-idx3-ubyte" in err and hint in err
 
 
 def test_a_config_file_sets_values_and_flags_override_them(tmp_path: Path) -> None:
