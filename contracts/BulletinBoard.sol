@@ -3,80 +3,145 @@ pragma solidity 0.8.37;
 
 import {SecclSigning} from "./SecclSigning.sol";
 
+/// @notice What a session's consensus contract tells the board: whether an election was tallied.
+interface IElectionRecord {
+    /// @notice Whether the election of `round` has been tallied.
+    function isTallied(uint64 round) external view returns (bool);
+}
+
 /// @title BulletinBoard — SecCL's trusted bulletin board (TBB)
-/// @notice Records the digest of every SecCL message (update, evaluation, model) with its round,
-///         kind and author. The server relays; the contract checks that the author signed the
-///         digest, so the server can relay but never forge, and nothing recorded can be changed.
-/// @dev Round 0 is open from deployment and holds the initial model; the model posted in round r
-///      is the global model that round r produced.
+/// @notice Records the digest of every update and every global model with its round and author,
+///         and enforces the order of a session's rounds. Anyone may relay a post: the author's
+///         signature proves authorship, so the server can relay but never forge, and an author
+///         the server ignores posts its own message. The server signs what it delivers; a
+///         delivery that differs from the board, or a model never posted, is recorded here as an
+///         accusation that the chain itself checked.
+/// @dev Round r opens when the model of round r-1 is posted (round 1 at deployment, where the
+///      initial model is recorded). Its phases are fixed at deployment, counted from its opening:
+///      updates until `openedAt + updatePhase` (or until every participant has posted one);
+///      ballots, in the consensus contract, until `openedAt + updatePhase + ballotPhase`; the
+///      model, after the election is tallied, is due by `ballotDeadline + modelPhase`.
 contract BulletinBoard {
     // ───────────────────────────── TYPES ─────────────────────────────
 
-    /// @notice The three SecCL message kinds (DESIGN.md: type a, type b and the global model).
+    /// @notice SecCL's message kinds. Evaluations are recorded by the consensus contract, which
+    ///         recomputes their digest from the scores it counts; the board records the others.
     enum Kind {
         Update,
         Evaluation,
         Model
     }
 
-    /// @notice What the board knows of a digest. Packed in one storage slot.
-    struct Record {
-        uint64 round;
-        Kind kind;
-        address author;
+    /// @notice What the chain proved against the server.
+    enum Offence {
+        DeliveryMismatch,
+        DeliveredUnrecorded,
+        ModelNotPosted
+    }
+
+    /// @notice One round's progress. Packed in one storage slot.
+    struct RoundState {
+        uint64 openedAt;
+        uint16 updates;
+        bool modelPosted;
+    }
+
+    /// @notice One round's schedule and progress, as the consensus contract and participants read it.
+    struct RoundInfo {
+        uint64 openedAt;
+        uint64 updateDeadline;
+        uint64 ballotDeadline;
+        uint64 modelDeadline;
+        uint16 updates;
+        bool modelPosted;
+        uint256 updateBitmap;
+    }
+
+    /// @notice The session's fixed settings, passed to the constructor.
+    struct Settings {
+        address consensus;
+        bytes32 nonce;
+        bytes32 tieSeed;
+        uint64 updatePhase;
+        uint64 ballotPhase;
+        uint64 modelPhase;
+        bytes32 initialModel;
     }
 
     // ───────────────────────────── CONSTANTS ─────────────────────────────
 
-    /// @notice The most participants a session may register (the consensus contract packs
-    ///         Borda totals in 16 bits, which holds 255·255 points).
+    /// @notice The most participants a session may register (bitmaps of one word; the consensus
+    ///         contract packs Borda totals in 16 bits, which holds 255·255 points).
     uint256 public constant MAX_PARTICIPANTS = 256;
 
     // ───────────────────────────── EVENTS ─────────────────────────────
 
-    /// @notice Round `round` was opened; every earlier round is closed for good.
-    event RoundOpened(uint64 indexed round);
+    /// @notice Round `round` opened at `openedAt` (unix time); its phases run from then.
+    event RoundOpened(uint64 indexed round, uint64 openedAt);
 
     /// @notice `digest`, signed by `author`, was recorded as a `kind` message of `round`.
     event MessagePosted(uint64 indexed round, Kind indexed kind, address indexed author, bytes32 digest);
 
+    /// @notice `accuser` proved `offence` against the server in `round`; `digest` is the digest
+    ///         the server delivered (zero for a missing model).
+    event ServerCaught(uint64 indexed round, address indexed accuser, Offence offence, bytes32 digest);
+
     // ───────────────────────────── ERRORS ─────────────────────────────
 
-    /// @notice Only the session's server may relay posts and open rounds.
-    error BulletinUnauthorizedRelay(address caller);
     /// @notice The participant list is empty, too long, or holds the zero address, the server or a duplicate.
     error BulletinInvalidParticipants(uint256 position);
-    /// @notice Rounds open one after another; `requested` is not the next one.
-    error BulletinInvalidRound(uint64 requested, uint64 expected);
-    /// @notice `round` is already closed (the board is at `currentRound`).
-    error BulletinRoundClosed(uint64 round, uint64 currentRound);
+    /// @notice Every phase must last at least one second, the consensus address must be set.
+    error BulletinInvalidSettings();
     /// @notice `round` has not been opened yet (the board is at `currentRound`).
     error BulletinRoundNotOpen(uint64 round, uint64 currentRound);
-    /// @notice `author` is not a registered participant (or not the server, for a model).
-    error BulletinUnknownAuthor(address author, Kind kind);
+    /// @notice `round` is over: its model is posted (the board is at `currentRound`).
+    error BulletinRoundClosed(uint64 round, uint64 currentRound);
+    /// @notice The update phase of `round` ended at `deadline`.
+    error BulletinUpdatePhaseOver(uint64 round, uint64 deadline);
+    /// @notice `author` is not a registered participant.
+    error BulletinUnknownAuthor(address author);
     /// @notice `author` already has a `kind` message in `round`.
     error BulletinAlreadyPosted(uint64 round, Kind kind, address author);
-    /// @notice `digest` is already on the board.
-    error BulletinDuplicateDigest(bytes32 digest);
-    /// @notice The signature recovers to `signer`, not to `author`.
-    error BulletinInvalidSignature(address author, address signer);
+    /// @notice The signature recovers to `signer`, not to `expected`.
+    error BulletinInvalidSignature(address expected, address signer);
+    /// @notice The model of `round` can be posted only after its election was tallied.
+    error BulletinNotTallied(uint64 round);
+    /// @notice Two lists had `a` and `b` entries, or an index `b` was out of a list of `a`.
+    error BulletinWrongLength(uint256 a, uint256 b);
+    /// @notice The chain does not support the accusation of `offence` in `round`.
+    error BulletinAccusationRefuted(uint64 round, Offence offence);
 
     // ───────────────────────────── STORAGE ─────────────────────────────
 
     address private immutable _server;
+    address private immutable _consensus;
+    bytes32 private immutable _nonce;
+    bytes32 private immutable _tieSeed;
+    uint64 private immutable _updatePhase;
+    uint64 private immutable _ballotPhase;
+    uint64 private immutable _modelPhase;
     uint64 private _currentRound;
+    uint64 private _caughtCount;
     address[] private _participants;
     mapping(address participant => uint256 indexPlusOne) private _indexPlusOne;
-    mapping(bytes32 digest => Record) private _records;
+    mapping(uint64 round => RoundState) private _rounds;
+    mapping(uint64 round => uint256 bitmap) private _updateBitmap;
     mapping(uint64 round => mapping(Kind => mapping(address author => bytes32 digest))) private _digests;
 
     // ───────────────────────────── LOGIC ─────────────────────────────
 
-    /// @notice Starts a session with the deployer as its server and `participants_` registered,
-    ///         in this order (a participant's index is its position).
-    constructor(address[] memory participants_) {
+    /// @notice Starts a session with the deployer as its server, `participants_` registered in
+    ///         this order (a participant's index is its position), the initial model recorded as
+    ///         the server's model of round 0, and round 1 open.
+    /// @dev `settings.consensus` is the address the session's consensus contract will have; that
+    ///      contract checks at deployment that the board names it, so the two point at each other.
+    constructor(address[] memory participants_, Settings memory settings) {
         uint256 count = participants_.length;
         if (count == 0 || count > MAX_PARTICIPANTS) revert BulletinInvalidParticipants(count);
+        if (
+            settings.consensus == address(0) || settings.updatePhase == 0 || settings.ballotPhase == 0
+                || settings.modelPhase == 0
+        ) revert BulletinInvalidSettings();
         _server = msg.sender;
         for (uint256 i = 0; i < count; ++i) {
             address p = participants_[i];
@@ -86,52 +151,122 @@ contract BulletinBoard {
             _indexPlusOne[p] = i + 1;
         }
         _participants = participants_;
-        emit RoundOpened(0);
+        _consensus = settings.consensus;
+        _nonce = settings.nonce;
+        _tieSeed = settings.tieSeed;
+        _updatePhase = settings.updatePhase;
+        _ballotPhase = settings.ballotPhase;
+        _modelPhase = settings.modelPhase;
+        _digests[0][Kind.Model][msg.sender] = settings.initialModel;
+        _rounds[0] = RoundState({openedAt: uint64(block.timestamp), updates: 0, modelPosted: true});
+        emit MessagePosted(0, Kind.Model, msg.sender, settings.initialModel);
+        _open(1);
     }
 
-    /// @notice Opens round `round`, which must be the next one, and closes the current one.
-    function openRound(uint64 round) external {
-        _onlyServer();
-        uint64 expected = _currentRound + 1;
-        if (round != expected) revert BulletinInvalidRound(round, expected);
-        _currentRound = round;
-        emit RoundOpened(round);
+    /// @notice Records `digest` as `author`'s update of the open round `round`.
+    /// @dev Anyone may relay; reverts unless the round is open and in its update phase, the
+    ///      author is a participant without an update this round, and `signature` is the author's.
+    function postUpdate(uint64 round, address author, bytes32 digest, bytes calldata signature) external {
+        RoundState storage state = _openRound(round);
+        uint64 deadline = state.openedAt + _updatePhase;
+        if (block.timestamp > deadline) revert BulletinUpdatePhaseOver(round, deadline);
+        uint256 indexPlusOne = _indexPlusOne[author];
+        if (indexPlusOne == 0) revert BulletinUnknownAuthor(author);
+        if (_digests[round][Kind.Update][author] != bytes32(0)) revert BulletinAlreadyPosted(round, Kind.Update, author);
+        _checkSignature(author, round, uint8(Kind.Update), digest, signature);
+
+        _digests[round][Kind.Update][author] = digest;
+        _updateBitmap[round] |= 1 << (indexPlusOne - 1);
+        state.updates += 1;
+        emit MessagePosted(round, Kind.Update, author, digest);
     }
 
-    /// @notice Records `digest` as `author`'s `kind` message of the current round `round`.
-    /// @dev Reverts unless the caller is the server, the round is the open one, the author is a
-    ///      participant (or the server, for a model), has not posted this kind this round, the
-    ///      digest is new, and `signature` is the author's EIP-191 signature of
-    ///      {SecclSigning-signedHash}.
-    function post(uint64 round, Kind kind, address author, bytes32 digest, bytes calldata signature)
-        external
-    {
-        _onlyServer();
-        uint64 current = _currentRound;
-        if (round < current) revert BulletinRoundClosed(round, current);
-        if (round > current) revert BulletinRoundNotOpen(round, current);
-        bool authorized = kind == Kind.Model ? author == _server : _indexPlusOne[author] != 0;
-        if (!authorized) revert BulletinUnknownAuthor(author, kind);
-        if (_digests[round][kind][author] != bytes32(0)) revert BulletinAlreadyPosted(round, kind, author);
-        if (_records[digest].author != address(0)) revert BulletinDuplicateDigest(digest);
-        address signer = SecclSigning.recoverSigner(
-            SecclSigning.signedHash(address(this), round, uint8(kind), digest), signature
-        );
-        if (signer != author) revert BulletinInvalidSignature(author, signer);
+    /// @notice Records `digest`, signed by the server, as the global model round `round`
+    ///         produced, and opens the next round.
+    /// @dev Anyone may relay; reverts unless `round` is open and its election was tallied.
+    function postModel(uint64 round, bytes32 digest, bytes calldata signature) external {
+        RoundState storage state = _openRound(round);
+        if (!IElectionRecord(_consensus).isTallied(round)) revert BulletinNotTallied(round);
+        _checkSignature(_server, round, uint8(Kind.Model), digest, signature);
 
-        _records[digest] = Record(round, kind, author);
-        _digests[round][kind][author] = digest;
-        emit MessagePosted(round, kind, author, digest);
+        _digests[round][Kind.Model][_server] = digest;
+        state.modelPosted = true;
+        emit MessagePosted(round, Kind.Model, _server, digest);
+        _open(round + 1);
+    }
+
+    /// @notice Proves that the server delivered to `recipient`, as the `kind` message of
+    ///         `authors[position]` in `round`, a digest the board does not hold for it.
+    /// @dev `signature` is the server's over {SecclSigning-deliveryDigest} with kind DELIVERY.
+    ///      An update's delivery counts as a lie once the update phase has closed; a model's when
+    ///      the board holds another model for that round.
+    function accuseDelivery(
+        uint64 round,
+        Kind kind,
+        address recipient,
+        address[] calldata authors,
+        bytes32[] calldata digests,
+        uint256 position,
+        bytes calldata signature
+    ) external {
+        if (authors.length != digests.length) revert BulletinWrongLength(authors.length, digests.length);
+        if (position >= authors.length) revert BulletinWrongLength(authors.length, position);
+        bytes32 statement = SecclSigning.deliveryDigest(uint8(kind), recipient, authors, digests);
+        _checkSignature(_server, round, SecclSigning.DELIVERY, statement, signature);
+
+        bytes32 delivered = digests[position];
+        bytes32 recorded = _digests[round][kind][authors[position]];
+        if (kind == Kind.Evaluation || recorded == delivered) {
+            revert BulletinAccusationRefuted(round, Offence.DeliveryMismatch);
+        }
+        if (recorded != bytes32(0)) {
+            _caught(round, Offence.DeliveryMismatch, delivered);
+            return;
+        }
+        RoundInfo memory info = roundInfo(round);
+        bool updatesClosed =
+            info.openedAt != 0 && (info.updates == _participants.length || block.timestamp > info.updateDeadline);
+        if (kind == Kind.Model || !updatesClosed) revert BulletinAccusationRefuted(round, Offence.DeliveredUnrecorded);
+        _caught(round, Offence.DeliveredUnrecorded, delivered);
+    }
+
+    /// @notice Proves that the server has not posted the model of `round` by its deadline.
+    function accuseMissingModel(uint64 round) external {
+        RoundInfo memory info = roundInfo(round);
+        if (info.openedAt == 0 || info.modelPosted || block.timestamp <= info.modelDeadline) {
+            revert BulletinAccusationRefuted(round, Offence.ModelNotPosted);
+        }
+        _caught(round, Offence.ModelNotPosted, bytes32(0));
     }
 
     // ───────────────────────────── VIEWS ─────────────────────────────
 
-    /// @notice The session's server, the only account that may relay.
+    /// @notice The session's server, the only author of models and delivery statements.
     function server() external view returns (address) {
         return _server;
     }
 
-    /// @notice The round open for posts.
+    /// @notice The session's consensus contract.
+    function consensus() external view returns (address) {
+        return _consensus;
+    }
+
+    /// @notice The session's random nonce, bound into every signature.
+    function nonce() external view returns (bytes32) {
+        return _nonce;
+    }
+
+    /// @notice The public seed of the per-round tie-break order (see {SecclSigning-tieKey}).
+    function tieSeed() external view returns (bytes32) {
+        return _tieSeed;
+    }
+
+    /// @notice The phase lengths, in seconds, fixed at deployment.
+    function phases() external view returns (uint64 updatePhase, uint64 ballotPhase, uint64 modelPhase) {
+        return (_updatePhase, _ballotPhase, _modelPhase);
+    }
+
+    /// @notice The open round (every earlier one has its model on the board).
     function currentRound() external view returns (uint64) {
         return _currentRound;
     }
@@ -141,15 +276,15 @@ contract BulletinBoard {
         return _participants;
     }
 
+    /// @notice How many participants are registered.
+    function participantCount() external view returns (uint256) {
+        return _participants.length;
+    }
+
     /// @notice Whether `account` is registered, and its index if so.
     function participantIndex(address account) external view returns (bool registered, uint256 index) {
         uint256 indexPlusOne = _indexPlusOne[account];
         return indexPlusOne == 0 ? (false, 0) : (true, indexPlusOne - 1);
-    }
-
-    /// @notice The record of `digest`; its author is the zero address when the board does not hold it.
-    function recordOf(bytes32 digest) external view returns (Record memory) {
-        return _records[digest];
     }
 
     /// @notice The digest `author` posted as its `kind` message of `round`, or zero if none.
@@ -157,12 +292,63 @@ contract BulletinBoard {
         return _digests[round][kind][author];
     }
 
-    /// @notice The hash an author signs to post `digest` as a `kind` message of `round` here.
-    function signedHash(uint64 round, Kind kind, bytes32 digest) external view returns (bytes32) {
-        return SecclSigning.signedHash(address(this), round, uint8(kind), digest);
+    /// @notice Every participant's update digest of `round`, by index (zero where none).
+    function updatesOf(uint64 round) external view returns (bytes32[] memory digests) {
+        uint256 count = _participants.length;
+        digests = new bytes32[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            digests[i] = _digests[round][Kind.Update][_participants[i]];
+        }
     }
 
-    function _onlyServer() private view {
-        if (msg.sender != _server) revert BulletinUnauthorizedRelay(msg.sender);
+    /// @notice The schedule and progress of `round` (all zero if it has not opened).
+    function roundInfo(uint64 round) public view returns (RoundInfo memory info) {
+        RoundState memory state = _rounds[round];
+        if (state.openedAt == 0) return info;
+        info.openedAt = state.openedAt;
+        info.updateDeadline = state.openedAt + _updatePhase;
+        info.ballotDeadline = info.updateDeadline + _ballotPhase;
+        info.modelDeadline = info.ballotDeadline + _modelPhase;
+        info.updates = state.updates;
+        info.modelPosted = state.modelPosted;
+        info.updateBitmap = _updateBitmap[round];
+    }
+
+    /// @notice How many accusations the chain has upheld against the server.
+    function caughtCount() external view returns (uint64) {
+        return _caughtCount;
+    }
+
+    /// @notice The hash a signer signs for `digest` of `kind` in `round` of this session.
+    function signedHash(uint64 round, uint8 kind, bytes32 digest) public view returns (bytes32) {
+        return SecclSigning.signedHash(address(this), _consensus, _nonce, round, kind, digest);
+    }
+
+    // ───────────────────────────── INTERNAL ─────────────────────────────
+
+    function _open(uint64 round) private {
+        _currentRound = round;
+        _rounds[round].openedAt = uint64(block.timestamp);
+        emit RoundOpened(round, uint64(block.timestamp));
+    }
+
+    function _openRound(uint64 round) private view returns (RoundState storage state) {
+        uint64 current = _currentRound;
+        if (round > current) revert BulletinRoundNotOpen(round, current);
+        if (round < current) revert BulletinRoundClosed(round, current);
+        state = _rounds[round];
+    }
+
+    function _checkSignature(address signer_, uint64 round, uint8 kind, bytes32 digest, bytes calldata signature)
+        private
+        view
+    {
+        address signer = SecclSigning.recoverSigner(signedHash(round, kind, digest), signature);
+        if (signer != signer_) revert BulletinInvalidSignature(signer_, signer);
+    }
+
+    function _caught(uint64 round, Offence offence, bytes32 digest) private {
+        _caughtCount += 1;
+        emit ServerCaught(round, msg.sender, offence, digest);
     }
 }

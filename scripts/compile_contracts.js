@@ -1,5 +1,5 @@
 // Compiles contracts/*.sol with the pinned npm solc through standard JSON and writes
-// src/seccl/chain/artifacts/<Name>.json (ABI + bytecode). Usage: node scripts/compile_contracts.js [--check]
+// src/seccl/chain/artifacts/<Name>.json (ABI, creation and runtime bytecode). Usage: node scripts/compile_contracts.js [--check]
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -15,7 +15,7 @@ const SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
   viaIR: false,
   metadata: { bytecodeHash: "none" },
-  outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+  outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences"] } },
 };
 
 function findImports(importPath) {
@@ -46,6 +46,10 @@ function compile() {
         compiler: { name: "solcjs", version: solc.version(), settings: { ...SETTINGS, outputSelection: undefined } },
         abi: contract.abi,
         bytecode: "0x" + contract.evm.bytecode.object,
+        // The code a deployed contract runs, and where the constructor writes its immutables
+        // into it: participants compare the code at an announced address with this.
+        deployedBytecode: "0x" + contract.evm.deployedBytecode.object,
+        immutableReferences: contract.evm.deployedBytecode.immutableReferences,
       },
       null,
       2,

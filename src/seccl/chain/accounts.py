@@ -1,10 +1,14 @@
-"""Ethereum accounts for SecCL's parties: deterministic keys, funding, and locally signed sending."""
+"""Ethereum accounts for SecCL's parties: random keys or keystores, funding, and locally signed sending."""
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+from pathlib import Path
+
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from web3 import Web3
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 from web3.types import Wei
@@ -15,12 +19,26 @@ from seccl.chain.transactions import TxReceipt
 SERVER_FUNDS_WEI = 10**21  # 1,000 ether of test money: far more than any run spends
 
 
-def derive_account(seed: int, role: str) -> LocalAccount:
-    """A deterministic key for ``role`` (e.g. ``"server"``, ``"participant-3"``) in a seeded run.
+def new_account() -> LocalAccount:
+    """A fresh random key (from the operating system's randomness), never derived from a seed."""
+    return Account.from_key(secrets.token_bytes(32))
 
-    Keys derived from a public seed are for simulations only; a deployment brings its own.
-    """
-    return Account.from_key(keccak(text=f"seccl/{seed}/{role}"))
+
+def save_keystore(account: LocalAccount, path: Path, password: str) -> Path:
+    """Write ``account``'s key to ``path`` as an encrypted keystore (eth-account's V3 format),
+    readable by geth, cast and any Ethereum wallet; the file is created private (0600)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(Account.encrypt(account.key, password))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(data)
+    return path
+
+
+def load_keystore(path: Path, password: str) -> LocalAccount:
+    """The account in the encrypted keystore at ``path``; a wrong password raises ValueError."""
+    return Account.from_key(Account.decrypt(json.loads(Path(path).read_text()), password))
 
 
 def fund(backend: ChainBackend, address: str, wei: int = SERVER_FUNDS_WEI) -> TxReceipt:

@@ -13,11 +13,14 @@ CONTRACT_NAMES = ("BulletinBoard", "Consensus")
 
 @dataclass(frozen=True)
 class Artifact:
-    """A compiled contract: its ABI, creation bytecode and the compiler that produced them."""
+    """A compiled contract: its ABI, creation and runtime bytecode, the byte ranges of the
+    runtime code its constructor fills with immutables, and the compiler that produced them."""
 
     name: str
     abi: list[dict[str, Any]]
     bytecode: str
+    deployed_bytecode: str
+    immutable_ranges: tuple[tuple[int, int], ...]
     compiler: dict[str, Any]
 
 
@@ -28,4 +31,14 @@ def load_artifact(name: str) -> Artifact:
         raise ValueError(f"unknown contract {name!r}; known: {', '.join(CONTRACT_NAMES)}")
     text = resources.files("seccl.chain").joinpath("artifacts", f"{name}.json").read_text()
     data = json.loads(text)
-    return Artifact(name=name, abi=data["abi"], bytecode=data["bytecode"], compiler=data["compiler"])
+    ranges = tuple(
+        sorted((r["start"], r["length"]) for refs in data["immutableReferences"].values() for r in refs)
+    )
+    return Artifact(
+        name=name,
+        abi=data["abi"],
+        bytecode=data["bytecode"],
+        deployed_bytecode=data["deployedBytecode"],
+        immutable_ranges=ranges,
+        compiler=data["compiler"],
+    )

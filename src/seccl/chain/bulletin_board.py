@@ -1,32 +1,29 @@
-"""Typed client of the BulletinBoard contract (the TBB): deploy, open rounds, post, look up."""
+"""Typed client of the BulletinBoard contract (the TBB): post, accuse, and read a session's record."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import cached_property
 
-from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
 
 from seccl.chain.artifacts import load_artifact
 from seccl.chain.errors import ChainError
-from seccl.chain.signing import sign_hash, signed_hash
 from seccl.chain.transactions import TxReceipt, call, event_in_transaction, transact
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_DIGEST = b"\x00" * 32
 
 # Gas limits, generous for the worst case the contract allows; bench/gas.py prints real use.
-GAS_OPEN_ROUND = 100_000
-GAS_POST = 200_000
+GAS_POST = 150_000
+GAS_ACCUSE = 150_000
 
 
 def gas_for_deploy(n: int) -> int:
     """A gas limit for deploying a board of ``n`` participants (two storage slots each)."""
-    return 1_500_000 + 60_000 * n
+    return 2_000_000 + 60_000 * n
 
 
 class MessageKind(IntEnum):
@@ -35,6 +32,14 @@ class MessageKind(IntEnum):
     UPDATE = 0
     EVALUATION = 1
     MODEL = 2
+
+
+class Offence(IntEnum):
+    """What an upheld accusation proved, numbered as the contract's ``Offence`` enum."""
+
+    DELIVERY_MISMATCH = 0
+    DELIVERED_UNRECORDED = 1
+    MODEL_NOT_POSTED = 2
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,64 @@ class BoardRecord:
     digest: bytes
 
 
-class BulletinBoardClient:
-    """A connection to one deployed BulletinBoard.
+@dataclass(frozen=True)
+class Phases:
+    """How long each phase of a round lasts, in seconds of chain time (fixed at deployment)."""
 
-    ``sender`` is the account writes are sent from (the server); a participant's client has none
-    and only reads, over its own connection.
+    update: int
+    ballot: int
+    model: int
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """One round's schedule (unix times) and progress; ``opened_at`` is 0 for a round not yet open."""
+
+    opened_at: int
+    update_deadline: int
+    ballot_deadline: int
+    model_deadline: int
+    updates: int
+    model_posted: bool
+    update_bitmap: int
+
+    def has_update(self, index: int) -> bool:
+        return bool(self.update_bitmap >> index & 1)
+
+    @property
+    def eligible(self) -> tuple[int, ...]:
+        """The participants whose update of the round is on the board."""
+        return tuple(i for i in range(self.update_bitmap.bit_length()) if self.update_bitmap >> i & 1)
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """The constructor's ``Settings``: what a session fixes for good at deployment."""
+
+    consensus: str
+    nonce: bytes
+    tie_seed: bytes
+    phases: Phases
+    initial_model: bytes
+
+    def as_tuple(self) -> tuple:
+        p = self.phases
+        return (
+            to_checksum_address(self.consensus),
+            self.nonce,
+            self.tie_seed,
+            p.update,
+            p.ballot,
+            p.model,
+            self.initial_model,
+        )
+
+
+class BulletinBoardClient:
+    """A connection to one deployed BulletinBoard, writing (when it writes) from ``sender``.
+
+    Anyone may relay a signed post, so a participant's client writes from the participant's own
+    account over its own connection, and the server's from the server's.
     """
 
     def __init__(self, w3: Web3, address: str, *, sender: str | None = None):
@@ -62,54 +120,74 @@ class BulletinBoardClient:
 
     @classmethod
     def deploy(
-        cls, w3: Web3, *, server: str, participants: Sequence[str]
+        cls, w3: Web3, *, server: str, participants: Sequence[str], settings: DeploySettings
     ) -> tuple[BulletinBoardClient, TxReceipt]:
-        """Deploy a board with ``server`` relaying for ``participants`` (in index order)."""
+        """Deploy a board with ``server`` as its server for ``participants`` (in index order)."""
         artifact = load_artifact("BulletinBoard")
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        constructor = factory.constructor([to_checksum_address(p) for p in participants])
+        constructor = factory.constructor([to_checksum_address(p) for p in participants], settings.as_tuple())
         receipt, raw = transact(w3, constructor, sender=server, gas=gas_for_deploy(len(participants)))
         return cls(w3, str(raw["contractAddress"]), sender=server), receipt
 
-    def for_reader(self, w3: Web3) -> BulletinBoardClient:
-        """The same board seen through another party's own connection, read-only."""
-        return BulletinBoardClient(w3, self.address)
+    def for_reader(self, w3: Web3, sender: str | None = None) -> BulletinBoardClient:
+        """The same board seen through another party's own connection."""
+        return BulletinBoardClient(w3, self.address, sender=sender)
 
-    # ─────────────── signing ───────────────
+    # ─────────────── writes (anyone holding the signature) ───────────────
 
-    @cached_property
-    def chain_id(self) -> int:
-        return int(self.w3.eth.chain_id)
-
-    def signed_hash(self, round_: int, kind: MessageKind, digest: bytes) -> bytes:
-        """The hash ``author`` signs to post ``digest`` here (see ``SecclSigning``)."""
-        return signed_hash(self.chain_id, self.address, round_, int(kind), digest)
-
-    def sign(self, account: LocalAccount, round_: int, kind: MessageKind, digest: bytes) -> bytes:
-        """``account``'s signature that authorises posting ``digest`` here."""
-        return sign_hash(account, self.signed_hash(round_, kind, digest))
-
-    # ─────────────── writes (server) ───────────────
-
-    def open_round(self, round_: int) -> TxReceipt:
-        return transact(
-            self.w3,
-            self.contract.functions.openRound(round_),
-            sender=self._sender(),
-            gas=GAS_OPEN_ROUND,
-        )[0]
-
-    def post(self, round_: int, kind: MessageKind, author: str, digest: bytes, signature: bytes) -> TxReceipt:
-        """Record ``digest`` as ``author``'s ``kind`` message of ``round_``; returns the Tx-ID."""
-        function = self.contract.functions.post(
-            round_, int(kind), to_checksum_address(author), digest, signature
-        )
+    def post_update(self, round_: int, author: str, digest: bytes, signature: bytes) -> TxReceipt:
+        """Record ``digest`` as ``author``'s update of ``round_``; returns the Tx-ID."""
+        function = self.contract.functions.postUpdate(round_, to_checksum_address(author), digest, signature)
         return transact(self.w3, function, sender=self._sender(), gas=GAS_POST)[0]
+
+    def post_model(self, round_: int, digest: bytes, signature: bytes) -> TxReceipt:
+        """Record the server-signed model ``digest`` of ``round_`` and open the next round."""
+        function = self.contract.functions.postModel(round_, digest, signature)
+        return transact(self.w3, function, sender=self._sender(), gas=GAS_POST)[0]
+
+    def accuse_delivery(
+        self,
+        round_: int,
+        kind: MessageKind,
+        recipient: str,
+        authors: Sequence[str],
+        digests: Sequence[bytes],
+        position: int,
+        signature: bytes,
+    ) -> TxReceipt:
+        """Prove on-chain that the server's signed delivery differs from the board."""
+        function = self.contract.functions.accuseDelivery(
+            round_,
+            int(kind),
+            to_checksum_address(recipient),
+            [to_checksum_address(a) for a in authors],
+            list(digests),
+            position,
+            signature,
+        )
+        return transact(self.w3, function, sender=self._sender(), gas=GAS_ACCUSE + 2_000 * len(authors))[0]
+
+    def accuse_missing_model(self, round_: int) -> TxReceipt:
+        """Prove on-chain that the model of ``round_`` was not posted by its deadline."""
+        function = self.contract.functions.accuseMissingModel(round_)
+        return transact(self.w3, function, sender=self._sender(), gas=GAS_ACCUSE)[0]
 
     # ─────────────── reads (anyone) ───────────────
 
     def server(self) -> str:
         return str(call(self.contract.functions.server()))
+
+    def consensus(self) -> str:
+        return str(call(self.contract.functions.consensus()))
+
+    def nonce(self) -> bytes:
+        return bytes(call(self.contract.functions.nonce()))
+
+    def tie_seed(self) -> bytes:
+        return bytes(call(self.contract.functions.tieSeed()))
+
+    def phases(self) -> Phases:
+        return Phases(*(int(v) for v in call(self.contract.functions.phases())))
 
     def current_round(self) -> int:
         return int(call(self.contract.functions.currentRound()))
@@ -121,17 +199,24 @@ class BulletinBoardClient:
         registered, index = call(self.contract.functions.participantIndex(to_checksum_address(account)))
         return int(index) if registered else None
 
-    def record_of(self, digest: bytes) -> BoardRecord | None:
-        """What the board holds for ``digest``, or None."""
-        round_, kind, author = call(self.contract.functions.recordOf(digest))
-        if author == ZERO_ADDRESS:
-            return None
-        return BoardRecord(int(round_), MessageKind(kind), str(author), bytes(digest))
-
     def digest_of(self, round_: int, kind: MessageKind, author: str) -> bytes | None:
         """The digest ``author`` posted as its ``kind`` message of ``round_``, or None."""
         digest = bytes(call(self.contract.functions.digestOf(round_, int(kind), to_checksum_address(author))))
         return None if digest == ZERO_DIGEST else digest
+
+    def updates_of(self, round_: int) -> list[bytes | None]:
+        """Every participant's update digest of ``round_`` by index, None where none: one call."""
+        return [
+            None if bytes(d) == ZERO_DIGEST else bytes(d) for d in call(self.contract.functions.updatesOf(round_))
+        ]
+
+    def round_info(self, round_: int) -> RoundInfo:
+        values = call(self.contract.functions.roundInfo(round_))
+        return RoundInfo(*(int(v) for v in values[:5]), bool(values[5]), int(values[6]))
+
+    def caught_count(self) -> int:
+        """How many accusations the chain has upheld against the server."""
+        return int(call(self.contract.functions.caughtCount()))
 
     def record_in_transaction(self, tx_hash: str) -> BoardRecord | None:
         """The record that transaction ``tx_hash`` (a Tx-ID) posted on this board, or None.
@@ -160,6 +245,19 @@ class BulletinBoardClient:
                     str(log["args"]["author"]),
                     bytes(log["args"]["digest"]),
                 ),
+                "0x" + bytes(log["transactionHash"]).hex(),
+            )
+            for log in logs
+        ]
+
+    def accusations(self, from_block: int = 0) -> list[tuple[int, str, Offence, str]]:
+        """Every upheld accusation: (round, accuser, offence, Tx-ID)."""
+        logs = self.contract.events.ServerCaught().get_logs(from_block=from_block)
+        return [
+            (
+                int(log["args"]["round"]),
+                str(log["args"]["accuser"]),
+                Offence(log["args"]["offence"]),
                 "0x" + bytes(log["transactionHash"]).hex(),
             )
             for log in logs

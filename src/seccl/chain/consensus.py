@@ -1,4 +1,4 @@
-"""Typed client of the Consensus contract (the CSC): open elections, relay ballots, tally, audit."""
+"""Typed client of the Consensus contract (the CSC): relay ballots, tally, read elections."""
 
 from __future__ import annotations
 
@@ -14,18 +14,17 @@ from seccl.chain.errors import ChainError
 from seccl.chain.transactions import TxReceipt, call, event_in_transaction, transact
 from seccl.election import voter_ranking
 
-GAS_DEPLOY = 3_000_000
-GAS_OPEN_ELECTION = 100_000
+GAS_DEPLOY = 3_500_000
 
 
 def gas_for_ballot(n: int) -> int:
     """A gas limit for one ballot of ``n`` scores (calldata, signature, O(n) checks, M counters)."""
-    return 250_000 + 12_000 * n
+    return 250_000 + 14_000 * n
 
 
 def gas_for_tally(n: int, m: int) -> int:
     """A gas limit for a tally of ``n`` participants electing ``m`` (O(n·m) selection)."""
-    return 300_000 + 4_000 * n + 400 * n * m
+    return 300_000 + 8_000 * n + 600 * n * m
 
 
 @dataclass(frozen=True)
@@ -42,11 +41,9 @@ class Ballot:
 
 @dataclass(frozen=True)
 class ElectionState:
-    """The lifecycle of one round's election."""
+    """One round's election so far: how many ballots it counted, and whether it was tallied."""
 
-    deadline: int
     ballots: int
-    opened: bool
     tallied: bool
 
 
@@ -66,37 +63,38 @@ class ElectionRecord:
 
 
 class ConsensusClient:
-    """A connection to one deployed Consensus contract (writes from ``sender``, the server)."""
+    """A connection to one deployed Consensus contract, writing (when it writes) from ``sender``.
+
+    Anyone may relay a signed ballot and anyone may tally, so participants write through their
+    own client as readily as the server does.
+    """
 
     def __init__(self, w3: Web3, address: str, *, sender: str | None = None):
         self.w3 = w3
         self.address = to_checksum_address(address)
         self.sender = sender
         self.contract = w3.eth.contract(address=self.address, abi=load_artifact("Consensus").abi)
-        # Facts fixed at deployment, cached so a ballot costs one transaction and no extra calls.
+        # Facts fixed at deployment, cached so a ballot costs one transaction and few calls.
         self._candidates: int | None = None
-        self._indices: dict[str, int] | None = None
+        self._board: Any = None
 
     @classmethod
     def deploy(
         cls, w3: Web3, *, server: str, board: str, candidates: int
     ) -> tuple[ConsensusClient, TxReceipt]:
-        """Deploy an election of ``candidates`` per round for the session of ``board``."""
+        """Deploy an election of ``candidates`` per round for the session of ``board``, which
+        must already name the address this deployment gets."""
         artifact = load_artifact("Consensus")
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         constructor = factory.constructor(to_checksum_address(board), candidates)
         receipt, raw = transact(w3, constructor, sender=server, gas=GAS_DEPLOY)
         return cls(w3, str(raw["contractAddress"]), sender=server), receipt
 
-    def for_reader(self, w3: Web3) -> ConsensusClient:
-        """The same contract seen through another party's own connection, read-only."""
-        return ConsensusClient(w3, self.address)
+    def for_reader(self, w3: Web3, sender: str | None = None) -> ConsensusClient:
+        """The same contract seen through another party's own connection."""
+        return ConsensusClient(w3, self.address, sender=sender)
 
-    # ─────────────── writes (server, or anyone for tally) ───────────────
-
-    def open_election(self, round_: int, deadline: int) -> TxReceipt:
-        function = self.contract.functions.openElection(round_, deadline)
-        return transact(self.w3, function, sender=self._sender(), gas=GAS_OPEN_ELECTION)[0]
+    # ─────────────── writes (anyone) ───────────────
 
     def submit_scores(
         self,
@@ -107,16 +105,33 @@ class ConsensusClient:
         *,
         ranking: Sequence[int] | None = None,
     ) -> TxReceipt:
-        """Relay ``voter``'s signed scores; the top-M ranking is derived from them unless given."""
+        """Relay ``voter``'s signed scores; its top-M ranking is derived from them unless given."""
         voter = to_checksum_address(voter)
         if ranking is None:
-            index = self._voter_index(voter)
-            ranking = voter_ranking(scores, index, self.candidate_count())
+            ranking = self.ranking_for(round_, voter, scores)
         function = self.contract.functions.submitScores(round_, voter, list(scores), list(ranking), signature)
         return transact(self.w3, function, sender=self._sender(), gas=gas_for_ballot(len(scores)))[0]
 
+    def ranking_for(self, round_: int, voter: str, scores: Sequence[int]) -> tuple[int, ...]:
+        """The top-M ranking the contract expects for ``voter``'s ``scores`` in ``round_``."""
+        board = self._board_contract()
+        registered, index = call(board.functions.participantIndex(to_checksum_address(voter)))
+        info = call(board.functions.roundInfo(round_))
+        bitmap = int(info[6])
+        eligible = [i for i in range(len(scores)) if bitmap >> i & 1]
+        tie_seed = bytes(call(board.functions.tieSeed()))
+        # An unknown voter gets index 0: the contract rejects it with its own typed error.
+        return voter_ranking(
+            scores,
+            int(index) if registered else 0,
+            self.candidate_count(),
+            tie_seed=tie_seed,
+            round_=round_,
+            eligible=eligible,
+        )
+
     def tally(self, round_: int, *, n: int) -> ElectionRecord:
-        """Elect the round's candidates (once all have voted or the deadline has passed)."""
+        """Elect the round's candidates (once all have voted or the ballot phase has ended)."""
         sender = self.sender or self.w3.eth.accounts[0]
         function = self.contract.functions.tally(round_)
         receipt, raw = transact(
@@ -142,18 +157,23 @@ class ConsensusClient:
             self._candidates = int(call(self.contract.functions.candidateCount()))
         return self._candidates
 
-    def latest_round(self) -> int:
-        return int(call(self.contract.functions.latestRound()))
+    def is_tallied(self, round_: int) -> bool:
+        return bool(call(self.contract.functions.isTallied(round_)))
 
     def election_of(self, round_: int) -> ElectionState:
-        deadline, ballots, opened, tallied = call(self.contract.functions.electionOf(round_))
-        return ElectionState(int(deadline), int(ballots), bool(opened), bool(tallied))
+        ballots, tallied = call(self.contract.functions.electionOf(round_))
+        return ElectionState(int(ballots), bool(tallied))
+
+    def voted_bitmap(self, round_: int) -> int:
+        return int(call(self.contract.functions.votedBitmap(round_)))
 
     def has_voted(self, round_: int, voter: str) -> bool:
         return bool(call(self.contract.functions.hasVoted(round_, to_checksum_address(voter))))
 
-    def totals_of(self, round_: int) -> tuple[int, ...]:
-        return tuple(int(t) for t in call(self.contract.functions.totalsOf(round_)))
+    def totals_of(self, round_: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Every participant's Borda points and abstentions of ``round_`` so far, by index."""
+        points, abstentions = call(self.contract.functions.totalsOf(round_))
+        return tuple(int(p) for p in points), tuple(int(a) for a in abstentions)
 
     def elected_of(self, round_: int) -> tuple[int, ...]:
         return tuple(int(c) for c in call(self.contract.functions.electedOf(round_)))
@@ -167,6 +187,11 @@ class ConsensusClient:
         if not logs:
             return None
         return _ballot(logs[-1]["args"], "0x" + bytes(logs[-1]["transactionHash"]).hex())
+
+    def ballots_of(self, round_: int) -> list[Ballot]:
+        """Every ballot the contract counted in ``round_``, in chain order (for audits)."""
+        logs = self.contract.events.ScoresSubmitted().get_logs(from_block=0, argument_filters={"round": round_})
+        return [_ballot(log["args"], "0x" + bytes(log["transactionHash"]).hex()) for log in logs]
 
     def ballot_in_transaction(self, tx_hash: str) -> Ballot | None:
         """The ballot transaction ``tx_hash`` counted on this contract, or None (O(1): one receipt,
@@ -189,15 +214,12 @@ class ConsensusClient:
             "0x" + bytes(logs[-1]["transactionHash"]).hex(),
         )
 
-    def _voter_index(self, voter: str) -> int:
-        if self._indices is None:
-            board = self.w3.eth.contract(
+    def _board_contract(self) -> Any:
+        if self._board is None:
+            self._board = self.w3.eth.contract(
                 address=to_checksum_address(self.board()), abi=load_artifact("BulletinBoard").abi
             )
-            participants = call(board.functions.participants())
-            self._indices = {str(p): i for i, p in enumerate(participants)}
-        # An unknown voter gets an index the contract will reject with its own typed error.
-        return self._indices.get(voter, 0)
+        return self._board
 
     def _sender(self) -> str:
         if self.sender is None:

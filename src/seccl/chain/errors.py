@@ -49,10 +49,6 @@ class BulletinError(ContractRevert):
     """A revert of the bulletin board (TBB)."""
 
 
-class BulletinUnauthorizedRelay(BulletinError):
-    template = "{caller} is not the session's server, which alone may relay to the bulletin board"
-
-
 class BulletinInvalidParticipants(BulletinError):
     template = (
         "invalid participant list at position {position}: it must be non-empty, at most 256 long, "
@@ -60,32 +56,44 @@ class BulletinInvalidParticipants(BulletinError):
     )
 
 
-class BulletinInvalidRound(BulletinError):
-    template = "cannot open round {requested}: the next round is {expected}"
-
-
-class BulletinRoundClosed(BulletinError):
-    template = "round {round} is closed: the bulletin board is at round {currentRound}"
+class BulletinInvalidSettings(BulletinError):
+    template = "invalid session settings: every phase must last at least 1 s and the consensus address be set"
 
 
 class BulletinRoundNotOpen(BulletinError):
     template = "round {round} is not open yet: the bulletin board is at round {currentRound}"
 
 
+class BulletinRoundClosed(BulletinError):
+    template = "round {round} is over (its model is posted): the bulletin board is at round {currentRound}"
+
+
+class BulletinUpdatePhaseOver(BulletinError):
+    template = "the update phase of round {round} ended at {deadline}"
+
+
 class BulletinUnknownAuthor(BulletinError):
-    template = "{author} may not post a message of kind {kind}: not a registered author of that kind"
+    template = "{author} is not a registered participant"
 
 
 class BulletinAlreadyPosted(BulletinError):
     template = "{author} already posted a message of kind {kind} in round {round}"
 
 
-class BulletinDuplicateDigest(BulletinError):
-    template = "digest {digest} is already on the bulletin board"
-
-
 class BulletinInvalidSignature(BulletinError):
-    template = "the signature is not {author}'s: it recovers to {signer}"
+    template = "the signature is not {expected}'s: it recovers to {signer}"
+
+
+class BulletinNotTallied(BulletinError):
+    template = "the model of round {round} cannot be posted before its election is tallied"
+
+
+class BulletinWrongLength(BulletinError):
+    template = "list lengths or index do not fit: {a} and {b}"
+
+
+class BulletinAccusationRefuted(BulletinError):
+    template = "the chain does not support accusation {offence} against the server in round {round}"
 
 
 # ──────────────────────────── Consensus ────────────────────────────
@@ -95,28 +103,30 @@ class ConsensusError(ContractRevert):
     """A revert of the consensus contract (CSC)."""
 
 
-class ConsensusUnauthorizedRelay(ConsensusError):
-    template = "{caller} is not the session's server, which alone may relay to the consensus contract"
-
-
 class ConsensusInvalidCandidateCount(ConsensusError):
     template = "cannot elect {candidates} of {participants} participants: need 1 to participants - 1"
 
 
-class ConsensusInvalidRound(ConsensusError):
-    template = "cannot open the election of round {requested}: the next one is {expected}"
+class ConsensusBoardMismatch(ConsensusError):
+    template = "the bulletin board {board} names {named} as its consensus contract, not this one"
 
 
-class ConsensusElectionNotOpen(ConsensusError):
-    template = "the election of round {round} has not been opened"
+class ConsensusRoundNotOpen(ConsensusError):
+    template = "round {round} has not been opened on the bulletin board"
+
+
+class ConsensusBallotPhaseNotOpen(ConsensusError):
+    template = (
+        "the ballots of round {round} open when every update is on the board or at {updateDeadline}"
+    )
+
+
+class ConsensusBallotPhaseOver(ConsensusError):
+    template = "the ballot phase of round {round} ended at {deadline}"
 
 
 class ConsensusElectionClosed(ConsensusError):
     template = "the election of round {round} is already tallied"
-
-
-class ConsensusDeadlinePassed(ConsensusError):
-    template = "the election of round {round} stopped taking ballots at {deadline}"
 
 
 class ConsensusUnknownVoter(ConsensusError):
@@ -132,7 +142,11 @@ class ConsensusWrongLength(ConsensusError):
 
 
 class ConsensusSelfScore(ConsensusError):
-    template = "{voter} scored or ranked itself in round {round}"
+    template = "{voter} scored or ranked itself in round {round} (its own entry must be ABSTAIN)"
+
+
+class ConsensusInvalidScore(ConsensusError):
+    template = "the score {score} at position {position} is neither in [0, 1000000] nor ABSTAIN"
 
 
 class ConsensusInvalidSignature(ConsensusError):
@@ -140,7 +154,7 @@ class ConsensusInvalidSignature(ConsensusError):
 
 
 class ConsensusInvalidRanking(ConsensusError):
-    template = "the ranking is not the voter's top-M by the tie rule (first wrong at position {position})"
+    template = "the ranking is not the voter's top-M by the rule (first wrong at position {position})"
 
 
 class ConsensusElectionStillOpen(ConsensusError):

@@ -1,6 +1,10 @@
-"""The signing rule both contracts check: EIP-191 over (chain id, board, round, kind, digest)."""
+"""The signing rule both contracts check: EIP-191 over (chain id, board, consensus, nonce, round,
+kind, digest), and the server's delivery statements built on it."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from eth_abi import encode
 from eth_account import Account
@@ -8,17 +12,61 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
+DELIVERY_KIND = 3
+"""The kind byte of a server's delivery statement (``SecclSigning.DELIVERY``)."""
+RECEIPT_KIND = 4
+"""The kind byte of a server's receipt (checked off-chain only: a receipt cites a Tx-ID)."""
 
-def signed_hash(chain_id: int, board: str, round_: int, kind: int, digest: bytes) -> bytes:
-    """The 32-byte hash an author signs; equal to ``SecclSigning.signedHash`` in the contracts."""
-    if len(digest) != 32:
-        raise ValueError(f"a digest is 32 bytes, got {len(digest)}")
+
+@dataclass(frozen=True)
+class SigningDomain:
+    """Where a signature is valid: one chain, one session's two contracts and its nonce."""
+
+    chain_id: int
+    board: str
+    consensus: str
+    nonce: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.nonce) != 32:
+            raise ValueError(f"a session nonce is 32 bytes, got {len(self.nonce)}")
+        object.__setattr__(self, "board", to_checksum_address(self.board))
+        object.__setattr__(self, "consensus", to_checksum_address(self.consensus))
+
+    def signed_hash(self, round_: int, kind: int, digest: bytes) -> bytes:
+        """The 32-byte hash signed for ``digest``; equal to ``SecclSigning.signedHash``."""
+        if len(digest) != 32:
+            raise ValueError(f"a digest is 32 bytes, got {len(digest)}")
+        return keccak(
+            encode(
+                ["uint256", "address", "address", "bytes32", "uint64", "uint8", "bytes32"],
+                [self.chain_id, self.board, self.consensus, self.nonce, round_, kind, digest],
+            )
+        )
+
+    def sign(self, account: LocalAccount, round_: int, kind: int, digest: bytes) -> bytes:
+        """``account``'s signature of ``digest`` of ``kind`` in ``round_`` of this session."""
+        return sign_hash(account, self.signed_hash(round_, kind, digest))
+
+    def signer(self, round_: int, kind: int, digest: bytes, signature: bytes) -> str | None:
+        """Who signed ``digest`` of ``kind`` in ``round_`` here, or None for a malformed signature."""
+        return recover_signer(self.signed_hash(round_, kind, digest), signature)
+
+
+def delivery_digest(kind: int, recipient: str, authors: Sequence[str], digests: Sequence[bytes]) -> bytes:
+    """What a delivery statement signs; equal to ``SecclSigning.deliveryDigest``."""
     return keccak(
         encode(
-            ["uint256", "address", "uint64", "uint8", "bytes32"],
-            [chain_id, to_checksum_address(board), round_, kind, digest],
+            ["uint8", "address", "address[]", "bytes32[]"],
+            [kind, to_checksum_address(recipient), [to_checksum_address(a) for a in authors], list(digests)],
         )
     )
+
+
+def receipt_digest(kind: int, author: str, digest: bytes, tx_id: str) -> bytes:
+    """What a server's receipt signs: it took ``author``'s ``digest`` and recorded it in ``tx_id``."""
+    tx = bytes.fromhex(tx_id[2:]) if tx_id else b"\x00" * 32
+    return keccak(encode(["uint8", "address", "bytes32", "bytes32"], [kind, to_checksum_address(author), digest, tx]))
 
 
 def sign_hash(account: LocalAccount, hash_: bytes) -> bytes:

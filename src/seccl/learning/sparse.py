@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SparseUpdate", "apply_update", "delta", "select_top_fraction"]
+__all__ = ["SparseUpdate", "apply_update", "delta", "select_top_fraction", "update_size"]
 
 _MAX_DIMENSION = 2**32 - 1  # the dimension and indices travel as uint32
 
@@ -102,14 +102,21 @@ def select_top_fraction(delta: np.ndarray, fraction: float) -> SparseUpdate:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if not np.isfinite(d).all():
         raise ValueError("delta holds non-finite values")
-    # ceil of a product that should be an integer (0.1·470 = 47.00000000000001) must not
-    # round up: snap to the nearest integer when within float error of it.
-    raw = fraction * d.size
-    k = round(raw) if math.isclose(raw, round(raw), rel_tol=1e-9, abs_tol=1e-9) else math.ceil(raw)
-    k = max(1, min(d.size, k))
+    k = update_size(fraction, d.size)
     order = np.argsort(-np.abs(d), kind="stable")
     keep = np.sort(order[:k])
     return SparseUpdate(d.size, keep.astype(np.uint32), d[keep])
+
+
+def update_size(fraction: float, dimension: int) -> int:
+    """``ceil(fraction·dimension)``, at least 1: how many coordinates every update shares."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    # ceil of a product that should be an integer (0.1·470 = 47.00000000000001) must not
+    # round up: snap to the nearest integer when within float error of it.
+    raw = fraction * dimension
+    k = round(raw) if math.isclose(raw, round(raw), rel_tol=1e-9, abs_tol=1e-9) else math.ceil(raw)
+    return max(1, min(dimension, k))
 
 
 def apply_update(params: np.ndarray, update: SparseUpdate) -> np.ndarray:

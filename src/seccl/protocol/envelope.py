@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from seccl.chain.signing import recover_signer, sign_hash, signed_hash
+from seccl.chain.signing import SigningDomain
 from seccl.protocol.errors import InvalidSignatureError
 from seccl.protocol.messages import DEFAULT_MAX_BYTES, Message, decode_message
 
-
-@dataclass(frozen=True)
-class SigningDomain:
-    """Where a signature is valid: one chain and one bulletin board."""
-
-    chain_id: int
-    board: str
+__all__ = ["SignedMessage", "SigningDomain", "open_message", "sign_message"]
 
 
 @dataclass(frozen=True)
@@ -34,34 +29,33 @@ class SignedMessage:
     def digest(self) -> bytes:
         return hashlib.sha256(self.data).digest()
 
+    def to_dict(self) -> dict[str, str]:
+        return {"data": self.data.hex(), "signature": self.signature.hex()}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SignedMessage:
+        return cls(bytes.fromhex(raw["data"]), bytes.fromhex(raw["signature"]))
+
 
 def sign_message(message: Message, account: LocalAccount, domain: SigningDomain) -> SignedMessage:
     """``account`` signs ``message`` for ``domain``; it must be the message's author."""
     if account.address != message.author:
         raise ValueError(f"{account.address} cannot sign a message authored by {message.author}")
     data = message.to_bytes()
-    hash_ = signed_hash(
-        domain.chain_id,
-        domain.board,
-        message.round,
-        int(message.kind),
-        hashlib.sha256(data).digest(),
-    )
-    return SignedMessage(data, sign_hash(account, hash_))
+    return SignedMessage(data, domain.sign(account, message.round, int(message.kind), hashlib.sha256(data).digest()))
 
 
 def open_message(
     signed: SignedMessage,
     domain: SigningDomain,
     *,
-    dimension: int | None = None,
-    participants: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    **bounds: Any,
 ) -> Message:
-    """Decode ``signed`` and check that its author signed it, or raise a typed ProtocolError."""
-    message = decode_message(signed.data, dimension=dimension, participants=participants, max_bytes=max_bytes)
-    hash_ = signed_hash(domain.chain_id, domain.board, message.round, int(message.kind), signed.digest())
-    signer = recover_signer(hash_, signed.signature)
+    """Decode ``signed`` within the session's ``bounds`` (see ``decode_message``) and check that
+    its author signed it, or raise a typed ProtocolError."""
+    message = decode_message(signed.data, max_bytes=max_bytes, **bounds)
+    signer = domain.signer(message.round, int(message.kind), signed.digest(), signed.signature)
     if signer != message.author:
         raise InvalidSignatureError(
             f"the signature of this {message.kind.name.lower()} message is not its author "

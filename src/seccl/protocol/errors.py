@@ -19,6 +19,10 @@ class NonFiniteValueError(ProtocolError):
     """The message carries NaN or infinite values."""
 
 
+class ValueOutOfBoundsError(ProtocolError):
+    """An update value exceeds the magnitude bound the session fixed."""
+
+
 class WrongShapeError(ProtocolError):
     """The message's dimension or number of entries is not the session's."""
 

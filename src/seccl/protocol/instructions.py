@@ -1,52 +1,44 @@
 """What the server asks of participants in each phase of a round, and what they answer.
 
 These are the only things a transport carries, so the in-memory simulation and a networked
-deployment drive the same participant code.
+deployment drive the same participant code. Everything the server hands over comes with its
+signed :class:`Delivery` or :class:`Receipt`, so a participant can prove what it was given.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from seccl.protocol.envelope import SignedMessage
-from seccl.protocol.evidence import Evidence
+from seccl.protocol.statements import Delivery, Receipt
 
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """Round ``round`` begins: here is the global model (posted in round ``round - 1``)."""
+    """Round ``round`` begins: here is the global model posted in round ``round - 1``."""
 
     round: int
     model: SignedMessage
-    model_tx_id: str
-
-
-@dataclass(frozen=True)
-class DeliveredUpdate:
-    """Another participant's update, relayed by the server with the Tx-ID of its record."""
-
-    author: str
-    signed: SignedMessage
-    tx_id: str
+    delivery: Delivery
 
 
 @dataclass(frozen=True)
 class EvaluateRequest:
-    """Score the other participants' updates. ``own_tx_id`` is the record of your own update."""
+    """Score the others' updates (``delivery`` lists their authors and digests, in this order).
+    ``own_receipt`` is the server's receipt for your own update, if it took one."""
 
     round: int
-    own_tx_id: str | None
-    updates: tuple[DeliveredUpdate, ...]
+    own_receipt: Receipt | None
+    updates: tuple[SignedMessage, ...]
+    delivery: Delivery
 
 
 @dataclass(frozen=True)
 class BallotReceipt:
-    """Your evaluation was posted (``tx_id``) and relayed to the consensus contract
-    (``consensus_tx_id``)."""
+    """Your evaluation was relayed to the consensus contract (``receipt.tx_id``), or refused."""
 
     round: int
-    tx_id: str | None
-    consensus_tx_id: str | None = None
+    receipt: Receipt | None
 
 
 @dataclass(frozen=True)
@@ -55,7 +47,7 @@ class FinalModelRequest:
 
     round: int
     model: SignedMessage
-    model_tx_id: str
+    delivery: Delivery
 
 
 Request = TrainRequest | EvaluateRequest | BallotReceipt | FinalModelRequest
@@ -63,8 +55,7 @@ Request = TrainRequest | EvaluateRequest | BallotReceipt | FinalModelRequest
 
 @dataclass(frozen=True)
 class Reply:
-    """A participant's answer: a signed message where the phase calls for one, and any
-    evidence it found while checking what it received against the chain."""
+    """A participant's answer: a signed message where the phase calls for one. Findings never
+    travel here: they go to the run's records directly, not through the accused server."""
 
     message: SignedMessage | None = None
-    evidence: tuple[Evidence, ...] = field(default_factory=tuple)

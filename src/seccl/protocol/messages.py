@@ -5,7 +5,7 @@ Every message starts with the same 34-byte header::
     b"SCCL" | version u8 | kind u8 | round u64 | author (20 bytes)
 
 and all integers are big-endian. The evaluation message's encoding is exactly
-``abi.encodePacked(bytes4("SCCL"), uint8(1), uint8(1), uint64 round, address voter, uint32[] scores)``,
+``abi.encodePacked(bytes4("SCCL"), uint8(2), uint8(1), uint64 round, address voter, uint32[] scores)``,
 so the consensus contract recomputes its digest from the scores it is given and checks the
 voter's signature itself.
 """
@@ -21,20 +21,22 @@ import numpy as np
 from eth_utils import to_checksum_address
 
 from seccl.chain.bulletin_board import MessageKind
+from seccl.election import ABSTAIN, MAX_SCORE
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.errors import (
     MalformedMessageError,
     NonFiniteValueError,
     OversizedMessageError,
+    ValueOutOfBoundsError,
     WrongShapeError,
 )
 
 MAGIC = b"SCCL"
-VERSION = 1
+VERSION = 2  # 2: evaluations carry ABSTAIN entries; sessions bind both contracts and a nonce
 _HEADER = struct.Struct(">4sBBQ20s")
 HEADER_SIZE = _HEADER.size
 SCORE_WORD = 32  # abi.encodePacked pads each array element to a 32-byte word
-SCORE_SCALE = 1_000_000  # scores travel as parts per million of macro-F1
+SCORE_SCALE = MAX_SCORE  # scores travel as parts per million of macro-F1
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -136,13 +138,16 @@ def decode_message(
     *,
     dimension: int | None = None,
     participants: int | None = None,
+    update_size: int | None = None,
+    max_abs_value: float | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Message:
     """Parse ``data`` into a message, or raise a typed :class:`ProtocolError` saying what is wrong.
 
-    ``dimension`` (the model's parameter count) and ``participants`` (the session's size) are
-    checked when given: an update or model of another shape, or an evaluation that does not score
-    every participant, is rejected.
+    The session's bounds are checked when given: ``dimension`` (the model's parameter count),
+    ``participants`` (every evaluation scores each of them), ``update_size`` (an update carries
+    exactly ⌈s·d⌉ coordinates, no more and no fewer) and ``max_abs_value`` (no update value
+    beyond it in magnitude).
     """
     if len(data) > max_bytes:
         raise OversizedMessageError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
@@ -160,13 +165,15 @@ def decode_message(
     author = to_checksum_address(author_bytes)
     body = data[HEADER_SIZE:]
     if kind is MessageKind.UPDATE:
-        return UpdateMessage(round_, author, _decode_update(body, dimension))
+        return UpdateMessage(round_, author, _decode_update(body, dimension, update_size, max_abs_value))
     if kind is MessageKind.EVALUATION:
         return EvaluationMessage(round_, author, _decode_scores(body, participants))
     return ModelMessage(round_, author, _decode_model(body, dimension))
 
 
-def _decode_update(body: bytes, dimension: int | None) -> SparseUpdate:
+def _decode_update(
+    body: bytes, dimension: int | None, update_size: int | None, max_abs_value: float | None
+) -> SparseUpdate:
     if len(body) < 8:
         raise MalformedMessageError("update body is shorter than its 8-byte size fields")
     dim, count = struct.unpack_from(">II", body)
@@ -174,6 +181,8 @@ def _decode_update(body: bytes, dimension: int | None) -> SparseUpdate:
         raise WrongShapeError(f"update for a model of {dim} parameters, expected {dimension}")
     if count > dim:
         raise WrongShapeError(f"update shares {count} coordinates of a {dim}-parameter model")
+    if update_size is not None and count != update_size:
+        raise WrongShapeError(f"update shares {count} coordinates, the session agreed on exactly {update_size}")
     if len(body) != 8 + 8 * count:
         raise MalformedMessageError(
             f"update body of {len(body)} bytes does not hold {count} index/value pairs"
@@ -182,6 +191,10 @@ def _decode_update(body: bytes, dimension: int | None) -> SparseUpdate:
     values = np.frombuffer(body, dtype=">f4", count=count, offset=8 + 4 * count).astype(np.float32)
     if not np.isfinite(values).all():
         raise NonFiniteValueError(f"update carries {int((~np.isfinite(values)).sum())} NaN/Inf values")
+    if max_abs_value is not None and count and float(np.abs(values).max()) > max_abs_value:
+        raise ValueOutOfBoundsError(
+            f"update value {float(np.abs(values).max()):g} exceeds the session's bound {max_abs_value:g}"
+        )
     try:
         return SparseUpdate(dim, indices, values)
     except ValueError as exc:
@@ -195,8 +208,8 @@ def _decode_scores(body: bytes, participants: int | None) -> tuple[int, ...]:
     if participants is not None and count != participants:
         raise WrongShapeError(f"evaluation scores {count} participants, expected {participants}")
     scores = tuple(int.from_bytes(body[i * SCORE_WORD : (i + 1) * SCORE_WORD], "big") for i in range(count))
-    if any(s > SCORE_SCALE for s in scores):
-        raise MalformedMessageError(f"a score exceeds {SCORE_SCALE} parts per million")
+    if any(MAX_SCORE < s != ABSTAIN for s in scores):
+        raise MalformedMessageError(f"a score exceeds {MAX_SCORE} parts per million and is not ABSTAIN")
     return scores
 
 

@@ -1,7 +1,8 @@
-"""Malicious parameter servers: each breaks one rule of the protocol in the way DESIGN.md lists.
+"""Malicious parameter servers: each deviates from the protocol in one way.
 
-None of them can forge a participant's signature, so each attack leaves a trace that honest
-participants find by checking what they receive against the chain.
+None of them can forge a participant's signature, and every delivery and receipt carries the
+server's own signature, so each deviation is either refused by the contracts, undone by the
+participants acting on the chain themselves, or caught with evidence anyone can check.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from seccl.chain.bulletin_board import MessageKind
+from seccl.chain.consensus import ElectionRecord
+from seccl.chain.errors import ContractRevert
 from seccl.chain.transactions import TxReceipt
 from seccl.learning.aggregation import aggregate
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage, sign_message
-from seccl.protocol.instructions import DeliveredUpdate, EvaluateRequest
 from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message
+from seccl.protocol.statements import Delivery, Receipt
 from seccl.protocol.store import StoredMessage
 from seccl.roles.server import ParameterServer
 
@@ -37,74 +41,90 @@ class TargetedServer(ParameterServer):
         super().__init__(*args, **kwargs)
         self.target = target
 
+    @property
+    def target_address(self) -> str:
+        return self.session.participants[self.target]
+
 
 class TamperingServer(TargetedServer):
-    """Alters the target's update before relaying it, to one receiver or to all."""
+    """Alters the target's update before delivering it, to one receiver or to all, and signs the
+    delivery of what it sent (as any server must, or the receivers ignore it)."""
 
     def __init__(self, *args: Any, victims: str = "all", **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.victims = victims  # "all", or "one": only the participant after the target
 
-    def deliver_updates(self, i: int, updates: list[StoredMessage]) -> list[DeliveredUpdate]:
-        delivered = super().deliver_updates(i, updates)
-        victim = self.victims == "all" or i == (self.target + 1) % self.session.n
-        author = self.session.participants[self.target]
-        return [
-            replace(d, signed=tampered(d.signed)) if victim and d.author == author else d for d in delivered
-        ]
+    def _alters_for(self, i: int) -> bool:
+        return self.victims == "all" or i == (self.target + 1) % self.session.n
+
+    def deliver_updates(self, i: int, round_: int, updates: list[StoredMessage]):  # type: ignore[no-untyped-def]
+        if not self._alters_for(i):
+            return super().deliver_updates(i, round_, updates)
+        others = [u for u in updates if u.author != self.session.participants[i]]
+        signed = [tampered(u.signed) if u.author == self.target_address else u.signed for u in others]
+        return signed, self._delivery(round_, MessageKind.UPDATE, i, [u.author for u in others], signed)
 
 
-class EquivocatingServer(TargetedServer):
-    """Shows the target's update as posted to even-indexed receivers and an altered version to
-    odd-indexed ones."""
+class EquivocatingServer(TamperingServer):
+    """Shows the target's update as posted to even-indexed receivers, an altered one to odd ones."""
 
-    def deliver_updates(self, i: int, updates: list[StoredMessage]) -> list[DeliveredUpdate]:
-        delivered = super().deliver_updates(i, updates)
-        author = self.session.participants[self.target]
-        scale = -5.0 if i % 2 else 1.0
-        return [
-            replace(d, signed=tampered(d.signed, scale)) if d.author == author and scale != 1.0 else d
-            for d in delivered
-        ]
+    def _alters_for(self, i: int) -> bool:
+        return i % 2 == 1
+
+
+class QuietTamperingServer(TargetedServer):
+    """Alters the target's update but signs the digest the board records: the statement does not
+    cover the bytes, so it proves nothing, and the receivers abstain on that update."""
+
+    def deliver_updates(self, i: int, round_: int, updates: list[StoredMessage]):  # type: ignore[no-untyped-def]
+        signed, delivery = super().deliver_updates(i, round_, updates)
+        author = self.target_address
+        return [tampered(s) if decode_message(s.data).author == author else s for s in signed], delivery
 
 
 class DroppingServer(TargetedServer):
-    """Drops the target's update: never posts it, never delivers it."""
+    """Drops the target's update: never posts it, and gives no receipt."""
 
     def relay_update(self, round_: int, author: str, signed: SignedMessage) -> TxReceipt | None:
-        if author == self.session.participants[self.target]:
+        if author == self.target_address:
             return None
         return super().relay_update(round_, author, signed)
 
 
 class WithholdingServer(TargetedServer):
-    """Posts the target's update but withholds it from every other participant."""
+    """Posts the target's update but leaves it out of every other participant's delivery."""
 
-    def deliver_updates(self, i: int, updates: list[StoredMessage]) -> list[DeliveredUpdate]:
-        author = self.session.participants[self.target]
-        return [d for d in super().deliver_updates(i, updates) if d.author != author]
+    def deliver_updates(self, i: int, round_: int, updates: list[StoredMessage]):  # type: ignore[no-untyped-def]
+        return super().deliver_updates(i, round_, [u for u in updates if u.author != self.target_address])
 
 
 class ForgedReceiptServer(TargetedServer):
-    """Hands the target the Tx-ID of another participant's record instead of its own."""
+    """Hands the target a signed receipt citing another participant's record instead of its own."""
 
-    def evaluate_request(self, i: int, round_: int, updates: list[StoredMessage]) -> EvaluateRequest:
-        request = super().evaluate_request(i, round_, updates)
-        if i != self.target:
-            return request
-        other = next(u for u in updates if u.author != self.session.participants[i])
-        return replace(request, own_tx_id=other.tx_id)
+    def own_receipt(self, i: int, round_: int) -> Receipt | None:
+        receipt = super().own_receipt(i, round_)
+        if i != self.target or receipt is None:
+            return receipt
+        other = next(r for (rr, a), r in self.receipts.items() if rr == round_ and a != self.target_address)
+        return Receipt.sign(
+            self.account, self.session.domain, round_, receipt.kind, receipt.author, receipt.digest, other.tx_id
+        )
 
 
 class MisreportingServer(TargetedServer):
-    """Submits altered scores for the target voter: its lowest-scored peer gets the top score."""
+    """Submits altered scores for the target voter (its lowest-scored peer gets the top score);
+    the contract refuses them, and the server signs a receipt claiming the failed relay counted."""
 
-    def relay_scores(self, round_: int, author: str, scores: tuple[int, ...], signature: bytes) -> TxReceipt:
-        if author == self.session.participants[self.target]:
-            others = [j for j in range(len(scores)) if j != self.target]
-            worst = min(others, key=lambda j: scores[j])
-            scores = tuple(1_000_000 if j == worst else s for j, s in enumerate(scores))
-        return super().relay_scores(round_, author, scores, signature)
+    def relay_scores(self, round_, author, scores, signature, ranking):  # type: ignore[no-untyped-def]
+        if author != self.target_address:
+            return super().relay_scores(round_, author, scores, signature, ranking)
+        others = [j for j in range(len(scores)) if j != self.target and scores[j] <= 1_000_000]
+        worst = min(others, key=lambda j: scores[j])
+        altered = tuple(1_000_000 if j == worst else s for j, s in enumerate(scores))
+        try:
+            return super().relay_scores(round_, author, altered, signature, None)
+        except ContractRevert as exc:
+            return TxReceipt(exc.tx_hash or "", 0, 0)
 
 
 class NonCandidateAggregatingServer(ParameterServer):
@@ -119,28 +139,59 @@ class UnaggregatedModelServer(ParameterServer):
     """Publishes (and posts) a model it did not aggregate: the aggregate plus noise."""
 
     def model_to_publish(self, round_: int, params: np.ndarray) -> np.ndarray:
-        if round_ == 0:
-            return params
         noise = np.random.default_rng(round_).normal(0, 0.05, size=params.shape).astype(np.float32)
         return (params + noise).astype(np.float32)
 
 
 class WrongModelServer(TargetedServer):
-    """Posts the right model's digest but sends the target a different model."""
+    """Posts the right model's digest but hands the target another model, signed for."""
 
-    def deliver_model(self, i: int) -> tuple[SignedMessage, str]:
-        signed, tx_id = super().deliver_model(i)
+    def deliver_model(self, i: int, model_round: int) -> tuple[SignedMessage, Delivery]:
+        signed, delivery = super().deliver_model(i, model_round)
         if i != self.target:
-            return signed, tx_id
+            return signed, delivery
         message = decode_message(signed.data)
         assert isinstance(message, ModelMessage)
-        other = ModelMessage(message.round, message.author, np.zeros_like(message.params))
-        return sign_message(other, self.account, self.session.domain), tx_id
+        other = sign_message(
+            ModelMessage(message.round, message.author, np.zeros_like(message.params)), self.account, self.session.domain
+        )
+        return other, self._delivery(model_round, MessageKind.MODEL, i, [self.account.address], [other])
+
+
+class SilentServer(TargetedServer):
+    """Never contacts the target: no model, no request for its update or ballot, no receipt."""
+
+    def contacts(self, i: int, round_: int, phase: str) -> bool:
+        return i != self.target
+
+
+class BallotSelectingServer(TargetedServer):
+    """Reads every ballot, relays all but the target's, and sends the target no receipt."""
+
+    def relay_scores(self, round_, author, scores, signature, ranking):  # type: ignore[no-untyped-def]
+        if author == self.target_address:
+            return None
+        return super().relay_scores(round_, author, scores, signature, ranking)
+
+
+class StallingServer(ParameterServer):
+    """Never tallies: it hopes to hold the election open and publish what it likes."""
+
+    def close_election(self, round_: int) -> ElectionRecord | None:
+        return None
+
+
+class ModelWithholdingServer(ParameterServer):
+    """Never posts the model of a round (so the next round can never open)."""
+
+    def post_model(self, round_: int, params: np.ndarray) -> bool:
+        return False
 
 
 SERVER_ATTACKS: dict[str, tuple[type[ParameterServer], dict[str, Any]]] = {
     "tamper-one": (TamperingServer, {"victims": "one"}),
     "tamper-all": (TamperingServer, {"victims": "all"}),
+    "tamper-unsigned": (QuietTamperingServer, {}),
     "equivocate": (EquivocatingServer, {}),
     "drop": (DroppingServer, {}),
     "withhold": (WithholdingServer, {}),
@@ -149,6 +200,10 @@ SERVER_ATTACKS: dict[str, tuple[type[ParameterServer], dict[str, Any]]] = {
     "aggregate-non-candidates": (NonCandidateAggregatingServer, {}),
     "publish-unaggregated": (UnaggregatedModelServer, {}),
     "send-wrong-model": (WrongModelServer, {}),
+    "silence": (SilentServer, {}),
+    "select-ballots": (BallotSelectingServer, {}),
+    "never-tally": (StallingServer, {}),
+    "withhold-model": (ModelWithholdingServer, {}),
 }
 """Server attacks by name: the class and its fixed options (a :class:`TargetedServer` also takes
 a ``target``)."""

@@ -1,21 +1,25 @@
-"""The participant: trains, shares a sparse update, scores the others, and checks everything
-the server hands it against the chain, over its own connection."""
+"""The participant: trains, shares a sparse update, scores the others, and checks everything it
+is handed, and the chain itself after every phase, over its own connection."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
 
+from seccl.chain.accounts import signing_connection
 from seccl.chain.backends import ChainBackend
-from seccl.chain.bulletin_board import BoardRecord, BulletinBoardClient, MessageKind
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
 from seccl.chain.consensus import ConsensusClient
-from seccl.chain.errors import ChainError
+from seccl.chain.errors import ContractRevert
+from seccl.chain.session import verify_session
+from seccl.election import ABSTAIN
 from seccl.learning.aggregation import aggregate
 from seccl.learning.data import ParticipantData
 from seccl.learning.evaluation import Evaluator
-from seccl.learning.model import build_model
+from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.learning.training import train_local
 from seccl.protocol.envelope import SignedMessage, sign_message
@@ -29,14 +33,14 @@ from seccl.protocol.instructions import (
     Request,
     TrainRequest,
 )
-from seccl.protocol.messages import (
-    EvaluationMessage,
-    ModelMessage,
-    UpdateMessage,
-    decode_message,
-    score_to_ppm,
-)
+from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage, decode_message, score_to_ppm
+from seccl.protocol.statements import Delivery, Receipt
 from seccl.roles.settings import LearningSettings, SessionInfo
+
+
+def initial_model_digest(seed: int, server: str) -> bytes:
+    """The digest of θ_0 that the session's public seed and architecture define."""
+    return ModelMessage(0, server, get_flat_params(build_model(seed))).digest()
 
 
 class Participant:
@@ -61,37 +65,45 @@ class Participant:
         self.session = session
         self.settings = settings
         self.seed = seed
-        # Its own connection: a participant never learns chain facts through the server.
-        w3 = backend.connect()
-        self.board = BulletinBoardClient(w3, session.board)
-        self.consensus = ConsensusClient(w3, session.consensus)
-        self.evaluator = Evaluator(data.validation)
+        # Its own connection and its own key: it never learns chain facts through the server,
+        # and it posts its own messages when the server does not.
+        w3 = signing_connection(backend, account)
+        self.board = BulletinBoardClient(w3, session.board, sender=self.address)
+        self.consensus = ConsensusClient(w3, session.consensus, sender=self.address)
+        # Before taking part: the code, the pointers, the roster and θ_0 are what it agreed to.
+        terms = replace(session.terms, initial_model=initial_model_digest(seed, session.server))
+        verify_session(w3, session.board, session.consensus, terms)
         self._model = build_model(seed)
+        self.evaluator = Evaluator(data.validation)
         self.evidence: list[Evidence] = []
-        self._params: np.ndarray | None = None  # the verified global model of this round
-        self._verified: dict[int, SparseUpdate] = {}  # this round's updates that match the board
-        self._own_update: SignedMessage | None = None
-        self._own_sparse: SparseUpdate | None = None  # the update inside _own_update
-        self._own_evaluation: SignedMessage | None = None
+        self._params: np.ndarray | None = get_flat_params(self._model)  # the trusted θ_{r-1}
+        self._params_message: SignedMessage | None = None  # θ_{r-1}'s bytes (for proofs)
         self._round = 0
+        self._reset(0)
+
+    def _reset(self, round_: int) -> None:
+        self._round = round_
+        self._own_update: SignedMessage | None = None
+        self._own_sparse: SparseUpdate | None = None
+        self._own_evaluation: SignedMessage | None = None
+        self._verified: dict[int, tuple[SparseUpdate, SignedMessage]] = {}
+        self._trained = False
 
     # ─────────────── dispatch ───────────────
 
     def handle(self, request: Request) -> Reply:
         """Answer one request of the server (the transport calls this)."""
-        before = len(self.evidence)
-        message: SignedMessage | None = None
         if isinstance(request, TrainRequest):
-            message = self._on_train(request)
-        elif isinstance(request, EvaluateRequest):
-            message = self._on_evaluate(request)
-        elif isinstance(request, BallotReceipt):
+            return Reply(self._on_train(request))
+        if isinstance(request, EvaluateRequest):
+            return Reply(self._on_evaluate(request))
+        if isinstance(request, BallotReceipt):
             self._on_ballot_receipt(request)
         elif isinstance(request, FinalModelRequest):
-            self._check_model(request.round, request.model, request.model_tx_id)
+            self._check_delivered_model(request.round, request.model, request.delivery)
         else:  # pragma: no cover - the type union is closed
             raise TypeError(f"unknown request {type(request).__name__}")
-        return Reply(message, tuple(self.evidence[before:]))
+        return Reply()
 
     # ─────────────── behaviour (overridden by adversaries) ───────────────
 
@@ -112,206 +124,257 @@ class Participant:
         return select_top_fraction(delta(local, params), self.settings.share_fraction)
 
     def score_updates(self, round_: int, params: np.ndarray, updates: dict[int, SparseUpdate]) -> list[float]:
-        """Macro-F1 of ``params + Δ_j`` on the private validation set, by participant index;
-        0 for itself and for anyone whose update did not verify."""
+        """Macro-F1 of ``params + Δ_j`` on the private validation set, for each verified update."""
         scores = [0.0] * self.session.n
         for j, update in updates.items():
             scores[j] = self.evaluator.macro_f1(apply_update(params, update))
         return scores
 
-    # ─────────────── the round ───────────────
+    # ─────────────── the round, as the server asks ───────────────
 
     def _on_train(self, request: TrainRequest) -> SignedMessage | None:
-        params = self._check_model(request.round - 1, request.model, request.model_tx_id)
-        self._round = request.round
-        self._verified = {}
-        self._own_update = self._own_evaluation = None
-        self._own_sparse = None
-        self._params = params
-        if params is None:
-            return None  # no model that matches the chain: sit this round out (the evidence says why)
-        local = self.local_model(params, request.round)
-        update = self.make_update(params, local, request.round)
-        signed = sign_message(
-            UpdateMessage(request.round, self.address, update), self.account, self.session.domain
-        )
+        self._reset(request.round)
+        params = self._check_delivered_model(request.round - 1, request.model, request.delivery)
+        if self._params is None and params is not None:
+            self._params, self._params_message = params, request.model
+        return self._train(request.round)
+
+    def _train(self, round_: int) -> SignedMessage | None:
+        self._trained = True
+        if self._params is None:
+            self._report(EvidenceKind.SAT_OUT, self.address, None, None, None, "no model it can trust: sitting out")
+            return None
+        local = self.local_model(self._params, round_)
+        if not np.isfinite(local).all():
+            self._report(EvidenceKind.SAT_OUT, self.address, None, None, None, "local training diverged")
+            return None
+        update = self.make_update(self._params, local, round_)
+        signed = sign_message(UpdateMessage(round_, self.address, update), self.account, self.session.domain)
         self._own_update, self._own_sparse = signed, update
         return signed
 
     def _on_evaluate(self, request: EvaluateRequest) -> SignedMessage | None:
         round_ = request.round
-        if self._own_update is None or self._params is None:
-            return None  # sitting this round out
-        self._check_own_record(round_, MessageKind.UPDATE, self._own_update, request.own_tx_id)
-        delivered = {d.author: d for d in request.updates}
+        if request.own_receipt is not None and self._own_update is not None:
+            self._check_receipt(request.own_receipt, MessageKind.UPDATE, self._own_update)
+        recorded = self.board.updates_of(round_)
+        delivery = request.delivery
+        signed_by_server = delivery.signer(self.session.domain) == self.session.server
+        by_digest = {m.digest(): m for m in request.updates}
         for j, author in enumerate(self.session.participants):
-            if j == self.index:
+            digest = recorded[j]
+            if j == self.index or digest is None:
                 continue
-            item = delivered.get(author)
-            if item is None:
-                recorded = self.board.digest_of(round_, MessageKind.UPDATE, author)
-                if recorded is not None:
-                    self._report(
-                        EvidenceKind.UPDATE_WITHHELD,
-                        author,
-                        None,
-                        None,
-                        recorded,
-                        "the board records this update but the server did not deliver it",
-                    )
+            if not signed_by_server or delivery.recipient != self.address or delivery.round != round_:
+                self._report(
+                    EvidenceKind.UNSIGNED_DELIVERY, self.session.server, None, None, hex_digest(digest),
+                    "the server's delivery of this round's updates is not signed by it",
+                )
+                break
+            position = delivery.authors.index(author) if author in delivery.authors else None
+            if position is None:
+                self._report(
+                    EvidenceKind.UPDATE_WITHHELD, author, None, None, digest,
+                    "the board records this update but the server's signed delivery leaves it out",
+                    proof={"delivery": delivery.to_dict()},
+                )
                 continue
-            update = self._verify_delivered(round_, author, item.signed, item.tx_id)
+            claimed = delivery.digests[position]
+            if claimed != digest:
+                self._report(
+                    EvidenceKind.DELIVERED_UPDATE_MISMATCH, author, None, claimed, digest,
+                    "the server signed for an update other than the one its author signed on the board",
+                    proof={"delivery": delivery.to_dict(), "position": position},
+                )
+                continue
+            signed = by_digest.get(digest)
+            if signed is None:
+                self._report(
+                    EvidenceKind.UNSIGNED_DELIVERY, author, None, None, digest,
+                    "the bytes delivered for this update are not the ones the server's statement signs",
+                )
+                continue
+            update = self._decode_update(round_, author, signed)
             if update is not None:
-                self._verified[j] = update
-        scores = self.score_updates(round_, self._params, dict(self._verified))
-        scores[self.index] = 0.0
-        message = EvaluationMessage(round_, self.address, tuple(score_to_ppm(s) for s in scores))
-        signed = sign_message(message, self.account, self.session.domain)
+                self._verified[j] = (update, signed)
+        return self._evaluation(round_)
+
+    def _evaluation(self, round_: int) -> SignedMessage | None:
+        if self._params is None or self._own_evaluation is not None:
+            return self._own_evaluation
+        verified = {j: u for j, (u, _) in self._verified.items()}
+        scores = self.score_updates(round_, self._params, verified)
+        # Only what it could verify gets a score: any other entry abstains, which the election
+        # treats as neutral, so a delivery the server spoiled cannot lower its author's standing.
+        ppm = tuple(score_to_ppm(scores[j]) if j in verified else ABSTAIN for j in range(self.session.n))
+        signed = sign_message(EvaluationMessage(round_, self.address, ppm), self.account, self.session.domain)
         self._own_evaluation = signed
         return signed
 
-    def _on_ballot_receipt(self, receipt: BallotReceipt) -> None:
-        if self._own_evaluation is None:
+    def _on_ballot_receipt(self, request: BallotReceipt) -> None:
+        if request.receipt is not None and self._own_evaluation is not None:
+            self._check_receipt(request.receipt, MessageKind.EVALUATION, self._own_evaluation)
+
+    # ─────────────── the participant's own checks after each phase (the runtime calls them) ───────────────
+
+    def after_updates(self, round_: int) -> SignedMessage | None:
+        """Is my update on the board? If the server never asked for it or did not post it, post it
+        myself while the phase is open. Returns an update I posted myself, for the server to deliver."""
+        if self._round != round_:
+            self._reset(round_)
+        if not self._trained:
+            self._train(round_)
+            if self._own_update is not None:
+                self._report(EvidenceKind.SERVER_SILENT, self.session.server, None, None, None,
+                             "the server never asked for this round's update; trained from the trusted model")
+        own = self._own_update
+        if own is None or self.board.digest_of(round_, MessageKind.UPDATE, self.address) == own.digest():
+            return None
+        try:
+            receipt = self.board.post_update(round_, self.address, own.digest(), own.signature)
+        except ContractRevert as exc:
+            self._report(EvidenceKind.SERVER_SILENT, self.session.server, exc.tx_hash, own.digest(), None,
+                         f"the update was not relayed and could not be posted directly: {exc}")
+            return None
+        self._report(EvidenceKind.SERVER_SILENT, self.session.server, receipt.tx_hash, own.digest(), own.digest(),
+                     "the server did not post this update; the participant posted it itself")
+        return own
+
+    def after_ballots(self, round_: int) -> None:
+        """Was my ballot counted? If not (never asked, not relayed, altered), submit it myself."""
+        if self._params is None or self.consensus.has_voted(round_, self.address):
             return
-        self._check_own_record(receipt.round, MessageKind.EVALUATION, self._own_evaluation, receipt.tx_id)
-        # The contract counts a ballot only under the voter's own signature of its digest, so
-        # "counted" (an O(1) view) proves the counted scores are exactly the signed ones; the
-        # relay's receipt, when given, must show that same digest.
-        own = self._own_evaluation.digest()
-        counted = self.consensus.has_voted(receipt.round, self.address)
-        ballot = (
-            self.consensus.ballot_in_transaction(receipt.consensus_tx_id) if receipt.consensus_tx_id else None
-        )
-        shown = ballot.digest if ballot and ballot.voter == self.address else None
-        if not counted or shown != own:
-            self._report(
-                EvidenceKind.BALLOT_NOT_COUNTED,
-                self.address,
-                receipt.consensus_tx_id,
-                own,
-                shown,
-                "the consensus contract did not count this participant's signed scores",
+        asked = self._own_evaluation is not None
+        own = self._evaluation(round_)
+        if own is None:
+            return
+        message = decode_message(own.data)
+        assert isinstance(message, EvaluationMessage)
+        try:
+            receipt = self.consensus.submit_scores(round_, self.address, message.scores, own.signature)
+        except ContractRevert as exc:
+            self._report(EvidenceKind.SERVER_SILENT, self.session.server, exc.tx_hash, own.digest(), None,
+                         f"the ballot was not counted and could not be submitted directly: {exc}")
+            return
+        what = "relayed" if asked else "asked for"
+        self._report(EvidenceKind.SERVER_SILENT, self.session.server, receipt.tx_hash, own.digest(), own.digest(),
+                     f"the server never {what} this ballot; the participant submitted it itself")
+
+    def after_election(self, round_: int) -> None:
+        """Is the election tallied? Once the ballot phase is over, anyone may tally: I do."""
+        if self.consensus.is_tallied(round_):
+            return
+        if self._now() > self.board.round_info(round_).ballot_deadline:
+            try:
+                self.consensus.tally(round_, n=self.session.n)
+            except ContractRevert:
+                pass  # someone else tallied in between
+
+    def after_model(self, round_: int) -> bool:
+        """Is θ_r on the board, and is it the aggregate of the elected candidates? Returns whether
+        it is posted; once its deadline has passed without it, accuse the server on-chain."""
+        info = self.board.round_info(round_)
+        if not info.model_posted:
+            if info.opened_at and self._now() > info.model_deadline:
+                try:
+                    tx = self.board.accuse_missing_model(round_).tx_hash
+                except ContractRevert as exc:
+                    tx = exc.tx_hash
+                self._report(EvidenceKind.MODEL_NOT_POSTED, self.session.server, tx, None, None,
+                             f"the model of round {round_} was not posted by its deadline {info.model_deadline}")
+            return False
+        recorded = self.board.digest_of(round_, MessageKind.MODEL, self.session.server)
+        expected = self._recompute_model(round_)
+        if expected is None:
+            self._params = self._params_message = None  # wait for the delivered model, checked against the board
+            return True
+        message = ModelMessage(round_, self.session.server, expected)
+        if message.digest() != recorded:
+            candidates = self.consensus.elected_of(round_)
+            own = {self.index: self._own_update} if self._own_update is not None else {}
+            signed = {**{j: s for j, (_, s) in self._verified.items()}, **own}
+            previous = self._params_message or SignedMessage(
+                ModelMessage(round_ - 1, self.session.server, self._params).to_bytes(), b""
             )
+            self._report(
+                EvidenceKind.MODEL_NOT_AGGREGATED, self.session.server, None, message.digest(), recorded,
+                f"the model of round {round_} is not the aggregate of the candidates the consensus contract elected",
+                proof={
+                    "previous_model": previous.to_dict(),
+                    "updates": [signed[c].to_dict() for c in candidates],
+                },
+            )
+        # Continue from the model SecCL's rules define, whatever the server did.
+        self._params = expected
+        self._params_message = SignedMessage(message.to_bytes(), b"")
+        return True
 
     # ─────────────── checks against the chain ───────────────
 
-    def _check_model(self, model_round: int, signed: SignedMessage, tx_id: str) -> np.ndarray | None:
-        """The global model of ``model_round`` to continue from, after checking it: it must hash
-        to the board's record, and that record must be the aggregate of the elected candidates
-        (recomputed here from the verified updates). None when no model can be trusted."""
+    def _check_delivered_model(self, model_round: int, signed: SignedMessage, delivery: Delivery) -> np.ndarray | None:
+        """The delivered θ of ``model_round`` if it is the one the board records (else evidence)."""
         server = self.session.server
         recorded = self.board.digest_of(model_round, MessageKind.MODEL, server)
-        by_tx = self._record_digest(tx_id, model_round, MessageKind.MODEL, server)
-        expected = self._recompute_model(model_round)
-        delivered: np.ndarray | None = None
-        if signed.digest() != recorded or by_tx != recorded:
+        signed_ok = delivery.signer(self.session.domain) == server and delivery.authors == (server,)
+        if signed_ok and delivery.digests[0] != recorded and delivery.round == model_round:
             self._report(
-                EvidenceKind.MODEL_MISMATCH,
-                server,
-                tx_id,
-                signed.digest(),
-                recorded,
-                f"the model of round {model_round} the server sent does not match the board",
+                EvidenceKind.MODEL_MISMATCH, server, None, delivery.digests[0], recorded,
+                f"the server signed for a model of round {model_round} other than the one the board records",
+                proof={"delivery": delivery.to_dict(), "position": 0},
             )
-        else:
-            delivered = self._decode_model(signed)
-        if expected is not None:
-            expected_digest = ModelMessage(model_round, server, expected).digest()
-            if expected_digest != recorded:
-                self._report(
-                    EvidenceKind.MODEL_NOT_AGGREGATED,
-                    server,
-                    tx_id,
-                    expected_digest,
-                    recorded,
-                    f"the model of round {model_round} is not the aggregate of the candidates "
-                    "the consensus contract elected",
-                )
-            # Continue from the model SecCL's rules define, whatever the server did.
-            return expected
-        return delivered
-
-    def _recompute_model(self, model_round: int) -> np.ndarray | None:
-        """θ_r = aggregate(θ_{r-1}, candidates' updates), if this participant holds them all."""
-        if model_round < 1 or self._params is None or model_round != self._round:
             return None
-        try:
-            candidates = self.consensus.elected_of(model_round)
-        except ChainError:
-            return None
-        own = self._own_sparse
-        updates = {**self._verified, self.index: own} if own is not None else dict(self._verified)
-        if any(c not in updates for c in candidates):
-            return None  # a withheld candidate: already reported, cannot recompute
-        return aggregate(self._params, [updates[c] for c in candidates], rule=self.settings.aggregation)
-
-    def _verify_delivered(
-        self, round_: int, author: str, signed: SignedMessage, tx_id: str
-    ) -> SparseUpdate | None:
-        recorded = self._record_digest(tx_id, round_, MessageKind.UPDATE, author)
-        if recorded is None:
-            recorded = self.board.digest_of(round_, MessageKind.UPDATE, author)
         if signed.digest() != recorded:
-            self._report(
-                EvidenceKind.DELIVERED_UPDATE_MISMATCH,
-                author,
-                tx_id,
-                signed.digest(),
-                recorded,
-                "the delivered update does not hash to the digest its author signed on the board",
-            )
+            if self._params is None:
+                self._report(EvidenceKind.UNSIGNED_DELIVERY, server, None, signed.digest(), recorded,
+                             f"the model bytes of round {model_round} do not match the board")
             return None
-        problem = ""
-        try:
-            message = decode_message(signed.data, dimension=self.session.dimension)
-        except ProtocolError as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        else:
-            if not isinstance(message, UpdateMessage) or (message.round, message.author) != (round_, author):
-                problem = "the delivered message is not this author's update of this round"
-        if problem:
-            self._report(EvidenceKind.INVALID_MESSAGE, author, tx_id, signed.digest(), recorded, problem)
-            return None
-        assert isinstance(message, UpdateMessage)
-        return message.update
-
-    def _check_own_record(
-        self, round_: int, kind: MessageKind, own: SignedMessage, tx_id: str | None
-    ) -> None:
-        record = self.board.record_in_transaction(tx_id) if tx_id else None
-        if record != BoardRecord(round_, kind, self.address, own.digest()):
-            missing = (
-                EvidenceKind.UPDATE_NOT_RECORDED
-                if kind is MessageKind.UPDATE
-                else EvidenceKind.EVALUATION_NOT_RECORDED
-            )
-            # Quote what the given Tx-ID really records (someone else's post, or nothing).
-            recorded = record.digest if record else None
-            self._report(
-                missing,
-                self.address,
-                tx_id,
-                own.digest(),
-                recorded,
-                f"this participant's {kind.name.lower()} is not on the board under the Tx-ID "
-                "the server returned",
-            )
-
-    def _record_digest(self, tx_id: str | None, round_: int, kind: MessageKind, author: str) -> bytes | None:
-        """The digest transaction ``tx_id`` recorded, if it recorded this round/kind/author."""
-        if not tx_id:
-            return None
-        record = self.board.record_in_transaction(tx_id)
-        if record is None or (record.round, record.kind, record.author) != (round_, kind, author):
-            return None
-        return record.digest
-
-    def _decode_model(self, signed: SignedMessage) -> np.ndarray | None:
         try:
             message = decode_message(signed.data, dimension=self.session.dimension)
         except ProtocolError:
             return None
         return message.params if isinstance(message, ModelMessage) else None
+
+    def _check_receipt(self, receipt: Receipt, kind: MessageKind, own: SignedMessage) -> None:
+        if receipt.signer(self.session.domain) != self.session.server or receipt.digest != own.digest():
+            return  # not the server's word about this message: proves nothing either way
+        if kind is MessageKind.UPDATE:
+            record = self.board.record_in_transaction(receipt.tx_id) if receipt.tx_id else None
+            holds = record is not None and (record.round, record.author, record.digest) == (
+                receipt.round, self.address, own.digest())
+            evidence = EvidenceKind.UPDATE_NOT_RECORDED
+        else:
+            ballot = self.consensus.ballot_in_transaction(receipt.tx_id) if receipt.tx_id else None
+            holds = ballot is not None and (ballot.voter, ballot.digest) == (self.address, own.digest())
+            evidence = EvidenceKind.BALLOT_NOT_COUNTED
+        if not holds:
+            self._report(
+                evidence, self.address, receipt.tx_id, own.digest(), None,
+                f"the server signed a receipt for this {kind.name.lower()} citing a transaction that does not record it",
+                proof={"receipt": receipt.to_dict()},
+            )
+
+    def _decode_update(self, round_: int, author: str, signed: SignedMessage) -> SparseUpdate | None:
+        try:
+            message = decode_message(signed.data, **self.session.bounds())
+        except ProtocolError as exc:
+            self._report(EvidenceKind.INVALID_MESSAGE, author, None, signed.digest(), signed.digest(),
+                         f"{type(exc).__name__}: {exc}", proof={"message": signed.to_dict()})
+            return None
+        if not isinstance(message, UpdateMessage) or (message.round, message.author) != (round_, author):
+            return None
+        return message.update
+
+    def _recompute_model(self, model_round: int) -> np.ndarray | None:
+        """θ_r = aggregate(θ_{r-1}, candidates' updates), if this participant holds them all."""
+        if self._params is None or model_round != self._round:
+            return None
+        candidates = self.consensus.elected_of(model_round)
+        updates = {j: u for j, (u, _) in self._verified.items()}
+        if self._own_sparse is not None:
+            updates[self.index] = self._own_sparse
+        if any(c not in updates for c in candidates):
+            return None  # a withheld candidate: already reported, cannot recompute
+        return aggregate(self._params, [updates[c] for c in candidates], rule=self.settings.aggregation)
 
     def _report(
         self,
@@ -319,9 +382,11 @@ class Participant:
         subject: str,
         tx_id: str | None,
         expected: bytes | None,
-        recorded: bytes | None,
+        recorded: bytes | str | None,
         detail: str,
+        proof: dict | None = None,
     ) -> None:
+        participants = self.session.participants
         self.evidence.append(
             Evidence(
                 round=self._round,
@@ -330,10 +395,16 @@ class Participant:
                 subject=subject,
                 tx_id=tx_id,
                 expected_digest=hex_digest(expected),
-                recorded_digest=hex_digest(recorded),
+                recorded_digest=recorded if isinstance(recorded, str) or recorded is None else hex_digest(recorded),
                 detail=detail,
+                proof=proof or {},
+                finder_index=self.index,
+                subject_index=participants.index(subject) if subject in participants else None,
             )
         )
+
+    def _now(self) -> int:
+        return int(self.board.w3.eth.get_block("latest")["timestamp"])
 
     def _seed_for(self, round_: int) -> int:
         material = f"{self.seed}/{self.index}/{round_}".encode()

@@ -1,5 +1,5 @@
-"""The parameter server: relays every message to the chain, hands back Tx-IDs, and aggregates
-only the candidates the consensus contract elected."""
+"""The parameter server: relays every message to the chain, signs what it delivers and what it
+takes, and aggregates only the candidates the consensus contract elected."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient
-from seccl.chain.errors import ConsensusElectionStillOpen, ContractRevert
+from seccl.chain.consensus import ConsensusClient, ElectionRecord
+from seccl.chain.errors import ConsensusElectionClosed, ContractRevert
 from seccl.chain.transactions import TxReceipt
 from seccl.election import voter_ranking
 from seccl.learning.aggregation import aggregate
@@ -24,10 +24,8 @@ from seccl.protocol.errors import (
     UnknownParticipantError,
     WrongRoundError,
 )
-from seccl.protocol.evidence import Evidence
 from seccl.protocol.instructions import (
     BallotReceipt,
-    DeliveredUpdate,
     EvaluateRequest,
     FinalModelRequest,
     Reply,
@@ -35,6 +33,7 @@ from seccl.protocol.instructions import (
     TrainRequest,
 )
 from seccl.protocol.messages import EvaluationMessage, Message, ModelMessage, UpdateMessage
+from seccl.protocol.statements import Delivery, Receipt
 from seccl.protocol.store import MessageStore, StoredMessage
 from seccl.roles.settings import LearningSettings, SessionInfo
 
@@ -49,6 +48,7 @@ class Rejection:
     author: str
     error: str
     detail: str
+    tx_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,23 +64,22 @@ class TxEntry:
 
 @dataclass
 class RoundOutcome:
-    """What one round produced: the candidates, the new model, the chain cost, the findings."""
+    """What one round produced: the candidates, the new model, the chain cost, the refusals."""
 
     round: int
     candidates: tuple[int, ...]
     params: np.ndarray
     gas: int
     transactions: int
-    evidence: list[Evidence] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     ballots: int = 0
+    model_posted: bool = True
 
 
 class ParameterServer:
-    """An honest server. Adversarial servers override the ``deliver_*``, ``relay_*`` and
-    :meth:`aggregate_model` hooks; the participants' checks catch them."""
-
-    election_window = 3600  # seconds of chain time a round's election stays open
+    """An honest server. Adversarial servers override the ``contacts``, ``deliver_*``,
+    ``relay_*``, ``aggregate_model`` and ``post_model`` hooks; the participants' own checks
+    and the contracts stop or catch them."""
 
     def __init__(
         self,
@@ -100,114 +99,139 @@ class ParameterServer:
         self.store = MessageStore()
         self.transactions: list[TxEntry] = []
         self.rejections: list[Rejection] = []
-        self.model_signed: SignedMessage | None = None
-        self.model_tx_id = ""
-        self._round_gas = 0
-        self._round_txs = 0
+        self.receipts: dict[tuple[int, str], Receipt] = {}
+        self.model_signed = sign_message(ModelMessage(0, account.address, self.params), account, session.domain)
         self.wait_until: Callable[[int], None] = self._sleep_until
+        self._round_gas = self._round_txs = 0
+        self._rejected_before = 0
 
     def _sleep_until(self, timestamp: int) -> None:
-        """Wait until the chain's clock reaches ``timestamp`` (a deployment's real wait)."""
-        while int(self.board.w3.eth.get_block("latest")["timestamp"]) < timestamp:
+        """Wait until the chain's clock passes ``timestamp`` (a deployment's real wait)."""
+        while self._now() <= timestamp:
             time.sleep(1.0)
 
-    # ─────────────── the session ───────────────
+    def _now(self) -> int:
+        return int(self.board.w3.eth.get_block("latest")["timestamp"])
 
-    def publish_initial_model(self) -> None:
-        """Post θ_0 in round 0, which the board opened at deployment."""
-        self._publish_model(0, self.params)
+    # ─────────────── the phases of a round (the runtime calls them in order) ───────────────
 
-    def run_round(self, round_: int, send_and_receive: SendAndReceive) -> RoundOutcome:
-        """Carry out round ``round_`` of DESIGN.md, talking to participants through the transport."""
+    def train_phase(self, round_: int, send_and_receive: SendAndReceive) -> None:
+        """1-3. Hand out θ_{r-1}; check, store and post every update that comes back."""
         self._round_gas = self._round_txs = 0
-        evidence: list[Evidence] = []
-        rejected_before = len(self.rejections)
-        self._record(round_, "openRound", "server", self.board.open_round(round_))
-        now = int(self.board.w3.eth.get_block("latest")["timestamp"])
-        self._record(
-            round_,
-            "openElection",
-            "server",
-            self.consensus.open_election(round_, now + self.election_window),
-        )
-        everyone = range(self.session.n)
-
-        # 1-3. Everyone trains from θ_{r-1}; each update is checked, stored and posted.
-        replies = send_and_receive({i: self.train_request(i, round_) for i in everyone})
-        evidence += _collect(replies)
+        self._rejected_before = len(self.rejections)
+        asked = [i for i in range(self.session.n) if self.contacts(i, round_, "train")]
+        replies = send_and_receive({i: TrainRequest(round_, *self.deliver_model(i, round_ - 1)) for i in asked})
         for i, reply in sorted(replies.items()):
             if reply.message is not None:
                 self.accept(round_, i, reply.message, MessageKind.UPDATE)
 
-        # 4-5. Everyone scores the others' updates and signs its scores.
-        updates = self.store.of_round(round_, MessageKind.UPDATE)
-        replies = send_and_receive({i: self.evaluate_request(i, round_, updates) for i in everyone})
-        evidence += _collect(replies)
+    def receive(self, round_: int, i: int, signed: SignedMessage) -> None:
+        """Take an update its author posted on the board itself, so it can be delivered."""
+        author = self.session.participants[i]
+        if self.store.get(round_, MessageKind.UPDATE, author) is None:
+            self.accept(round_, i, signed, MessageKind.UPDATE, post=False)
+
+    def evaluate_phase(self, round_: int, send_and_receive: SendAndReceive) -> None:
+        """4-5. Once the update phase has closed, deliver every recorded update; relay the ballots."""
+        info = self.board.round_info(round_)
+        if info.updates < self.session.n and self._now() <= info.update_deadline:
+            self.wait_until(info.update_deadline)
+        recorded = self.board.updates_of(round_)
+        updates = [
+            stored
+            for author, digest in zip(self.session.participants, recorded, strict=True)
+            if digest is not None
+            and (stored := self.store.get(round_, MessageKind.UPDATE, author)) is not None
+            and stored.signed.digest() == digest
+        ]
+        eligible = [i for i, d in enumerate(recorded) if d is not None]
+        requests: dict[int, Request] = {}
+        for i in range(self.session.n):
+            if self.contacts(i, round_, "evaluate"):
+                delivered, delivery = self.deliver_updates(i, round_, updates)
+                own = self.own_receipt(i, round_)
+                requests[i] = EvaluateRequest(round_, own, tuple(delivered), delivery)
+        replies = send_and_receive(requests)
         receipts: dict[int, Request] = {}
         for i, reply in sorted(replies.items()):
             stored = self.accept(round_, i, reply.message, MessageKind.EVALUATION) if reply.message else None
-            relayed = self._relay_to_consensus(round_, i, stored) if stored is not None else None
-            receipts[i] = BallotReceipt(round_, stored.tx_id if stored else None, relayed)
-        evidence += _collect(send_and_receive(receipts))
+            receipt = self._relay_ballot(round_, stored, eligible) if stored is not None else None
+            if self.contacts(i, round_, "receipt"):
+                receipts[i] = BallotReceipt(round_, receipt)
+        send_and_receive(receipts)
 
-        # 6. The contract elects; 7. the server aggregates the candidates alone and posts θ_r.
-        try:
-            election = self.consensus.tally(round_, n=self.session.n)
-        except ConsensusElectionStillOpen as missing:
-            # A ballot is missing: the contract elects from those it has once the deadline passes.
-            self.wait_until(int(missing.fields["deadline"]) + 1)
-            election = self.consensus.tally(round_, n=self.session.n)
-        assert election.receipt is not None  # this client sent the tally
-        self._record(round_, "tally", "server", election.receipt)
+    def close_election(self, round_: int) -> ElectionRecord | None:
+        """6. Tally once every ballot is in or the ballot phase has ended; read the result when
+        someone else tallied first."""
+        if not self.consensus.is_tallied(round_):
+            if self.consensus.election_of(round_).ballots < self.session.n:
+                self.wait_until(self.board.round_info(round_).ballot_deadline)
+            try:
+                election = self.consensus.tally(round_, n=self.session.n)
+                assert election.receipt is not None  # this client sent the tally
+                self._record(round_, "tally", "server", election.receipt)
+                return election
+            except ConsensusElectionClosed:
+                pass  # a participant tallied in between: read its result
+        record = self.consensus.election_record(round_)
+        assert record is not None
+        return record
+
+    def publish_phase(self, round_: int, election: ElectionRecord | None = None) -> RoundOutcome:
+        """7. θ_r from the candidates' updates alone, signed and posted; opens round r+1."""
+        election = election or self.consensus.election_record(round_)
+        assert election is not None, "the runtime publishes only after the election is tallied"
         self.params = self.aggregate_model(round_, election.candidates)
-        self._publish_model(round_, self.params)
+        posted = self.post_model(round_, self.params)
         return RoundOutcome(
             round=round_,
             candidates=election.candidates,
             params=self.params.copy(),
             gas=self._round_gas,
             transactions=self._round_txs,
-            evidence=evidence,
-            rejections=self.rejections[rejected_before:],
+            rejections=self.rejections[self._rejected_before :],
             ballots=election.ballots,
+            model_posted=posted,
         )
 
-    def finish(self, round_: int, send_and_receive: SendAndReceive) -> list[Evidence]:
-        """Hand everyone the final model so they can check it; returns what they found."""
-        return _collect(
-            send_and_receive(
-                {i: FinalModelRequest(round_, *self.deliver_model(i)) for i in range(self.session.n)}
-            )
+    def finish(self, round_: int, send_and_receive: SendAndReceive) -> None:
+        """Hand everyone the final model so they can check it."""
+        send_and_receive(
+            {i: FinalModelRequest(round_, *self.deliver_model(i, round_)) for i in range(self.session.n)}
         )
 
-    # ─────────────── requests (hooks for adversarial servers) ───────────────
+    # ─────────────── hooks (adversarial servers override these) ───────────────
 
-    def train_request(self, i: int, round_: int) -> TrainRequest:
-        return TrainRequest(round_, *self.deliver_model(i))
+    def contacts(self, i: int, round_: int, phase: str) -> bool:
+        """Whether the server talks to participant ``i`` in ``phase`` of ``round_``."""
+        return True
 
-    def deliver_model(self, i: int) -> tuple[SignedMessage, str]:
-        """The current model (and its Tx-ID) as handed to participant ``i``."""
-        assert self.model_signed is not None
-        return self.model_signed, self.model_tx_id
+    def own_receipt(self, i: int, round_: int) -> Receipt | None:
+        """The signed receipt for participant ``i``'s own update of ``round_``, if it took one."""
+        return self.receipts.get((round_, self.session.participants[i]))
 
-    def evaluate_request(self, i: int, round_: int, updates: list[StoredMessage]) -> EvaluateRequest:
-        own = self.store.get(round_, MessageKind.UPDATE, self.session.participants[i])
-        return EvaluateRequest(round_, own.tx_id if own else None, tuple(self.deliver_updates(i, updates)))
+    def deliver_model(self, i: int, model_round: int) -> tuple[SignedMessage, Delivery]:
+        """The model of ``model_round`` as handed to participant ``i``, with the signed delivery."""
+        signed = self.model_signed
+        return signed, self._delivery(model_round, MessageKind.MODEL, i, [self.account.address], [signed])
 
-    def deliver_updates(self, i: int, updates: list[StoredMessage]) -> list[DeliveredUpdate]:
-        """The others' updates as handed to participant ``i``."""
+    def deliver_updates(
+        self, i: int, round_: int, updates: list[StoredMessage]
+    ) -> tuple[list[SignedMessage], Delivery]:
+        """The others' recorded updates as handed to participant ``i``, with the signed delivery."""
         me = self.session.participants[i]
-        return [DeliveredUpdate(u.author, u.signed, u.tx_id) for u in updates if u.author != me]
+        others = [u for u in updates if u.author != me]
+        signed = [u.signed for u in others]
+        return signed, self._delivery(round_, MessageKind.UPDATE, i, [u.author for u in others], signed)
 
     def relay_update(self, round_: int, author: str, signed: SignedMessage) -> TxReceipt | None:
-        """Post an accepted message's digest on the board; None means it was not posted."""
-        kind = MessageKind.UPDATE
-        return self.board.post(round_, kind, author, signed.digest(), signed.signature)
+        """Post an accepted update's digest on the board; None means it was not posted."""
+        return self.board.post_update(round_, author, signed.digest(), signed.signature)
 
-    def relay_scores(self, round_: int, author: str, scores: tuple[int, ...], signature: bytes) -> TxReceipt:
+    def relay_scores(
+        self, round_: int, author: str, scores: tuple[int, ...], signature: bytes, ranking: tuple[int, ...]
+    ) -> TxReceipt | None:
         """Submit a voter's signed scores, with its top-M ranking, to the consensus contract."""
-        index = self.session.participants.index(author)
-        ranking = voter_ranking(scores, index, self.session.candidates)
         return self.consensus.submit_scores(round_, author, scores, signature, ranking=ranking)
 
     def aggregate_model(self, round_: int, candidates: tuple[int, ...]) -> np.ndarray:
@@ -218,31 +242,43 @@ class ParameterServer:
     def model_to_publish(self, round_: int, params: np.ndarray) -> np.ndarray:
         return params
 
+    def post_model(self, round_: int, params: np.ndarray) -> bool:
+        """Sign and post θ_r; returns whether it is on the board."""
+        message = ModelMessage(round_, self.account.address, self.model_to_publish(round_, params))
+        self.model_signed = sign_message(message, self.account, self.session.domain)
+        receipt = self.board.post_model(round_, self.model_signed.digest(), self.model_signed.signature)
+        self._record(round_, "post model", self.account.address, receipt)
+        return True
+
     # ─────────────── internals ───────────────
 
-    def accept(self, round_: int, i: int, signed: SignedMessage, kind: MessageKind) -> StoredMessage | None:
-        """Check a participant's message; store and post it, or record why it was refused."""
+    def accept(
+        self, round_: int, i: int, signed: SignedMessage, kind: MessageKind, *, post: bool = True
+    ) -> StoredMessage | None:
+        """Check a participant's message; store it (and post an update), or record why it was refused."""
         author = self.session.participants[i]
         try:
-            message = open_message(
-                signed,
-                self.session.domain,
-                dimension=self.session.dimension,
-                participants=self.session.n,
-            )
+            message = open_message(signed, self.session.domain, **self.session.bounds())
             self._validate(round_, author, kind, message)
             self.store.check_new(round_, kind, author)
         except ProtocolError as exc:
             self.rejections.append(Rejection(round_, author, type(exc).__name__, str(exc)))
             return None
-        if kind is MessageKind.UPDATE:
-            receipt = self.relay_update(round_, author, signed)
-        else:
-            receipt = self.board.post(round_, kind, author, signed.digest(), signed.signature)
-        if receipt is None:
-            return None
-        self._record(round_, f"post {kind.name.lower()}", author, receipt)
-        stored = StoredMessage(message, signed, receipt.tx_hash)
+        tx_id = ""
+        if kind is MessageKind.UPDATE and post:
+            try:
+                receipt = self.relay_update(round_, author, signed)
+            except ContractRevert as exc:
+                self.rejections.append(Rejection(round_, author, type(exc).__name__, str(exc), exc.tx_hash))
+                return None
+            if receipt is None:
+                return None
+            self._record(round_, "post update", author, receipt)
+            tx_id = receipt.tx_hash
+            self.receipts[(round_, author)] = Receipt.sign(
+                self.account, self.session.domain, round_, kind, author, signed.digest(), tx_id
+            )
+        stored = StoredMessage(message, signed, tx_id)
         self.store.add(stored)
         return stored
 
@@ -250,17 +286,49 @@ class ParameterServer:
         stored = self.store.get(round_, MessageKind.UPDATE, self.session.participants[index])
         return stored.message.update if stored and isinstance(stored.message, UpdateMessage) else None
 
-    def _relay_to_consensus(self, round_: int, i: int, stored: StoredMessage) -> str | None:
+    def _relay_ballot(self, round_: int, stored: StoredMessage, eligible: list[int]) -> Receipt | None:
         message = stored.message
         assert isinstance(message, EvaluationMessage)
+        index = self.session.participants.index(stored.author)
+        ranking = voter_ranking(
+            message.scores,
+            index,
+            self.session.candidates,
+            tie_seed=self.session.tie_seed,
+            round_=round_,
+            eligible=eligible,
+        )
         try:
-            receipt = self.relay_scores(round_, stored.author, message.scores, stored.signed.signature)
+            receipt = self.relay_scores(round_, stored.author, message.scores, stored.signed.signature, ranking)
         except ContractRevert as exc:
-            # The failed relay is itself on-chain; the voter will find its ballot missing.
-            self.rejections.append(Rejection(round_, stored.author, type(exc).__name__, str(exc)))
+            # The failed relay is itself on-chain; the voter finds its ballot missing and votes itself.
+            self.rejections.append(Rejection(round_, stored.author, type(exc).__name__, str(exc), exc.tx_hash))
+            return None
+        if receipt is None:
             return None
         self._record(round_, "submitScores", stored.author, receipt)
-        return receipt.tx_hash
+        return Receipt.sign(
+            self.account,
+            self.session.domain,
+            round_,
+            MessageKind.EVALUATION,
+            stored.author,
+            stored.signed.digest(),
+            receipt.tx_hash,
+        )
+
+    def _delivery(
+        self, round_: int, kind: MessageKind, i: int, authors: list[str], signed: list[SignedMessage]
+    ) -> Delivery:
+        return Delivery.sign(
+            self.account,
+            self.session.domain,
+            round_,
+            kind,
+            self.session.participants[i],
+            authors,
+            [s.digest() for s in signed],
+        )
 
     def _validate(self, round_: int, author: str, kind: MessageKind, message: Message) -> None:
         if message.author not in self.session.participants:
@@ -274,25 +342,7 @@ class ParameterServer:
         if message.round != round_:
             raise WrongRoundError(f"message of round {message.round} received in round {round_}")
 
-    def _publish_model(self, round_: int, params: np.ndarray) -> None:
-        published = self.model_to_publish(round_, params)
-        message = ModelMessage(round_, self.account.address, published)
-        self.model_signed = sign_message(message, self.account, self.session.domain)
-        receipt = self.board.post(
-            round_,
-            MessageKind.MODEL,
-            self.account.address,
-            self.model_signed.digest(),
-            self.model_signed.signature,
-        )
-        self.model_tx_id = receipt.tx_hash
-        self._record(round_, "post model", self.account.address, receipt)
-
     def _record(self, round_: int, action: str, subject: str, receipt: TxReceipt) -> None:
         self.transactions.append(TxEntry(round_, action, subject, receipt.tx_hash, receipt.gas_used))
         self._round_gas += receipt.gas_used
         self._round_txs += 1
-
-
-def _collect(replies: Mapping[int, Reply]) -> list[Evidence]:
-    return [e for _, reply in sorted(replies.items()) for e in reply.evidence]

@@ -1,31 +1,12 @@
-"""What every role of one session agrees on: the addresses, the model's size, the learning rules."""
+"""The learning rules every participant follows, and the session facts they agree on."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seccl.protocol.envelope import SigningDomain
+from seccl.protocol.session import SessionInfo
 
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """Public facts of a session, the same for every party."""
-
-    chain_id: int
-    board: str
-    consensus: str
-    server: str
-    participants: tuple[str, ...]
-    dimension: int
-    candidates: int
-
-    @property
-    def domain(self) -> SigningDomain:
-        return SigningDomain(self.chain_id, self.board)
-
-    @property
-    def n(self) -> int:
-        return len(self.participants)
+__all__ = ["LearningSettings", "SessionInfo"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""A session's two contracts: deploying them so they point at each other, and checking, as a
+participant must before taking part, that announced addresses hold exactly that session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.utils.address import get_create_address
+
+from seccl.chain.artifacts import load_artifact
+from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind, Phases
+from seccl.chain.consensus import ConsensusClient
+from seccl.chain.errors import ChainError
+from seccl.chain.transactions import TxReceipt
+
+
+@dataclass(frozen=True)
+class SessionTerms:
+    """What the participants agreed to before the session: the public facts they verify."""
+
+    server: str
+    participants: tuple[str, ...]
+    candidates: int
+    nonce: bytes
+    tie_seed: bytes
+    phases: Phases
+    initial_model: bytes
+
+
+def deploy_session(
+    w3: Web3, terms: SessionTerms
+) -> tuple[BulletinBoardClient, ConsensusClient, list[TxReceipt]]:
+    """Deploy the board and the consensus contract of ``terms`` from ``terms.server``.
+
+    The board is told the address the consensus contract will get (the server's next nonce), and
+    the consensus contract refuses to deploy unless the board names it: the two point at each other.
+    """
+    server = to_checksum_address(terms.server)
+    nonce = w3.eth.get_transaction_count(server)
+    predicted = get_create_address(server, nonce + 1)
+    settings = DeploySettings(predicted, terms.nonce, terms.tie_seed, terms.phases, terms.initial_model)
+    board, board_receipt = BulletinBoardClient.deploy(
+        w3, server=server, participants=terms.participants, settings=settings
+    )
+    consensus, consensus_receipt = ConsensusClient.deploy(
+        w3, server=server, board=board.address, candidates=terms.candidates
+    )
+    if consensus.address != to_checksum_address(predicted):
+        raise ChainError(f"the consensus contract landed at {consensus.address}, not at {predicted}")
+    return board, consensus, [board_receipt, consensus_receipt]
+
+
+class SessionMismatchError(ChainError):
+    """The contracts at the announced addresses are not the session the participant agreed to."""
+
+
+def code_matches(w3: Web3, address: str, name: str) -> bool:
+    """Whether ``address`` runs exactly the committed runtime code of contract ``name``.
+
+    The constructor writes immutables into the code; those byte ranges (listed by the compiler)
+    are masked, and the values behind them are checked through the contract's views instead.
+    """
+    artifact = load_artifact(name)
+    expected = bytearray(bytes.fromhex(artifact.deployed_bytecode[2:]))
+    actual = bytearray(bytes(w3.eth.get_code(to_checksum_address(address))))
+    if len(actual) != len(expected):
+        return False
+    for start, length in artifact.immutable_ranges:
+        actual[start : start + length] = expected[start : start + length] = b"\x00" * length
+    return actual == expected
+
+
+def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: SessionTerms) -> None:
+    """Raise :class:`SessionMismatchError` naming the first fact that differs from ``terms``.
+
+    Checked over the caller's own connection: both addresses run the committed code; they point
+    at each other; the board registers exactly the agreed server and roster, in order, with the
+    agreed nonce, tie seed, phases and initial model; the consensus contract elects the agreed M.
+    """
+    for address, name in ((board_address, "BulletinBoard"), (consensus_address, "Consensus")):
+        if not code_matches(w3, address, name):
+            raise SessionMismatchError(f"the code at {address} is not the committed {name} contract")
+    board = BulletinBoardClient(w3, board_address)
+    consensus = ConsensusClient(w3, consensus_address)
+    facts: Sequence[tuple[str, object, object]] = (
+        ("the board's consensus contract", board.consensus(), to_checksum_address(consensus_address)),
+        ("the consensus contract's board", consensus.board(), to_checksum_address(board_address)),
+        ("the server", board.server(), to_checksum_address(terms.server)),
+        ("the roster", tuple(board.participants()), tuple(to_checksum_address(p) for p in terms.participants)),
+        ("the session nonce", board.nonce(), terms.nonce),
+        ("the tie seed", board.tie_seed(), terms.tie_seed),
+        ("the phases", board.phases(), terms.phases),
+        ("the candidates per round", consensus.candidate_count(), terms.candidates),
+        ("the initial model", board.digest_of(0, MessageKind.MODEL, terms.server), terms.initial_model),
+    )
+    for what, found, agreed in facts:
+        if found != agreed:
+            raise SessionMismatchError(f"{what} on the chain is {_show(found)}, not the agreed {_show(agreed)}")
+
+
+def _show(value: object) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else repr(value)

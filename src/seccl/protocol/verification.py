@@ -1,0 +1,165 @@
+"""Checks a finding with no trust in either side: the server's signatures and the chain decide.
+
+A finding is CONFIRMED when the server's own signed statement, or the chain alone, proves the
+server wrong; REFUTED when the signature is not the server's or the chain contradicts the
+finding (a fabricated accusation); UNPROVABLE when it rests on the finder's word (silence
+leaves no signature), in which case the contracts are what kept the harm away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
+from seccl.chain.consensus import ConsensusClient
+from seccl.learning.aggregation import aggregate
+from seccl.protocol.envelope import SignedMessage
+from seccl.protocol.errors import ProtocolError
+from seccl.protocol.evidence import Evidence, EvidenceKind
+from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message
+from seccl.protocol.statements import Delivery, Receipt
+from seccl.protocol.session import SessionInfo
+
+
+class Status(StrEnum):
+    CONFIRMED = "confirmed"
+    REFUTED = "refuted"
+    UNPROVABLE = "unprovable"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    reason: str
+
+
+def _confirmed(reason: str) -> Verdict:
+    return Verdict(Status.CONFIRMED, reason)
+
+
+def _refuted(reason: str) -> Verdict:
+    return Verdict(Status.REFUTED, reason)
+
+
+def verify_evidence(
+    evidence: Evidence,
+    session: SessionInfo,
+    board: BulletinBoardClient,
+    consensus: ConsensusClient,
+    *,
+    aggregation: str,
+) -> Verdict:
+    """The verdict on ``evidence`` from the chain (through read-only ``board`` and ``consensus``
+    clients on the verifier's own connection) and the session's agreed facts."""
+    try:
+        return _verify(evidence, session, board, consensus, aggregation)
+    except (KeyError, ValueError, TypeError) as exc:
+        return _refuted(f"the proof is malformed: {type(exc).__name__}: {exc}")
+
+
+def _verify(
+    e: Evidence, session: SessionInfo, board: BulletinBoardClient, consensus: ConsensusClient, aggregation: str
+) -> Verdict:
+    kind = e.kind
+    if kind in (EvidenceKind.DELIVERED_UPDATE_MISMATCH, EvidenceKind.MODEL_MISMATCH):
+        delivery = Delivery.from_dict(e.proof["delivery"])
+        if delivery.signer(session.domain) != session.server:
+            return _refuted("the delivery statement is not signed by the session's server")
+        position = int(e.proof["position"])
+        author, delivered = delivery.authors[position], delivery.digests[position]
+        recorded = board.digest_of(delivery.round, delivery.kind, author)
+        if recorded == delivered:
+            return _refuted("the board records exactly the digest the server delivered")
+        if recorded is None:
+            info = board.round_info(delivery.round)
+            closed = info.opened_at and (info.updates == session.n or _now(board) > info.update_deadline)
+            if delivery.kind is MessageKind.UPDATE and closed:
+                return _confirmed("the server signed for an update the board never recorded")
+            return _refuted("the board records nothing to compare the delivery with (yet)")
+        return _confirmed(
+            f"the server signed for digest 0x{delivered.hex()} as {author}'s {delivery.kind.name.lower()} "
+            f"of round {delivery.round}; the board records 0x{recorded.hex()}"
+        )
+    if kind is EvidenceKind.UPDATE_WITHHELD:
+        delivery = Delivery.from_dict(e.proof["delivery"])
+        if delivery.signer(session.domain) != session.server:
+            return _refuted("the delivery statement is not signed by the session's server")
+        if e.subject in delivery.authors:
+            return _refuted("the signed delivery does include this update")
+        if e.subject == delivery.recipient or board.digest_of(delivery.round, MessageKind.UPDATE, e.subject) is None:
+            return _refuted("the board records no update of that author to withhold")
+        return _confirmed("the server's signed delivery leaves out an update the board records")
+    if kind in (EvidenceKind.UPDATE_NOT_RECORDED, EvidenceKind.BALLOT_NOT_COUNTED):
+        receipt = Receipt.from_dict(e.proof["receipt"])
+        if receipt.signer(session.domain) != session.server:
+            return _refuted("the receipt is not signed by the session's server")
+        if kind is EvidenceKind.UPDATE_NOT_RECORDED:
+            record = board.record_in_transaction(receipt.tx_id) if receipt.tx_id else None
+            holds = record is not None and (record.round, record.kind, record.author, record.digest) == (
+                receipt.round,
+                MessageKind.UPDATE,
+                receipt.author,
+                receipt.digest,
+            )
+        else:
+            ballot = consensus.ballot_in_transaction(receipt.tx_id) if receipt.tx_id else None
+            holds = ballot is not None and (ballot.round, ballot.voter, ballot.digest) == (
+                receipt.round,
+                receipt.author,
+                receipt.digest,
+            )
+        if holds:
+            return _refuted(f"transaction {receipt.tx_id} records exactly what the receipt says")
+        return _confirmed(f"the server signed a receipt citing {receipt.tx_id or 'no transaction'}, which does not record it")
+    if kind is EvidenceKind.MODEL_NOT_AGGREGATED:
+        return _verify_aggregation(e, session, board, consensus, aggregation)
+    if kind is EvidenceKind.MODEL_NOT_POSTED:
+        info = board.round_info(e.round)
+        if info.opened_at and not info.model_posted and _now(board) > info.model_deadline:
+            return _confirmed(f"round {e.round} has no model on the board past its deadline {info.model_deadline}")
+        return _refuted("the model was posted, or its deadline has not passed")
+    if kind is EvidenceKind.INVALID_MESSAGE:
+        signed = SignedMessage.from_dict(e.proof["message"])
+        if board.digest_of(e.round, MessageKind.UPDATE, e.subject) != signed.digest():
+            return _refuted("the bytes are not the update the board records for that author")
+        try:
+            decode_message(signed.data, **session.bounds())
+        except ProtocolError as exc:
+            return _confirmed(f"the recorded update is invalid ({type(exc).__name__}); the server relayed it")
+        return _refuted("the recorded update decodes within the session's bounds")
+    return Verdict(Status.UNPROVABLE, "this finding rests on the finder's word; the chain shows what it did about it")
+
+
+def _verify_aggregation(
+    e: Evidence, session: SessionInfo, board: BulletinBoardClient, consensus: ConsensusClient, aggregation: str
+) -> Verdict:
+    r = e.round
+    previous = SignedMessage.from_dict(e.proof["previous_model"])
+    if board.digest_of(r - 1, MessageKind.MODEL, session.server) != previous.digest():
+        return _refuted(f"the previous model in the proof is not the one the board records for round {r - 1}")
+    before = decode_message(previous.data, dimension=session.dimension)
+    assert isinstance(before, ModelMessage)
+    candidates = consensus.elected_of(r)
+    updates = []
+    for raw in e.proof["updates"]:
+        signed = SignedMessage.from_dict(raw)
+        message = decode_message(signed.data, **session.bounds())
+        assert isinstance(message, UpdateMessage)
+        if board.digest_of(r, MessageKind.UPDATE, message.author) != signed.digest():
+            return _refuted(f"the proof's update of {message.author} is not the one the board records")
+        updates.append((session.participants.index(message.author), message.update))
+    if sorted(i for i, _ in updates) != sorted(candidates):
+        return _refuted("the proof's updates are not exactly the elected candidates'")
+    expected = ModelMessage(r, session.server, aggregate(before.params, [u for _, u in updates], rule=aggregation))
+    recorded = board.digest_of(r, MessageKind.MODEL, session.server)
+    if recorded == expected.digest():
+        return _refuted("the recorded model is exactly the aggregate of the candidates' updates")
+    return _confirmed(
+        f"the aggregate of the elected candidates' recorded updates hashes to 0x{expected.digest().hex()}; "
+        f"the board records {'nothing' if recorded is None else '0x' + recorded.hex()}"
+    )
+
+
+def _now(board: BulletinBoardClient) -> int:
+    return int(board.w3.eth.get_block("latest")["timestamp"])
