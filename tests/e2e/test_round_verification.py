@@ -1,61 +1,25 @@
-"""End to end: every verification step catches the server attack it guards against, with
-evidence that cites the chain, and an honest run yields no evidence at all."""
+"""End to end: each server deviation is either undone on the chain by the participants themselves
+or caught with evidence an outsider confirms, and an honest run yields no evidence at all."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from seccl.chain.backends import EmbeddedChain
 from seccl.chain.bulletin_board import MessageKind
-from seccl.election import borda_tally
-from seccl.experiments.session import server_factory
-from seccl.learning.data import Dataset, ParticipantData
+from seccl.election import ABSTAIN, borda_tally
 from seccl.protocol.evidence import EvidenceKind
-from seccl.roles.settings import LearningSettings
-from seccl.runtime.simulation import RunResult, Simulation, load_participant_data
-
-N = 4
-TARGET = 1
-
-
-@pytest.fixture(scope="module")
-def data() -> tuple[list[ParticipantData], Dataset]:
-    return load_participant_data(
-        dataset="mnist",
-        data_root=None,
-        participants=N,
-        split="iid",
-        alpha=0.5,
-        per_participant=100,
-        validation_fraction=0.2,
-        seed=0,
-    )
+from seccl.protocol.verification import Status
+from seccl.runtime.simulation import RunResult, Simulation
+from seccl.runtime.transport import InMemoryTransport
+from tests.e2e.conftest import N, TARGET, attack, simulate
 
 
-def simulate(
-    data: tuple[list[ParticipantData], Dataset],
-    server_factory: Callable | None = None,
-    rounds: int = 2,
-    seed: int = 0,
-) -> tuple[Simulation, RunResult]:
-    parts, test = data
-    sim = Simulation(
-        backend=EmbeddedChain(),
-        parts=parts,
-        test=test,
-        rounds=rounds,
-        candidate_fraction=0.5,
-        settings=LearningSettings(local_epochs=1),
-        seed=seed,
-        server_factory=server_factory,
-    )
-    return sim, sim.run()
+def sender_of(sim: Simulation, tx_id: str) -> str:
+    return str(sim.board_reader.w3.eth.get_transaction(tx_id)["from"])  # type: ignore[arg-type]
 
 
-def attack(name: str) -> Callable:
-    return server_factory(name, TARGET)
+def verdicts(result: RunResult, kind: EvidenceKind) -> set[Status]:
+    return {v.status for e, v in zip(result.evidence, result.verdicts, strict=True) if e.kind is kind}
 
 
 def test_an_honest_run_yields_no_evidence_and_a_fully_audited_chain(data) -> None:
@@ -63,76 +27,191 @@ def test_an_honest_run_yields_no_evidence_and_a_fully_audited_chain(data) -> Non
 
     assert result.evidence == []
     assert result.rejections == []
-    board, consensus = sim.server.board, sim.server.consensus
+    assert result.chain["accusations_upheld"] == 0
+    board, consensus = sim.board_reader, sim.consensus_reader
     for record in result.rounds:
         r = record.round
         ballots = {}
         for i, address in enumerate(sim.session.participants):
             assert board.digest_of(r, MessageKind.UPDATE, address) is not None
-            assert board.digest_of(r, MessageKind.EVALUATION, address) is not None
             ballot = consensus.ballot_of(r, address)
-            assert ballot is not None
+            assert ballot is not None and ballot.scores[i] == ABSTAIN
             ballots[i] = ballot.scores
         # The contract's election is the reference election of the ballots it recorded.
-        assert record.candidates == borda_tally(ballots, N, sim.session.candidates).candidates
+        reference = borda_tally(ballots, N, sim.session.candidates, tie_seed=sim.session.tie_seed, round_=r)
+        assert record.candidates == reference.candidates
         assert record.ballots == N
     final_digest = board.digest_of(len(result.rounds), MessageKind.MODEL, sim.session.server)
     assert final_digest == sim.server.model_signed.digest()
 
 
-def test_the_same_seed_gives_the_same_run(data) -> None:
+def test_the_same_seed_gives_the_same_model_under_fresh_random_keys(data) -> None:
     first_sim, first = simulate(data, rounds=1)
     second_sim, second = simulate(data, rounds=1)
 
+    # Keys are random: nothing secret comes from the public seed...
+    assert set(first_sim.session.participants).isdisjoint(second_sim.session.participants)
+    assert first_sim.session.server != second_sim.session.server
+    assert first_sim.session.nonce != second_sim.session.nonce
+    # ...while the seed still fixes the learning and the tie order.
     assert [r.candidates for r in first.rounds] == [r.candidates for r in second.rounds]
-    assert [r.accuracy for r in first.rounds] == [r.accuracy for r in second.rounds]
-    assert first_sim.server.model_signed.digest() == second_sim.server.model_signed.digest()
+    assert (first_sim.server.params == second_sim.server.params).all()
 
 
-# (attack, evidence kind, who must find it: "target", "others", "odd", "one", "all")
-DETECTIONS = [
-    ("tamper-one", EvidenceKind.DELIVERED_UPDATE_MISMATCH, "one"),
-    ("tamper-all", EvidenceKind.DELIVERED_UPDATE_MISMATCH, "others"),
-    ("equivocate", EvidenceKind.DELIVERED_UPDATE_MISMATCH, "odd"),
-    ("drop", EvidenceKind.UPDATE_NOT_RECORDED, "target"),
-    ("withhold", EvidenceKind.UPDATE_WITHHELD, "others"),
-    ("forge-receipt", EvidenceKind.UPDATE_NOT_RECORDED, "target"),
-    ("misreport-scores", EvidenceKind.BALLOT_NOT_COUNTED, "target"),
-    ("aggregate-non-candidates", EvidenceKind.MODEL_NOT_AGGREGATED, "all"),
-    ("publish-unaggregated", EvidenceKind.MODEL_NOT_AGGREGATED, "all"),
-    ("send-wrong-model", EvidenceKind.MODEL_MISMATCH, "target"),
+# Caught: (attack, evidence kind, who must find it). Every finding is confirmed by an outsider.
+CAUGHT = [
+    ("tamper-one", EvidenceKind.DELIVERED_UPDATE_MISMATCH, {(TARGET + 1) % N}),
+    ("tamper-all", EvidenceKind.DELIVERED_UPDATE_MISMATCH, set(range(N)) - {TARGET}),
+    ("equivocate", EvidenceKind.DELIVERED_UPDATE_MISMATCH, {i for i in range(N) if i % 2 and i != TARGET}),
+    ("withhold", EvidenceKind.UPDATE_WITHHELD, set(range(N)) - {TARGET}),
+    ("forge-receipt", EvidenceKind.UPDATE_NOT_RECORDED, {TARGET}),
+    ("misreport-scores", EvidenceKind.BALLOT_NOT_COUNTED, {TARGET}),
+    ("aggregate-non-candidates", EvidenceKind.MODEL_NOT_AGGREGATED, set(range(N))),
+    ("publish-unaggregated", EvidenceKind.MODEL_NOT_AGGREGATED, set(range(N))),
+    ("send-wrong-model", EvidenceKind.MODEL_MISMATCH, {TARGET}),
+    ("withhold-model", EvidenceKind.MODEL_NOT_POSTED, set(range(N))),
 ]
 
 
-@pytest.mark.parametrize("name, kind, finders", DETECTIONS, ids=[d[0] for d in DETECTIONS])
-def test_each_server_attack_is_detected_with_evidence_citing_the_chain(
-    data, name: str, kind: EvidenceKind, finders: str
+@pytest.mark.parametrize("name, kind, finders", CAUGHT, ids=[c[0] for c in CAUGHT])
+def test_each_provable_deviation_is_caught_with_evidence_an_outsider_confirms(
+    data, name: str, kind: EvidenceKind, finders: set[int]
 ) -> None:
-    sim, result = simulate(data, server_factory=attack(name))
-    participants = sim.session.participants
+    sim, result = simulate(data, attack(name))
 
     found = [e for e in result.evidence if e.kind is kind]
     assert found, f"{name} went undetected; evidence: {result.evidence}"
-    expected_finders = {
-        "target": {TARGET},
-        "one": {(TARGET + 1) % N},
-        "others": set(range(N)) - {TARGET},
-        "odd": {i for i in range(N) if i % 2 and i != TARGET},
-        "all": set(range(N)),
-    }[finders]
-    assert {participants.index(e.finder) for e in found} == expected_finders
-    assert all(e.kind is kind for e in result.evidence), "an attack yields only its own kind"
-    board = sim.server.board
+    assert {e.finder_index for e in found} == finders
+    assert verdicts(result, kind) == {Status.CONFIRMED}
+    assert not any(v.status is Status.REFUTED for v in result.verdicts)
+    board = sim.board_reader
     for e in found:
-        if kind is EvidenceKind.UPDATE_WITHHELD:
-            assert e.expected_digest is None  # the finder never received it: nothing to hash
-        else:
-            assert e.expected_digest is not None and e.expected_digest != e.recorded_digest
         if kind in (EvidenceKind.DELIVERED_UPDATE_MISMATCH, EvidenceKind.UPDATE_WITHHELD):
             # The evidence quotes exactly what the board holds for that author.
-            onchain = board.digest_of(e.round, MessageKind.UPDATE, e.subject)
-            assert e.recorded_digest == "0x" + onchain.hex()
+            assert e.recorded_digest == "0x" + board.digest_of(e.round, MessageKind.UPDATE, e.subject).hex()
         if kind is EvidenceKind.MODEL_NOT_AGGREGATED:
             onchain = board.digest_of(e.round, MessageKind.MODEL, sim.session.server)
-            assert e.recorded_digest == "0x" + onchain.hex()
-            assert board.record_in_transaction(e.tx_id).digest == onchain
+            assert e.recorded_digest == "0x" + onchain.hex() != e.expected_digest
+
+
+@pytest.mark.parametrize("name", ["tamper-one", "send-wrong-model", "withhold-model"])
+def test_a_finding_the_chain_can_check_is_filed_on_chain_and_upheld(data, name: str) -> None:
+    sim, result = simulate(data, attack(name))
+
+    accusations = sim.board_reader.accusations()
+    assert accusations, "no accusation was upheld on-chain"
+    accusers = {sim.session.participants.index(accuser) for _, accuser, _, _ in accusations}
+    assert accusers == {e.finder_index for e in result.evidence if e.tx_id in {a[3] for a in accusations}}
+    assert result.chain["accusations_upheld"] == len(accusations)
+
+
+def test_a_server_that_withholds_the_model_stops_the_session_with_the_deadline_on_record(data) -> None:
+    sim, result = simulate(data, attack("withhold-model"))
+
+    assert result.rounds == []  # round 1 never produced a model, so round 2 never opened
+    assert sim.board_reader.current_round() == 1
+    assert all(e.round == 1 for e in result.evidence)
+
+
+def test_a_dropped_update_is_posted_by_its_author_from_its_own_account(data) -> None:
+    sim, result = simulate(data, attack("drop"))
+    target = sim.session.participants[TARGET]
+
+    for record in result.rounds:
+        assert sim.board_reader.digest_of(record.round, MessageKind.UPDATE, target) is not None
+    self_posts = [e for e in result.evidence if e.kind is EvidenceKind.SERVER_SILENT]
+    assert {e.finder_index for e in self_posts} == {TARGET}
+    assert all(sender_of(sim, e.tx_id) == target for e in self_posts)
+    # Because the target's update reached the board, every other voter could score it.
+    for record in result.rounds:
+        for i, voter in enumerate(sim.session.participants):
+            if i != TARGET:
+                assert sim.consensus_reader.ballot_of(record.round, voter).scores[TARGET] != ABSTAIN
+
+
+def test_a_participant_the_server_never_contacts_takes_part_through_the_chain(data) -> None:
+    sim, result = simulate(data, attack("silence"), rounds=1)
+    target = sim.session.participants[TARGET]
+
+    record = result.rounds[0]
+    assert record.ballots == N
+    update_tx = next(tx for rec, tx in sim.board_reader.records() if rec.author == target)
+    assert sender_of(sim, update_tx) == target
+    assert sender_of(sim, sim.consensus_reader.ballot_of(1, target).tx_hash) == target
+    assert {e.kind for e in result.evidence if e.finder_index == TARGET} == {EvidenceKind.SERVER_SILENT}
+
+
+def test_a_ballot_the_server_holds_back_is_submitted_by_its_voter(data) -> None:
+    sim, result = simulate(data, attack("select-ballots"))
+    target = sim.session.participants[TARGET]
+
+    for record in result.rounds:
+        assert record.ballots == N
+        ballot = sim.consensus_reader.ballot_of(record.round, target)
+        assert ballot is not None and sender_of(sim, ballot.tx_hash) == target
+
+
+def test_a_server_that_never_tallies_cannot_hold_the_election_open(data) -> None:
+    sim, result = simulate(data, attack("never-tally"))
+
+    assert len(result.rounds) == 2
+    for record in result.rounds:
+        election = sim.consensus_reader.election_record(record.round)
+        assert election is not None and election.candidates == record.candidates
+        assert sender_of(sim, election.tx_hash) in sim.session.participants
+    assert result.evidence == []  # nothing went wrong that a participant had to prove
+
+
+def test_a_misreported_ballot_is_replaced_by_the_voters_own(data) -> None:
+    sim, result = simulate(data, attack("misreport-scores"))
+    target = sim.session.participants[TARGET]
+
+    for record in result.rounds:
+        ballot = sim.consensus_reader.ballot_of(record.round, target)
+        assert sender_of(sim, ballot.tx_hash) == target
+        own = sim.participants[TARGET]._own_evaluation if record.round == 2 else None
+        if own is not None:
+            assert ballot.digest == own.digest()
+
+
+def test_a_spoiled_delivery_makes_the_voter_abstain_instead_of_scoring_zero(data) -> None:
+    sim, result = simulate(data, attack("tamper-one"))
+    victim = (TARGET + 1) % N
+
+    for record in result.rounds:
+        r = record.round
+        ballot = sim.consensus_reader.ballot_of(r, sim.session.participants[victim])
+        assert ballot.scores[TARGET] == ABSTAIN
+        _, abstentions = sim.consensus_reader.totals_of(r)
+        assert abstentions[TARGET] == 1
+        # Every other voter still scored the target, so its standing rests on their votes alone.
+        others = [i for i in range(N) if i not in (TARGET, victim)]
+        for i in others:
+            assert sim.consensus_reader.ballot_of(r, sim.session.participants[i]).scores[TARGET] != ABSTAIN
+
+
+def test_bytes_the_servers_statement_does_not_cover_are_not_scored(data) -> None:
+    sim, result = simulate(data, attack("tamper-unsigned"))
+
+    assert {e.kind for e in result.evidence} == {EvidenceKind.UNSIGNED_DELIVERY}
+    assert verdicts(result, EvidenceKind.UNSIGNED_DELIVERY) == {Status.UNPROVABLE}
+    for record in result.rounds:
+        for i, voter in enumerate(sim.session.participants):
+            if i != TARGET:
+                assert sim.consensus_reader.ballot_of(record.round, voter).scores[TARGET] == ABSTAIN
+
+
+def test_a_participant_that_tallies_first_does_not_crash_the_honest_server(data) -> None:
+    sim, _ = simulate(data, rounds=0)
+    server, send = sim.server, InMemoryTransport(sim.participants).send_and_receive
+    server.train_phase(1, send)
+    server.evaluate_phase(1, send)
+    early = sim.participants[0].consensus.tally(1, n=N)
+
+    election = server.close_election(1)
+
+    assert election is not None and election.candidates == early.candidates
+    outcome = server.publish_phase(1, election)
+    assert outcome.candidates == early.candidates
+    assert all(p.after_model(1) for p in sim.participants)
+    assert all(p.evidence == [] for p in sim.participants)

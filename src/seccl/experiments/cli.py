@@ -1,4 +1,5 @@
-"""The `seccl` command: `seccl run` (a SecCL session) and `seccl baseline` (centralized training)."""
+"""The `seccl` command: `seccl run` (a SecCL session), `seccl baseline` (centralized training) and
+`seccl verify-evidence` (a run's findings re-checked against the chain)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from seccl.chain.errors import ChainError
 from seccl.experiments.config import ConfigError, RunConfig, load_config
 from seccl.learning.data import DatasetNotFoundError
+from seccl.roles.malicious_server import SERVER_ATTACKS
 
 
 def _data_flags(p: argparse.ArgumentParser) -> None:
@@ -47,17 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-e", "--attack-fraction", type=float, help="e: fraction of malicious participants")
     run.add_argument("--attack-start-round", type=int, help="the round the adversaries start")
-    run.add_argument(
-        "--server-attack",
-        help="tamper-one, tamper-all, equivocate, drop, withhold, "
-        "forge-receipt, misreport-scores, aggregate-non-candidates, "
-        "publish-unaggregated, send-wrong-model",
-    )
+    run.add_argument("--server-attack", help="a server deviation: " + ", ".join(SERVER_ATTACKS))
     run.add_argument("--attack-target", type=int, help="the participant a server attack targets")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     base = sub.add_parser("baseline", help="train the same model centrally (the paper's baseline)")
     _data_flags(base)
     base.add_argument("--epochs", type=int, default=10)
+    verify = sub.add_parser(
+        "verify-evidence",
+        help="confirm or refute each finding of a run from the chain, trusting neither side",
+    )
+    verify.add_argument("path", type=Path, help="a run directory, or its evidence.json")
+    verify.add_argument(
+        "--chain", dest="chain_url", help="a JSON-RPC URL of a node holding the run's chain "
+        "(default: the run's persisted anvil state)"
+    )
     return parser
 
 
@@ -69,6 +76,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "verify-evidence":
+        return _verify_evidence(args.path, args.chain_url)
     try:
         config = _config(args)
         if args.command == "run":
@@ -105,6 +114,23 @@ def _run(config: RunConfig, *, progress: bool) -> int:
         print("evidence: none — every message, ballot and model matched the chain")
     print(f"run directory: {run_dir}  (metrics.csv, metrics.json, chain.json, evidence.json, accuracy.png)")
     return 0
+
+
+def _verify_evidence(path: Path, url: str | None) -> int:
+    """Print each finding's verdict; exit 1 if any finding is refuted (fabricated or false)."""
+    from seccl.experiments.verify import VerifyError, verify_run
+
+    try:
+        checked = verify_run(path, url=url)
+    except (VerifyError, ChainError) as exc:
+        print(f"seccl: {exc}", file=sys.stderr)
+        return 2
+    counts = Counter(str(verdict.status) for _, verdict in checked)
+    for evidence, verdict in checked:
+        print(f"{verdict.status.upper():<10} {evidence.summary()}\n           {verdict.reason}")
+    print(f"{len(checked)} findings: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if checked
+          else "no findings to verify")
+    return 1 if counts.get("refuted") else 0
 
 
 def _baseline(config: RunConfig, epochs: int) -> int:

@@ -60,7 +60,10 @@ def write_run(config: RunConfig, result: RunResult, run_dir: Path, **summary: An
     files["evidence"].write_text(
         json.dumps(
             {
-                "evidence": [e.to_dict() for e in result.evidence],
+                "evidence": [
+                    {**e.to_dict(), "verdict": {"status": str(v.status), "reason": v.reason}}
+                    for e, v in zip(result.evidence, result.verdicts, strict=True)
+                ],
                 "rejected_messages": [asdict(r) for r in result.rejections],
             },
             indent=2,

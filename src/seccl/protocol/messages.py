@@ -133,6 +133,13 @@ def score_to_ppm(score: float) -> int:
     return round(score * SCORE_SCALE)
 
 
+def header_author(data: bytes) -> str | None:
+    """The author named in a message's header, read without decoding the rest (None if too short)."""
+    if len(data) < HEADER_SIZE:
+        return None
+    return to_checksum_address(_HEADER.unpack_from(data)[4])
+
+
 def decode_message(
     data: bytes,
     *,

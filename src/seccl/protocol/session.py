@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seccl.chain.bulletin_board import Phases
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
+from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import SessionTerms
 from seccl.chain.signing import SigningDomain
 
@@ -61,3 +62,36 @@ class SessionInfo:
             "update_size": self.update_size,
             "max_abs_value": self.max_abs_value,
         }
+
+
+def session_from_chain(
+    board: BulletinBoardClient,
+    consensus: ConsensusClient,
+    *,
+    dimension: int,
+    update_size: int,
+    max_abs_value: float,
+) -> SessionInfo:
+    """The session as the chain itself records it, read through the caller's own connection.
+
+    Only the decoding bounds (the model's size, ⌈s·d⌉ and the value bound) are agreed off-chain;
+    everything else (server, roster, nonce, tie seed, phases, M, θ_0's digest) comes from the
+    contracts, so an outside verifier trusts neither side's records.
+    """
+    server = board.server()
+    initial = board.digest_of(0, MessageKind.MODEL, server)
+    return SessionInfo(
+        chain_id=int(board.w3.eth.chain_id),
+        board=board.address,
+        consensus=consensus.address,
+        server=server,
+        participants=tuple(board.participants()),
+        dimension=dimension,
+        candidates=consensus.candidate_count(),
+        nonce=board.nonce(),
+        tie_seed=board.tie_seed(),
+        phases=board.phases(),
+        update_size=update_size,
+        max_abs_value=max_abs_value,
+        initial_model=initial or b"\x00" * 32,
+    )

@@ -17,7 +17,7 @@ from seccl.learning.aggregation import aggregate
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import ProtocolError
 from seccl.protocol.evidence import Evidence, EvidenceKind
-from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message
+from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message, header_author
 from seccl.protocol.statements import Delivery, Receipt
 from seccl.protocol.session import SessionInfo
 
@@ -141,17 +141,22 @@ def _verify_aggregation(
     before = decode_message(previous.data, dimension=session.dimension)
     assert isinstance(before, ModelMessage)
     candidates = consensus.elected_of(r)
-    updates = []
+    authors, updates = [], []
     for raw in e.proof["updates"]:
         signed = SignedMessage.from_dict(raw)
-        message = decode_message(signed.data, **session.bounds())
-        assert isinstance(message, UpdateMessage)
-        if board.digest_of(r, MessageKind.UPDATE, message.author) != signed.digest():
-            return _refuted(f"the proof's update of {message.author} is not the one the board records")
-        updates.append((session.participants.index(message.author), message.update))
-    if sorted(i for i, _ in updates) != sorted(candidates):
+        author = header_author(signed.data)
+        if author is None or board.digest_of(r, MessageKind.UPDATE, author) != signed.digest():
+            return _refuted(f"the proof's update of {author} is not the one the board records")
+        authors.append(session.participants.index(author))
+        try:
+            message = decode_message(signed.data, **session.bounds())
+        except ProtocolError:
+            continue  # an elected update that breaks the bounds is left out by every party alike
+        if isinstance(message, UpdateMessage) and (message.round, message.author) == (r, author):
+            updates.append(message.update)
+    if sorted(authors) != sorted(candidates):
         return _refuted("the proof's updates are not exactly the elected candidates'")
-    expected = ModelMessage(r, session.server, aggregate(before.params, [u for _, u in updates], rule=aggregation))
+    expected = ModelMessage(r, session.server, aggregate(before.params, updates, rule=aggregation))
     recorded = board.digest_of(r, MessageKind.MODEL, session.server)
     if recorded == expected.digest():
         return _refuted("the recorded model is exactly the aggregate of the candidates' updates")

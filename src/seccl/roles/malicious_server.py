@@ -21,8 +21,7 @@ from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage, sign_message
 from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message
 from seccl.protocol.statements import Delivery, Receipt
-from seccl.protocol.store import StoredMessage
-from seccl.roles.server import ParameterServer
+from seccl.roles.server import ParameterServer, RecordedUpdate
 
 
 def tampered(signed: SignedMessage, scale: float = -5.0) -> SignedMessage:
@@ -57,7 +56,7 @@ class TamperingServer(TargetedServer):
     def _alters_for(self, i: int) -> bool:
         return self.victims == "all" or i == (self.target + 1) % self.session.n
 
-    def deliver_updates(self, i: int, round_: int, updates: list[StoredMessage]):  # type: ignore[no-untyped-def]
+    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):  # type: ignore[no-untyped-def]
         if not self._alters_for(i):
             return super().deliver_updates(i, round_, updates)
         others = [u for u in updates if u.author != self.session.participants[i]]
@@ -76,7 +75,7 @@ class QuietTamperingServer(TargetedServer):
     """Alters the target's update but signs the digest the board records: the statement does not
     cover the bytes, so it proves nothing, and the receivers abstain on that update."""
 
-    def deliver_updates(self, i: int, round_: int, updates: list[StoredMessage]):  # type: ignore[no-untyped-def]
+    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):  # type: ignore[no-untyped-def]
         signed, delivery = super().deliver_updates(i, round_, updates)
         author = self.target_address
         return [tampered(s) if decode_message(s.data).author == author else s for s in signed], delivery
@@ -94,7 +93,7 @@ class DroppingServer(TargetedServer):
 class WithholdingServer(TargetedServer):
     """Posts the target's update but leaves it out of every other participant's delivery."""
 
-    def deliver_updates(self, i: int, round_: int, updates: list[StoredMessage]):  # type: ignore[no-untyped-def]
+    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):  # type: ignore[no-untyped-def]
         return super().deliver_updates(i, round_, [u for u in updates if u.author != self.target_address])
 
 

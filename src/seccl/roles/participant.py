@@ -23,7 +23,7 @@ from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.learning.training import train_local
 from seccl.protocol.envelope import SignedMessage, sign_message
-from seccl.protocol.errors import ProtocolError
+from seccl.protocol.errors import MalformedMessageError, ProtocolError
 from seccl.protocol.evidence import Evidence, EvidenceKind, hex_digest
 from seccl.protocol.instructions import (
     BallotReceipt,
@@ -77,7 +77,12 @@ class Participant:
         self.evaluator = Evaluator(data.validation)
         self.evidence: list[Evidence] = []
         self._params: np.ndarray | None = get_flat_params(self._model)  # the trusted θ_{r-1}
-        self._params_message: SignedMessage | None = None  # θ_{r-1}'s bytes (for proofs)
+        # The board's own θ (round, parameters, bytes hashing to the board's digest), the base of
+        # a provable check of the server's aggregation; it can differ from the trusted θ once
+        # the server has published a wrong model.
+        self._board_model: tuple[int, np.ndarray, SignedMessage] | None = (
+            0, self._params, SignedMessage(ModelMessage(0, session.server, self._params).to_bytes(), b"")
+        )
         self._round = 0
         self._reset(0)
 
@@ -87,6 +92,9 @@ class Participant:
         self._own_sparse: SparseUpdate | None = None
         self._own_evaluation: SignedMessage | None = None
         self._verified: dict[int, tuple[SparseUpdate, SignedMessage]] = {}
+        # Recorded updates whose author-signed bytes break the session's bounds: scored 0 (the
+        # fault is provably the author's) and left out of the aggregate by every party alike.
+        self._invalid: dict[int, SignedMessage] = {}
         self._trained = False
 
     # ─────────────── dispatch ───────────────
@@ -135,8 +143,10 @@ class Participant:
     def _on_train(self, request: TrainRequest) -> SignedMessage | None:
         self._reset(request.round)
         params = self._check_delivered_model(request.round - 1, request.model, request.delivery)
-        if self._params is None and params is not None:
-            self._params, self._params_message = params, request.model
+        if params is not None:
+            self._board_model = (request.round - 1, params, request.model)
+            if self._params is None:
+                self._params = params
         return self._train(request.round)
 
     def _train(self, round_: int) -> SignedMessage | None:
@@ -157,6 +167,11 @@ class Participant:
         round_ = request.round
         if request.own_receipt is not None and self._own_update is not None:
             self._check_receipt(request.own_receipt, MessageKind.UPDATE, self._own_update)
+        info = self.board.round_info(round_)
+        if info.updates < self.session.n and self._now() <= info.update_deadline:
+            # Asked to score before the update phase closed: an update posted later would be
+            # missing from what I score. Wait for the phase to close and vote on my own then.
+            return None
         recorded = self.board.updates_of(round_)
         delivery = request.delivery
         signed_by_server = delivery.signer(self.session.domain) == self.session.server
@@ -165,7 +180,9 @@ class Participant:
             digest = recorded[j]
             if j == self.index or digest is None:
                 continue
-            if not signed_by_server or delivery.recipient != self.address or delivery.round != round_:
+            if not signed_by_server or (delivery.recipient, delivery.round, delivery.kind) != (
+                self.address, round_, MessageKind.UPDATE
+            ):
                 self._report(
                     EvidenceKind.UNSIGNED_DELIVERY, self.session.server, None, None, hex_digest(digest),
                     "the server's delivery of this round's updates is not signed by it",
@@ -182,7 +199,7 @@ class Participant:
             claimed = delivery.digests[position]
             if claimed != digest:
                 self._report(
-                    EvidenceKind.DELIVERED_UPDATE_MISMATCH, author, None, claimed, digest,
+                    EvidenceKind.DELIVERED_UPDATE_MISMATCH, author, self._accuse(delivery, position), claimed, digest,
                     "the server signed for an update other than the one its author signed on the board",
                     proof={"delivery": delivery.to_dict(), "position": position},
                 )
@@ -195,7 +212,9 @@ class Participant:
                 )
                 continue
             update = self._decode_update(round_, author, signed)
-            if update is not None:
+            if update is None:
+                self._invalid[j] = signed
+            else:
                 self._verified[j] = (update, signed)
         return self._evaluation(round_)
 
@@ -206,7 +225,10 @@ class Participant:
         scores = self.score_updates(round_, self._params, verified)
         # Only what it could verify gets a score: any other entry abstains, which the election
         # treats as neutral, so a delivery the server spoiled cannot lower its author's standing.
-        ppm = tuple(score_to_ppm(scores[j]) if j in verified else ABSTAIN for j in range(self.session.n))
+        ppm = tuple(
+            score_to_ppm(scores[j]) if j in verified else 0 if j in self._invalid else ABSTAIN
+            for j in range(self.session.n)
+        )
         signed = sign_message(EvaluationMessage(round_, self.address, ppm), self.account, self.session.domain)
         self._own_evaluation = signed
         return signed
@@ -261,10 +283,12 @@ class Participant:
                      f"the server never {what} this ballot; the participant submitted it itself")
 
     def after_election(self, round_: int) -> None:
-        """Is the election tallied? Once the ballot phase is over, anyone may tally: I do."""
-        if self.consensus.is_tallied(round_):
+        """Is the election tallied? Once every ballot is in or the ballot phase is over, anyone
+        may tally, so a server that stalls cannot hold the election open: I tally myself."""
+        election = self.consensus.election_of(round_)
+        if election.tallied:
             return
-        if self._now() > self.board.round_info(round_).ballot_deadline:
+        if election.ballots == self.session.n or self._now() > self.board.round_info(round_).ballot_deadline:
             try:
                 self.consensus.tally(round_, n=self.session.n)
             except ContractRevert:
@@ -284,29 +308,35 @@ class Participant:
                              f"the model of round {round_} was not posted by its deadline {info.model_deadline}")
             return False
         recorded = self.board.digest_of(round_, MessageKind.MODEL, self.session.server)
-        expected = self._recompute_model(round_)
-        if expected is None:
-            self._params = self._params_message = None  # wait for the delivered model, checked against the board
+        updates = self._candidate_updates(round_)
+        if self._params is None or updates is None:
+            self._params = None  # wait for the delivered model, checked against the board
             return True
-        message = ModelMessage(round_, self.session.server, expected)
-        if message.digest() != recorded:
-            candidates = self.consensus.elected_of(round_)
-            own = {self.index: self._own_update} if self._own_update is not None else {}
-            signed = {**{j: s for j, (_, s) in self._verified.items()}, **own}
-            previous = self._params_message or SignedMessage(
-                ModelMessage(round_ - 1, self.session.server, self._params).to_bytes(), b""
+        expected = ModelMessage(round_, self.session.server, aggregate(self._params, updates, rule=self.settings.aggregation))
+        board = self._board_model
+        if board is not None and board[0] == round_ - 1:
+            # The provable check: the board's θ_{r-1} and the candidates' recorded updates must give
+            # the board's θ_r (the same computation as above unless the server already cheated).
+            same = np.array_equal(board[1], self._params)
+            claimed = expected if same else ModelMessage(
+                round_, self.session.server, aggregate(board[1], updates, rule=self.settings.aggregation)
             )
-            self._report(
-                EvidenceKind.MODEL_NOT_AGGREGATED, self.session.server, None, message.digest(), recorded,
-                f"the model of round {round_} is not the aggregate of the candidates the consensus contract elected",
-                proof={
-                    "previous_model": previous.to_dict(),
-                    "updates": [signed[c].to_dict() for c in candidates],
-                },
-            )
+            if claimed.digest() != recorded:
+                own = {self.index: self._own_update} if self._own_update is not None else {}
+                signed = {**self._invalid, **{j: s for j, (_, s) in self._verified.items()}, **own}
+                self._report(
+                    EvidenceKind.MODEL_NOT_AGGREGATED, self.session.server, None, claimed.digest(), recorded,
+                    f"the model of round {round_} is not the aggregate of the candidates the consensus "
+                    "contract elected",
+                    proof={
+                        "previous_model": board[2].to_dict(),
+                        "updates": [signed[c].to_dict() for c in self.consensus.elected_of(round_)],
+                    },
+                )
         # Continue from the model SecCL's rules define, whatever the server did.
-        self._params = expected
-        self._params_message = SignedMessage(message.to_bytes(), b"")
+        self._params = expected.params
+        if expected.digest() == recorded:
+            self._board_model = (round_, expected.params, SignedMessage(expected.to_bytes(), b""))
         return True
 
     # ─────────────── checks against the chain ───────────────
@@ -318,7 +348,7 @@ class Participant:
         signed_ok = delivery.signer(self.session.domain) == server and delivery.authors == (server,)
         if signed_ok and delivery.digests[0] != recorded and delivery.round == model_round:
             self._report(
-                EvidenceKind.MODEL_MISMATCH, server, None, delivery.digests[0], recorded,
+                EvidenceKind.MODEL_MISMATCH, server, self._accuse(delivery, 0), delivery.digests[0], recorded,
                 f"the server signed for a model of round {model_round} other than the one the board records",
                 proof={"delivery": delivery.to_dict(), "position": 0},
             )
@@ -333,6 +363,23 @@ class Participant:
         except ProtocolError:
             return None
         return message.params if isinstance(message, ModelMessage) else None
+
+    def _accuse(self, delivery: Delivery, position: int) -> str | None:
+        """File the server's signed ``delivery`` as an on-chain accusation: the board compares it
+        with its own record and, where they differ, records the server as caught. Returns the
+        accusation's Tx-ID (None if the chain refused it, which the evidence then shows)."""
+        try:
+            return self.board.accuse_delivery(
+                delivery.round,
+                delivery.kind,
+                delivery.recipient,
+                delivery.authors,
+                delivery.digests,
+                position,
+                delivery.signature,
+            ).tx_hash
+        except ContractRevert:
+            return None
 
     def _check_receipt(self, receipt: Receipt, kind: MessageKind, own: SignedMessage) -> None:
         if receipt.signer(self.session.domain) != self.session.server or receipt.digest != own.digest():
@@ -354,27 +401,30 @@ class Participant:
             )
 
     def _decode_update(self, round_: int, author: str, signed: SignedMessage) -> SparseUpdate | None:
+        """The update in ``author``'s recorded bytes, or None (with evidence against the author)."""
         try:
             message = decode_message(signed.data, **self.session.bounds())
+            if not isinstance(message, UpdateMessage) or (message.round, message.author) != (round_, author):
+                raise MalformedMessageError(f"the recorded bytes are not {author}'s update of round {round_}")
         except ProtocolError as exc:
             self._report(EvidenceKind.INVALID_MESSAGE, author, None, signed.digest(), signed.digest(),
                          f"{type(exc).__name__}: {exc}", proof={"message": signed.to_dict()})
             return None
-        if not isinstance(message, UpdateMessage) or (message.round, message.author) != (round_, author):
-            return None
         return message.update
 
-    def _recompute_model(self, model_round: int) -> np.ndarray | None:
-        """θ_r = aggregate(θ_{r-1}, candidates' updates), if this participant holds them all."""
-        if self._params is None or model_round != self._round:
+    def _candidate_updates(self, model_round: int) -> list[SparseUpdate] | None:
+        """The elected candidates' valid updates (the aggregate's inputs), or None if this
+        participant does not hold them all (a withheld candidate, already reported)."""
+        if model_round != self._round:
             return None
         candidates = self.consensus.elected_of(model_round)
         updates = {j: u for j, (u, _) in self._verified.items()}
         if self._own_sparse is not None:
             updates[self.index] = self._own_sparse
-        if any(c not in updates for c in candidates):
-            return None  # a withheld candidate: already reported, cannot recompute
-        return aggregate(self._params, [updates[c] for c in candidates], rule=self.settings.aggregation)
+        valid = [c for c in candidates if c not in self._invalid]
+        if any(c not in updates for c in valid):
+            return None
+        return [updates[c] for c in valid]
 
     def _report(
         self,

@@ -62,6 +62,14 @@ class TxEntry:
     gas: int
 
 
+@dataclass(frozen=True)
+class RecordedUpdate:
+    """An update the board records, as the server will deliver it: its author and signed bytes."""
+
+    author: str
+    signed: SignedMessage
+
+
 @dataclass
 class RoundOutcome:
     """What one round produced: the candidates, the new model, the chain cost, the refusals."""
@@ -100,6 +108,7 @@ class ParameterServer:
         self.transactions: list[TxEntry] = []
         self.rejections: list[Rejection] = []
         self.receipts: dict[tuple[int, str], Receipt] = {}
+        self.invalid_recorded: dict[tuple[int, str], SignedMessage] = {}
         self.model_signed = sign_message(ModelMessage(0, account.address, self.params), account, session.domain)
         self.wait_until: Callable[[int], None] = self._sleep_until
         self._round_gas = self._round_txs = 0
@@ -126,10 +135,18 @@ class ParameterServer:
                 self.accept(round_, i, reply.message, MessageKind.UPDATE)
 
     def receive(self, round_: int, i: int, signed: SignedMessage) -> None:
-        """Take an update its author posted on the board itself, so it can be delivered."""
+        """Take an update its author posted on the board itself, so it can be delivered.
+
+        An update the board records is delivered even when it fails the session's bounds: the
+        author signed it on the board, so the fault is provably the author's, and every voter
+        must see the same recorded bytes (scoring them 0) rather than find them withheld.
+        """
         author = self.session.participants[i]
-        if self.store.get(round_, MessageKind.UPDATE, author) is None:
-            self.accept(round_, i, signed, MessageKind.UPDATE, post=False)
+        if self.store.get(round_, MessageKind.UPDATE, author) is not None:
+            return
+        if self.accept(round_, i, signed, MessageKind.UPDATE, post=False) is None:
+            if self.board.digest_of(round_, MessageKind.UPDATE, author) == signed.digest():
+                self.invalid_recorded[(round_, author)] = signed
 
     def evaluate_phase(self, round_: int, send_and_receive: SendAndReceive) -> None:
         """4-5. Once the update phase has closed, deliver every recorded update; relay the ballots."""
@@ -137,13 +154,12 @@ class ParameterServer:
         if info.updates < self.session.n and self._now() <= info.update_deadline:
             self.wait_until(info.update_deadline)
         recorded = self.board.updates_of(round_)
-        updates = [
-            stored
-            for author, digest in zip(self.session.participants, recorded, strict=True)
-            if digest is not None
-            and (stored := self.store.get(round_, MessageKind.UPDATE, author)) is not None
-            and stored.signed.digest() == digest
-        ]
+        updates = []
+        for author, digest in zip(self.session.participants, recorded, strict=True):
+            stored = self.store.get(round_, MessageKind.UPDATE, author)
+            signed = stored.signed if stored is not None else self.invalid_recorded.get((round_, author))
+            if digest is not None and signed is not None and signed.digest() == digest:
+                updates.append(RecordedUpdate(author, signed))
         eligible = [i for i, d in enumerate(recorded) if d is not None]
         requests: dict[int, Request] = {}
         for i in range(self.session.n):
@@ -216,7 +232,7 @@ class ParameterServer:
         return signed, self._delivery(model_round, MessageKind.MODEL, i, [self.account.address], [signed])
 
     def deliver_updates(
-        self, i: int, round_: int, updates: list[StoredMessage]
+        self, i: int, round_: int, updates: list[RecordedUpdate]
     ) -> tuple[list[SignedMessage], Delivery]:
         """The others' recorded updates as handed to participant ``i``, with the signed delivery."""
         me = self.session.participants[i]

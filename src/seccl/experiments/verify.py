@@ -1,0 +1,102 @@
+"""`seccl verify-evidence`: re-checks a run's findings from the chain alone, trusting neither side.
+
+The verifier reads the session (server, roster, nonce, contracts) from the chain over its own
+connection; from the run's files it takes only the board's address, the agreed decoding bounds and
+the findings with their signed proofs. A fabricated finding is refuted, a real one confirmed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seccl.chain.anvil import AnvilNode
+from seccl.chain.backends import ChainBackend, RpcChain
+from seccl.chain.bulletin_board import BulletinBoardClient
+from seccl.chain.consensus import ConsensusClient
+from seccl.chain.session import code_matches
+from seccl.protocol.evidence import Evidence
+from seccl.protocol.session import session_from_chain
+from seccl.protocol.verification import Verdict, verify_evidence
+
+
+class VerifyError(Exception):
+    """The findings cannot be checked: a missing file, or no chain to check them against."""
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where a run's findings and chain facts are, and the run directory (for its anvil state)."""
+
+    evidence: Path
+    chain: Path
+
+    @classmethod
+    def locate(cls, path: Path) -> RunFiles:
+        """``path`` is a run directory or its ``evidence.json``; ``chain.json`` lies beside it."""
+        evidence = path / "evidence.json" if path.is_dir() else path
+        chain = evidence.parent / "chain.json"
+        for needed in (evidence, chain):
+            if not needed.is_file():
+                raise VerifyError(f"{needed} does not exist: give a run directory or its evidence.json")
+        return cls(evidence, chain)
+
+
+def load_findings(path: Path) -> list[Evidence]:
+    try:
+        raw = json.loads(path.read_text())
+        return [Evidence.from_dict(item) for item in raw["evidence"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VerifyError(f"{path} is not a SecCL evidence file: {exc}") from exc
+
+
+@contextlib.contextmanager
+def open_run_chain(files: RunFiles, facts: dict[str, Any], url: str | None) -> Iterator[ChainBackend]:
+    """The chain the run used: ``url`` if given; else the run's persisted anvil state, reopened
+    from a copy (so checking a run never changes its record)."""
+    if url:
+        yield RpcChain(url)
+        return
+    state = files.chain.parent / "anvil-state.json"
+    if not state.is_file():
+        backend = facts.get("backend", "?")
+        raise VerifyError(
+            f"the run's chain ({backend}) was not persisted: the embedded EVM ends with its run. "
+            "Give --chain URL for a node that holds it, or re-run with --chain anvil."
+        )
+    with tempfile.TemporaryDirectory(prefix="seccl-verify-") as scratch:
+        copy = Path(scratch) / state.name
+        shutil.copyfile(state, copy)
+        with AnvilNode(copy) as node:
+            yield node.backend()
+
+
+def verify_run(path: Path, *, url: str | None = None) -> list[tuple[Evidence, Verdict]]:
+    """Every finding of the run at ``path`` with the verdict the chain gives it."""
+    files = RunFiles.locate(path)
+    findings = load_findings(files.evidence)
+    facts = json.loads(files.chain.read_text())
+    with open_run_chain(files, facts, url) as backend:
+        w3 = backend.connect()
+        board = BulletinBoardClient(w3, facts["bulletin_board"])
+        if not code_matches(w3, board.address, "BulletinBoard"):
+            raise VerifyError(f"the code at {board.address} on this chain is not the committed BulletinBoard")
+        # The consensus contract is the one the board names, not the one the run's files name.
+        consensus = ConsensusClient(w3, board.consensus())
+        if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
+            raise VerifyError(f"the board's consensus contract {consensus.address} is not the committed one")
+        session = session_from_chain(
+            board,
+            consensus,
+            dimension=int(facts["dimension"]),
+            update_size=int(facts["update_size"]),
+            max_abs_value=float(facts["max_abs_value"]),
+        )
+        aggregation = str(facts["aggregation"])
+        return [(e, verify_evidence(e, session, board, consensus, aggregation=aggregation)) for e in findings]
