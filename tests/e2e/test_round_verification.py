@@ -11,7 +11,7 @@ from seccl.protocol.evidence import EvidenceKind
 from seccl.protocol.verification import Status
 from seccl.runtime.simulation import RunResult, Simulation
 from seccl.runtime.transport import InMemoryTransport
-from tests.e2e.conftest import N, TARGET, attack, simulate
+from tests.e2e.conftest import TARGET, N, attack, simulate
 
 
 def sender_of(sim: Simulation, tx_id: str) -> str:

@@ -212,7 +212,16 @@ class BulletinBoardClient:
 
     def round_info(self, round_: int) -> RoundInfo:
         values = call(self.contract.functions.roundInfo(round_))
-        return RoundInfo(*(int(v) for v in values[:5]), bool(values[5]), int(values[6]))
+        opened, update_deadline, ballot_deadline, model_deadline, updates, posted, bitmap = values
+        return RoundInfo(
+            int(opened),
+            int(update_deadline),
+            int(ballot_deadline),
+            int(model_deadline),
+            int(updates),
+            bool(posted),
+            int(bitmap),
+        )
 
     def caught_count(self) -> int:
         """How many accusations the chain has upheld against the server."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.types import Nonce
 from web3.utils.address import get_create_address
 
 from seccl.chain.artifacts import load_artifact
@@ -40,7 +41,7 @@ def deploy_session(
     """
     server = to_checksum_address(terms.server)
     nonce = w3.eth.get_transaction_count(server)
-    predicted = get_create_address(server, nonce + 1)
+    predicted = get_create_address(server, Nonce(nonce + 1))
     settings = DeploySettings(predicted, terms.nonce, terms.tie_seed, terms.phases, terms.initial_model)
     board, board_receipt = BulletinBoardClient.deploy(
         w3, server=server, participants=terms.participants, settings=settings

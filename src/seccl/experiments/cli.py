@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("path", type=Path, help="a run directory, or its evidence.json")
     verify.add_argument(
-        "--chain", dest="chain_url", help="a JSON-RPC URL of a node holding the run's chain "
-        "(default: the run's persisted anvil state)"
+        "--chain",
+        dest="chain_url",
+        help="a JSON-RPC URL of a node holding the run's chain (default: the run's persisted anvil state)",
     )
     return parser
 
@@ -128,8 +129,11 @@ def _verify_evidence(path: Path, url: str | None) -> int:
     counts = Counter(str(verdict.status) for _, verdict in checked)
     for evidence, verdict in checked:
         print(f"{verdict.status.upper():<10} {evidence.summary()}\n           {verdict.reason}")
-    print(f"{len(checked)} findings: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if checked
-          else "no findings to verify")
+    print(
+        f"{len(checked)} findings: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        if checked
+        else "no findings to verify"
+    )
     return 1 if counts.get("refuted") else 0
 
 

@@ -42,7 +42,9 @@ def sign_message(message: Message, account: LocalAccount, domain: SigningDomain)
     if account.address != message.author:
         raise ValueError(f"{account.address} cannot sign a message authored by {message.author}")
     data = message.to_bytes()
-    return SignedMessage(data, domain.sign(account, message.round, int(message.kind), hashlib.sha256(data).digest()))
+    return SignedMessage(
+        data, domain.sign(account, message.round, int(message.kind), hashlib.sha256(data).digest())
+    )
 
 
 def open_message(

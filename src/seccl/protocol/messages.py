@@ -189,7 +189,9 @@ def _decode_update(
     if count > dim:
         raise WrongShapeError(f"update shares {count} coordinates of a {dim}-parameter model")
     if update_size is not None and count != update_size:
-        raise WrongShapeError(f"update shares {count} coordinates, the session agreed on exactly {update_size}")
+        raise WrongShapeError(
+            f"update shares {count} coordinates, the session agreed on exactly {update_size}"
+        )
     if len(body) != 8 + 8 * count:
         raise MalformedMessageError(
             f"update body of {len(body)} bytes does not hold {count} index/value pairs"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
 from seccl.chain.consensus import ConsensusClient
@@ -54,7 +55,7 @@ class SessionInfo:
             self.initial_model,
         )
 
-    def bounds(self) -> dict[str, int | float]:
+    def bounds(self) -> dict[str, Any]:
         """The decoding bounds of this session, as keyword arguments of ``decode_message``."""
         return {
             "dimension": self.dimension,

@@ -5,7 +5,7 @@ holds the server's own signature on the lie, which anyone can check against the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -40,7 +40,8 @@ class Delivery:
         digests: Sequence[bytes],
     ) -> Delivery:
         unsigned = cls(round_, kind, to_checksum_address(recipient), tuple(authors), tuple(digests))
-        return cls(*unsigned._fields(), domain.sign(account, round_, DELIVERY_KIND, unsigned.statement()))
+        signature = domain.sign(account, round_, DELIVERY_KIND, unsigned.statement())
+        return replace(unsigned, signature=signature)
 
     def statement(self) -> bytes:
         return delivery_digest(int(self.kind), self.recipient, self.authors, self.digests)
@@ -53,9 +54,6 @@ class Delivery:
             if a == author:
                 return d
         return None
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.round, self.kind, self.recipient, self.authors, self.digests)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,8 +101,7 @@ class Receipt:
         tx_id: str,
     ) -> Receipt:
         unsigned = cls(round_, kind, to_checksum_address(author), digest, tx_id)
-        signature = domain.sign(account, round_, RECEIPT_KIND, unsigned.statement())
-        return cls(round_, kind, unsigned.author, digest, tx_id, signature)
+        return replace(unsigned, signature=domain.sign(account, round_, RECEIPT_KIND, unsigned.statement()))
 
     def statement(self) -> bytes:
         return receipt_digest(int(self.kind), self.author, self.digest, self.tx_id)

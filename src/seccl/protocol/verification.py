@@ -18,8 +18,8 @@ from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import ProtocolError
 from seccl.protocol.evidence import Evidence, EvidenceKind
 from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message, header_author
-from seccl.protocol.statements import Delivery, Receipt
 from seccl.protocol.session import SessionInfo
+from seccl.protocol.statements import Delivery, Receipt
 
 
 class Status(StrEnum):
@@ -59,7 +59,11 @@ def verify_evidence(
 
 
 def _verify(
-    e: Evidence, session: SessionInfo, board: BulletinBoardClient, consensus: ConsensusClient, aggregation: str
+    e: Evidence,
+    session: SessionInfo,
+    board: BulletinBoardClient,
+    consensus: ConsensusClient,
+    aggregation: str,
 ) -> Verdict:
     kind = e.kind
     if kind in (EvidenceKind.DELIVERED_UPDATE_MISMATCH, EvidenceKind.MODEL_MISMATCH):
@@ -87,7 +91,10 @@ def _verify(
             return _refuted("the delivery statement is not signed by the session's server")
         if e.subject in delivery.authors:
             return _refuted("the signed delivery does include this update")
-        if e.subject == delivery.recipient or board.digest_of(delivery.round, MessageKind.UPDATE, e.subject) is None:
+        if (
+            e.subject == delivery.recipient
+            or board.digest_of(delivery.round, MessageKind.UPDATE, e.subject) is None
+        ):
             return _refuted("the board records no update of that author to withhold")
         return _confirmed("the server's signed delivery leaves out an update the board records")
     if kind in (EvidenceKind.UPDATE_NOT_RECORDED, EvidenceKind.BALLOT_NOT_COUNTED):
@@ -111,13 +118,18 @@ def _verify(
             )
         if holds:
             return _refuted(f"transaction {receipt.tx_id} records exactly what the receipt says")
-        return _confirmed(f"the server signed a receipt citing {receipt.tx_id or 'no transaction'}, which does not record it")
+        return _confirmed(
+            f"the server signed a receipt citing {receipt.tx_id or 'no transaction'}, "
+            "which does not record it"
+        )
     if kind is EvidenceKind.MODEL_NOT_AGGREGATED:
         return _verify_aggregation(e, session, board, consensus, aggregation)
     if kind is EvidenceKind.MODEL_NOT_POSTED:
         info = board.round_info(e.round)
         if info.opened_at and not info.model_posted and _now(board) > info.model_deadline:
-            return _confirmed(f"round {e.round} has no model on the board past its deadline {info.model_deadline}")
+            return _confirmed(
+                f"round {e.round} has no model on the board past its deadline {info.model_deadline}"
+            )
         return _refuted("the model was posted, or its deadline has not passed")
     if kind is EvidenceKind.INVALID_MESSAGE:
         signed = SignedMessage.from_dict(e.proof["message"])
@@ -128,11 +140,17 @@ def _verify(
         except ProtocolError as exc:
             return _confirmed(f"the recorded update is invalid ({type(exc).__name__}); the server relayed it")
         return _refuted("the recorded update decodes within the session's bounds")
-    return Verdict(Status.UNPROVABLE, "this finding rests on the finder's word; the chain shows what it did about it")
+    return Verdict(
+        Status.UNPROVABLE, "this finding rests on the finder's word; the chain shows what it did about it"
+    )
 
 
 def _verify_aggregation(
-    e: Evidence, session: SessionInfo, board: BulletinBoardClient, consensus: ConsensusClient, aggregation: str
+    e: Evidence,
+    session: SessionInfo,
+    board: BulletinBoardClient,
+    consensus: ConsensusClient,
+    aggregation: str,
 ) -> Verdict:
     r = e.round
     previous = SignedMessage.from_dict(e.proof["previous_model"])

@@ -56,7 +56,7 @@ class TamperingServer(TargetedServer):
     def _alters_for(self, i: int) -> bool:
         return self.victims == "all" or i == (self.target + 1) % self.session.n
 
-    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):  # type: ignore[no-untyped-def]
+    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):
         if not self._alters_for(i):
             return super().deliver_updates(i, round_, updates)
         others = [u for u in updates if u.author != self.session.participants[i]]
@@ -75,7 +75,7 @@ class QuietTamperingServer(TargetedServer):
     """Alters the target's update but signs the digest the board records: the statement does not
     cover the bytes, so it proves nothing, and the receivers abstain on that update."""
 
-    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):  # type: ignore[no-untyped-def]
+    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):
         signed, delivery = super().deliver_updates(i, round_, updates)
         author = self.target_address
         return [tampered(s) if decode_message(s.data).author == author else s for s in signed], delivery
@@ -93,7 +93,7 @@ class DroppingServer(TargetedServer):
 class WithholdingServer(TargetedServer):
     """Posts the target's update but leaves it out of every other participant's delivery."""
 
-    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):  # type: ignore[no-untyped-def]
+    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):
         return super().deliver_updates(i, round_, [u for u in updates if u.author != self.target_address])
 
 
@@ -106,7 +106,13 @@ class ForgedReceiptServer(TargetedServer):
             return receipt
         other = next(r for (rr, a), r in self.receipts.items() if rr == round_ and a != self.target_address)
         return Receipt.sign(
-            self.account, self.session.domain, round_, receipt.kind, receipt.author, receipt.digest, other.tx_id
+            self.account,
+            self.session.domain,
+            round_,
+            receipt.kind,
+            receipt.author,
+            receipt.digest,
+            other.tx_id,
         )
 
 
@@ -114,7 +120,7 @@ class MisreportingServer(TargetedServer):
     """Submits altered scores for the target voter (its lowest-scored peer gets the top score);
     the contract refuses them, and the server signs a receipt claiming the failed relay counted."""
 
-    def relay_scores(self, round_, author, scores, signature, ranking):  # type: ignore[no-untyped-def]
+    def relay_scores(self, round_, author, scores, signature, ranking):
         if author != self.target_address:
             return super().relay_scores(round_, author, scores, signature, ranking)
         others = [j for j in range(len(scores)) if j != self.target and scores[j] <= 1_000_000]
@@ -152,7 +158,9 @@ class WrongModelServer(TargetedServer):
         message = decode_message(signed.data)
         assert isinstance(message, ModelMessage)
         other = sign_message(
-            ModelMessage(message.round, message.author, np.zeros_like(message.params)), self.account, self.session.domain
+            ModelMessage(message.round, message.author, np.zeros_like(message.params)),
+            self.account,
+            self.session.domain,
         )
         return other, self._delivery(model_round, MessageKind.MODEL, i, [self.account.address], [other])
 
@@ -167,7 +175,7 @@ class SilentServer(TargetedServer):
 class BallotSelectingServer(TargetedServer):
     """Reads every ballot, relays all but the target's, and sends the target no receipt."""
 
-    def relay_scores(self, round_, author, scores, signature, ranking):  # type: ignore[no-untyped-def]
+    def relay_scores(self, round_, author, scores, signature, ranking):
         if author == self.target_address:
             return None
         return super().relay_scores(round_, author, scores, signature, ranking)

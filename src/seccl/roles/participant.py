@@ -3,6 +3,7 @@ is handed, and the chain itself after every phase, over its own connection."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import replace
 
@@ -33,7 +34,13 @@ from seccl.protocol.instructions import (
     Request,
     TrainRequest,
 )
-from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage, decode_message, score_to_ppm
+from seccl.protocol.messages import (
+    EvaluationMessage,
+    ModelMessage,
+    UpdateMessage,
+    decode_message,
+    score_to_ppm,
+)
 from seccl.protocol.statements import Delivery, Receipt
 from seccl.roles.settings import LearningSettings, SessionInfo
 
@@ -81,7 +88,9 @@ class Participant:
         # a provable check of the server's aggregation; it can differ from the trusted θ once
         # the server has published a wrong model.
         self._board_model: tuple[int, np.ndarray, SignedMessage] | None = (
-            0, self._params, SignedMessage(ModelMessage(0, session.server, self._params).to_bytes(), b"")
+            0,
+            self._params,
+            SignedMessage(ModelMessage(0, session.server, self._params).to_bytes(), b""),
         )
         self._round = 0
         self._reset(0)
@@ -152,7 +161,9 @@ class Participant:
     def _train(self, round_: int) -> SignedMessage | None:
         self._trained = True
         if self._params is None:
-            self._report(EvidenceKind.SAT_OUT, self.address, None, None, None, "no model it can trust: sitting out")
+            self._report(
+                EvidenceKind.SAT_OUT, self.address, None, None, None, "no model it can trust: sitting out"
+            )
             return None
         local = self.local_model(self._params, round_)
         if not np.isfinite(local).all():
@@ -181,17 +192,27 @@ class Participant:
             if j == self.index or digest is None:
                 continue
             if not signed_by_server or (delivery.recipient, delivery.round, delivery.kind) != (
-                self.address, round_, MessageKind.UPDATE
+                self.address,
+                round_,
+                MessageKind.UPDATE,
             ):
                 self._report(
-                    EvidenceKind.UNSIGNED_DELIVERY, self.session.server, None, None, hex_digest(digest),
+                    EvidenceKind.UNSIGNED_DELIVERY,
+                    self.session.server,
+                    None,
+                    None,
+                    hex_digest(digest),
                     "the server's delivery of this round's updates is not signed by it",
                 )
                 break
             position = delivery.authors.index(author) if author in delivery.authors else None
             if position is None:
                 self._report(
-                    EvidenceKind.UPDATE_WITHHELD, author, None, None, digest,
+                    EvidenceKind.UPDATE_WITHHELD,
+                    author,
+                    None,
+                    None,
+                    digest,
                     "the board records this update but the server's signed delivery leaves it out",
                     proof={"delivery": delivery.to_dict()},
                 )
@@ -199,7 +220,11 @@ class Participant:
             claimed = delivery.digests[position]
             if claimed != digest:
                 self._report(
-                    EvidenceKind.DELIVERED_UPDATE_MISMATCH, author, self._accuse(delivery, position), claimed, digest,
+                    EvidenceKind.DELIVERED_UPDATE_MISMATCH,
+                    author,
+                    self._accuse(delivery, position),
+                    claimed,
+                    digest,
                     "the server signed for an update other than the one its author signed on the board",
                     proof={"delivery": delivery.to_dict(), "position": position},
                 )
@@ -207,7 +232,11 @@ class Participant:
             signed = by_digest.get(digest)
             if signed is None:
                 self._report(
-                    EvidenceKind.UNSIGNED_DELIVERY, author, None, None, digest,
+                    EvidenceKind.UNSIGNED_DELIVERY,
+                    author,
+                    None,
+                    None,
+                    digest,
                     "the bytes delivered for this update are not the ones the server's statement signs",
                 )
                 continue
@@ -247,19 +276,37 @@ class Participant:
         if not self._trained:
             self._train(round_)
             if self._own_update is not None:
-                self._report(EvidenceKind.SERVER_SILENT, self.session.server, None, None, None,
-                             "the server never asked for this round's update; trained from the trusted model")
+                self._report(
+                    EvidenceKind.SERVER_SILENT,
+                    self.session.server,
+                    None,
+                    None,
+                    None,
+                    "the server never asked for this round's update; trained from the trusted model",
+                )
         own = self._own_update
         if own is None or self.board.digest_of(round_, MessageKind.UPDATE, self.address) == own.digest():
             return None
         try:
             receipt = self.board.post_update(round_, self.address, own.digest(), own.signature)
         except ContractRevert as exc:
-            self._report(EvidenceKind.SERVER_SILENT, self.session.server, exc.tx_hash, own.digest(), None,
-                         f"the update was not relayed and could not be posted directly: {exc}")
+            self._report(
+                EvidenceKind.SERVER_SILENT,
+                self.session.server,
+                exc.tx_hash,
+                own.digest(),
+                None,
+                f"the update was not relayed and could not be posted directly: {exc}",
+            )
             return None
-        self._report(EvidenceKind.SERVER_SILENT, self.session.server, receipt.tx_hash, own.digest(), own.digest(),
-                     "the server did not post this update; the participant posted it itself")
+        self._report(
+            EvidenceKind.SERVER_SILENT,
+            self.session.server,
+            receipt.tx_hash,
+            own.digest(),
+            own.digest(),
+            "the server did not post this update; the participant posted it itself",
+        )
         return own
 
     def after_ballots(self, round_: int) -> None:
@@ -275,12 +322,24 @@ class Participant:
         try:
             receipt = self.consensus.submit_scores(round_, self.address, message.scores, own.signature)
         except ContractRevert as exc:
-            self._report(EvidenceKind.SERVER_SILENT, self.session.server, exc.tx_hash, own.digest(), None,
-                         f"the ballot was not counted and could not be submitted directly: {exc}")
+            self._report(
+                EvidenceKind.SERVER_SILENT,
+                self.session.server,
+                exc.tx_hash,
+                own.digest(),
+                None,
+                f"the ballot was not counted and could not be submitted directly: {exc}",
+            )
             return
         what = "relayed" if asked else "asked for"
-        self._report(EvidenceKind.SERVER_SILENT, self.session.server, receipt.tx_hash, own.digest(), own.digest(),
-                     f"the server never {what} this ballot; the participant submitted it itself")
+        self._report(
+            EvidenceKind.SERVER_SILENT,
+            self.session.server,
+            receipt.tx_hash,
+            own.digest(),
+            own.digest(),
+            f"the server never {what} this ballot; the participant submitted it itself",
+        )
 
     def after_election(self, round_: int) -> None:
         """Is the election tallied? Once every ballot is in or the ballot phase is over, anyone
@@ -289,10 +348,8 @@ class Participant:
         if election.tallied:
             return
         if election.ballots == self.session.n or self._now() > self.board.round_info(round_).ballot_deadline:
-            try:
+            with contextlib.suppress(ContractRevert):  # someone else tallied in between
                 self.consensus.tally(round_, n=self.session.n)
-            except ContractRevert:
-                pass  # someone else tallied in between
 
     def after_model(self, round_: int) -> bool:
         """Is θ_r on the board, and is it the aggregate of the elected candidates? Returns whether
@@ -300,32 +357,49 @@ class Participant:
         info = self.board.round_info(round_)
         if not info.model_posted:
             if info.opened_at and self._now() > info.model_deadline:
+                tx: str | None
                 try:
                     tx = self.board.accuse_missing_model(round_).tx_hash
                 except ContractRevert as exc:
                     tx = exc.tx_hash
-                self._report(EvidenceKind.MODEL_NOT_POSTED, self.session.server, tx, None, None,
-                             f"the model of round {round_} was not posted by its deadline {info.model_deadline}")
+                self._report(
+                    EvidenceKind.MODEL_NOT_POSTED,
+                    self.session.server,
+                    tx,
+                    None,
+                    None,
+                    f"the model of round {round_} was not posted by its deadline {info.model_deadline}",
+                )
             return False
         recorded = self.board.digest_of(round_, MessageKind.MODEL, self.session.server)
         updates = self._candidate_updates(round_)
         if self._params is None or updates is None:
             self._params = None  # wait for the delivered model, checked against the board
             return True
-        expected = ModelMessage(round_, self.session.server, aggregate(self._params, updates, rule=self.settings.aggregation))
+        expected = ModelMessage(
+            round_, self.session.server, aggregate(self._params, updates, rule=self.settings.aggregation)
+        )
         board = self._board_model
         if board is not None and board[0] == round_ - 1:
             # The provable check: the board's θ_{r-1} and the candidates' recorded updates must give
             # the board's θ_r (the same computation as above unless the server already cheated).
             same = np.array_equal(board[1], self._params)
-            claimed = expected if same else ModelMessage(
-                round_, self.session.server, aggregate(board[1], updates, rule=self.settings.aggregation)
+            claimed = (
+                expected
+                if same
+                else ModelMessage(
+                    round_, self.session.server, aggregate(board[1], updates, rule=self.settings.aggregation)
+                )
             )
             if claimed.digest() != recorded:
                 own = {self.index: self._own_update} if self._own_update is not None else {}
                 signed = {**self._invalid, **{j: s for j, (_, s) in self._verified.items()}, **own}
                 self._report(
-                    EvidenceKind.MODEL_NOT_AGGREGATED, self.session.server, None, claimed.digest(), recorded,
+                    EvidenceKind.MODEL_NOT_AGGREGATED,
+                    self.session.server,
+                    None,
+                    claimed.digest(),
+                    recorded,
                     f"the model of round {round_} is not the aggregate of the candidates the consensus "
                     "contract elected",
                     proof={
@@ -341,22 +415,34 @@ class Participant:
 
     # ─────────────── checks against the chain ───────────────
 
-    def _check_delivered_model(self, model_round: int, signed: SignedMessage, delivery: Delivery) -> np.ndarray | None:
+    def _check_delivered_model(
+        self, model_round: int, signed: SignedMessage, delivery: Delivery
+    ) -> np.ndarray | None:
         """The delivered θ of ``model_round`` if it is the one the board records (else evidence)."""
         server = self.session.server
         recorded = self.board.digest_of(model_round, MessageKind.MODEL, server)
         signed_ok = delivery.signer(self.session.domain) == server and delivery.authors == (server,)
         if signed_ok and delivery.digests[0] != recorded and delivery.round == model_round:
             self._report(
-                EvidenceKind.MODEL_MISMATCH, server, self._accuse(delivery, 0), delivery.digests[0], recorded,
+                EvidenceKind.MODEL_MISMATCH,
+                server,
+                self._accuse(delivery, 0),
+                delivery.digests[0],
+                recorded,
                 f"the server signed for a model of round {model_round} other than the one the board records",
                 proof={"delivery": delivery.to_dict(), "position": 0},
             )
             return None
         if signed.digest() != recorded:
             if self._params is None:
-                self._report(EvidenceKind.UNSIGNED_DELIVERY, server, None, signed.digest(), recorded,
-                             f"the model bytes of round {model_round} do not match the board")
+                self._report(
+                    EvidenceKind.UNSIGNED_DELIVERY,
+                    server,
+                    None,
+                    signed.digest(),
+                    recorded,
+                    f"the model bytes of round {model_round} do not match the board",
+                )
             return None
         try:
             message = decode_message(signed.data, dimension=self.session.dimension)
@@ -387,7 +473,10 @@ class Participant:
         if kind is MessageKind.UPDATE:
             record = self.board.record_in_transaction(receipt.tx_id) if receipt.tx_id else None
             holds = record is not None and (record.round, record.author, record.digest) == (
-                receipt.round, self.address, own.digest())
+                receipt.round,
+                self.address,
+                own.digest(),
+            )
             evidence = EvidenceKind.UPDATE_NOT_RECORDED
         else:
             ballot = self.consensus.ballot_in_transaction(receipt.tx_id) if receipt.tx_id else None
@@ -395,8 +484,13 @@ class Participant:
             evidence = EvidenceKind.BALLOT_NOT_COUNTED
         if not holds:
             self._report(
-                evidence, self.address, receipt.tx_id, own.digest(), None,
-                f"the server signed a receipt for this {kind.name.lower()} citing a transaction that does not record it",
+                evidence,
+                self.address,
+                receipt.tx_id,
+                own.digest(),
+                None,
+                f"the server signed a receipt for this {kind.name.lower()} citing a transaction "
+                "that does not record it",
                 proof={"receipt": receipt.to_dict()},
             )
 
@@ -407,8 +501,15 @@ class Participant:
             if not isinstance(message, UpdateMessage) or (message.round, message.author) != (round_, author):
                 raise MalformedMessageError(f"the recorded bytes are not {author}'s update of round {round_}")
         except ProtocolError as exc:
-            self._report(EvidenceKind.INVALID_MESSAGE, author, None, signed.digest(), signed.digest(),
-                         f"{type(exc).__name__}: {exc}", proof={"message": signed.to_dict()})
+            self._report(
+                EvidenceKind.INVALID_MESSAGE,
+                author,
+                None,
+                signed.digest(),
+                signed.digest(),
+                f"{type(exc).__name__}: {exc}",
+                proof={"message": signed.to_dict()},
+            )
             return None
         return message.update
 
@@ -445,7 +546,9 @@ class Participant:
                 subject=subject,
                 tx_id=tx_id,
                 expected_digest=hex_digest(expected),
-                recorded_digest=recorded if isinstance(recorded, str) or recorded is None else hex_digest(recorded),
+                recorded_digest=recorded
+                if isinstance(recorded, str) or recorded is None
+                else hex_digest(recorded),
                 detail=detail,
                 proof=proof or {},
                 finder_index=self.index,

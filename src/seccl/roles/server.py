@@ -109,7 +109,9 @@ class ParameterServer:
         self.rejections: list[Rejection] = []
         self.receipts: dict[tuple[int, str], Receipt] = {}
         self.invalid_recorded: dict[tuple[int, str], SignedMessage] = {}
-        self.model_signed = sign_message(ModelMessage(0, account.address, self.params), account, session.domain)
+        self.model_signed = sign_message(
+            ModelMessage(0, account.address, self.params), account, session.domain
+        )
         self.wait_until: Callable[[int], None] = self._sleep_until
         self._round_gas = self._round_txs = 0
         self._rejected_before = 0
@@ -129,7 +131,9 @@ class ParameterServer:
         self._round_gas = self._round_txs = 0
         self._rejected_before = len(self.rejections)
         asked = [i for i in range(self.session.n) if self.contacts(i, round_, "train")]
-        replies = send_and_receive({i: TrainRequest(round_, *self.deliver_model(i, round_ - 1)) for i in asked})
+        replies = send_and_receive(
+            {i: TrainRequest(round_, *self.deliver_model(i, round_ - 1)) for i in asked}
+        )
         for i, reply in sorted(replies.items()):
             if reply.message is not None:
                 self.accept(round_, i, reply.message, MessageKind.UPDATE)
@@ -144,9 +148,9 @@ class ParameterServer:
         author = self.session.participants[i]
         if self.store.get(round_, MessageKind.UPDATE, author) is not None:
             return
-        if self.accept(round_, i, signed, MessageKind.UPDATE, post=False) is None:
-            if self.board.digest_of(round_, MessageKind.UPDATE, author) == signed.digest():
-                self.invalid_recorded[(round_, author)] = signed
+        refused = self.accept(round_, i, signed, MessageKind.UPDATE, post=False) is None
+        if refused and self.board.digest_of(round_, MessageKind.UPDATE, author) == signed.digest():
+            self.invalid_recorded[(round_, author)] = signed
 
     def evaluate_phase(self, round_: int, send_and_receive: SendAndReceive) -> None:
         """4-5. Once the update phase has closed, deliver every recorded update; relay the ballots."""
@@ -245,7 +249,12 @@ class ParameterServer:
         return self.board.post_update(round_, author, signed.digest(), signed.signature)
 
     def relay_scores(
-        self, round_: int, author: str, scores: tuple[int, ...], signature: bytes, ranking: tuple[int, ...]
+        self,
+        round_: int,
+        author: str,
+        scores: tuple[int, ...],
+        signature: bytes,
+        ranking: tuple[int, ...] | None,
     ) -> TxReceipt | None:
         """Submit a voter's signed scores, with its top-M ranking, to the consensus contract."""
         return self.consensus.submit_scores(round_, author, scores, signature, ranking=ranking)
@@ -315,10 +324,14 @@ class ParameterServer:
             eligible=eligible,
         )
         try:
-            receipt = self.relay_scores(round_, stored.author, message.scores, stored.signed.signature, ranking)
+            receipt = self.relay_scores(
+                round_, stored.author, message.scores, stored.signed.signature, ranking
+            )
         except ContractRevert as exc:
             # The failed relay is itself on-chain; the voter finds its ballot missing and votes itself.
-            self.rejections.append(Rejection(round_, stored.author, type(exc).__name__, str(exc), exc.tx_hash))
+            self.rejections.append(
+                Rejection(round_, stored.author, type(exc).__name__, str(exc), exc.tx_hash)
+            )
             return None
         if receipt is None:
             return None

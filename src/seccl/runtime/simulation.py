@@ -13,15 +13,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from eth_account.signers.local import LocalAccount
+from tqdm import tqdm
 
 from seccl.chain.accounts import fund, new_account, signing_connection
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, EmbeddedChain, RpcChain
 from seccl.chain.bulletin_board import Phases
-from seccl.chain.consensus import ElectionRecord
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.election import candidate_count
 from seccl.learning.data import Dataset, ParticipantData, load_dataset, split_participants
@@ -242,8 +240,9 @@ class Simulation:
             seen[i] = len(p.evidence)
         return found
 
-    def run_round(self, r: int, send: SendAndReceive) -> tuple[RoundOutcome | None, ElectionRecord | None]:
-        """One round: the server's phases, each followed by every participant's own checks."""
+    def run_round(self, r: int, send: SendAndReceive) -> RoundOutcome | None:
+        """One round: the server's phases, each followed by every participant's own checks.
+        Returns None when the round's model never reached the board (the session cannot go on)."""
         server, everyone = self.server, self.participants
         server.train_phase(r, send)
         for p in everyone:
@@ -270,8 +269,8 @@ class Simulation:
             self.pass_time(self.board_reader.round_info(r).model_deadline)
             for p in everyone:
                 p.after_model(r)
-            return None, election
-        return outcome, election
+            return None
+        return outcome
 
     def run(self) -> RunResult:
         n = self.session.n
@@ -285,7 +284,7 @@ class Simulation:
             bar.reset(total=3 * n)
             bar.set_description(f"round {r}/{self.rounds}")
             started = time.perf_counter()
-            outcome, election = self.run_round(r, transport.send_and_receive)
+            outcome = self.run_round(r, transport.send_and_receive)
             seconds = time.perf_counter() - started
             found = self._new_evidence(seen)
             evidence += found
@@ -371,8 +370,7 @@ class Simulation:
 
 def format_round(record: RoundRecord, rounds: int) -> str:
     extra = "".join(
-        f"  {k} {int(v)}" if k == "adversaries_elected" else f"  {k} {v:.3f}"
-        for k, v in record.extra.items()
+        f"  {k} {int(v)}" if k == "adversaries_elected" else f"  {k} {v:.3f}" for k, v in record.extra.items()
     )
     return (
         f"round {record.round:>2}/{rounds}  accuracy {record.accuracy:.4f}  macro-F1 "
