@@ -49,7 +49,7 @@ class DivergingParticipant(Participant):
 
 @pytest.mark.parametrize(
     "factory, error",
-    [(HugeValueParticipant, "ValueOutOfBoundsError"), (DenseParticipant, "WrongShapeError")],
+    [(HugeValueParticipant, "ValueOutOfBoundsError"), (DenseParticipant, "OversizedMessageError")],
     ids=["value-beyond-bound", "dense-update"],
 )
 def test_an_update_outside_the_agreed_bounds_is_refused_scored_zero_and_never_aggregated(

@@ -30,18 +30,18 @@ U3 = _u(6, [2, 5], [-2.0, 0.5])
         ("sum", [2.0, 1.0, 7.0, 1.0, -1.0, 1.5]),
     ],
 )
-def test_rules_on_hand_made_updates(rule: str, expected: list[float]) -> None:
+def test_each_rule_aggregates_hand_made_updates_as_specified(rule: str, expected: list[float]) -> None:
     out = aggregate(BASE, [U1, U2, U3], rule=rule)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, np.array(expected, np.float32), rtol=0, atol=1e-7)
 
 
-def test_shared_mean_on_two_overlapping_updates() -> None:
+def test_shared_mean_averages_each_coordinate_over_the_updates_sharing_it() -> None:
     out = aggregate(np.zeros(6, np.float32), [U1, U2])
     np.testing.assert_array_equal(out, [1.0, 0.0, 4.0, 0.0, -2.0, 0.0])
 
 
-def test_default_rule_is_shared_mean_and_single_update_is_exact() -> None:
+def test_the_default_rule_is_shared_mean_and_a_single_update_applies_exactly() -> None:
     assert AGGREGATION_RULES == ("shared-mean", "mean", "sum")
     np.testing.assert_array_equal(
         aggregate(BASE, [U1, U2]), aggregate(BASE, [U1, U2], rule="shared-mean")
@@ -50,20 +50,20 @@ def test_default_rule_is_shared_mean_and_single_update_is_exact() -> None:
         np.testing.assert_array_equal(aggregate(BASE, [U2], rule=rule), [1, 1, 6, 1, -1, 1])
 
 
-def test_empty_updates_return_a_copy() -> None:
+def test_no_updates_return_a_copy_of_the_params() -> None:
     out = aggregate(BASE, [])
     np.testing.assert_array_equal(out, BASE)
     assert out is not BASE and not np.shares_memory(out, BASE)
 
 
-def test_params_are_not_modified() -> None:
+def test_aggregation_leaves_the_params_unmodified() -> None:
     base = BASE.copy()
     aggregate(base, [U1, U2, U3], rule="sum")
     np.testing.assert_array_equal(base, BASE)
 
 
 @pytest.mark.parametrize("rule", AGGREGATION_RULES)
-def test_order_independent_bit_for_bit(rule: str) -> None:
+def test_aggregation_is_independent_of_update_order_bit_for_bit(rule: str) -> None:
     rng = np.random.default_rng(0)
     dim = 2000
     params = rng.standard_normal(dim).astype(np.float32)
@@ -92,7 +92,7 @@ def test_order_independent_bit_for_bit(rule: str) -> None:
     )
 
 
-def test_rejects_dimension_mismatch_and_unknown_rule() -> None:
+def test_aggregation_refuses_a_dimension_mismatch_and_an_unknown_rule() -> None:
     with pytest.raises(ValueError, match="dimension 7 for 6 parameters"):
         aggregate(BASE, [U1, _u(7, [0], [1.0])])
     with pytest.raises(ValueError, match="known: shared-mean, mean, sum"):

@@ -71,7 +71,7 @@ def test_macro_f1_on_skewed_validation_sets(
     assert checked_absent
 
 
-def test_macro_f1_zero_division_cases() -> None:
+def test_macro_f1_scores_zero_for_a_class_never_predicted_or_never_true() -> None:
     # Class 1 true but never predicted (recall 0); class 3 predicted but never true
     # (precision 0); classes 2, 4..9 in neither: excluded from the average.
     y_true = np.array([0, 0, 1, 1])
@@ -87,7 +87,7 @@ def test_macro_f1_zero_division_cases() -> None:
     assert macro_f1_score(np.array([], np.int64), np.array([], np.int64), 10) == 0.0
 
 
-def test_macro_f1_random_labels_match_sklearn() -> None:
+def test_macro_f1_on_random_labels_equals_sklearn() -> None:
     rng = np.random.default_rng(0)
     for _ in range(200):
         n = int(rng.integers(1, 60))
@@ -98,7 +98,7 @@ def test_macro_f1_random_labels_match_sklearn() -> None:
         )
 
 
-def test_confusion_matrix() -> None:
+def test_the_confusion_matrix_counts_true_by_predicted_labels() -> None:
     cm = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 2, 1, 2]), 3)
     np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
@@ -114,7 +114,7 @@ def test_batching_does_not_change_predictions(
     np.testing.assert_array_equal(a, b)
 
 
-def test_evaluator_rejects_empty_and_bad_params(mnist_test: Dataset) -> None:
+def test_the_evaluator_refuses_an_empty_set_and_bad_params(mnist_test: Dataset) -> None:
     with pytest.raises(ValueError, match="empty"):
         Evaluator(mnist_test.subset([]))
     scorer = Evaluator(mnist_test.subset(np.arange(10)))

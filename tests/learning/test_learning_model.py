@@ -10,19 +10,19 @@ from seccl.learning.data import Dataset
 from seccl.learning.model import build_model, get_flat_params, num_params, set_flat_params
 
 
-def test_parameter_count_is_documented() -> None:
+def test_the_parameter_count_is_the_documented_one() -> None:
     model = build_model(0)
     assert num_params(model) == 46_970  # the LeNet docstring's table
     assert 45_000 <= num_params(model) <= 49_000  # "about 47k" (DESIGN.md calibration)
     assert get_flat_params(model).shape == (46_970,)
 
 
-def test_forward_shape(mnist_test: Dataset) -> None:
+def test_the_forward_pass_gives_one_logit_per_class(mnist_test: Dataset) -> None:
     out = build_model(0)(torch.from_numpy(mnist_test.images[:5]))
     assert out.shape == (5, 10)
 
 
-def test_build_is_deterministic_and_leaves_global_rng_alone() -> None:
+def test_building_is_deterministic_and_leaves_the_global_rng_alone() -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
@@ -39,7 +39,7 @@ def test_build_is_deterministic_and_leaves_global_rng_alone() -> None:
     assert float(model.fc1.weight.detach().abs().max()) <= bound
 
 
-def test_flat_round_trip_and_copy_semantics() -> None:
+def test_flat_params_round_trip_and_are_copies() -> None:
     model = build_model(0)
     vec = np.random.default_rng(0).standard_normal(num_params(model)).astype(np.float32)
     set_flat_params(model, vec)
@@ -65,13 +65,13 @@ def test_flat_round_trip_and_copy_semantics() -> None:
         (np.zeros((2, 23_485), np.float32), "flat vector"),
     ],
 )
-def test_set_rejects_wrong_shape(vec: np.ndarray, match: str) -> None:
+def test_setting_params_of_the_wrong_shape_is_refused(vec: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         set_flat_params(build_model(0), vec)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e39])
-def test_set_rejects_non_finite(bad: float) -> None:
+def test_setting_non_finite_params_is_refused(bad: float) -> None:
     model = build_model(0)
     before = get_flat_params(model)
     vec = np.zeros(num_params(model), np.float64)
@@ -81,7 +81,7 @@ def test_set_rejects_non_finite(bad: float) -> None:
     np.testing.assert_array_equal(get_flat_params(model), before)  # untouched on error
 
 
-def test_train_and_eval_pooling_agree(mnist_test: Dataset) -> None:
+def test_train_and_eval_modes_give_the_same_outputs(mnist_test: Dataset) -> None:
     model = build_model(3)
     x = torch.from_numpy(mnist_test.images[:64])
     model.train()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
+from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction, update_size
 
 # |Δ| ranks: 3 (7), then a tie 2 (1) / 2 (3), then a tie 1 (2) / 1 (5), then 0.5 (0) / 0.5 (6).
 D = np.array([0.5, -2.0, 1.0, 2.0, 0.0, -1.0, 0.5, 3.0], dtype=np.float32)
@@ -23,7 +25,9 @@ D = np.array([0.5, -2.0, 1.0, 2.0, 0.0, -1.0, 0.5, 3.0], dtype=np.float32)
         (1.0, list(range(8))),
     ],
 )
-def test_top_fraction_hand_made(fraction: float, indices: list[int]) -> None:
+def test_top_fraction_keeps_the_largest_magnitudes_lower_index_first_on_ties(
+    fraction: float, indices: list[int]
+) -> None:
     u = select_top_fraction(D, fraction)
     assert u.dimension == 8
     assert u.indices.tolist() == indices
@@ -44,12 +48,27 @@ def test_top_fraction_hand_made(fraction: float, indices: list[int]) -> None:
         (7, 1.0, 7),
     ],
 )
-def test_fraction_rounding(d: int, fraction: float, k: int) -> None:
+def test_top_fraction_keeps_ceil_of_s_times_d_coordinates(d: int, fraction: float, k: int) -> None:
     vec = np.random.default_rng(d).standard_normal(d).astype(np.float32)
     assert len(select_top_fraction(vec, fraction)) == k
+    assert update_size(fraction, d) == k  # the size every session agrees on
 
 
-def test_top_fraction_matches_brute_force() -> None:
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
+def test_the_agreed_update_size_is_what_the_top_fraction_selection_keeps(fraction: float) -> None:
+    d = 46_970
+    vec = np.random.default_rng(3).standard_normal(d).astype(np.float32)
+    assert len(select_top_fraction(vec, fraction)) == update_size(fraction, d)
+    assert update_size(fraction, d) == math.ceil(round(fraction * d, 6))
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 1.01, float("nan")])
+def test_the_update_size_refuses_a_fraction_outside_the_unit_interval(fraction: float) -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        update_size(fraction, 100)
+
+
+def test_top_fraction_matches_a_brute_force_ranking() -> None:
     rng = np.random.default_rng(1)
     # Many exact ties (values on a coarse grid) to exercise the tie-break.
     vec = (rng.integers(-20, 21, 5000) / 4).astype(np.float32)
@@ -59,7 +78,7 @@ def test_top_fraction_matches_brute_force() -> None:
     assert np.all(np.diff(u.indices.astype(np.int64)) > 0)
 
 
-def test_top_fraction_rejects() -> None:
+def test_top_fraction_refuses_bad_fractions_and_non_finite_or_non_flat_deltas() -> None:
     for bad in (0.0, -0.1, 1.01):
         with pytest.raises(ValueError, match="fraction"):
             select_top_fraction(D, bad)
@@ -69,7 +88,7 @@ def test_top_fraction_rejects() -> None:
         select_top_fraction(np.zeros((2, 2), np.float32), 0.5)
 
 
-def test_delta_and_apply_round_trip() -> None:
+def test_applying_the_full_delta_gives_back_the_local_model() -> None:
     rng = np.random.default_rng(2)
     theta = rng.standard_normal(100).astype(np.float32)
     local = theta + rng.standard_normal(100).astype(np.float32)
@@ -82,7 +101,7 @@ def test_delta_and_apply_round_trip() -> None:
         delta(local, theta[:-1])
 
 
-def test_apply_returns_a_new_array() -> None:
+def test_applying_an_update_returns_a_new_array() -> None:
     params = np.arange(5, dtype=np.float32)
     u = SparseUpdate(5, np.array([1, 4]), np.array([10.0, -1.0]))
     out = apply_update(params, u)
@@ -108,14 +127,14 @@ def test_apply_returns_a_new_array() -> None:
         (0, [], [], "dimension"),
     ],
 )
-def test_sparse_update_validation(
+def test_a_sparse_update_refuses_invalid_fields(
     dimension: int, indices: list[float], values: list[float], match: str
 ) -> None:
     with pytest.raises(ValueError, match=match):
         SparseUpdate(dimension, np.array(indices), np.array(values))
 
 
-def test_sparse_update_is_immutable_and_comparable() -> None:
+def test_a_sparse_update_is_immutable_and_compares_by_value() -> None:
     idx = np.array([0, 3], dtype=np.int64)
     u = SparseUpdate(4, idx, np.array([1.0, 2.0]))
     idx[0] = 2  # the update owns a copy

@@ -27,7 +27,7 @@ def _loss(params: np.ndarray, data: Dataset) -> float:
         return float(F.cross_entropy(logits, torch.from_numpy(data.labels)))
 
 
-def test_same_seed_same_params(share: Dataset) -> None:
+def test_the_same_seed_gives_the_same_params(share: Dataset) -> None:
     theta = get_flat_params(build_model(0))
     theta_before = theta.copy()
     a = train_local(theta, share, epochs=1, seed=11)
@@ -39,7 +39,7 @@ def test_same_seed_same_params(share: Dataset) -> None:
     assert a.dtype == np.float32 and a.shape == theta.shape
 
 
-def test_training_does_not_touch_global_rng(share: Dataset) -> None:
+def test_training_does_not_touch_the_global_rng(share: Dataset) -> None:
     torch.manual_seed(5)
     expected = torch.rand(2)
     torch.manual_seed(5)
@@ -47,7 +47,7 @@ def test_training_does_not_touch_global_rng(share: Dataset) -> None:
     assert torch.equal(torch.rand(2), expected)
 
 
-def test_local_training_learns(share: Dataset, mnist_test: Dataset) -> None:
+def test_local_training_improves_the_model(share: Dataset, mnist_test: Dataset) -> None:
     theta = get_flat_params(build_model(0))
     trained = train_local(theta, share, epochs=5, seed=0)
     assert _loss(trained, share) < _loss(theta, share) - 0.1
@@ -59,7 +59,7 @@ def test_local_training_learns(share: Dataset, mnist_test: Dataset) -> None:
     np.testing.assert_array_equal(train_local(theta, share, epochs=0, seed=0), theta)
 
 
-def test_plain_sgd_first_step_matches_by_hand(share: Dataset) -> None:
+def test_the_first_sgd_step_matches_one_computed_by_hand(share: Dataset) -> None:
     # One batch covering the data, one epoch: θ' = θ − lr·∇L(θ) exactly (no momentum).
     small = share.subset(np.arange(16))
     model = build_model(0)
@@ -71,7 +71,7 @@ def test_plain_sgd_first_step_matches_by_hand(share: Dataset) -> None:
     np.testing.assert_allclose(out, theta - 0.02 * grad, rtol=1e-5, atol=1e-7)
 
 
-def test_centralized_baseline(mnist_train: Dataset, mnist_test: Dataset) -> None:
+def test_the_centralized_baseline_learns(mnist_train: Dataset, mnist_test: Dataset) -> None:
     train = mnist_train.subset(np.arange(3000))
     accs = train_centralized(train, mnist_test, epochs=2, seed=0)
     assert len(accs) == 2 and all(0.0 <= a <= 1.0 for a in accs)
@@ -79,7 +79,7 @@ def test_centralized_baseline(mnist_train: Dataset, mnist_test: Dataset) -> None
     assert train_centralized(train, mnist_test, epochs=2, seed=0) == accs
 
 
-def test_rejects_bad_arguments(share: Dataset) -> None:
+def test_training_refuses_bad_arguments(share: Dataset) -> None:
     theta = get_flat_params(build_model(0))
     with pytest.raises(ValueError, match="empty"):
         train_local(theta, share.subset([]), epochs=1, seed=0)

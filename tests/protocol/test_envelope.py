@@ -1,5 +1,6 @@
-"""Signatures bind a message to its author, its bytes and its domain (chain and board), and the
-hash signed off-chain is the one the deployed bulletin board computes and checks."""
+"""Signatures bind a message to its author, its bytes and its session's domain (the chain id, both
+contracts and the session nonce), and the hash signed off-chain is the one the deployed bulletin
+board computes and checks."""
 
 from __future__ import annotations
 
@@ -10,17 +11,26 @@ import numpy as np
 import pytest
 
 from seccl.chain import errors
+from seccl.chain.accounts import new_account
 from seccl.chain.backends import EmbeddedChain
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.signing import sign_hash, signed_hash
+from seccl.chain.signing import DELIVERY_KIND, RECEIPT_KIND, recover_signer, sign_hash
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage, SigningDomain, open_message, sign_message
-from seccl.protocol.errors import InvalidSignatureError, WrongShapeError
+from seccl.protocol.errors import (
+    InvalidSignatureError,
+    MalformedMessageError,
+    OversizedMessageError,
+    ValueOutOfBoundsError,
+    WrongShapeError,
+)
 from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage
-from tests.conftest import make_accounts
+from tests.protocol.helpers import deploy_session
 
-ALICE, BOB, CAROL = make_accounts(3)
-DOMAIN = SigningDomain(chain_id=31337, board="0x" + "ab" * 20)
+ALICE, BOB, CAROL = (new_account() for _ in range(3))
+DOMAIN = SigningDomain(
+    chain_id=31337, board="0x" + "ab" * 20, consensus="0x" + "ef" * 20, nonce=b"\x07" * 32
+)
 
 
 def update_of(author: str, round_: int = 1) -> UpdateMessage:
@@ -31,7 +41,7 @@ def update_of(author: str, round_: int = 1) -> UpdateMessage:
     "message",
     [
         update_of(ALICE.address),
-        EvaluationMessage(2, ALICE.address, (0, 700_000, 1_000_000)),
+        EvaluationMessage(2, ALICE.address, (2**32 - 1, 700_000, 1_000_000)),
         ModelMessage(0, ALICE.address, np.arange(8, dtype=np.float32)),
     ],
     ids=["update", "evaluation", "model"],
@@ -39,7 +49,7 @@ def update_of(author: str, round_: int = 1) -> UpdateMessage:
 def test_a_message_signed_by_its_author_opens_to_the_same_message(message) -> None:
     signed = sign_message(message, ALICE, DOMAIN)
 
-    opened = open_message(signed, DOMAIN, dimension=8, participants=3)
+    opened = open_message(signed, DOMAIN, dimension=8, participants=3, update_size=2, max_abs_value=2.0)
 
     assert type(opened) is type(message)
     assert opened.author == ALICE.address
@@ -48,23 +58,35 @@ def test_a_message_signed_by_its_author_opens_to_the_same_message(message) -> No
     assert len(signed.signature) == 65
 
 
-def test_signing_is_deterministic() -> None:
+def test_signing_the_same_message_twice_gives_the_same_signature() -> None:
     assert sign_message(update_of(ALICE.address), ALICE, DOMAIN) == sign_message(
         update_of(ALICE.address), ALICE, DOMAIN
     )
 
 
+def test_a_signed_message_round_trips_through_to_dict() -> None:
+    signed = sign_message(update_of(ALICE.address), ALICE, DOMAIN)
+
+    assert SignedMessage.from_dict(signed.to_dict()) == signed
+
+
 def test_a_signature_by_another_account_is_rejected() -> None:
     message = update_of(ALICE.address)
-    data = message.to_bytes()
-    forged = SignedMessage(
-        data,
-        sign_hash(BOB, signed_hash(DOMAIN.chain_id, DOMAIN.board, 1, int(message.kind), message.digest())),
-    )
+    forged = SignedMessage(message.to_bytes(), DOMAIN.sign(BOB, 1, int(message.kind), message.digest()))
 
     with pytest.raises(InvalidSignatureError, match=f"not its author {ALICE.address}'s") as info:
         open_message(forged, DOMAIN)
     assert BOB.address in str(info.value)
+
+
+def test_a_signature_of_another_kind_is_rejected() -> None:
+    message = update_of(ALICE.address)
+    as_model = SignedMessage(
+        message.to_bytes(), DOMAIN.sign(ALICE, 1, int(MessageKind.MODEL), message.digest())
+    )
+
+    with pytest.raises(InvalidSignatureError, match="not its author"):
+        open_message(as_model, DOMAIN)
 
 
 def test_bytes_changed_after_signing_are_rejected() -> None:
@@ -92,7 +114,9 @@ def test_a_message_re_authored_after_signing_is_rejected() -> None:
         open_message(stolen, DOMAIN)
 
 
-@pytest.mark.parametrize("signature", [b"", b"\x00" * 65, b"\xff" * 64], ids=["empty", "zeros", "short"])
+@pytest.mark.parametrize(
+    "signature", [b"", b"\x00" * 65, b"\xff" * 64, b"\x01" * 66], ids=["empty", "zeros", "short", "long"]
+)
 def test_a_malformed_signature_is_rejected(signature: bytes) -> None:
     signed = SignedMessage(update_of(ALICE.address).to_bytes(), signature)
 
@@ -103,17 +127,59 @@ def test_a_malformed_signature_is_rejected(signature: bytes) -> None:
 @pytest.mark.parametrize(
     "other",
     [
-        SigningDomain(DOMAIN.chain_id, "0x" + "cd" * 20),
-        SigningDomain(DOMAIN.chain_id + 1, DOMAIN.board),
+        replace(DOMAIN, nonce=b"\x08" * 32),
+        replace(DOMAIN, consensus="0x" + "cd" * 20),
+        replace(DOMAIN, board="0x" + "cd" * 20),
+        replace(DOMAIN, chain_id=DOMAIN.chain_id + 1),
     ],
-    ids=["other-board", "other-chain"],
+    ids=["other-nonce", "other-consensus", "other-board", "other-chain"],
 )
-def test_a_signature_for_another_domain_is_rejected(other: SigningDomain) -> None:
+def test_a_message_signed_for_another_sessions_domain_is_rejected(other: SigningDomain) -> None:
     signed = sign_message(update_of(ALICE.address), ALICE, other)
 
-    assert open_message(signed, other).author == ALICE.address
+    assert other != DOMAIN
+    assert open_message(signed, other).author == ALICE.address  # valid where it was signed
     with pytest.raises(InvalidSignatureError, match="not its author"):
         open_message(signed, DOMAIN)
+
+
+def test_each_field_of_the_domain_changes_the_signed_hash() -> None:
+    digest = update_of(ALICE.address).digest()
+    base = DOMAIN.signed_hash(1, 0, digest)
+    variants = [
+        replace(DOMAIN, nonce=b"\x08" * 32).signed_hash(1, 0, digest),
+        replace(DOMAIN, consensus="0x" + "cd" * 20).signed_hash(1, 0, digest),
+        replace(DOMAIN, board="0x" + "cd" * 20).signed_hash(1, 0, digest),
+        replace(DOMAIN, chain_id=1).signed_hash(1, 0, digest),
+        DOMAIN.signed_hash(2, 0, digest),
+        DOMAIN.signed_hash(1, 1, digest),
+        DOMAIN.signed_hash(1, 0, hashlib.sha256(b"other").digest()),
+    ]
+
+    assert len({base, *variants}) == len(variants) + 1
+
+
+def test_the_domain_refuses_a_nonce_or_digest_that_is_not_32_bytes() -> None:
+    with pytest.raises(ValueError, match="nonce is 32 bytes"):
+        SigningDomain(1, DOMAIN.board, DOMAIN.consensus, b"\x00" * 31)
+    with pytest.raises(ValueError, match="digest is 32 bytes"):
+        DOMAIN.signed_hash(1, 0, b"\x00" * 31)
+
+
+def test_the_domain_signer_recovers_the_account_and_none_for_garbage() -> None:
+    digest = update_of(ALICE.address).digest()
+    signature = DOMAIN.sign(ALICE, 1, 0, digest)
+
+    assert DOMAIN.signer(1, 0, digest, signature) == ALICE.address
+    assert recover_signer(DOMAIN.signed_hash(1, 0, digest), signature) == ALICE.address
+    assert sign_hash(ALICE, DOMAIN.signed_hash(1, 0, digest)) == signature
+    assert DOMAIN.signer(1, 0, digest, b"\x00" * 65) is None
+    assert DOMAIN.signer(1, 0, digest, b"") is None
+
+
+def test_server_statement_kinds_are_distinct_from_message_kinds() -> None:
+    assert {DELIVERY_KIND, RECEIPT_KIND}.isdisjoint(int(k) for k in MessageKind)
+    assert DELIVERY_KIND != RECEIPT_KIND
 
 
 def test_an_account_cannot_sign_a_message_authored_by_someone_else() -> None:
@@ -121,11 +187,24 @@ def test_an_account_cannot_sign_a_message_authored_by_someone_else() -> None:
         sign_message(update_of(ALICE.address), BOB, DOMAIN)
 
 
-def test_the_shape_is_checked_when_opening() -> None:
+def test_the_session_bounds_are_checked_when_opening() -> None:
     signed = sign_message(update_of(ALICE.address), ALICE, DOMAIN)
 
     with pytest.raises(WrongShapeError):
         open_message(signed, DOMAIN, dimension=9)
+    with pytest.raises(WrongShapeError, match="agreed on exactly 1"):
+        open_message(signed, DOMAIN, dimension=8, update_size=1)
+    with pytest.raises(ValueOutOfBoundsError):
+        open_message(signed, DOMAIN, dimension=8, update_size=2, max_abs_value=1.0)
+
+
+def test_bad_bytes_are_refused_before_the_signature_is_checked() -> None:
+    signed = sign_message(update_of(ALICE.address), ALICE, DOMAIN)
+
+    with pytest.raises(OversizedMessageError):
+        open_message(signed, DOMAIN, max_bytes=len(signed.data) - 1)
+    with pytest.raises(MalformedMessageError):
+        open_message(SignedMessage(b"garbage", signed.signature), DOMAIN)
 
 
 # ─────────────── the same hash on the embedded EVM ───────────────
@@ -133,46 +212,62 @@ def test_the_shape_is_checked_when_opening() -> None:
 
 @pytest.fixture(scope="module")
 def board() -> BulletinBoardClient:
-    backend = EmbeddedChain()
-    deployed, _ = BulletinBoardClient.deploy(
-        backend.connect(),
-        server=backend.server_account(),
-        participants=[a.address for a in (ALICE, BOB, CAROL)],
-    )
-    return deployed
+    return deploy_session(EmbeddedChain(), [ALICE, BOB, CAROL]).board
 
 
-@pytest.mark.parametrize("kind", list(MessageKind), ids=lambda k: k.name.lower())
+def domain_of(board: BulletinBoardClient) -> SigningDomain:
+    return SigningDomain(int(board.w3.eth.chain_id), board.address, board.consensus(), board.nonce())
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [*list(MessageKind), DELIVERY_KIND, RECEIPT_KIND],
+    ids=[*(k.name.lower() for k in MessageKind), "delivery", "receipt"],
+)
 def test_the_signed_hash_equals_the_deployed_boards_signed_hash_view(
-    board: BulletinBoardClient, kind: MessageKind
+    board: BulletinBoardClient, kind: int
 ) -> None:
-    signed = sign_message(
-        update_of(ALICE.address, round_=5), ALICE, SigningDomain(board.chain_id, board.address)
-    )
-    digest = signed.digest()
+    domain = domain_of(board)
+    digest = update_of(ALICE.address, round_=5).digest()
 
     on_chain = bytes(board.contract.functions.signedHash(5, int(kind), digest).call())
 
-    assert on_chain == board.signed_hash(5, kind, digest)
-    assert on_chain == signed_hash(board.chain_id, board.address, 5, int(kind), digest)
-    assert on_chain != signed_hash(board.chain_id + 1, board.address, 5, int(kind), digest)
+    assert on_chain == domain.signed_hash(5, int(kind), digest)
+    assert on_chain != replace(domain, nonce=b"\x00" * 32).signed_hash(5, int(kind), digest)
+    assert on_chain != replace(domain, chain_id=domain.chain_id + 1).signed_hash(5, int(kind), digest)
 
 
 def test_the_board_accepts_the_envelope_signature_and_records_its_digest(board: BulletinBoardClient) -> None:
-    domain = SigningDomain(board.chain_id, board.address)
-    signed = sign_message(UpdateMessage(0, CAROL.address, SparseUpdate(3, [2], [1.0])), CAROL, domain)
+    message = UpdateMessage(1, CAROL.address, SparseUpdate(3, [2], [1.0]))
+    signed = sign_message(message, CAROL, domain_of(board))
 
-    receipt = board.post(0, MessageKind.UPDATE, CAROL.address, signed.digest(), signed.signature)
+    receipt = board.post_update(1, CAROL.address, signed.digest(), signed.signature)
 
-    assert board.digest_of(0, MessageKind.UPDATE, CAROL.address) == signed.digest()
+    assert board.digest_of(1, MessageKind.UPDATE, CAROL.address) == signed.digest()
     record = board.record_in_transaction(receipt.tx_hash)
-    assert record is not None and record.author == CAROL.address
+    assert record is not None and (record.round, record.author, record.digest) == (
+        1,
+        CAROL.address,
+        signed.digest(),
+    )
 
 
-def test_the_board_refuses_a_signature_made_for_another_board(board: BulletinBoardClient) -> None:
-    other = SigningDomain(board.chain_id, "0x" + "cd" * 20)
-    signed = sign_message(UpdateMessage(0, BOB.address, SparseUpdate(3, [0], [1.0])), BOB, other)
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"nonce": b"\x00" * 32},
+        {"consensus": "0x" + "cd" * 20},
+        {"board": "0x" + "cd" * 20},
+        {"chain_id": 1},
+    ],
+    ids=["other-nonce", "other-consensus", "other-board", "other-chain"],
+)
+def test_the_board_refuses_a_signature_made_for_another_sessions_domain(
+    board: BulletinBoardClient, change: dict
+) -> None:
+    other = replace(domain_of(board), **change)
+    signed = sign_message(UpdateMessage(1, BOB.address, SparseUpdate(3, [0], [1.0])), BOB, other)
 
     with pytest.raises(errors.BulletinInvalidSignature):
-        board.post(0, MessageKind.UPDATE, BOB.address, signed.digest(), signed.signature)
-    assert board.digest_of(0, MessageKind.UPDATE, BOB.address) is None
+        board.post_update(1, BOB.address, signed.digest(), signed.signature)
+    assert board.digest_of(1, MessageKind.UPDATE, BOB.address) is None

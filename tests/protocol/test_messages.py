@@ -1,5 +1,6 @@
-"""The three messages round-trip through one canonical encoding, and every malformed input is
-rejected by ``decode_message`` with a typed error that says what is wrong."""
+"""The three messages round-trip through one canonical encoding, and every malformed input, and
+every input outside the session's bounds (dimension, roster, exactly ⌈s·d⌉ coordinates, the value
+bound), is rejected by ``decode_message`` with a typed error that says what is wrong."""
 
 from __future__ import annotations
 
@@ -10,32 +11,41 @@ import struct
 import numpy as np
 import pytest
 
+from seccl.chain.accounts import new_account
 from seccl.chain.bulletin_board import MessageKind
-from seccl.learning.sparse import SparseUpdate, select_top_fraction
+from seccl.election import ABSTAIN, MAX_SCORE
+from seccl.learning.sparse import SparseUpdate, select_top_fraction, update_size
 from seccl.protocol.errors import (
+    InvalidSignatureError,
     MalformedMessageError,
     NonFiniteValueError,
     OversizedMessageError,
     ProtocolError,
+    ReplayError,
+    UnknownParticipantError,
+    ValueOutOfBoundsError,
+    WrongRoundError,
     WrongShapeError,
 )
 from seccl.protocol.messages import (
     HEADER_SIZE,
     SCORE_SCALE,
+    VERSION,
     EvaluationMessage,
     ModelMessage,
     UpdateMessage,
     decode_message,
     score_to_ppm,
 )
-from tests.conftest import make_accounts
 
-AUTHOR = make_accounts(1)[0].address
+AUTHOR = new_account().address
 DIM = 50
+SHARE = 0.2
+K = update_size(SHARE, DIM)  # the exact number of coordinates every update of this session shares
 
 
 def header(
-    kind: int, round_: int = 3, author: str = AUTHOR, magic: bytes = b"SCCL", version: int = 1
+    kind: int, round_: int = 3, author: str = AUTHOR, magic: bytes = b"SCCL", version: int = VERSION
 ) -> bytes:
     return magic + bytes([version, kind]) + round_.to_bytes(8, "big") + bytes.fromhex(author[2:])
 
@@ -55,7 +65,12 @@ def model_bytes(params: list[float]) -> bytes:
 
 
 def real_update() -> SparseUpdate:
-    return select_top_fraction(np.random.default_rng(0).normal(size=DIM).astype(np.float32), 0.2)
+    return select_top_fraction(np.random.default_rng(0).normal(size=DIM).astype(np.float32), SHARE)
+
+
+def spread_indices(count: int, dim: int = DIM) -> list[int]:
+    """``count`` distinct sorted coordinates of a ``dim``-parameter model."""
+    return np.linspace(0, dim - 1, count).round().astype(int).tolist()
 
 
 # ─────────────── round trips ───────────────
@@ -64,12 +79,12 @@ def real_update() -> SparseUpdate:
 def test_an_update_message_round_trips_through_its_bytes() -> None:
     message = UpdateMessage(7, AUTHOR, real_update())
 
-    decoded = decode_message(message.to_bytes(), dimension=DIM)
+    decoded = decode_message(message.to_bytes(), dimension=DIM, update_size=K, max_abs_value=10.0)
 
     assert isinstance(decoded, UpdateMessage)
     assert (decoded.round, decoded.author, decoded.kind) == (7, AUTHOR, MessageKind.UPDATE)
     assert decoded.update == message.update
-    assert len(decoded.update) == math.ceil(0.2 * DIM)
+    assert len(decoded.update) == K == math.ceil(SHARE * DIM)
     assert decoded.to_bytes() == message.to_bytes()
 
 
@@ -81,6 +96,17 @@ def test_an_evaluation_message_round_trips_through_its_bytes() -> None:
     assert isinstance(decoded, EvaluationMessage)
     assert (decoded.round, decoded.author, decoded.scores) == (2, AUTHOR, (0, 812_345, SCORE_SCALE, 1))
     assert decoded.kind is MessageKind.EVALUATION
+
+
+def test_an_evaluation_with_abstain_entries_round_trips_through_its_bytes() -> None:
+    scores = (ABSTAIN, 812_345, ABSTAIN, MAX_SCORE)  # its own entry (0) and one it could not assess
+    message = EvaluationMessage(2, AUTHOR, scores)
+
+    decoded = decode_message(message.to_bytes(), participants=4)
+
+    assert isinstance(decoded, EvaluationMessage)
+    assert decoded.scores == scores
+    assert ABSTAIN == 2**32 - 1 and SCORE_SCALE == MAX_SCORE
 
 
 def test_a_model_message_round_trips_through_its_bytes() -> None:
@@ -121,7 +147,7 @@ def test_the_evaluation_encoding_is_solidity_abi_encode_packed() -> None:
 
     expected = (
         b"SCCL"
-        + bytes([1, 1])
+        + bytes([2, 1])
         + (0x0102030405060708).to_bytes(8, "big")
         + bytes.fromhex(AUTHOR[2:])
         + b"".join(s.to_bytes(32, "big") for s in scores)
@@ -139,14 +165,18 @@ def test_decode_rejects_a_bad_magic() -> None:
         decode_message(data)
 
 
-def test_decode_rejects_an_unsupported_version() -> None:
-    with pytest.raises(MalformedMessageError, match="unsupported version 2"):
-        decode_message(header(MessageKind.EVALUATION, version=2))
+@pytest.mark.parametrize("version", [0, 1, 3, 255])
+def test_decode_rejects_any_version_but_two(version: int) -> None:
+    assert VERSION == 2
+    assert isinstance(decode_message(header(MessageKind.EVALUATION)), EvaluationMessage)
+    with pytest.raises(MalformedMessageError, match=f"unsupported version {version}, expected 2"):
+        decode_message(header(MessageKind.EVALUATION, version=version))
 
 
-def test_decode_rejects_an_unknown_kind() -> None:
-    with pytest.raises(MalformedMessageError, match="unknown message kind 3"):
-        decode_message(header(3))
+@pytest.mark.parametrize("kind", [3, 4, 255])
+def test_decode_rejects_an_unknown_kind(kind: int) -> None:
+    with pytest.raises(MalformedMessageError, match=f"unknown message kind {kind}"):
+        decode_message(header(kind))
 
 
 @pytest.mark.parametrize("length", [0, 1, HEADER_SIZE - 1])
@@ -166,8 +196,18 @@ def test_decode_rejects_a_message_over_max_bytes_before_parsing_it() -> None:
         decode_message(b"garbage" * 10, max_bytes=10)
 
 
-def test_every_decode_error_is_a_protocol_error() -> None:
-    for cls in (MalformedMessageError, OversizedMessageError, NonFiniteValueError, WrongShapeError):
+def test_every_typed_error_is_a_protocol_error() -> None:
+    for cls in (
+        MalformedMessageError,
+        OversizedMessageError,
+        NonFiniteValueError,
+        ValueOutOfBoundsError,
+        WrongShapeError,
+        WrongRoundError,
+        UnknownParticipantError,
+        InvalidSignatureError,
+        ReplayError,
+    ):
         assert issubclass(cls, ProtocolError)
 
 
@@ -211,6 +251,56 @@ def test_decode_rejects_non_finite_update_values(bad: float) -> None:
     data = update_bytes(10, [1, 4, 7], [0.5, bad, -1.0])
     with pytest.raises(NonFiniteValueError, match="update carries 1 NaN/Inf values"):
         decode_message(data, dimension=10)
+    with pytest.raises(NonFiniteValueError):  # not mistaken for a value beyond the bound
+        decode_message(data, dimension=10, update_size=3, max_abs_value=10.0)
+
+
+def test_decode_accepts_an_update_of_exactly_the_agreed_size() -> None:
+    data = update_bytes(DIM, spread_indices(K), [0.5] * K)
+
+    decoded = decode_message(data, dimension=DIM, update_size=K)
+
+    assert isinstance(decoded, UpdateMessage) and len(decoded.update) == K
+
+
+def test_decode_rejects_a_dense_update_sharing_every_coordinate() -> None:
+    data = update_bytes(DIM, list(range(DIM)), [0.5] * DIM)
+
+    assert isinstance(decode_message(data, dimension=DIM), UpdateMessage)  # well-formed otherwise
+    with pytest.raises(WrongShapeError, match=f"shares {DIM} coordinates, the session agreed on exactly {K}"):
+        decode_message(data, dimension=DIM, update_size=K)
+
+
+@pytest.mark.parametrize("count", [K + 1, K - 1, 1, 0])
+def test_decode_rejects_an_update_with_more_or_fewer_coordinates_than_agreed(count: int) -> None:
+    data = update_bytes(DIM, spread_indices(count), [0.5] * count)
+
+    agreed = f"shares {count} coordinates, the session agreed on exactly {K}"
+    with pytest.raises(WrongShapeError, match=agreed):
+        decode_message(data, dimension=DIM, update_size=K)
+
+
+@pytest.mark.parametrize(
+    "big", [1e30, -1e30, 10.5, 3.4e38], ids=["1e30", "minus-1e30", "just-over", "float32-max"]
+)
+def test_decode_rejects_a_finite_update_value_beyond_the_bound(big: float) -> None:
+    values = [0.5] * K
+    values[K // 2] = big
+    data = update_bytes(DIM, spread_indices(K), values)
+
+    assert np.isfinite(np.float32(big))
+    assert isinstance(decode_message(data, dimension=DIM, update_size=K), UpdateMessage)  # no bound: fine
+    with pytest.raises(ValueOutOfBoundsError, match="exceeds the session's bound 10"):
+        decode_message(data, dimension=DIM, update_size=K, max_abs_value=10.0)
+
+
+def test_decode_accepts_update_values_exactly_at_the_bound() -> None:
+    data = update_bytes(DIM, spread_indices(K), [10.0, -10.0] + [0.0] * (K - 2))
+
+    decoded = decode_message(data, dimension=DIM, update_size=K, max_abs_value=10.0)
+
+    assert isinstance(decoded, UpdateMessage)
+    assert float(np.abs(decoded.update.values).max()) == 10.0
 
 
 @pytest.mark.parametrize(
@@ -246,11 +336,19 @@ def test_decode_rejects_an_evaluation_that_does_not_score_every_participant(coun
         decode_message(data, participants=4)
 
 
-@pytest.mark.parametrize("score", [SCORE_SCALE + 1, 2**32, 2**256 - 1])
-def test_decode_rejects_a_score_above_one_million_ppm(score: int) -> None:
+@pytest.mark.parametrize("score", [SCORE_SCALE + 1, ABSTAIN - 1, ABSTAIN + 1, 2**256 - 1])
+def test_decode_rejects_a_score_above_one_million_ppm_that_is_not_abstain(score: int) -> None:
     data = header(MessageKind.EVALUATION) + (0).to_bytes(32, "big") + score.to_bytes(32, "big")
-    with pytest.raises(MalformedMessageError, match="exceeds 1000000 parts per million"):
+    with pytest.raises(MalformedMessageError, match="exceeds 1000000 parts per million and is not ABSTAIN"):
         decode_message(data, participants=2)
+
+
+def test_decode_accepts_abstain_as_the_one_score_above_one_million_ppm() -> None:
+    data = header(MessageKind.EVALUATION) + ABSTAIN.to_bytes(32, "big") + SCORE_SCALE.to_bytes(32, "big")
+
+    decoded = decode_message(data, participants=2)
+
+    assert isinstance(decoded, EvaluationMessage) and decoded.scores == (ABSTAIN, SCORE_SCALE)
 
 
 # ─────────────── models ───────────────

@@ -1,5 +1,5 @@
 """The server's store is append-only (a second message per round, kind and author is a replay), and
-evidence serialises to plain JSON."""
+evidence serialises to plain JSON and back without losing a field."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from seccl.chain.accounts import new_account
 from seccl.chain.bulletin_board import MessageKind
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage
@@ -16,9 +17,8 @@ from seccl.protocol.errors import ProtocolError, ReplayError
 from seccl.protocol.evidence import Evidence, EvidenceKind, hex_digest
 from seccl.protocol.messages import EvaluationMessage, Message, UpdateMessage
 from seccl.protocol.store import MessageStore, StoredMessage
-from tests.conftest import make_accounts
 
-ALICE, BOB = (a.address for a in make_accounts(2))
+ALICE, BOB = (new_account().address for _ in range(2))
 
 
 def stored(round_: int, kind: MessageKind, author: str, tag: str) -> StoredMessage:
@@ -101,12 +101,68 @@ def test_evidence_to_dict_is_json_serialisable_with_the_kind_as_its_string_value
         "round",
         "kind",
         "finder",
+        "finder_index",
         "subject",
+        "subject_index",
         "tx_id",
         "expected_digest",
         "recorded_digest",
         "detail",
+        "proof",
     }
+    assert decoded["proof"] == {} and decoded["finder_index"] is None
+
+
+def full_evidence(kind: EvidenceKind) -> Evidence:
+    return Evidence(
+        round=3,
+        kind=kind,
+        finder=ALICE,
+        subject=BOB,
+        tx_id="0x" + "ab" * 32,
+        expected_digest=hex_digest(hashlib.sha256(b"expected").digest()),
+        recorded_digest=hex_digest(hashlib.sha256(b"recorded").digest()),
+        detail=f"a finding of kind {kind}",
+        proof={
+            "delivery": {"round": 3, "authors": [BOB], "digests": ["0x" + "cd" * 32], "signature": "0x00"},
+            "position": 0,
+        },
+        finder_index=0,
+        subject_index=1,
+    )
+
+
+@pytest.mark.parametrize("kind", list(EvidenceKind), ids=str)
+def test_evidence_survives_a_json_round_trip_through_to_dict_and_from_dict(kind: EvidenceKind) -> None:
+    evidence = full_evidence(kind)
+
+    back = Evidence.from_dict(json.loads(json.dumps(evidence.to_dict())))
+
+    assert back == evidence
+    assert back.kind is kind and back.proof == evidence.proof
+    assert (back.finder_index, back.subject_index) == (0, 1)
+
+
+def test_evidence_from_dict_fills_in_the_optional_fields() -> None:
+    minimal = {"round": 1, "kind": "sat-out", "finder": ALICE, "subject": ALICE}
+
+    evidence = Evidence.from_dict(minimal)
+
+    assert evidence == Evidence(1, EvidenceKind.SAT_OUT, ALICE, ALICE, None, None, None, "")
+    assert evidence.proof == {} and evidence.finder_index is None and evidence.subject_index is None
+
+
+def test_evidence_from_dict_refuses_an_unknown_kind() -> None:
+    raw = full_evidence(EvidenceKind.SAT_OUT).to_dict() | {"kind": "server-was-rude"}
+
+    with pytest.raises(ValueError, match="server-was-rude"):
+        Evidence.from_dict(raw)
+
+
+def test_evidence_kinds_are_distinct_strings() -> None:
+    values = [str(k) for k in EvidenceKind]
+    assert len(set(values)) == len(values)
+    assert {"sat-out", "update-withheld", "model-mismatch", "invalid-message"} <= set(values)
 
 
 def test_evidence_summary_names_the_round_kind_and_transaction() -> None:
@@ -116,3 +172,10 @@ def test_evidence_summary_names_the_round_kind_and_transaction() -> None:
 
     assert summary.startswith("round 1: update-withheld found by " + ALICE[:10])
     assert "(tx -): withheld" in summary
+
+
+def test_evidence_summary_names_the_finder_by_index_when_known() -> None:
+    summary = full_evidence(EvidenceKind.SAT_OUT).summary()
+
+    assert summary.startswith("round 3: sat-out found by participant 0 about " + BOB[:10])
+    assert "(tx 0x" + "ab" * 32 + ")" in summary

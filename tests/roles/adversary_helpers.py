@@ -7,7 +7,7 @@ from typing import Any
 
 from seccl.chain.backends import EmbeddedChain
 from seccl.chain.consensus import Ballot
-from seccl.election import borda_tally
+from seccl.election import ABSTAIN, ElectionOutcome, borda_tally
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.roles.malicious_participant import ParticipantFactory, attack_factory
 from seccl.roles.settings import LearningSettings
@@ -44,6 +44,7 @@ def simulate(
     parts: list[ParticipantData] | None = None,
     rounds: int = 2,
     seed: int = 0,
+    adversaries: set[int] | None = None,
 ) -> tuple[Simulation, RunResult]:
     default_parts, test = mnist_parts(N, PER_PARTICIPANT, seed)
     sim = Simulation(
@@ -55,6 +56,7 @@ def simulate(
         settings=SETTINGS,
         seed=seed,
         participant_factory=factory,
+        adversaries=adversaries,
     )
     return sim, sim.run()
 
@@ -63,7 +65,7 @@ def run_attack(
     name: str, adversaries: set[int], *, start_round: int = 1, seed: int = 0, **kwargs: Any
 ) -> tuple[Simulation, RunResult]:
     factory = attack_factory(name, adversaries, start_round=start_round, options=kwargs)
-    return simulate(factory, seed=seed)
+    return simulate(factory, seed=seed, adversaries=adversaries)
 
 
 def recorded_ballots(sim: Simulation, round_: int) -> dict[int, Ballot]:
@@ -71,7 +73,7 @@ def recorded_ballots(sim: Simulation, round_: int) -> dict[int, Ballot]:
 
     One query for all voters (each event query scans the whole embedded chain, ~0.3 s), then a
     spot check that it agrees with the client's per-voter ``ballot_of`` for the first voter."""
-    consensus = sim.server.consensus
+    consensus = sim.consensus_reader
     index = {address: i for i, address in enumerate(sim.session.participants)}
     logs = consensus.contract.events.ScoresSubmitted().get_logs(
         from_block=0, argument_filters={"round": round_}
@@ -98,17 +100,34 @@ def ballots_of(sim: Simulation, round_: int) -> dict[int, tuple[int, ...]]:
     return {i: b.scores for i, b in recorded_ballots(sim, round_).items()}
 
 
+def reference_tally(sim: Simulation, round_: int, ballots: dict[int, tuple[int, ...]]) -> ElectionOutcome:
+    """The plain-Python Borda election of ``ballots`` under the session's rules for ``round_``:
+    its M, its public tie seed, and the participants whose update the board records."""
+    eligible = sim.board_reader.round_info(round_).eligible
+    session = sim.session
+    return borda_tally(
+        ballots, session.n, session.candidates, tie_seed=session.tie_seed, round_=round_, eligible=eligible
+    )
+
+
 def check_reference_election(sim: Simulation, result: RunResult) -> dict[int, dict[int, tuple[int, ...]]]:
     """The plain-Python Borda election on the recorded ballots equals the contract's outcome
-    (candidates and totals) every round. Returns the ballots' scores by round and voter."""
-    n, m = sim.session.n, sim.session.candidates
+    (candidates, points and abstentions) every round. Returns the ballots' scores by round and voter."""
+    n = sim.session.n
     by_round = {}
     for record in result.rounds:
         ballots = ballots_of(sim, record.round)
         assert len(ballots) == n
-        reference = borda_tally(ballots, n, m)
+        for voter, scores in ballots.items():
+            assert scores[voter] == ABSTAIN  # nobody scores itself
+        reference = reference_tally(sim, record.round, ballots)
         assert reference.candidates == record.candidates
-        assert reference.candidates == sim.server.consensus.elected_of(record.round)
-        assert reference.totals == sim.server.consensus.totals_of(record.round)
+        assert reference.candidates == sim.consensus_reader.elected_of(record.round)
+        points, abstentions = sim.consensus_reader.totals_of(record.round)
+        assert reference.totals == points
+        eligible = sim.board_reader.round_info(record.round).eligible
+        for j in eligible:
+            others = sum(1 for v in ballots if v != j)
+            assert reference.assessors[j] == others - abstentions[j]
         by_round[record.round] = ballots
     return by_round

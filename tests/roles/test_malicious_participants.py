@@ -11,12 +11,13 @@ import pytest
 import seccl.roles.malicious_participant as mp
 import seccl.roles.participant as participant_module
 from seccl.chain.backends import EmbeddedChain
-from seccl.election import voter_ranking
+from seccl.election import ABSTAIN, tie_key, voter_ranking
 from seccl.learning.backdoor import apply_trigger, trigger_mask
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction
-from seccl.protocol.messages import score_to_ppm
+from seccl.protocol.envelope import open_message, sign_message
+from seccl.protocol.messages import UpdateMessage, score_to_ppm
 from seccl.roles.malicious_participant import (
     PARTICIPANT_ATTACKS,
     BackdoorParticipant,
@@ -103,7 +104,9 @@ def test_scale_is_ten_times_the_honest_update(lab: Lab, honest: SparseUpdate) ->
 
 
 @pytest.mark.parametrize("cls", [SignFlippingParticipant, ScalingParticipant, NoiseParticipant])
-def test_honest_before_start_round(lab: Lab, honest: SparseUpdate, cls: type[Participant]) -> None:
+def test_an_adversary_is_honest_before_its_start_round(
+    lab: Lab, honest: SparseUpdate, cls: type[Participant]
+) -> None:
     p = lab.build(cls, start_round=2)
     assert upload(p, lab.params, round_=1) == honest
     assert upload(p, lab.params, round_=2) != lab.honest_update(round_=2)
@@ -277,7 +280,11 @@ def test_colluder_scores_fellows_top_and_everyone_else_zero(lab: Lab) -> None:
     assert honest_scores == lab.build(Participant, index=1).score_updates(1, lab.params, updates)
     scores = p.score_updates(2, lab.params, updates)
     assert scores == [0.0, 0.0, 0.0, 1.0]
-    assert voter_ranking([score_to_ppm(s) for s in scores], 1, 2) == (3, 0)
+    ballot = [ABSTAIN if j == 1 else score_to_ppm(s) for j, s in enumerate(scores)]
+    tie_seed = lab.sim.session.tie_seed
+    ranking = voter_ranking(ballot, 1, 2, tie_seed=tie_seed, round_=2)
+    # The fellow first, then the one of the two zero scores with the lower tie key.
+    assert ranking == (3, min(0, 2, key=lambda j: tie_key(tie_seed, 2, j)))
     with pytest.raises(ValueError, match="colluders"):
         lab.build(CollusionVoter, colluders={7})
 
@@ -285,7 +292,7 @@ def test_colluder_scores_fellows_top_and_everyone_else_zero(lab: Lab) -> None:
 # ─────────────── registry ───────────────
 
 
-def test_registry_names() -> None:
+def test_the_registry_names_every_participant_attack() -> None:
     assert set(PARTICIPANT_ATTACKS) == {
         "low-quality",
         "label-flip",
@@ -337,14 +344,43 @@ def _kwargs(lab: Lab, i: int) -> dict[str, Any]:
     ("n", "e", "k"),
     [(20, 0.2, 4), (10, 0.1, 1), (20, 0.25, 5), (10, 0.25, 3), (30, 0.1, 3), (20, 0.0, 0), (20, 1.0, 20)],
 )
-def test_adversary_count_rounds_e_times_n(n: int, e: float, k: int) -> None:
+def test_the_adversary_count_rounds_e_times_n_halves_up(n: int, e: float, k: int) -> None:
     assert adversary_count(n, e) == k
     chosen = choose_adversaries(n, e, seed=0)
     assert len(chosen) == k and chosen <= set(range(n))
 
 
-def test_choose_adversaries_is_seeded() -> None:
+def test_the_choice_of_adversaries_is_seeded() -> None:
     assert choose_adversaries(20, 0.2, seed=1) == choose_adversaries(20, 0.2, seed=1)
     assert len({frozenset(choose_adversaries(20, 0.2, seed=s)) for s in range(5)}) > 1
     with pytest.raises(ValueError):
         choose_adversaries(20, 1.5, seed=0)
+
+
+# ─────────────── they follow the protocol: throttled, not rejected ───────────────
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        NoiseParticipant,
+        SignFlippingParticipant,
+        ScalingParticipant,
+        FreeRider,
+        LabelFlippingParticipant,
+        LowQualityParticipant,
+        BackdoorParticipant,
+    ],
+)
+def test_every_forged_or_poisoned_upload_is_within_the_sessions_bounds(
+    lab: Lab, cls: type[Participant]
+) -> None:
+    session = lab.sim.session
+    p = lab.build(cls)
+    signed = sign_message(UpdateMessage(1, p.address, upload(p, lab.params)), p.account, session.domain)
+
+    opened = open_message(signed, session.domain, **session.bounds())
+
+    assert isinstance(opened, UpdateMessage)
+    assert len(opened.update) == session.update_size
+    assert float(np.abs(opened.update.values).max()) <= session.max_abs_value

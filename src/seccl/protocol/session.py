@@ -9,6 +9,7 @@ from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import SessionTerms
 from seccl.chain.signing import SigningDomain
+from seccl.protocol.messages import HEADER_SIZE, SCORE_WORD
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,16 @@ class SessionInfo:
             "participants": self.n,
             "update_size": self.update_size,
             "max_abs_value": self.max_abs_value,
+            "max_bytes": self.max_message_bytes,
         }
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message this session can produce (a model, or an evaluation at large N):
+        anything longer is refused before it is parsed or hashed."""
+        model = HEADER_SIZE + 4 + 4 * self.dimension
+        evaluation = HEADER_SIZE + SCORE_WORD * self.n
+        return max(model, evaluation)
 
 
 def session_from_chain(

@@ -91,10 +91,11 @@ class Adversary(Participant):
         """``k`` distinct random coordinates, sorted, as a sparse update's indices."""
         return np.sort(rng.choice(self.session.dimension, size=k, replace=False)).astype(np.uint32)
 
-
-def _share_count(dimension: int, fraction: float) -> int:
-    """How many coordinates an honest top-``fraction`` update of ``dimension`` holds."""
-    return len(select_top_fraction(np.zeros(dimension, dtype=np.float32), fraction))
+    @property
+    def share_count(self) -> int:
+        """How many coordinates every update carries: the session's agreed ⌈s·d⌉. A forged update
+        keeps exactly that many, or the server refuses it at decoding before anyone scores it."""
+        return self.session.update_size
 
 
 # ─────────────── poisoned training data ───────────────
@@ -167,8 +168,8 @@ class BackdoorParticipant(_DataPoisoner):
 
 
 class NoiseParticipant(Adversary):
-    """Uploads Gaussian noise instead of its Δ, with an honest update's structure: as many
-    coordinates as the top-``s`` selection, but random ones, with values ``N(0, σ²)``.
+    """Uploads Gaussian noise instead of its Δ, with an honest update's structure: the agreed
+    number of coordinates (as the top-``s`` selection), but random ones, with values ``N(0, σ²)``.
 
     ``sigma`` fixed: no training at all. ``sigma=None`` (default): it trains and takes
     ``σ = relative × std(Δ)`` of its real dense Δ, so the noise has a plausible scale."""
@@ -194,7 +195,7 @@ class NoiseParticipant(Adversary):
             sigma = self.relative * float(np.std(delta(local, params), dtype=np.float64))
         self.last_sigma = sigma
         rng = self._rng(round_, 0x20)
-        k = _share_count(len(params), self.settings.share_fraction)
+        k = self.share_count
         indices = self._random_support(rng, k)
         values = rng.normal(0.0, sigma, size=k).astype(np.float32)
         return SparseUpdate(len(params), indices, values)
@@ -280,7 +281,7 @@ class FreeRider(Adversary):
         rng = self._rng(round_, 0x30)
         step = None if previous is None else delta(params, previous)
         if self.mode == "random" or step is None or not step.any():
-            k = _share_count(len(params), self.settings.share_fraction)
+            k = self.share_count
             values = rng.normal(0.0, self.sigma, size=k).astype(np.float32)
             return SparseUpdate(len(params), self._random_support(rng, k), values)
         moved = step != 0
@@ -296,7 +297,12 @@ class FreeRider(Adversary):
 class CollusionVoter(Adversary):
     """Trains honestly, but from ``start_round`` on scores every fellow colluder (the indices
     in ``colluders`` other than its own) 1.0 and everyone else 0.0, so its top-``M`` ballot
-    ranks the fellows first (lower index first among equals, the contract's rule)."""
+    ranks the fellows first (among equals the lower tie key first, the contract's rule).
+
+    Its own entry travels as ABSTAIN like everyone's, and so does any update it could not
+    verify (see ``Participant``). Scoring the others 0.0 rather than abstaining is the harsher
+    choice: an abstention is neutral in the election, a 0.0 counts as an assessment worth no
+    points and so lowers the others' mean."""
 
     def __init__(self, *args: Any, colluders: Collection[int] = (), **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -14,7 +14,7 @@ from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
 from seccl.chain.consensus import ConsensusClient, ElectionRecord
 from seccl.chain.errors import ConsensusElectionClosed, ContractRevert
 from seccl.chain.transactions import TxReceipt
-from seccl.election import voter_ranking
+from seccl.election import ABSTAIN, voter_ranking
 from seccl.learning.aggregation import aggregate
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage, open_message, sign_message
@@ -370,6 +370,14 @@ class ParameterServer:
             raise UnknownParticipantError(f"participant {author} sent a message authored by {message.author}")
         if message.round != round_:
             raise WrongRoundError(f"message of round {message.round} received in round {round_}")
+        if (
+            isinstance(message, EvaluationMessage)
+            and message.scores[self.session.participants.index(author)] != ABSTAIN
+        ):
+            # The contract would refuse it (ConsensusSelfScore): refuse it here, before it is stored.
+            raise MalformedMessageError(
+                "an evaluation must abstain on its own author (its own entry is not ABSTAIN)"
+            )
 
     def _record(self, round_: int, action: str, subject: str, receipt: TxReceipt) -> None:
         self.transactions.append(TxEntry(round_, action, subject, receipt.tx_hash, receipt.gas_used))

@@ -115,8 +115,9 @@ class SessionOptions:
     """Public session parameters the participants agree to, beyond the learning settings.
 
     ``max_abs_value`` bounds every shared Δ coordinate. Honest top-s deltas of this model stay
-    far below it (measured: at most about 0.5 over 10 local epochs at lr 0.02), so it refuses
-    only absurd values: a 1e30 that would make the next round's training non-finite. Phases are
+    far below it (measured: at most 0.21 after 10 local epochs at lr 0.02 on 320 digits, the
+    largest step of a session, from θ_0), so the bound leaves a 50-fold margin and refuses only
+    absurd values: a 1e30 that would make the next round's training non-finite. Phases are
     generous because a simulated round may take minutes at large N; the simulation moves the
     chain's clock forward whenever a deadline must pass.
     """
