@@ -13,7 +13,7 @@ from seccl.learning.model import build_model, get_flat_params, num_params, set_f
 def test_the_parameter_count_is_the_documented_one() -> None:
     model = build_model(0)
     assert num_params(model) == 46_970  # the LeNet docstring's table
-    assert 45_000 <= num_params(model) <= 49_000  # "about 47k" (DESIGN.md calibration)
+    assert 45_000 <= num_params(model) <= 49_000  # "about 47k" (the calibration in docs/ARCHITECTURE.md)
     assert get_flat_params(model).shape == (46_970,)
 
 

@@ -1,5 +1,5 @@
 """Throttling, end to end: one adversary among 10 participants (e = 0.1), M = 2 candidates
-(l = 0.2), IID real MNIST, 2 rounds on the embedded EVM. DESIGN.md requires the label flipper
+(l = 0.2), IID real MNIST, 2 rounds on the embedded EVM. docs/ARCHITECTURE.md requires the label flipper
 and the noise uploader to stay out of the candidates at e = 0.1; the sign flipper, the scaled
 update, the low-quality holder and the backdoor poisoner too. They all follow the protocol (their
 uploads pass decoding: exactly ⌈s·d⌉ coordinates, values within the bound), so it is the honest

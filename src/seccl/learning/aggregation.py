@@ -33,7 +33,7 @@ def aggregate(
     rule
         ``"shared-mean"`` (SecCL's): each coordinate moves by the mean of the values of the
         updates that share it; coordinates nobody shared stay. Averaging only over the
-        sharers keeps a coordinate one candidate found important at full strength (DESIGN.md
+        sharers keeps a coordinate one candidate found important at full strength (docs/ARCHITECTURE.md
         calibration: 0.93 after 10 rounds, against 0.36 for ``"sum"``).
         ``"mean"``: the sum of the sparse deltas divided by the number of updates (FedAvg of
         the sparse deltas; a coordinate one of M shared moves by a 1/M of it).

@@ -30,7 +30,7 @@ class LeNet(nn.Module):
     (N·(N−1) forward passes, 380 for N = 20) and trains for several local epochs, all on two
     CPU cores, so the model must be cheap; LeNet's two conv layers are still enough for ~0.95
     on a few thousand MNIST digits. The hidden layer is 108 wide (LeNet-5's 120→84 pair
-    collapsed into one) to land at ~47k parameters, the size DESIGN.md's calibration used;
+    collapsed into one) to land at ~47k parameters, the size the calibration in docs/ARCHITECTURE.md used;
     Δ and its top-10 % sparse update (4.7k coordinates) stay small messages. No batch norm
     or dropout: the model is a pure function of its flat parameter vector, with no
     buffers or train/eval differences that a flat update could not carry.

@@ -1,4 +1,4 @@
-"""Malicious participants: each breaks the learning rules in one of the ways DESIGN.md lists.
+"""Malicious participants: each breaks the learning rules in one of the ways docs/ARCHITECTURE.md lists.
 
 They follow the message protocol like everyone else (they sign, post and check the chain
 exactly as an honest :class:`Participant` does); only what they train on, what they upload
