@@ -1,4 +1,10 @@
-"""Gas of every contract call in one full SecCL round on the embedded EVM, for N = 10, 30, 100."""
+"""Gas of every contract call in one full SecCL round on the embedded EVM, for N = 10, 30, 100.
+
+One session per N, deployed from the server's own key with `deploy_session`; every update, ballot
+and model carries a real signature of its author; M = ceil(0.2·N). Printed next to the figures of
+the previous contract design (server-only relays, evaluations posted on the board as well, the
+server opening each round and election).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,15 @@ import numpy as np
 from eth_account import Account
 from eth_utils import keccak
 
+from seccl.chain.accounts import fund, signing_connection
 from seccl.chain.backends import EmbeddedChain
-from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient
-from seccl.election import borda_tally, candidate_count
+from seccl.chain.bulletin_board import MessageKind, Phases
+from seccl.chain.session import SessionTerms, deploy_session
+from seccl.chain.signing import SigningDomain
+from seccl.election import ABSTAIN, borda_tally, candidate_count
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage
+from seccl.protocol.statements import Delivery
 
 SIZES = (10, 30, 100)
 FRACTION = 0.2  # the paper's l: M = ceil(l·N) candidates
@@ -24,27 +33,28 @@ SEED = 2024
 DIMENSION = 10_000  # a small model: the digest, not the payload, goes on chain
 KEEP = 1_000  # coordinates per sparse update (s = 0.1)
 ROUND = 1
+PHASES = Phases(update=3_600, ballot=3_600, model=3_600)
 
 ROWS = (
     ("deploy board", "deploy_board"),
     ("deploy consensus", "deploy_consensus"),
-    ("openRound", "open_round"),
-    ("post update", "post_update"),
-    ("post evaluation", "post_evaluation"),
-    ("openElection", "open_election"),
+    ("postUpdate", "post_update"),
     ("submitScores", "submit_scores"),
     ("tally", "tally"),
-    ("post model", "post_model"),
+    ("postModel", "post_model"),
+    ("accuseDelivery (N-1 updates, upheld)", "accuse_delivery"),
+    ("accuseMissingModel (upheld)", "accuse_missing_model"),
 )
-PER_ROUND = (
-    "open_round",
-    "post_update",
-    "post_evaluation",
-    "open_election",
-    "submit_scores",
-    "tally",
-    "post_model",
-)
+PER_ROUND = ("post_update", "submit_scores", "tally", "post_model")
+
+# The previous design, as bench/gas.py measured it then (`None`: not reported). Its round was
+# openRound + N·post update + N·post evaluation + openElection + N·submitScores + tally + post model.
+OLD: dict[str, dict[int, int | None]] = {
+    "post_update": {10: 81_261, 30: 81_261, 100: 81_259},  # its "post update / evaluation"
+    "submit_scores": {10: 74_778, 30: 112_300, 100: 255_323},
+    "tally": {10: 84_542, 30: 127_843, 100: 575_480},
+    "per_participant": {10: 265_030, 30: 285_517, 100: 425_533},
+}
 
 
 def measure(n: int) -> dict[str, list[int]]:
@@ -53,64 +63,78 @@ def measure(n: int) -> dict[str, list[int]]:
     np_rng = np.random.default_rng(SEED + n)
     m = candidate_count(FRACTION, n)
     backend = EmbeddedChain()
-    w3 = backend.connect()
-    server = backend.server_account()
-    # eth-tester's default accounts have the private keys 1, 2, 3, ...: the server is key 1.
-    server_key = Account.from_key((1).to_bytes(32, "big"))
-    if server_key.address != server:
-        raise SystemExit(f"the embedded server {server} is not eth-tester's key 1")
+    # Fixed keys, so every run measures the same transactions (gas does not depend on the key).
+    server = Account.from_key(keccak(text=f"seccl-bench-server-{n}"))
     accounts = [Account.from_key(keccak(text=f"seccl-bench-{n}-{i}")) for i in range(n)]
+    fund(backend, server.address)
+    w3 = signing_connection(backend, server)
+    terms = SessionTerms(
+        server=server.address,
+        participants=tuple(a.address for a in accounts),
+        candidates=m,
+        nonce=keccak(text=f"seccl-bench-nonce-{n}"),
+        tie_seed=keccak(text=f"seccl-bench-ties-{n}"),
+        phases=PHASES,
+        initial_model=keccak(text="seccl-bench-initial-model"),
+    )
+    board, consensus, deployment = deploy_session(w3, terms)
+    domain = SigningDomain(int(w3.eth.chain_id), board.address, consensus.address, terms.nonce)
     gas: dict[str, list[int]] = defaultdict(list)
+    gas["deploy_board"].append(deployment[0].gas_used)
+    gas["deploy_consensus"].append(deployment[1].gas_used)
 
-    board, receipt = BulletinBoardClient.deploy(
-        w3, server=server, participants=[a.address for a in accounts]
-    )
-    gas["deploy_board"].append(receipt.gas_used)
-    consensus, receipt = ConsensusClient.deploy(
-        w3, server=server, board=board.address, candidates=m
-    )
-    gas["deploy_consensus"].append(receipt.gas_used)
-
-    gas["open_round"].append(board.open_round(ROUND).gas_used)
+    updates: list[bytes] = []
     for account in accounts:
         indices = np.sort(np_rng.choice(DIMENSION, KEEP, replace=False))
         values = np_rng.normal(0.0, 0.01, KEEP)
-        message = UpdateMessage(ROUND, account.address, SparseUpdate(DIMENSION, indices, values))
-        digest = message.digest()
-        signature = board.sign(account, ROUND, MessageKind.UPDATE, digest)
-        receipt = board.post(ROUND, MessageKind.UPDATE, account.address, digest, signature)
-        gas["post_update"].append(receipt.gas_used)
+        digest = UpdateMessage(ROUND, account.address, SparseUpdate(DIMENSION, indices, values)).digest()
+        updates.append(digest)
+        signature = domain.sign(account, ROUND, MessageKind.UPDATE, digest)
+        gas["post_update"].append(board.post_update(ROUND, account.address, digest, signature).gas_used)
 
-    # Macro-F1 scores in parts per million, distinct-ish; a voter's own entry is zero.
-    scores = [
-        tuple(0 if j == i else rng.randint(300_000, 990_000) for j in range(n)) for i in range(n)
-    ]
-    signatures: list[bytes] = []
+    # Macro-F1 scores in parts per million, distinct-ish; a voter's own entry is ABSTAIN.
+    scores = {
+        i: tuple(ABSTAIN if j == i else rng.randint(300_000, 990_000) for j in range(n)) for i in range(n)
+    }
     for i, account in enumerate(accounts):
         digest = EvaluationMessage(ROUND, account.address, scores[i]).digest()
-        signature = board.sign(account, ROUND, MessageKind.EVALUATION, digest)
-        signatures.append(signature)
-        receipt = board.post(ROUND, MessageKind.EVALUATION, account.address, digest, signature)
-        gas["post_evaluation"].append(receipt.gas_used)
-
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    gas["open_election"].append(consensus.open_election(ROUND, now + 3600).gas_used)
-    for i, account in enumerate(accounts):
-        receipt = consensus.submit_scores(ROUND, account.address, scores[i], signatures[i])
+        signature = domain.sign(account, ROUND, MessageKind.EVALUATION, digest)
+        receipt = consensus.submit_scores(ROUND, account.address, scores[i], signature)
         gas["submit_scores"].append(receipt.gas_used)
     record = consensus.tally(ROUND, n=n)
-    tally_receipt = w3.eth.get_transaction_receipt(record.tx_hash)  # type: ignore[arg-type]
-    gas["tally"].append(int(tally_receipt["gasUsed"]))
-    expected = borda_tally(dict(enumerate(scores)), n, m).candidates
+    assert record.receipt is not None
+    gas["tally"].append(record.receipt.gas_used)
+    expected = borda_tally(scores, n, m, tie_seed=terms.tie_seed, round_=ROUND).candidates
     if record.candidates != expected:
         raise SystemExit(f"N = {n}: the contract elected {record.candidates}, expected {expected}")
 
     params = np_rng.normal(0.0, 0.1, DIMENSION).astype(np.float32)
-    digest = ModelMessage(ROUND, server, params).digest()
-    signature = board.sign(server_key, ROUND, MessageKind.MODEL, digest)
-    gas["post_model"].append(
-        board.post(ROUND, MessageKind.MODEL, server, digest, signature).gas_used
+    digest = ModelMessage(ROUND, server.address, params).digest()
+    signature = domain.sign(server, ROUND, MessageKind.MODEL, digest)
+    gas["post_model"].append(board.post_model(ROUND, digest, signature).gas_used)
+    if board.current_round() != ROUND + 1:
+        raise SystemExit(f"N = {n}: posting the model did not open round {ROUND + 1}")
+
+    # Not part of a round: what a participant pays to put the server's lies on record.
+    delivered = [keccak(text="not the update on the board"), *updates[2:]]
+    lie = Delivery.sign(
+        server,
+        domain,
+        ROUND,
+        MessageKind.UPDATE,
+        accounts[0].address,
+        [a.address for a in accounts[1:]],
+        delivered,
     )
+    receipt = board.accuse_delivery(
+        ROUND, lie.kind, lie.recipient, lie.authors, lie.digests, 0, lie.signature
+    )
+    gas["accuse_delivery"].append(receipt.gas_used)
+    info = board.round_info(ROUND + 1)
+    backend.advance_time(info.model_deadline - int(w3.eth.get_block("latest")["timestamp"]) + 1)
+    gas["accuse_missing_model"].append(board.accuse_missing_model(ROUND + 1).gas_used)
+    if board.caught_count() != 2:
+        raise SystemExit(f"N = {n}: the chain upheld {board.caught_count()} accusations, not 2")
     return gas
 
 
@@ -118,42 +142,55 @@ def mean(values: list[int]) -> int:
     return round(sum(values) / len(values))
 
 
+def _cell(value: int | None, width: int) -> str:
+    return f"{value:>{width},}" if value is not None else "—".rjust(width)
+
+
 def main() -> int:
     start = time.perf_counter()
     results = {n: measure(n) for n in SIZES}
     elapsed = time.perf_counter() - start
 
-    label_width = 34
-    col = 12
-    header = "call".ljust(label_width) + "".join(f"N = {n}".rjust(col) for n in SIZES)
+    label_width = 38
+    col = 11
+    header = "call".ljust(label_width) + "".join(f"N = {n}".rjust(col) + "old".rjust(col) for n in SIZES)
     rule = "-" * len(header)
     print("SecCL on-chain cost: gas used by each contract call in one full round (embedded EVM)")
-    print(f"gas units; mean where a call repeats; N participants, M = ceil({FRACTION}·N) elected")
+    print(f"gas units; mean where a call repeats; N participants, M = ceil({FRACTION}·N) elected;")
+    print("'old' is the previous contract design, where it reported the call")
     print()
     print(header)
     print(rule)
     print(
         "M (candidates)".ljust(label_width)
-        + "".join(f"{candidate_count(FRACTION, n):>{col}}" for n in SIZES)
+        + "".join(f"{candidate_count(FRACTION, n):>{col}}" + "".rjust(col) for n in SIZES)
     )
     print(rule)
     for label, key in ROWS:
-        print(label.ljust(label_width) + "".join(f"{mean(results[n][key]):>{col},}" for n in SIZES))
+        old = OLD.get(key, {})
+        print(
+            label.ljust(label_width)
+            + "".join(_cell(mean(results[n][key]), col) + _cell(old.get(n), col) for n in SIZES)
+        )
     print(rule)
     totals = {n: sum(sum(results[n][key]) for key in PER_ROUND) for n in SIZES}
     deploys = {n: results[n]["deploy_board"][0] + results[n]["deploy_consensus"][0] for n in SIZES}
-    summary = (
-        ("per participant per round", {n: round(totals[n] / n) for n in SIZES}),
-        ("total per round", totals),
-        ("deploy (board + consensus, once)", deploys),
+    old_per_participant = OLD["per_participant"]
+    summary: tuple[tuple[str, dict[int, int], dict[int, int | None]], ...] = (
+        ("per participant per round", {n: round(totals[n] / n) for n in SIZES}, old_per_participant),
+        ("total per round", totals, {n: old_per_participant[n] * n for n in SIZES}),  # type: ignore[operator]
+        ("deploy (board + consensus, once)", deploys, {}),
     )
-    for label, values in summary:
-        print(label.ljust(label_width) + "".join(f"{values[n]:>{col},}" for n in SIZES))
+    for label, values, old_values in summary:
+        print(
+            label.ljust(label_width)
+            + "".join(_cell(values[n], col) + _cell(old_values.get(n), col) for n in SIZES)
+        )
     print()
-    print(
-        "Per round = openRound + N·post update + N·post evaluation + openElection "
-        "+ N·submitScores + tally + post model."
-    )
+    print("Per round = N·postUpdate + N·submitScores + tally + postModel (round 1 opens at deployment,")
+    print("each later one when postModel lands; evaluations are recorded by the consensus contract only).")
+    print("Old round = openRound + N·post update + N·post evaluation + openElection + N·submitScores")
+    print("+ tally + post model.")
     print(f"(measured in {elapsed:.1f} s of wall time)")
     return 0
 

@@ -174,6 +174,23 @@ contract Consensus is IElectionRecord {
         return _candidates;
     }
 
+    /// @notice How many participants this contract counts ballots for (the board's, at deployment).
+    /// @dev This and the next two views expose the immutables copied from the board, so that a
+    ///      participant checking the code (with immutables masked) can check their values too.
+    function participantCount() external view returns (uint256) {
+        return _participantCount;
+    }
+
+    /// @notice The session nonce this contract checks ballot signatures with (the board's).
+    function nonce() external view returns (bytes32) {
+        return _nonce;
+    }
+
+    /// @notice The tie seed this contract breaks ties with (the board's).
+    function tieSeed() external view returns (bytes32) {
+        return _tieSeed;
+    }
+
     /// @notice Whether the election of `round` has been tallied.
     function isTallied(uint64 round) external view returns (bool) {
         return _elections[round].tallied;

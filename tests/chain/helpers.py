@@ -1,48 +1,255 @@
-"""Test helpers: deploy a session and sign ballots, through the real clients."""
+"""Test helpers: deploy a session, and sign and post updates, ballots and models, through the real clients."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from web3 import Web3
 
-from seccl.chain.backends import ChainBackend
-from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient
+from seccl.chain.accounts import fund, signing_connection
+from seccl.chain.backends import ChainBackend, EmbeddedChain
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
+from seccl.chain.consensus import ConsensusClient, ElectionRecord
+from seccl.chain.session import SessionTerms, deploy_session
+from seccl.chain.signing import SigningDomain
+from seccl.chain.transactions import TxReceipt
+from seccl.election import ABSTAIN
 from seccl.protocol.messages import EvaluationMessage
 from tests.conftest import make_accounts
 
-FAR_FUTURE = 2**62
+PHASES = Phases(update=3_600, ballot=3_600, model=3_600)
+"""An hour per phase: ample for a test on anvil's wall clock; tests jump over it with the clock."""
+
+# Test money: a session's deployments cost about 4M gas, so 1 ether lasts many sessions even at
+# anvil's 1 gwei, and never drains the node's first account, which everyone funds from.
+SERVER_WEI = 10**18
+PARTICIPANT_WEI = 10**17
+
+
+def digest(text: str) -> bytes:
+    """A 32-byte stand-in for a message digest."""
+    return hashlib.sha256(text.encode()).digest()
+
+
+def ensure_funds(backend: ChainBackend, address: str, wei: int) -> None:
+    """Fund ``address`` unless it already holds at least half of ``wei`` (keys repeat across tests)."""
+    if backend.connect().eth.get_balance(Web3.to_checksum_address(address)) < wei // 2:
+        fund(backend, address, wei)
+
+
+def default_terms(
+    server: LocalAccount,
+    accounts: Sequence[LocalAccount],
+    m: int,
+    *,
+    phases: Phases = PHASES,
+    tag: str = "session",
+) -> SessionTerms:
+    return SessionTerms(
+        server=server.address,
+        participants=tuple(a.address for a in accounts),
+        candidates=m,
+        nonce=keccak(text=f"seccl-test-nonce-{tag}"),
+        tie_seed=keccak(text=f"seccl-test-ties-{tag}"),
+        phases=phases,
+        initial_model=digest(f"initial model {tag}"),
+    )
 
 
 @dataclass
 class Session:
+    """One deployed session; :attr:`board` and :attr:`consensus` write from the server's account."""
+
+    backend: ChainBackend
     w3: Web3
-    server: str
+    server: LocalAccount
     accounts: list[LocalAccount]
+    terms: SessionTerms
     board: BulletinBoardClient
     consensus: ConsensusClient
+    deployment: list[TxReceipt]
 
-    def sign_scores(
-        self, round_: int, voter: LocalAccount, scores: Sequence[int]
-    ) -> tuple[bytes, bytes]:
-        """The digest of ``voter``'s evaluation message and its signature of it."""
-        digest = EvaluationMessage(round_, voter.address, tuple(scores)).digest()
-        return digest, self.board.sign(voter, round_, MessageKind.EVALUATION, digest)
+    @property
+    def n(self) -> int:
+        return len(self.accounts)
 
-    def vote(self, round_: int, voter: LocalAccount, scores: Sequence[int], **kwargs: object):
+    @property
+    def m(self) -> int:
+        return self.terms.candidates
+
+    @property
+    def first_block(self) -> int:
+        """The block of the board's deployment: log scans start here (the embedded EVM reads every
+        block of a scan, and the test chain is long)."""
+        return self.deployment[0].block_number
+
+    def accusations(self) -> list:
+        return self.board.accusations(from_block=self.first_block)
+
+    @property
+    def domain(self) -> SigningDomain:
+        return SigningDomain(
+            int(self.w3.eth.chain_id), self.board.address, self.consensus.address, self.terms.nonce
+        )
+
+    # ─────────────── signing ───────────────
+
+    def sign(self, account: LocalAccount, round_: int, kind: int, digest_: bytes) -> bytes:
+        return self.domain.sign(account, round_, kind, digest_)
+
+    def update_digest(self, round_: int, index: int) -> bytes:
+        return digest(f"{self.board.address} update of participant {index} in round {round_}")
+
+    def model_digest(self, round_: int) -> bytes:
+        return digest(f"{self.board.address} model of round {round_}")
+
+    def sign_scores(self, round_: int, voter: int, scores: Sequence[int]) -> tuple[bytes, bytes]:
+        """The digest of participant ``voter``'s evaluation message and its signature of it."""
+        account = self.accounts[voter]
+        evaluation = EvaluationMessage(round_, account.address, tuple(scores)).digest()
+        return evaluation, self.sign(account, round_, MessageKind.EVALUATION, evaluation)
+
+    def scores(self, voter: int, value: int | Sequence[int]) -> list[int]:
+        """A ballot for ``voter``: ``value`` for everyone (or by index), its own entry ABSTAIN."""
+        values = [value] * self.n if isinstance(value, int) else list(value)
+        values[voter] = ABSTAIN
+        return values
+
+    # ─────────────── posting (the server relays unless ``via`` says otherwise) ───────────────
+
+    def post_update(
+        self, round_: int, index: int, digest_: bytes | None = None, *, via: BulletinBoardClient | None = None
+    ) -> TxReceipt:
+        account = self.accounts[index]
+        digest_ = self.update_digest(round_, index) if digest_ is None else digest_
+        signature = self.sign(account, round_, MessageKind.UPDATE, digest_)
+        return (via or self.board).post_update(round_, account.address, digest_, signature)
+
+    def post_updates(self, round_: int, indices: Sequence[int] | None = None) -> None:
+        for i in range(self.n) if indices is None else indices:
+            self.post_update(round_, i)
+
+    def vote(
+        self,
+        round_: int,
+        voter: int,
+        scores: Sequence[int],
+        *,
+        ranking: Sequence[int] | None = None,
+        via: ConsensusClient | None = None,
+    ) -> TxReceipt:
         _, signature = self.sign_scores(round_, voter, scores)
-        return self.consensus.submit_scores(round_, voter.address, scores, signature, **kwargs)
+        client = via or self.consensus
+        return client.submit_scores(round_, self.accounts[voter].address, scores, signature, ranking=ranking)
+
+    def tally(self, round_: int) -> ElectionRecord:
+        return self.consensus.tally(round_, n=self.n)
+
+    def post_model(self, round_: int, digest_: bytes | None = None) -> TxReceipt:
+        digest_ = self.model_digest(round_) if digest_ is None else digest_
+        return self.board.post_model(
+            round_, digest_, self.sign(self.server, round_, MessageKind.MODEL, digest_)
+        )
+
+    def run_round(self, round_: int, value: int = 500_000) -> ElectionRecord:
+        """A whole round: every update, every ballot scoring ``value``, the tally and the model."""
+        self.post_updates(round_)
+        for voter in range(self.n):
+            self.vote(round_, voter, self.scores(voter, value))
+        record = self.tally(round_)
+        self.post_model(round_)
+        return record
+
+    # ─────────────── the chain clock ───────────────
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def pass_time_beyond(self, timestamp: int) -> None:
+        """Move the chain's clock past ``timestamp``."""
+        now = self.now()
+        if now <= timestamp:
+            self.backend.advance_time(timestamp - now + 1)
+
+    def pass_update_phase(self, round_: int) -> None:
+        self.pass_time_beyond(self.board.round_info(round_).update_deadline)
+
+    def pass_ballot_phase(self, round_: int) -> None:
+        self.pass_time_beyond(self.board.round_info(round_).ballot_deadline)
+
+    def pass_model_phase(self, round_: int) -> None:
+        self.pass_time_beyond(self.board.round_info(round_).model_deadline)
+
+    # ─────────────── other parties' own connections ───────────────
+
+    def own_clients(self, account: LocalAccount) -> tuple[BulletinBoardClient, ConsensusClient]:
+        """The board and consensus contract over ``account``'s own funded, signing connection."""
+        ensure_funds(self.backend, account.address, PARTICIPANT_WEI)
+        w3 = signing_connection(self.backend, account)
+        return (
+            self.board.for_reader(w3, sender=account.address),
+            self.consensus.for_reader(w3, sender=account.address),
+        )
+
+    def reader(self) -> tuple[BulletinBoardClient, ConsensusClient]:
+        """Read-only clients over a new connection (an outside auditor's)."""
+        w3 = self.backend.connect()
+        return self.board.for_reader(w3), self.consensus.for_reader(w3)
 
 
-def deploy_session(backend: ChainBackend, n: int, m: int, tag: str = "participant") -> Session:
-    w3 = backend.connect()
-    server = backend.server_account()
+def server_account(tag: str = "server") -> LocalAccount:
+    return make_accounts(1, tag)[0]
+
+
+def deploy(
+    backend: ChainBackend,
+    n: int,
+    m: int,
+    *,
+    phases: Phases = PHASES,
+    tag: str = "participant",
+    server: LocalAccount | None = None,
+    terms: SessionTerms | None = None,
+    **changes: object,
+) -> Session:
+    """Deploy a session of ``n`` deterministic participant keys electing ``m``, from a funded server
+    key writing over its own signing connection. ``changes`` override fields of the terms."""
+    server = server or server_account()
     accounts = make_accounts(n, tag)
-    board, _ = BulletinBoardClient.deploy(
-        w3, server=server, participants=[a.address for a in accounts]
-    )
-    consensus, _ = ConsensusClient.deploy(w3, server=server, board=board.address, candidates=m)
-    return Session(w3, server, accounts, board, consensus)
+    ensure_funds(backend, server.address, SERVER_WEI)
+    w3 = signing_connection(backend, server)
+    if terms is None:
+        terms = default_terms(server, accounts, m, phases=phases, tag=f"{tag}-{n}-{m}")
+    terms = replace(terms, **changes)  # type: ignore[arg-type]
+    board, consensus, deployment = deploy_session(w3, terms)
+    return Session(backend, w3, server, accounts, terms, board, consensus, deployment)
+
+
+@contextmanager
+def rewound(backend: ChainBackend) -> Iterator[None]:
+    """Run the body, then rewind the chain to where it was before it: what the body deployed is
+    gone, and the same sender deploys at the same addresses again (a fresh chain, as it were)."""
+    revert = _snapshot(backend)
+    try:
+        yield
+    finally:
+        revert()
+
+
+def _snapshot(backend: ChainBackend) -> Callable[[], None]:
+    if isinstance(backend, EmbeddedChain):
+        snapshot = backend.tester.take_snapshot()
+        return lambda: backend.tester.revert_to_snapshot(snapshot)
+    provider = backend.connect().provider
+    snapshot = provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+
+    def revert() -> None:
+        if not provider.make_request("evm_revert", [snapshot])["result"]:  # type: ignore[arg-type]
+            raise AssertionError(f"anvil did not revert to snapshot {snapshot}")
+
+    return revert

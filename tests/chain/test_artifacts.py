@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from seccl.chain.artifacts import CONTRACT_NAMES, load_artifact
+from seccl.chain.backends import ChainBackend
+from seccl.chain.session import code_matches
+from tests.chain.helpers import deploy
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "src" / "seccl" / "chain" / "artifacts"
 SCRIPT = Path("scripts") / "compile_contracts.js"
@@ -98,3 +103,31 @@ def test_every_contract_source_pins_the_compiler_version(name: str) -> None:
     text = (ROOT / "contracts" / f"{name}.sol").read_text()
 
     assert "pragma solidity 0.8.37;" in text
+
+
+def test_the_artifacts_list_the_deployed_contracts_and_their_immutables() -> None:
+    assert CONTRACT_NAMES == NAMES
+    for name in NAMES:
+        artifact = load_artifact(name)
+        assert artifact.deployed_bytecode.startswith("0x")
+        assert artifact.immutable_ranges and all(length == 32 for _, length in artifact.immutable_ranges)
+        size = len(artifact.deployed_bytecode) // 2 - 1
+        assert all(start > 0 and start + length <= size for start, length in artifact.immutable_ranges)
+        assert size <= 24_576  # EIP-170: the runtime code fits the contract size limit
+
+
+def test_the_deployed_code_equals_the_committed_runtime_code_with_the_immutables_masked(
+    backend: ChainBackend,
+) -> None:
+    session = deploy(backend, n=3, m=1, tag="artifacts")
+    for address, name in ((session.board.address, "BulletinBoard"), (session.consensus.address, "Consensus")):
+        artifact = load_artifact(name)
+        code = bytearray(session.w3.eth.get_code(address))  # type: ignore[arg-type]
+        expected = bytearray(bytes.fromhex(artifact.deployed_bytecode[2:]))
+        assert artifact.immutable_ranges  # both contracts hold immutables
+        assert code != expected  # the constructor wrote them in
+        for start, length in artifact.immutable_ranges:
+            code[start : start + length] = expected[start : start + length] = b"\x00" * length
+        assert code == expected
+        assert code_matches(session.w3, address, name)
+    assert not code_matches(session.w3, session.board.address, "Consensus")

@@ -1,244 +1,587 @@
-"""The bulletin board records signed digests and rejects every bad post with a typed error."""
+"""The bulletin board records signed digests in round order, takes posts from anyone holding the
+author's signature, rejects every bad post with a typed error, and upholds only true accusations."""
 
 from __future__ import annotations
-
-import hashlib
 
 import pytest
 
 from seccl.chain import errors
 from seccl.chain.backends import ChainBackend
-from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from tests.chain.helpers import Session, deploy_session
+from seccl.chain.bulletin_board import (
+    BoardRecord,
+    BulletinBoardClient,
+    DeploySettings,
+    MessageKind,
+    Offence,
+    Phases,
+)
+from seccl.chain.signing import SigningDomain
+from seccl.protocol.statements import Delivery
+from tests.chain.helpers import PHASES, Session, deploy, digest, rewound, server_account
 from tests.conftest import make_accounts
 
-
-def digest_of(text: str) -> bytes:
-    return hashlib.sha256(text.encode()).digest()
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 @pytest.fixture
 def session(backend: ChainBackend) -> Session:
-    return deploy_session(backend, n=4, m=2)
+    return deploy(backend, n=4, m=2, tag="board")
 
 
-def test_records_a_signed_post_and_finds_it_by_digest_author_and_tx_id(session: Session) -> None:
-    author = session.accounts[1]
-    digest = digest_of("update of participant 1")
-    signature = session.board.sign(author, 0, MessageKind.UPDATE, digest)
-
-    receipt = session.board.post(0, MessageKind.UPDATE, author.address, digest, signature)
-
-    record = session.board.record_of(digest)
-    assert record is not None
-    assert (record.round, record.kind, record.author) == (0, MessageKind.UPDATE, author.address)
-    assert session.board.digest_of(0, MessageKind.UPDATE, author.address) == digest
-    assert session.board.record_in_transaction(receipt.tx_hash) == record
-    assert receipt.tx_hash.startswith("0x") and len(receipt.tx_hash) == 66
-    assert session.board.records()[-1] == (record, receipt.tx_hash)
+def _tally_round_one(session: Session) -> None:
+    """Round 1 with every update and ballot in, tallied: its model may be posted."""
+    session.post_updates(1)
+    for voter in range(session.n):
+        session.vote(1, voter, session.scores(voter, 500_000))
+    session.tally(1)
 
 
-def test_a_participant_verifies_a_record_over_its_own_connection(
-    session: Session, backend: ChainBackend
+# ─────────────────────────── deployment and round order ───────────────────────────
+
+
+def test_deployment_records_the_initial_model_and_opens_round_one_with_the_fixed_phases(
+    session: Session,
 ) -> None:
-    author = session.accounts[0]
-    digest = digest_of("verified independently")
-    receipt = session.board.post(
-        0,
-        MessageKind.UPDATE,
-        author.address,
-        digest,
-        session.board.sign(author, 0, MessageKind.UPDATE, digest),
-    )
+    board = session.board
+    info = board.round_info(1)
 
-    reader = session.board.for_reader(backend.connect())
+    assert board.current_round() == 1
+    assert board.server() == session.server.address
+    assert board.consensus() == session.consensus.address
+    assert board.participants() == [a.address for a in session.accounts]
+    assert board.participant_index(session.accounts[2].address) == 2
+    assert board.participant_index(session.server.address) is None
+    assert board.phases() == PHASES
+    assert board.nonce() == session.terms.nonce and board.tie_seed() == session.terms.tie_seed
+    assert board.digest_of(0, MessageKind.MODEL, session.server.address) == session.terms.initial_model
+    assert info.opened_at > 0 and info.updates == 0 and not info.model_posted
+    assert info.update_deadline == info.opened_at + PHASES.update
+    assert info.ballot_deadline == info.update_deadline + PHASES.ballot
+    assert info.model_deadline == info.ballot_deadline + PHASES.model
+    assert board.round_info(2).opened_at == 0
+    initial = (BoardRecord(0, MessageKind.MODEL, session.server.address, session.terms.initial_model),)
+    assert tuple(record for record, _ in board.records(from_block=session.first_block)) == initial
 
+
+def test_a_relayed_update_is_recorded_and_found_by_round_author_and_tx_id(session: Session) -> None:
+    author = session.accounts[1]
+    update = digest("update of participant 1")
+
+    receipt = session.post_update(1, 1, update)
+
+    record = BoardRecord(1, MessageKind.UPDATE, author.address, update)
+    assert session.board.digest_of(1, MessageKind.UPDATE, author.address) == update
+    assert session.board.updates_of(1) == [None, update, None, None]
+    assert session.board.record_in_transaction(receipt.tx_hash) == record
+    assert session.board.records(from_block=session.first_block)[-1] == (record, receipt.tx_hash)
+    info = session.board.round_info(1)
+    assert info.updates == 1 and info.eligible == (1,) and info.has_update(1)
+
+
+def test_a_participant_posts_its_own_update_from_its_own_account(session: Session) -> None:
+    author = session.accounts[3]
+    own_board, _ = session.own_clients(author)
+    update = digest("posted by the author, the server silent")
+
+    receipt = session.post_update(1, 3, update, via=own_board)
+
+    sent = session.w3.eth.get_transaction(receipt.tx_hash)  # type: ignore[arg-type]
+    assert sent["from"] == author.address
+    reader, _ = session.reader()
     assert reader.sender is None
-    assert reader.record_in_transaction(receipt.tx_hash).digest == digest  # type: ignore[union-attr]
+    assert reader.record_in_transaction(receipt.tx_hash) == BoardRecord(
+        1, MessageKind.UPDATE, author.address, update
+    )
+
+
+def test_anyone_may_relay_an_update_signed_by_its_author(session: Session) -> None:
+    stranger = make_accounts(1, "board-stranger")[0]
+    stranger_board, _ = session.own_clients(stranger)
+
+    session.post_update(1, 0, via=stranger_board)
+
+    assert session.board.digest_of(
+        1, MessageKind.UPDATE, session.accounts[0].address
+    ) == session.update_digest(1, 0)
+
+
+def test_a_read_only_client_refuses_to_write(session: Session) -> None:
+    reader, _ = session.reader()
+
     with pytest.raises(errors.ChainError, match="read-only"):
-        reader.open_round(1)
+        session.post_update(1, 0, via=reader)
 
 
-def test_python_signed_hash_equals_the_contracts(session: Session) -> None:
-    digest = digest_of("hash rule")
-    onchain = session.board.contract.functions.signedHash(7, 1, digest).call()
-    assert bytes(onchain) == session.board.signed_hash(7, MessageKind.EVALUATION, digest)
+def test_the_python_signed_hash_equals_the_contracts(session: Session) -> None:
+    message = digest("hash rule")
+    onchain = session.board.contract.functions.signedHash(7, int(MessageKind.EVALUATION), message).call()
+
+    assert bytes(onchain) == session.domain.signed_hash(7, MessageKind.EVALUATION, message)
 
 
-def test_rejects_a_forged_signature(session: Session) -> None:
-    victim, forger = session.accounts[0], session.accounts[1]
-    digest = digest_of("forged")
-    forged = session.board.sign(forger, 0, MessageKind.UPDATE, digest)
+def test_posting_the_model_of_a_tallied_round_opens_the_next_round(session: Session) -> None:
+    _tally_round_one(session)
+    model = session.model_digest(1)
 
-    with pytest.raises(errors.BulletinInvalidSignature) as caught:
-        session.board.post(0, MessageKind.UPDATE, victim.address, digest, forged)
+    receipt = session.post_model(1, model)
 
-    assert caught.value.fields["signer"] == forger.address
-    assert session.board.record_of(digest) is None
-
-
-def test_rejects_a_tampered_digest_under_the_authors_signature(session: Session) -> None:
-    author = session.accounts[2]
-    signed_digest = digest_of("what the author sent")
-    signature = session.board.sign(author, 0, MessageKind.UPDATE, signed_digest)
-    tampered = digest_of("what the server changed it to")
-
-    with pytest.raises(errors.BulletinInvalidSignature):
-        session.board.post(0, MessageKind.UPDATE, author.address, tampered, signature)
-
-    assert session.board.record_of(tampered) is None
-    assert session.board.digest_of(0, MessageKind.UPDATE, author.address) is None
+    board = session.board
+    assert board.current_round() == 2
+    assert board.digest_of(1, MessageKind.MODEL, session.server.address) == model
+    assert board.round_info(1).model_posted
+    opened = board.round_info(2)
+    block = session.w3.eth.get_block(receipt.block_number)
+    assert opened.opened_at == int(block["timestamp"]) and opened.updates == 0
+    events = board.contract.events.RoundOpened().get_logs(from_block=receipt.block_number)
+    assert [(int(e["args"]["round"]), int(e["args"]["openedAt"])) for e in events] == [(2, opened.opened_at)]
+    session.post_update(2, 0)  # round 2 takes updates now
+    assert board.updates_of(2)[0] == session.update_digest(2, 0)
 
 
-def test_rejects_a_signature_for_another_round_or_kind(session: Session) -> None:
-    author = session.accounts[0]
-    digest = digest_of("replayed")
-    other_kind = session.board.sign(author, 0, MessageKind.EVALUATION, digest)
+def test_anyone_may_relay_the_servers_signed_model(session: Session) -> None:
+    _tally_round_one(session)
+    own_board, _ = session.own_clients(session.accounts[0])
+    model = session.model_digest(1)
 
-    with pytest.raises(errors.BulletinInvalidSignature):
-        session.board.post(0, MessageKind.UPDATE, author.address, digest, other_kind)
+    own_board.post_model(1, model, session.sign(session.server, 1, MessageKind.MODEL, model))
 
-
-def test_rejects_malformed_signature_bytes(session: Session) -> None:
-    with pytest.raises(errors.BulletinInvalidSignature):
-        session.board.post(
-            0, MessageKind.UPDATE, session.accounts[0].address, digest_of("x"), b"\x01" * 10
-        )
+    assert session.board.current_round() == 2
 
 
-def test_rejects_a_duplicate_post_by_the_same_author(session: Session) -> None:
-    author = session.accounts[0]
-    first, second = digest_of("first"), digest_of("second")
-    session.board.post(
-        0,
-        MessageKind.UPDATE,
-        author.address,
-        first,
-        session.board.sign(author, 0, MessageKind.UPDATE, first),
-    )
+def test_the_model_cannot_be_posted_before_the_election_is_tallied(session: Session) -> None:
+    session.post_updates(1)
 
-    with pytest.raises(errors.BulletinAlreadyPosted):
-        session.board.post(
-            0,
-            MessageKind.UPDATE,
-            author.address,
-            second,
-            session.board.sign(author, 0, MessageKind.UPDATE, second),
-        )
+    with pytest.raises(errors.BulletinNotTallied) as caught:
+        session.post_model(1)
 
-    assert session.board.digest_of(0, MessageKind.UPDATE, author.address) == first
-
-
-def test_rejects_a_digest_already_on_the_board(session: Session) -> None:
-    a, b = session.accounts[0], session.accounts[1]
-    digest = digest_of("same bytes")
-    session.board.post(
-        0,
-        MessageKind.UPDATE,
-        a.address,
-        digest,
-        session.board.sign(a, 0, MessageKind.UPDATE, digest),
-    )
-
-    with pytest.raises(errors.BulletinDuplicateDigest):
-        session.board.post(
-            0,
-            MessageKind.UPDATE,
-            b.address,
-            digest,
-            session.board.sign(b, 0, MessageKind.UPDATE, digest),
-        )
-
-
-def test_rejects_posts_for_closed_and_future_rounds(session: Session) -> None:
-    author = session.accounts[0]
-    session.board.open_round(1)
-    digest = digest_of("late")
-
-    with pytest.raises(errors.BulletinRoundClosed):
-        session.board.post(
-            0,
-            MessageKind.UPDATE,
-            author.address,
-            digest,
-            session.board.sign(author, 0, MessageKind.UPDATE, digest),
-        )
-    with pytest.raises(errors.BulletinRoundNotOpen):
-        session.board.post(
-            2,
-            MessageKind.UPDATE,
-            author.address,
-            digest,
-            session.board.sign(author, 2, MessageKind.UPDATE, digest),
-        )
+    assert caught.value.fields == {"round": 1}
     assert session.board.current_round() == 1
 
 
-def test_opens_rounds_only_in_sequence(session: Session) -> None:
-    with pytest.raises(errors.BulletinInvalidRound) as caught:
-        session.board.open_round(2)
-    assert caught.value.fields == {"requested": 2, "expected": 1}
-
-
-def test_rejects_an_unknown_author(session: Session) -> None:
-    stranger = make_accounts(1, tag="stranger")[0]
-    digest = digest_of("stranger")
-
-    with pytest.raises(errors.BulletinUnknownAuthor):
-        session.board.post(
-            0,
-            MessageKind.UPDATE,
-            stranger.address,
-            digest,
-            session.board.sign(stranger, 0, MessageKind.UPDATE, digest),
-        )
-
-
-def test_only_the_server_posts_models_and_only_participants_post_updates(
-    session: Session,
-) -> None:
+def test_a_model_not_signed_by_the_server_is_refused(session: Session) -> None:
+    _tally_round_one(session)
+    model = session.model_digest(1)
     participant = session.accounts[0]
-    digest = digest_of("model by a participant")
+
+    with pytest.raises(errors.BulletinInvalidSignature) as caught:
+        session.board.post_model(1, model, session.sign(participant, 1, MessageKind.MODEL, model))
+
+    assert caught.value.fields == {"expected": session.server.address, "signer": participant.address}
+
+
+def test_a_post_for_a_round_not_yet_open_is_refused(session: Session) -> None:
+    with pytest.raises(errors.BulletinRoundNotOpen) as caught:
+        session.post_update(2, 0)
+
+    assert caught.value.fields == {"round": 2, "currentRound": 1}
+    with pytest.raises(errors.BulletinRoundNotOpen):
+        session.post_model(2)
+
+
+def test_a_post_for_a_round_whose_model_is_on_the_board_is_refused(session: Session) -> None:
+    _tally_round_one(session)
+    session.post_model(1)
+
+    with pytest.raises(errors.BulletinRoundClosed) as caught:
+        session.post_update(1, 0, digest("too late"))
+    assert caught.value.fields == {"round": 1, "currentRound": 2}
+    with pytest.raises(errors.BulletinRoundClosed):
+        session.post_model(1, digest("a second model"))
+    with pytest.raises(errors.BulletinRoundClosed):
+        session.post_model(0, digest("another initial model"))
+
+
+def test_an_update_after_the_update_phase_is_refused(session: Session) -> None:
+    session.post_update(1, 0)
+    deadline = session.board.round_info(1).update_deadline
+    session.pass_update_phase(1)
+
+    with pytest.raises(errors.BulletinUpdatePhaseOver) as caught:
+        session.post_update(1, 1)
+
+    assert caught.value.fields == {"round": 1, "deadline": deadline}
+    assert session.board.round_info(1).eligible == (0,)
+
+
+def test_an_update_by_someone_outside_the_roster_is_refused(session: Session) -> None:
+    stranger = make_accounts(1, tag="stranger")[0]
+    update = digest("stranger")
+
+    with pytest.raises(errors.BulletinUnknownAuthor) as caught:
+        session.board.post_update(
+            1, stranger.address, update, session.sign(stranger, 1, MessageKind.UPDATE, update)
+        )
+
+    assert caught.value.fields == {"author": stranger.address}
+
+
+def test_the_server_cannot_post_an_update(session: Session) -> None:
+    update = digest("server's own update")
 
     with pytest.raises(errors.BulletinUnknownAuthor):
-        session.board.post(
-            0,
-            MessageKind.MODEL,
-            participant.address,
-            digest,
-            session.board.sign(participant, 0, MessageKind.MODEL, digest),
+        session.board.post_update(
+            1, session.server.address, update, session.sign(session.server, 1, MessageKind.UPDATE, update)
         )
 
 
-def test_rejects_relays_from_anyone_but_the_server(session: Session) -> None:
+def test_a_second_update_of_the_same_author_in_a_round_is_refused(session: Session) -> None:
+    first, second = digest("first"), digest("second")
+    session.post_update(1, 0, first)
+
+    with pytest.raises(errors.BulletinAlreadyPosted) as caught:
+        session.post_update(1, 0, second)
+
+    assert caught.value.fields == {
+        "round": 1,
+        "kind": int(MessageKind.UPDATE),
+        "author": session.accounts[0].address,
+    }
+    assert session.board.digest_of(1, MessageKind.UPDATE, session.accounts[0].address) == first
+    assert session.board.round_info(1).updates == 1
+
+
+def test_two_authors_may_post_the_same_digest(session: Session) -> None:
+    same = digest("same bytes")
+    session.post_update(1, 0, same)
+    session.post_update(1, 1, same)
+
+    assert session.board.updates_of(1)[:2] == [same, same]
+
+
+# ─────────────────────────── signatures ───────────────────────────
+
+
+def test_a_signature_by_someone_else_is_refused(session: Session) -> None:
+    victim, forger = session.accounts[0], session.accounts[1]
+    update = digest("forged")
+    forged = session.sign(forger, 1, MessageKind.UPDATE, update)
+
+    with pytest.raises(errors.BulletinInvalidSignature) as caught:
+        session.board.post_update(1, victim.address, update, forged)
+
+    assert caught.value.fields == {"expected": victim.address, "signer": forger.address}
+    assert session.board.digest_of(1, MessageKind.UPDATE, victim.address) is None
+
+
+def test_a_digest_tampered_under_the_authors_signature_is_refused(session: Session) -> None:
+    author = session.accounts[2]
+    signature = session.sign(author, 1, MessageKind.UPDATE, digest("what the author sent"))
+    tampered = digest("what the server changed it to")
+
+    with pytest.raises(errors.BulletinInvalidSignature):
+        session.board.post_update(1, author.address, tampered, signature)
+
+    assert session.board.digest_of(1, MessageKind.UPDATE, author.address) is None
+
+
+@pytest.mark.parametrize(("round_", "kind"), [(2, MessageKind.UPDATE), (1, MessageKind.EVALUATION)])
+def test_a_signature_for_another_round_or_kind_is_refused(
+    session: Session, round_: int, kind: MessageKind
+) -> None:
     author = session.accounts[0]
-    digest = digest_of("relay")
-    intruder = session.w3.eth.accounts[1]
-    hijacked = BulletinBoardClient(session.w3, session.board.address, sender=intruder)
+    update = digest("replayed")
 
-    with pytest.raises(errors.BulletinUnauthorizedRelay) as caught:
-        hijacked.post(
-            0,
-            MessageKind.UPDATE,
-            author.address,
-            digest,
-            session.board.sign(author, 0, MessageKind.UPDATE, digest),
+    with pytest.raises(errors.BulletinInvalidSignature):
+        session.board.post_update(1, author.address, update, session.sign(author, round_, kind, update))
+
+
+@pytest.mark.parametrize("signature", [b"", b"\x01" * 10, b"\x00" * 65], ids=["empty", "short", "zero"])
+def test_malformed_signature_bytes_are_refused_as_signed_by_nobody(
+    session: Session, signature: bytes
+) -> None:
+    with pytest.raises(errors.BulletinInvalidSignature) as caught:
+        session.board.post_update(1, session.accounts[0].address, digest("x"), signature)
+
+    assert caught.value.fields["signer"] == ZERO_ADDRESS
+
+
+def test_a_signature_for_another_board_is_refused(session: Session, backend: ChainBackend) -> None:
+    other = deploy(backend, n=4, m=2, tag="board")  # the same roster and terms, other addresses
+    assert other.board.address != session.board.address
+    update = digest("signed for the other board")
+    signature = other.sign(other.accounts[0], 1, MessageKind.UPDATE, update)
+    assert other.accounts[0].address == session.accounts[0].address
+
+    with pytest.raises(errors.BulletinInvalidSignature):
+        session.board.post_update(1, session.accounts[0].address, update, signature)
+    other.board.post_update(1, other.accounts[0].address, update, signature)  # where it belongs
+
+
+def test_a_signature_from_another_session_at_the_same_addresses_is_refused(backend: ChainBackend) -> None:
+    server = server_account("replay-server")
+    update = digest("signed in the first session")
+    with rewound(backend):
+        first = deploy(backend, n=3, m=1, tag="replay", server=server)
+        signature = first.sign(first.accounts[0], 1, MessageKind.UPDATE, update)
+        first.post_update(1, 0, update)  # valid where it was signed
+    # The chain is back to before the first session: the same server deploys at the same addresses.
+    second = deploy(backend, n=3, m=1, tag="replay", server=server, nonce=digest("another session nonce"))
+    assert (second.board.address, second.consensus.address) == (first.board.address, first.consensus.address)
+    assert second.board.digest_of(1, MessageKind.UPDATE, second.accounts[0].address) is None
+
+    with pytest.raises(errors.BulletinInvalidSignature):
+        second.board.post_update(1, second.accounts[0].address, update, signature)
+
+
+def test_a_signature_for_another_chain_is_refused(session: Session) -> None:
+    update = digest("another chain")
+    elsewhere = SigningDomain(
+        session.domain.chain_id + 1, session.board.address, session.consensus.address, session.terms.nonce
+    )
+    author = session.accounts[0]
+
+    with pytest.raises(errors.BulletinInvalidSignature):
+        session.board.post_update(
+            1, author.address, update, elsewhere.sign(author, 1, MessageKind.UPDATE, update)
         )
-    assert caught.value.fields["caller"] == intruder
-    with pytest.raises(errors.BulletinUnauthorizedRelay):
-        hijacked.open_round(1)
 
 
-@pytest.mark.parametrize("problem", ["empty", "duplicate", "server", "zero"])
-def test_rejects_an_invalid_participant_list(backend: ChainBackend, problem: str) -> None:
-    w3, server = backend.connect(), backend.server_account()
+# ─────────────────────────── constructor ───────────────────────────
+
+
+def _settings(session: Session, **changes: object) -> DeploySettings:
+    fields: dict[str, object] = {
+        "consensus": session.consensus.address,
+        "nonce": session.terms.nonce,
+        "tie_seed": session.terms.tie_seed,
+        "phases": PHASES,
+        "initial_model": session.terms.initial_model,
+    }
+    fields.update(changes)
+    return DeploySettings(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("problem", "position"),
+    [("empty", 0), ("duplicate", 2), ("server", 1), ("zero", 1), ("too-many", 257)],
+)
+def test_an_invalid_participant_list_is_refused_at_deployment(
+    session: Session, problem: str, position: int
+) -> None:
     a, b = (acct.address for acct in make_accounts(2))
     participants = {
         "empty": [],
         "duplicate": [a, b, a],
-        "server": [a, server],
-        "zero": [a, "0x" + "00" * 20],
+        "server": [a, session.server.address],
+        "zero": [a, ZERO_ADDRESS],
+        "too-many": [acct.address for acct in make_accounts(257, "crowd")],
     }[problem]
 
-    with pytest.raises(errors.BulletinInvalidParticipants):
-        BulletinBoardClient.deploy(w3, server=server, participants=participants)
+    with pytest.raises(errors.BulletinInvalidParticipants) as caught:
+        BulletinBoardClient.deploy(
+            session.w3, server=session.server.address, participants=participants, settings=_settings(session)
+        )
+
+    assert caught.value.fields == {"position": position}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"consensus": ZERO_ADDRESS},
+        {"phases": Phases(0, 60, 60)},
+        {"phases": Phases(60, 0, 60)},
+        {"phases": Phases(60, 60, 0)},
+    ],
+    ids=["no-consensus", "no-update-phase", "no-ballot-phase", "no-model-phase"],
+)
+def test_invalid_settings_are_refused_at_deployment(session: Session, change: dict[str, object]) -> None:
+    with pytest.raises(errors.BulletinInvalidSettings):
+        BulletinBoardClient.deploy(
+            session.w3,
+            server=session.server.address,
+            participants=[a.address for a in session.accounts],
+            settings=_settings(session, **change),
+        )
+
+
+# ─────────────────────────── accusations ───────────────────────────
+
+
+def _delivery(
+    session: Session, round_: int, kind: MessageKind, digests: list[bytes], *, signer=None
+) -> Delivery:
+    """What the server says it handed participant 0: ``kind`` messages by everybody else."""
+    authors = (
+        [session.server.address] if kind == MessageKind.MODEL else [a.address for a in session.accounts[1:]]
+    )
+    return Delivery.sign(
+        signer or session.server, session.domain, round_, kind, session.accounts[0].address, authors, digests
+    )
+
+
+def _accuse(
+    session: Session, delivery: Delivery, position: int, *, client: BulletinBoardClient | None = None
+):
+    client = client or session.own_clients(session.accounts[0])[0]
+    return client.accuse_delivery(
+        delivery.round,
+        delivery.kind,
+        delivery.recipient,
+        delivery.authors,
+        delivery.digests,
+        position,
+        delivery.signature,
+    )
+
+
+def _recorded_updates(session: Session) -> list[bytes]:
+    return [session.update_digest(1, i) for i in range(1, session.n)]
+
+
+def test_a_server_signed_update_delivery_that_differs_from_the_board_is_upheld(session: Session) -> None:
+    session.post_updates(1)
+    delivered = _recorded_updates(session)
+    delivered[1] = digest("what the server handed out instead")
+    delivery = _delivery(session, 1, MessageKind.UPDATE, delivered)
+    accuser = session.accounts[0]
+
+    receipt = _accuse(session, delivery, 1)
+
+    assert session.board.caught_count() == 1
+    assert session.accusations() == [(1, accuser.address, Offence.DELIVERY_MISMATCH, receipt.tx_hash)]
+    event = session.board.contract.events.ServerCaught().process_receipt(
+        session.w3.eth.get_transaction_receipt(receipt.tx_hash)  # type: ignore[arg-type]
+    )[0]["args"]
+    assert bytes(event["digest"]) == delivered[1] and event["accuser"] == accuser.address
+
+
+def test_a_delivered_update_that_was_never_posted_is_upheld_once_the_update_phase_is_over(
+    session: Session,
+) -> None:
+    session.post_updates(1, [0, 1, 2])  # participant 3 posts nothing
+    delivered = [*_recorded_updates(session)[:2], digest("an update participant 3 never posted")]
+    delivery = _delivery(session, 1, MessageKind.UPDATE, delivered)
+
+    with pytest.raises(errors.BulletinAccusationRefuted) as caught:
+        _accuse(session, delivery, 2)  # participant 3 may still post it
+    assert caught.value.fields == {"round": 1, "offence": int(Offence.DELIVERED_UNRECORDED)}
+    session.pass_update_phase(1)
+    _accuse(session, delivery, 2)
+
+    assert [offence for _, _, offence, _ in session.accusations()] == [Offence.DELIVERED_UNRECORDED]
+    assert session.board.caught_count() == 1
+
+
+def test_a_delivered_model_that_differs_from_the_board_is_upheld(session: Session) -> None:
+    _tally_round_one(session)
+    wrong = _delivery(session, 1, MessageKind.MODEL, [digest("not the posted model")])
+
+    with pytest.raises(errors.BulletinAccusationRefuted) as caught:
+        _accuse(session, wrong, 0)  # nothing on the board yet to differ from
+    assert caught.value.fields["offence"] == int(Offence.DELIVERED_UNRECORDED)
+    session.post_model(1)
+    _accuse(session, wrong, 0)
+
+    assert [offence for _, _, offence, _ in session.accusations()] == [Offence.DELIVERY_MISMATCH]
+
+
+def test_an_honest_delivery_is_refuted(session: Session) -> None:
+    session.post_updates(1)
+    honest = _delivery(session, 1, MessageKind.UPDATE, _recorded_updates(session))
+
+    for position in range(len(honest.authors)):
+        with pytest.raises(errors.BulletinAccusationRefuted) as caught:
+            _accuse(session, honest, position)
+        assert caught.value.fields == {"round": 1, "offence": int(Offence.DELIVERY_MISMATCH)}
+    assert session.board.caught_count() == 0
+    assert session.accusations() == []
+
+
+def test_an_honest_model_delivery_is_refuted(session: Session) -> None:
+    _tally_round_one(session)
+    session.post_model(1)
+
+    with pytest.raises(errors.BulletinAccusationRefuted):
+        _accuse(session, _delivery(session, 1, MessageKind.MODEL, [session.model_digest(1)]), 0)
+    with pytest.raises(errors.BulletinAccusationRefuted):  # round 0: the initial model
+        _accuse(session, _delivery(session, 0, MessageKind.MODEL, [session.terms.initial_model]), 0)
+
+
+def test_a_delivery_of_evaluations_is_never_upheld_on_the_board(session: Session) -> None:
+    delivery = _delivery(session, 1, MessageKind.EVALUATION, [digest("e1"), digest("e2"), digest("e3")])
+
+    with pytest.raises(errors.BulletinAccusationRefuted):
+        _accuse(session, delivery, 0)
+
+
+def test_a_delivery_statement_not_signed_by_the_server_is_refused(session: Session) -> None:
+    session.post_updates(1)
+    delivered = _recorded_updates(session)
+    delivered[0] = digest("fabricated by the accuser")
+    fabricated = _delivery(session, 1, MessageKind.UPDATE, delivered, signer=session.accounts[0])
+
+    with pytest.raises(errors.BulletinInvalidSignature) as caught:
+        _accuse(session, fabricated, 0)
+
+    assert caught.value.fields == {"expected": session.server.address, "signer": session.accounts[0].address}
+    assert session.board.caught_count() == 0
+
+
+def test_an_accusation_that_alters_the_servers_statement_is_refused(session: Session) -> None:
+    session.post_updates(1)
+    honest = _delivery(session, 1, MessageKind.UPDATE, _recorded_updates(session))
+    altered = Delivery(
+        honest.round,
+        honest.kind,
+        honest.recipient,
+        honest.authors,
+        (digest("altered after signing"), *honest.digests[1:]),
+        honest.signature,
+    )
+
+    with pytest.raises(errors.BulletinInvalidSignature):
+        _accuse(session, altered, 0)
+
+
+@pytest.mark.parametrize(
+    ("authors", "digests", "position"), [(3, 2, 0), (3, 3, 3)], ids=["lengths", "position"]
+)
+def test_an_accusation_with_lists_that_do_not_fit_is_refused(
+    session: Session, authors: int, digests: int, position: int
+) -> None:
+    own_board, _ = session.own_clients(session.accounts[0])
+
+    with pytest.raises(errors.BulletinWrongLength) as caught:
+        own_board.accuse_delivery(
+            1,
+            MessageKind.UPDATE,
+            session.accounts[0].address,
+            [a.address for a in session.accounts[1 : 1 + authors]],
+            [digest(str(i)) for i in range(digests)],
+            position,
+            b"\x00" * 65,
+        )
+
+    assert caught.value.fields == ({"a": 3, "b": 2} if digests == 2 else {"a": 3, "b": 3})
+
+
+def test_a_missing_model_is_upheld_only_after_the_model_deadline(session: Session) -> None:
+    _tally_round_one(session)
+    own_board, _ = session.own_clients(session.accounts[0])
+
+    with pytest.raises(errors.BulletinAccusationRefuted) as caught:
+        own_board.accuse_missing_model(1)
+    assert caught.value.fields == {"round": 1, "offence": int(Offence.MODEL_NOT_POSTED)}
+    session.pass_model_phase(1)
+    receipt = own_board.accuse_missing_model(1)
+
+    assert session.accusations() == [
+        (1, session.accounts[0].address, Offence.MODEL_NOT_POSTED, receipt.tx_hash)
+    ]
+    assert session.board.caught_count() == 1
+    session.post_model(1)  # late, but the round order still holds
+    assert session.board.current_round() == 2
+
+
+@pytest.mark.parametrize("round_", [0, 1, 3], ids=["initial-model", "posted", "not-open"])
+def test_a_missing_model_accusation_is_refuted_for_a_posted_model_or_a_round_not_open(
+    session: Session, round_: int
+) -> None:
+    _tally_round_one(session)
+    session.post_model(1)
+    session.pass_model_phase(1)  # round 1's deadline is over: only the model being there refutes it
+
+    with pytest.raises(errors.BulletinAccusationRefuted):
+        session.board.accuse_missing_model(round_)
+    assert session.board.caught_count() == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from eth_utils import keccak, to_checksum_address
 from seccl.chain import errors
 from seccl.chain.artifacts import CONTRACT_NAMES, load_artifact
 from seccl.chain.backends import EmbeddedChain
-from seccl.chain.bulletin_board import BulletinBoardClient
+from seccl.chain.bulletin_board import MessageKind
 from seccl.chain.errors import (
     ABI_ERRORS,
     REVERT_CLASSES,
@@ -21,7 +23,7 @@ from seccl.chain.errors import (
     decode_revert,
     revert_data,
 )
-from tests.conftest import make_accounts
+from tests.chain.helpers import deploy, digest
 
 ADDRESS = "0x52908400098527886e0f7030069857d2e4169ee7"  # lower case, as no client would show it
 ADDRESS_CHECKSUMMED = "0x52908400098527886E0F7030069857D2E4169EE7"
@@ -134,19 +136,21 @@ def test_addresses_come_back_checksummed() -> None:
     exc = decode_revert(data)
 
     assert isinstance(exc, errors.BulletinInvalidSignature)
-    assert exc.fields == {"author": ADDRESS_CHECKSUMMED, "signer": "0x" + "00" * 20}
+    assert exc.fields == {"expected": ADDRESS_CHECKSUMMED, "signer": "0x" + "00" * 20}
     assert ADDRESS_CHECKSUMMED in str(exc) and ADDRESS not in str(exc)
-    assert to_checksum_address(exc.fields["author"]) == exc.fields["author"]
+    assert to_checksum_address(exc.fields["expected"]) == exc.fields["expected"]
 
 
-def test_a_bytes32_argument_comes_back_as_0x_hex() -> None:
-    digest = b"\xde\xad\xbe\xef" + b"\x00" * 27 + b"\x01"
-    data = _selector("BulletinDuplicateDigest", ["bytes32"]) + encode(["bytes32"], [digest])
+def test_an_enum_argument_comes_back_as_its_number() -> None:
+    data = _selector("BulletinAlreadyPosted", ["uint64", "uint8", "address"]) + encode(
+        ["uint64", "uint8", "address"], [3, int(MessageKind.MODEL), ADDRESS]
+    )
 
     exc = decode_revert(data)
 
-    assert exc.fields == {"digest": "0xdeadbeef" + "00" * 27 + "01"}
-    assert str(exc) == f"digest 0xdeadbeef{'00' * 27}01 is already on the bulletin board"
+    assert exc.fields == {"round": 3, "kind": 2, "author": ADDRESS_CHECKSUMMED}
+    assert MessageKind(exc.fields["kind"]) is MessageKind.MODEL
+    assert str(exc) == f"{ADDRESS_CHECKSUMMED} already posted a message of kind 2 in round 3"
 
 
 def test_the_transaction_hash_is_kept_and_named_in_the_message() -> None:
@@ -178,19 +182,19 @@ def test_unknown_revert_data_gives_an_unknown_revert_showing_the_data(data: byte
     assert "0x" + data.hex() in str(exc) and exc.tx_hash == TX_HASH
 
 
-def _relay_data(caller: str = ADDRESS) -> bytes:
-    return _selector("BulletinUnauthorizedRelay", ["address"]) + encode(["address"], [caller])
+def _unknown_author_data(author: str = ADDRESS) -> bytes:
+    return _selector("BulletinUnknownAuthor", ["address"]) + encode(["address"], [author])
 
 
 def test_revert_data_reads_the_bytes_literal_of_an_eth_tester_exception() -> None:
-    data = _relay_data()
+    data = _unknown_author_data()
     exc = Exception(f"execution reverted: {data!r}")
 
     assert revert_data(exc) == data
 
 
 def test_revert_data_reads_a_hex_string_after_execution_reverted() -> None:
-    data = _relay_data()
+    data = _unknown_author_data()
 
     assert revert_data(Exception("execution reverted: 0x" + data.hex())) == data
 
@@ -201,7 +205,7 @@ def test_revert_data_reads_a_hex_data_attribute() -> None:
             super().__init__("execution reverted")
             self.data = data
 
-    data = _relay_data()
+    data = _unknown_author_data()
 
     assert revert_data(RpcError("0x" + data.hex())) == data
 
@@ -212,16 +216,16 @@ def test_revert_data_reads_a_hex_data_attribute_of_any_object() -> None:
             self.data = data
             self.args = ()
 
-    data = _relay_data()
+    data = _unknown_author_data()
 
     assert revert_data(Carrier("0x" + data.hex())) == data  # type: ignore[arg-type]
 
 
 def test_revert_data_reads_a_bytes_data_attribute() -> None:
     exc = Exception("reverted")
-    exc.data = _relay_data()  # type: ignore[attr-defined]
+    exc.data = _unknown_author_data()  # type: ignore[attr-defined]
 
-    assert revert_data(exc) == _relay_data()
+    assert revert_data(exc) == _unknown_author_data()
 
 
 @pytest.mark.parametrize(
@@ -240,19 +244,40 @@ def test_revert_data_is_none_when_the_exception_carries_no_revert_data(exc: Exce
 
 
 def test_a_real_eth_tester_revert_round_trips_to_the_typed_error() -> None:
-    backend = EmbeddedChain()
-    w3 = backend.connect()
-    accounts = make_accounts(2, "errors")
-    board, _ = BulletinBoardClient.deploy(
-        w3, server=backend.server_account(), participants=[a.address for a in accounts]
-    )
-    intruder = w3.eth.accounts[1]
+    session = deploy(EmbeddedChain(), n=2, m=1, tag="errors")
+    author = session.accounts[0]
+    update = digest("an update for a round not open")
+    signature = session.sign(author, 2, MessageKind.UPDATE, update)
 
     with pytest.raises(Exception) as raised:  # the raw eth-tester exception, untyped
-        board.contract.functions.openRound(1).call({"from": intruder})
+        session.board.contract.functions.postUpdate(2, author.address, update, signature).call()
     data = revert_data(raised.value)
 
-    assert data is not None and data[:4] == bytes.fromhex("1dd62222")
+    assert data is not None and data[:4] == _selector("BulletinRoundNotOpen", ["uint64", "uint64"])
     exc = decode_revert(data)
-    assert isinstance(exc, errors.BulletinUnauthorizedRelay)
-    assert exc.fields == {"caller": to_checksum_address(intruder)}
+    assert isinstance(exc, errors.BulletinRoundNotOpen)
+    assert exc.fields == {"round": 2, "currentRound": 1}
+
+
+def test_the_typed_error_is_raised_by_the_client_with_the_failed_transactions_hash() -> None:
+    session = deploy(EmbeddedChain(), n=2, m=1, tag="errors")
+
+    with pytest.raises(errors.BulletinRoundNotOpen) as caught:
+        session.post_update(2, 0)
+
+    assert caught.value.tx_hash is not None and caught.value.tx_hash.startswith("0x")
+    failed = session.w3.eth.get_transaction_receipt(caught.value.tx_hash)  # type: ignore[arg-type]
+    assert failed["status"] == 0
+
+
+CONTRACT_TESTS = ("test_bulletin_board.py", "test_consensus.py")
+
+
+@pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)
+def test_every_custom_error_is_triggered_by_a_contract_test(
+    contract: str, name: str, names: list[str], types: list[str]
+) -> None:
+    """Each revert path is exercised, on both backends, in the contract tests, as its typed error."""
+    text = "\n".join((Path(__file__).parent / test).read_text() for test in CONTRACT_TESTS)
+
+    assert re.search(rf"pytest\.raises\(errors\.{name}\b", text), f"no contract test expects {name}"

@@ -157,6 +157,18 @@ class ConsensusClient:
             self._candidates = int(call(self.contract.functions.candidateCount()))
         return self._candidates
 
+    def participant_count(self) -> int:
+        """N as this contract counts it (copied from the board at deployment)."""
+        return int(call(self.contract.functions.participantCount()))
+
+    def nonce(self) -> bytes:
+        """The session nonce this contract checks ballot signatures with (copied from the board)."""
+        return bytes(call(self.contract.functions.nonce()))
+
+    def tie_seed(self) -> bytes:
+        """The tie seed this contract breaks ties with (copied from the board)."""
+        return bytes(call(self.contract.functions.tieSeed()))
+
     def is_tallied(self, round_: int) -> bool:
         return bool(call(self.contract.functions.isTallied(round_)))
 

@@ -62,7 +62,8 @@ def code_matches(w3: Web3, address: str, name: str) -> bool:
     """Whether ``address`` runs exactly the committed runtime code of contract ``name``.
 
     The constructor writes immutables into the code; those byte ranges (listed by the compiler)
-    are masked, and the values behind them are checked through the contract's views instead.
+    are masked, and the values behind them are checked through the contract's views instead
+    (:func:`verify_session` reads every one: each immutable of both contracts has a view).
     """
     artifact = load_artifact(name)
     expected = bytearray(bytes.fromhex(artifact.deployed_bytecode[2:]))
@@ -95,6 +96,14 @@ def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: 
         ("the tie seed", board.tie_seed(), terms.tie_seed),
         ("the phases", board.phases(), terms.phases),
         ("the candidates per round", consensus.candidate_count(), terms.candidates),
+        # The consensus contract's own copies (immutables the code comparison masks).
+        (
+            "the consensus contract's participant count",
+            consensus.participant_count(),
+            len(terms.participants),
+        ),
+        ("the consensus contract's nonce", consensus.nonce(), terms.nonce),
+        ("the consensus contract's tie seed", consensus.tie_seed(), terms.tie_seed),
         ("the initial model", board.digest_of(0, MessageKind.MODEL, terms.server), terms.initial_model),
     )
     for what, found, agreed in facts:

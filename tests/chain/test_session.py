@@ -1,0 +1,207 @@
+"""A session's two contracts are deployed pointing at each other, and a participant's check of the
+announced addresses refuses look-alike code, crossed pointers and terms it did not agree to."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from web3 import Web3
+from web3.utils.address import get_create_address
+
+from seccl.chain.artifacts import load_artifact
+from seccl.chain.backends import ChainBackend
+from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind, Phases
+from seccl.chain.session import SessionMismatchError, code_matches, verify_session
+from tests.chain.helpers import PHASES, Session, deploy, digest
+from tests.conftest import make_accounts
+
+
+@pytest.fixture
+def session(backend: ChainBackend) -> Session:
+    return deploy(backend, n=4, m=2, tag="verify")
+
+
+def _verify(
+    session: Session, board: str | None = None, consensus: str | None = None, **changes: object
+) -> None:
+    """Verify over a participant's own new connection, as it would before taking part."""
+    verify_session(
+        session.backend.connect(),
+        board or session.board.address,
+        consensus or session.consensus.address,
+        replace(session.terms, **changes),  # type: ignore[arg-type]
+    )
+
+
+def _deploy_runtime_code(session: Session, runtime: bytes) -> str:
+    """Deploy ``runtime`` as it is: creation code that copies it to memory and returns it."""
+    size = len(runtime).to_bytes(2, "big")
+    # PUSH2 size, DUP1, PUSH1 14 (offset of the runtime), PUSH1 0, CODECOPY, PUSH1 0, RETURN
+    init = b"\x61" + size + b"\x80\x60\x0e\x60\x00\x39\x60\x00\xf3" + b"\x00" * 2 + runtime
+    assert init.index(runtime) == 14
+    sent = session.w3.eth.send_transaction(
+        {"from": session.server.address, "data": Web3.to_hex(init), "gas": 3_000_000}
+    )
+    receipt = session.w3.eth.wait_for_transaction_receipt(sent, poll_latency=0.005)
+    assert receipt["status"] == 1
+    return str(receipt["contractAddress"])
+
+
+def test_a_deployed_session_points_both_ways_and_verifies(session: Session) -> None:
+    assert session.board.consensus() == session.consensus.address
+    assert session.consensus.board() == session.board.address
+    assert session.consensus.candidate_count() == 2
+    assert session.consensus.participant_count() == len(session.board.participants()) == 4
+    assert session.consensus.nonce() == session.board.nonce() == session.terms.nonce
+    assert session.consensus.tie_seed() == session.board.tie_seed() == session.terms.tie_seed
+    assert [r.block_number for r in session.deployment] == sorted(r.block_number for r in session.deployment)
+
+    _verify(session)  # no exception: exactly the agreed session
+
+
+@pytest.mark.parametrize("which", ["board", "consensus"])
+def test_an_address_holding_the_other_contract_is_refused(session: Session, which: str) -> None:
+    swapped = {"board": session.consensus.address, "consensus": session.board.address}[which]
+
+    with pytest.raises(SessionMismatchError, match="is not the committed"):
+        _verify(session, **{which: swapped})
+
+
+def test_an_account_without_code_is_refused(session: Session) -> None:
+    with pytest.raises(SessionMismatchError, match="is not the committed BulletinBoard contract"):
+        _verify(session, board=session.accounts[0].address)
+
+
+def test_look_alike_code_that_differs_by_one_byte_is_refused(session: Session) -> None:
+    runtime = bytearray(session.w3.eth.get_code(session.board.address))  # type: ignore[arg-type]
+    covered = {
+        i
+        for start, length in load_artifact("BulletinBoard").immutable_ranges
+        for i in range(start, start + length)
+    }
+    position = next(i for i in range(len(runtime) - 1, 0, -1) if i not in covered)
+    runtime[position] ^= 0x01
+    look_alike = _deploy_runtime_code(session, bytes(runtime))
+
+    with pytest.raises(
+        SessionMismatchError, match=f"the code at {look_alike} is not the committed BulletinBoard"
+    ):
+        _verify(session, board=look_alike)
+
+
+def test_a_consensus_contract_of_another_session_is_refused(session: Session, backend: ChainBackend) -> None:
+    other = deploy(backend, n=4, m=2, tag="verify")  # the same terms, other addresses
+
+    with pytest.raises(SessionMismatchError, match="the board's consensus contract"):
+        _verify(session, consensus=other.consensus.address)
+    with pytest.raises(SessionMismatchError, match="the board's consensus contract"):
+        _verify(session, board=other.board.address)
+
+
+def test_a_board_that_names_another_sessions_consensus_contract_is_refused(session: Session) -> None:
+    # Committed code and the agreed terms, but its consensus contract answers to another board.
+    terms = session.terms
+    settings = DeploySettings(
+        session.consensus.address, terms.nonce, terms.tie_seed, terms.phases, terms.initial_model
+    )
+    impostor, _ = BulletinBoardClient.deploy(
+        session.w3, server=session.server.address, participants=terms.participants, settings=settings
+    )
+    assert impostor.consensus() == session.consensus.address
+
+    with pytest.raises(SessionMismatchError, match="the consensus contract's board"):
+        _verify(session, board=impostor.address)
+
+
+@pytest.mark.parametrize(
+    ("change", "fact"),
+    [
+        ("reordered", "the roster"),
+        ("replaced", "the roster"),
+        ("shorter", "the roster"),
+        ("initial_model", "the initial model"),
+        ("nonce", "the session nonce"),
+        ("tie_seed", "the tie seed"),
+        ("phases", "the phases"),
+        ("candidates", "the candidates per round"),
+        ("server", "the server"),
+    ],
+)
+def test_terms_other_than_the_agreed_ones_are_refused(session: Session, change: str, fact: str) -> None:
+    roster = session.terms.participants
+    changes: dict[str, object] = {
+        "reordered": {"participants": (roster[1], roster[0], *roster[2:])},
+        "replaced": {"participants": (*roster[:3], make_accounts(1, "outsider")[0].address)},
+        "shorter": {"participants": roster[:3]},
+        "initial_model": {"initial_model": digest("a rigged initial model")},
+        "nonce": {"nonce": digest("another nonce")},
+        "tie_seed": {"tie_seed": digest("another tie seed")},
+        "phases": {"phases": Phases(PHASES.update, PHASES.ballot, PHASES.model + 1)},
+        "candidates": {"candidates": 3},
+        "server": {"server": make_accounts(1, "another-server")[0].address},
+    }[change]  # type: ignore[assignment]
+
+    with pytest.raises(SessionMismatchError, match=fact):
+        _verify(session, **changes)  # type: ignore[arg-type]
+
+
+def test_the_initial_model_is_on_the_board_as_the_servers_round_zero_model(session: Session) -> None:
+    recorded = session.board.digest_of(0, MessageKind.MODEL, session.server.address)
+
+    assert recorded == session.terms.initial_model
+    assert session.board.round_info(0).model_posted
+
+
+def _word(value: bytes | str | int) -> bytes:
+    """``value`` as the 32-byte word an immutable holds."""
+    if isinstance(value, int):
+        return value.to_bytes(32, "big")
+    if isinstance(value, str):
+        return bytes.fromhex(value[2:]).rjust(32, b"\x00")
+    return value
+
+
+@pytest.mark.parametrize("immutable", ["tie seed", "nonce", "participant count"])
+def test_a_consensus_contract_with_committed_code_but_other_hidden_settings_is_refused(
+    session: Session, immutable: str
+) -> None:
+    """The server writes its own values into the consensus contract's immutables (the code is
+    the committed one where the masked comparison looks), behind a genuine board naming it."""
+    terms = session.terms
+    w3 = session.w3
+    consensus_address = get_create_address(
+        session.server.address, w3.eth.get_transaction_count(session.server.address) + 1
+    )
+    settings = DeploySettings(
+        consensus_address, terms.nonce, terms.tie_seed, terms.phases, terms.initial_model
+    )
+    board, _ = BulletinBoardClient.deploy(
+        w3, server=session.server.address, participants=terms.participants, settings=settings
+    )
+    runtime = bytearray(w3.eth.get_code(session.consensus.address))  # type: ignore[arg-type]
+    swaps = {
+        _word(session.board.address): _word(board.address),
+        {
+            "tie seed": terms.tie_seed,
+            "nonce": terms.nonce,
+            "participant count": _word(len(terms.participants)),
+        }[immutable]: {
+            "tie seed": digest("the server's own tie seed"),
+            "nonce": digest("the server's own nonce"),
+            "participant count": _word(len(terms.participants) - 1),
+        }[immutable],
+    }
+    replaced = 0
+    for start, length in load_artifact("Consensus").immutable_ranges:
+        word = bytes(runtime[start : start + length])
+        if word in swaps:
+            runtime[start : start + length] = swaps[word]
+            replaced += 1
+    assert replaced >= 2
+    look_alike = _deploy_runtime_code(session, bytes(runtime))
+    assert look_alike == consensus_address
+    assert code_matches(w3, look_alike, "Consensus")  # the masked comparison cannot see it
+
+    with pytest.raises(SessionMismatchError, match=f"the consensus contract's {immutable}"):
+        _verify(session, board=board.address, consensus=look_alike)
