@@ -91,6 +91,10 @@ def verify_run(path: Path, *, url: str | None = None) -> list[tuple[Evidence, Ve
         consensus = ConsensusClient(w3, board.consensus())
         if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
             raise VerifyError(f"the board's consensus contract {consensus.address} is not the committed one")
+        # The code is compared with its immutables masked: their values must match the board's.
+        copied = (consensus.nonce(), consensus.tie_seed(), consensus.participant_count())
+        if copied != (board.nonce(), board.tie_seed(), len(board.participants())):
+            raise VerifyError(f"the consensus contract {consensus.address} differs from the board")
         session = session_from_chain(
             board,
             consensus,
