@@ -17,10 +17,14 @@ import {SecclSigning} from "./SecclSigning.sol";
 ///        rank the lower tie key first ({SecclSigning-tieKey}: a per-round order from the
 ///        session's tie seed). Its top M (or all of them, if fewer) get M, M-1, ... points.
 ///      - A participant's assessors are the ballots of the other voters that did not abstain on
-///        it; its mean is its points divided by its assessors (0 with none). Abstaining is thus
-///        neutral: it neither rewards nor punishes.
-///      - The candidates are the min(M, eligible) eligible participants with the highest means;
-///        equal means elect the lower tie key first. With no ballot at all, nobody is elected.
+///        it; its mean is its points divided by its assessors. Abstaining is thus neutral: it
+///        neither rewards nor punishes.
+///      - Electable are the eligible participants assessed by more than half of the other
+///        voters' ballots: a server that keeps updates from most voters (silently, so nobody can
+///        prove it) leaves them unelectable instead of electing by the tie order or by a few
+///        colluders' votes.
+///      - The candidates are the min(M, electable) electable participants with the highest
+///        means; equal means elect the lower tie key first. With no ballot, nobody is elected.
 ///      The voter supplies its top-M ranking; the contract verifies it in O(n) instead of sorting.
 contract Consensus is IElectionRecord {
     // ───────────────────────────── TYPES ─────────────────────────────
@@ -315,7 +319,7 @@ contract Consensus is IElectionRecord {
         return SecclSigning.tieKey(_tieSeed, round, a) < SecclSigning.tieKey(_tieSeed, round, b);
     }
 
-    /// @dev The best min(M, eligible) eligible participants by mean points, best first; equal
+    /// @dev The best min(M, electable) electable participants by mean points, best first; equal
     ///      means prefer the lower tie key. Means compare exactly by cross-multiplication. O(n·M).
     function _topCandidates(uint64 round, uint256 ballots, uint256 eligible)
         private
@@ -323,19 +327,20 @@ contract Consensus is IElectionRecord {
         returns (uint16[] memory top)
     {
         uint256 n = _participantCount;
-        uint256 voted = _voted[round];
         uint256[] memory points = new uint256[](n);
         uint256[] memory assessors = new uint256[](n);
         uint256[] memory keys = new uint256[](n);
         uint256 count;
+        uint256 electable;
         for (uint256 i = 0; i < n; ++i) {
             if ((eligible & (1 << i)) == 0) continue;
+            uint256 others = ballots - ((_voted[round] >> i) & 1);
+            uint256 assessed = others - _lane(_abstentions[round][i >> 4], i);
+            if (2 * assessed <= others) continue; // assessed by half of the others or fewer
+            electable |= 1 << i;
             count += 1;
             points[i] = _lane(_points[round][i >> 4], i);
-            uint256 others = ballots - ((voted >> i) & 1);
-            uint256 assessed = others - _lane(_abstentions[round][i >> 4], i);
-            // With no assessor the points are zero too: a mean of 0 over 1 keeps the comparison exact.
-            assessors[i] = assessed == 0 ? 1 : assessed;
+            assessors[i] = assessed;
             keys[i] = SecclSigning.tieKey(_tieSeed, round, i);
         }
         uint256 m = count < _candidates ? count : _candidates;
@@ -344,7 +349,7 @@ contract Consensus is IElectionRecord {
         for (uint256 k = 0; k < m; ++k) {
             uint256 best = type(uint256).max;
             for (uint256 j = 0; j < n; ++j) {
-                if ((eligible & (1 << j)) == 0 || (picked & (1 << j)) != 0) continue;
+                if ((electable & (1 << j)) == 0 || (picked & (1 << j)) != 0) continue;
                 if (best == type(uint256).max) {
                     best = j;
                     continue;

@@ -9,8 +9,11 @@ The rule (the contract's NatSpec states the same):
 - Each voter ranks the eligible participants it scored, higher score first; equal scores rank
   the lower tie key first. Its top ``m`` (all of them if fewer) get ``m, m-1, ...`` points.
 - A participant's assessors are the other voters that did not abstain on it; its mean is its
-  points over its assessors (0 with none). Abstaining is neutral: it neither rewards nor punishes.
-- The candidates are the ``min(m, eligible)`` eligible participants with the highest means;
+  points over its assessors. Abstaining is neutral: it neither rewards nor punishes.
+- *Electable* are the eligible participants assessed by more than half of the other voters'
+  ballots. A server that keeps updates from most voters (silently, so nobody can prove it)
+  thereby leaves them unelectable, instead of electing by the tie order or by a few colluders.
+- The candidates are the ``min(m, electable)`` electable participants with the highest means;
   equal means elect the lower tie key first. With no ballot at all nobody is elected.
 
 Tie keys are ``keccak256(abi.encode(tie_seed, round, index))``: a fresh pseudorandom order every
@@ -111,10 +114,13 @@ def borda_tally(
     if not ballots:
         return ElectionOutcome((), tuple(points), tuple(assessors))
 
-    def mean(i: int) -> Fraction:
-        return Fraction(points[i], assessors[i]) if assessors[i] else Fraction(0)
+    def others(i: int) -> int:
+        return len(ballots) - (i in ballots)
 
-    order = sorted(allowed, key=lambda i: (-mean(i), tie_key(tie_seed, round_, i)))
+    electable = [i for i in allowed if 2 * assessors[i] > others(i)]
+    order = sorted(
+        electable, key=lambda i: (-Fraction(points[i], assessors[i]), tie_key(tie_seed, round_, i))
+    )
     return ElectionOutcome(tuple(order[:m]), tuple(points), tuple(assessors))
 
 

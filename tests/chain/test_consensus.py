@@ -186,11 +186,12 @@ def test_only_eligible_participants_are_elected_even_when_fewer_than_m(backend: 
 
 
 def test_an_abstention_neither_rewards_nor_punishes(session: Session) -> None:
-    # Participant 1 wins everyone's first place, but two voters abstain on it: its mean stays the best.
+    # Participant 1 wins every first place it is assessed for, but one voter abstains on it:
+    # its mean stays the best.
     ballots = {
         0: [A, 900_000, 100_000, 200_000, 300_000],
         2: [300_000, A, A, 200_000, 900_000],
-        3: [300_000, A, 100_000, A, 200_000],
+        3: [300_000, 800_000, 100_000, A, 200_000],
         4: [200_000, 900_000, 300_000, 100_000, A],
     }
     for voter, scores in ballots.items():
@@ -202,7 +203,35 @@ def test_an_abstention_neither_rewards_nor_punishes(session: Session) -> None:
     expected = _expected(session, ballots)
     assert result.candidates == expected.candidates
     assert result.candidates[0] == 1
-    assert session.consensus.totals_of(1) == (expected.totals, (0, 2, 0, 0, 0))
+    assert session.consensus.totals_of(1) == (expected.totals, (0, 1, 0, 0, 0))
+
+
+def test_a_participant_assessed_by_half_of_the_others_or_fewer_is_not_electable(session: Session) -> None:
+    # Voters 2 and 3 never saw participant 1's update (the server kept it from them, silently);
+    # voter 0 colludes and ranks it first. Half of its assessors missing: it cannot be elected.
+    ballots = {
+        0: [A, 1_000_000, 100_000, 200_000, 300_000],
+        2: [300_000, A, A, 200_000, 900_000],
+        3: [300_000, A, 100_000, A, 200_000],
+        4: [200_000, 900_000, 300_000, 100_000, A],
+    }
+    for voter, scores in ballots.items():
+        session.vote(1, voter, scores)
+    session.pass_ballot_phase(1)
+
+    result = session.tally(1)
+
+    assert result.candidates == _expected(session, ballots).candidates
+    assert 1 not in result.candidates
+
+
+def test_when_every_voter_abstains_nobody_is_elected(session: Session) -> None:
+    for voter in range(N):
+        session.vote(1, voter, [A] * N)
+
+    result = session.tally(1)
+
+    assert result.candidates == () and result.ballots == N
 
 
 # ─────────────────────────── refused ballots ───────────────────────────

@@ -162,6 +162,19 @@ def test_a_server_that_never_tallies_cannot_hold_the_election_open(data) -> None
     assert result.evidence == []  # nothing went wrong that a participant had to prove
 
 
+def test_a_server_that_lets_one_voter_score_cannot_let_it_pick_the_election(data) -> None:
+    sim, result = simulate(data, attack("starve-voters"))
+
+    for record in result.rounds:
+        # Every update was assessed by one voter of three at most: none is electable.
+        assert record.candidates == ()
+        _, abstentions = sim.consensus_reader.totals_of(record.round)
+        assert all(a >= N - 2 for a in abstentions)
+    assert (sim.server.params == simulate(data, rounds=0)[0].server.params).all()  # θ unchanged
+    starved = {e.finder_index for e in result.evidence if e.kind is EvidenceKind.SERVER_SILENT}
+    assert starved == set(range(N)) - {TARGET}
+
+
 def test_a_misreported_ballot_is_replaced_by_the_voters_own(data) -> None:
     sim, result = simulate(data, attack("misreport-scores"))
     target = sim.session.participants[TARGET]

@@ -172,6 +172,14 @@ class SilentServer(TargetedServer):
         return i != self.target
 
 
+class VoterStarvingServer(TargetedServer):
+    """Hands the updates to the target voter alone and asks nobody else to score: silence leaves
+    no signature, and the one voter who could score would pick the election by itself."""
+
+    def contacts(self, i: int, round_: int, phase: str) -> bool:
+        return phase != "evaluate" or i == self.target
+
+
 class BallotSelectingServer(TargetedServer):
     """Reads every ballot, relays all but the target's, and sends the target no receipt."""
 
@@ -209,6 +217,7 @@ SERVER_ATTACKS: dict[str, tuple[type[ParameterServer], dict[str, Any]]] = {
     "send-wrong-model": (WrongModelServer, {}),
     "silence": (SilentServer, {}),
     "select-ballots": (BallotSelectingServer, {}),
+    "starve-voters": (VoterStarvingServer, {}),
     "never-tally": (StallingServer, {}),
     "withhold-model": (ModelWithholdingServer, {}),
 }
