@@ -207,7 +207,8 @@ class BulletinBoardClient:
     def updates_of(self, round_: int) -> list[bytes | None]:
         """Every participant's update digest of ``round_`` by index, None where none: one call."""
         return [
-            None if bytes(d) == ZERO_DIGEST else bytes(d) for d in call(self.contract.functions.updatesOf(round_))
+            None if bytes(d) == ZERO_DIGEST else bytes(d)
+            for d in call(self.contract.functions.updatesOf(round_))
         ]
 
     def round_info(self, round_: int) -> RoundInfo:

@@ -202,7 +202,9 @@ class ConsensusClient:
 
     def ballots_of(self, round_: int) -> list[Ballot]:
         """Every ballot the contract counted in ``round_``, in chain order (for audits)."""
-        logs = self.contract.events.ScoresSubmitted().get_logs(from_block=0, argument_filters={"round": round_})
+        logs = self.contract.events.ScoresSubmitted().get_logs(
+            from_block=0, argument_filters={"round": round_}
+        )
         return [_ballot(log["args"], "0x" + bytes(log["transactionHash"]).hex()) for log in logs]
 
     def ballot_in_transaction(self, tx_hash: str) -> Ballot | None:

@@ -116,9 +116,7 @@ class ConsensusRoundNotOpen(ConsensusError):
 
 
 class ConsensusBallotPhaseNotOpen(ConsensusError):
-    template = (
-        "the ballots of round {round} open when every update is on the board or at {updateDeadline}"
-    )
+    template = "the ballots of round {round} open when every update is on the board or at {updateDeadline}"
 
 
 class ConsensusBallotPhaseOver(ConsensusError):

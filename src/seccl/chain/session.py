@@ -91,7 +91,11 @@ def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: 
         ("the board's consensus contract", board.consensus(), to_checksum_address(consensus_address)),
         ("the consensus contract's board", consensus.board(), to_checksum_address(board_address)),
         ("the server", board.server(), to_checksum_address(terms.server)),
-        ("the roster", tuple(board.participants()), tuple(to_checksum_address(p) for p in terms.participants)),
+        (
+            "the roster",
+            tuple(board.participants()),
+            tuple(to_checksum_address(p) for p in terms.participants),
+        ),
         ("the session nonce", board.nonce(), terms.nonce),
         ("the tie seed", board.tie_seed(), terms.tie_seed),
         ("the phases", board.phases(), terms.phases),
@@ -108,7 +112,9 @@ def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: 
     )
     for what, found, agreed in facts:
         if found != agreed:
-            raise SessionMismatchError(f"{what} on the chain is {_show(found)}, not the agreed {_show(agreed)}")
+            raise SessionMismatchError(
+                f"{what} on the chain is {_show(found)}, not the agreed {_show(agreed)}"
+            )
 
 
 def _show(value: object) -> str:

@@ -66,7 +66,9 @@ def delivery_digest(kind: int, recipient: str, authors: Sequence[str], digests: 
 def receipt_digest(kind: int, author: str, digest: bytes, tx_id: str) -> bytes:
     """What a server's receipt signs: it took ``author``'s ``digest`` and recorded it in ``tx_id``."""
     tx = bytes.fromhex(tx_id[2:]) if tx_id else b"\x00" * 32
-    return keccak(encode(["uint8", "address", "bytes32", "bytes32"], [kind, to_checksum_address(author), digest, tx]))
+    return keccak(
+        encode(["uint8", "address", "bytes32", "bytes32"], [kind, to_checksum_address(author), digest, tx])
+    )
 
 
 def sign_hash(account: LocalAccount, hash_: bytes) -> bytes:
