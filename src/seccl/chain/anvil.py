@@ -69,6 +69,12 @@ class AnvilNode:
                 str(self.state_file),
                 "--state-interval",
                 "2",
+                # anvil otherwise writes every historical state it evicts from memory under
+                # ~/.foundry/anvil/tmp and never removes them: measured, 79 GB after a day of test
+                # runs, which filled the disk. Recent states (all that a revert replay at the
+                # parent block needs) stay in memory.
+                "--max-persisted-states",
+                "0",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["HIDDEN", "LeNet", "build_model", "get_flat_params", "num_params", "set_flat_params"]
+from seccl.files import atomic_write_bytes
+
+__all__ = [
+    "HIDDEN",
+    "LeNet",
+    "build_model",
+    "get_flat_params",
+    "num_params",
+    "save_state_dict",
+    "set_flat_params",
+]
 
 HIDDEN = 108  # width of the hidden fully connected layer; 108 puts the total at 46,970
 
@@ -129,3 +143,13 @@ def set_flat_params(model: nn.Module, vec: np.ndarray) -> None:
             k = p.numel()
             p.copy_(src[offset : offset + k].view_as(p))
             offset += k
+
+
+def save_state_dict(model: nn.Module, path: Path) -> str:
+    """Save ``model.state_dict()`` atomically (``torch.load(path)`` reads it back, and
+    ``LeNet().load_state_dict(...)`` restores it); returns the file's SHA-256 for the records."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()

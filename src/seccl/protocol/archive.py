@@ -4,20 +4,15 @@ SQLite (the standard library's) rather than loose files: one transaction per wri
 record atomic (a crash leaves it whole or absent, never half-written), the digest is the primary
 key so a message is stored once however often it is offered, and an auditor opens the file with
 any SQLite client. Models are also written as PyTorch ``state_dict`` files (see
-:func:`save_state_dict`) so that users load them in one line.
+:func:`seccl.learning.model.save_state_dict`) so that users load them in one line.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.protocol.envelope import SignedMessage
@@ -117,31 +112,3 @@ def _archived(row: tuple) -> ArchivedMessage:
     return ArchivedMessage(
         int(round_), MessageKind(kind), str(author), SignedMessage(bytes(data), bytes(signature)), tx_id
     )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_state_dict(model: torch.nn.Module, path: Path) -> str:
-    """Save ``model.state_dict()`` atomically (``torch.load(path)`` reads it back); returns the
-    file's SHA-256, for the run's records."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    data = buffer.getvalue()
-    atomic_write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()

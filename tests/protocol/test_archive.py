@@ -10,11 +10,11 @@ import torch
 from seccl.chain.accounts import new_account
 from seccl.chain.bulletin_board import MessageKind
 from seccl.chain.signing import SigningDomain
-from seccl.learning.model import build_model
+from seccl.learning.model import build_model, save_state_dict
 from seccl.learning.sparse import select_top_fraction
+from seccl.protocol.archive import RunArchive
 from seccl.protocol.envelope import sign_message
 from seccl.protocol.messages import UpdateMessage
-from seccl.runtime.archive import RunArchive, save_state_dict
 
 DOMAIN = SigningDomain(1, "0x" + "11" * 20, "0x" + "22" * 20, b"\x33" * 32)
 
