@@ -157,6 +157,7 @@ def test_seccl_verify_evidence_reopens_the_runs_chain_confirms_real_and_refutes_
         "--out",
         str(run),
         "--no-progress",
+        "--allow-evidence",
     ]
     assert main(argv) == 0
     findings = json.loads((run / "evidence.json").read_text())["evidence"]

