@@ -244,9 +244,10 @@ class BulletinBoardClient:
             bytes(posted["digest"]),
         )
 
-    def records(self, from_block: int = 0) -> list[tuple[BoardRecord, str]]:
-        """Every record on the board with its Tx-ID, in chain order (for audits)."""
-        logs = self.contract.events.MessagePosted().get_logs(from_block=from_block)
+    def records(self, from_block: int = 0, *, round_: int | None = None) -> list[tuple[BoardRecord, str]]:
+        """Every record on the board (of one round, if given) with its Tx-ID, in chain order."""
+        filters = {} if round_ is None else {"argument_filters": {"round": round_}}
+        logs = self.contract.events.MessagePosted().get_logs(from_block=from_block, **filters)
         return [
             (
                 BoardRecord(

@@ -9,15 +9,18 @@ every model must be exactly the aggregate of the elected candidates' stored upda
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
 from seccl.chain.consensus import ConsensusClient
 from seccl.election import borda_tally
 from seccl.learning.aggregation import aggregate
+from seccl.protocol.archive import ArchivedMessage, RunArchive
 from seccl.protocol.errors import ProtocolError
+from seccl.protocol.evidence import Evidence
 from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message
 from seccl.protocol.session import SessionInfo
-from seccl.runtime.archive import RunArchive
+from seccl.protocol.verification import Status, Verdict
 
 
 @dataclass
@@ -60,13 +63,29 @@ def audit_session(
     return audits
 
 
+def _fetch(archive: RunArchive, digest: bytes | None, audit: RoundAudit, what: str) -> ArchivedMessage | None:
+    """The stored message the chain records as ``digest``, if its bytes hash to it; else None,
+    with the discrepancy named (missing, or altered since it was stored)."""
+    if digest is None:
+        audit.problems.append(f"{what} is not on the board")
+        return None
+    stored = archive.get(digest)
+    if stored is None:
+        audit.problems.append(f"{what} {_hex(digest)} is on the chain but missing from the store")
+        return None
+    if stored.signed.digest() != digest:
+        audit.problems.append(
+            f"{what}: the stored bytes hash to {_hex(stored.signed.digest())}, "
+            f"not to the chain's {_hex(digest)}"
+        )
+        return None
+    return stored
+
+
 def _audit_initial_model(session: SessionInfo, board: BulletinBoardClient, archive: RunArchive) -> RoundAudit:
     audit = RoundAudit(0)
     recorded = board.digest_of(0, MessageKind.MODEL, session.server)
-    stored = archive.get(recorded) if recorded else None
-    if stored is None:
-        audit.problems.append("θ_0, recorded on the board, is missing from the store")
-    else:
+    if _fetch(archive, recorded, audit, "θ_0") is not None:
         audit.count("models")
     return audit
 
@@ -86,12 +105,9 @@ def _audit_round(
     for i, digest in enumerate(board.updates_of(r)):
         if digest is None:
             continue
-        stored = archive.get(digest)
         author = session.participants[i]
+        stored = _fetch(archive, digest, audit, f"participant {i}'s update")
         if stored is None:
-            audit.problems.append(
-                f"participant {i}'s update {_hex(digest)} is on the board but not in the store"
-            )
             continue
         if domain.signer(r, int(MessageKind.UPDATE), digest, stored.signed.signature) != author:
             audit.problems.append(f"participant {i}'s stored update is not signed by its author {author}")
@@ -101,11 +117,9 @@ def _audit_round(
     ballots = {}
     for ballot in consensus.ballots_of(r):
         index = session.participants.index(ballot.voter)
-        stored = archive.get(ballot.digest)
-        if stored is None or stored.kind is not MessageKind.EVALUATION:
-            audit.problems.append(
-                f"participant {index}'s counted ballot {_hex(ballot.digest)} is not in the store"
-            )
+        stored = _fetch(archive, ballot.digest, audit, f"participant {index}'s counted ballot")
+        if stored is None:
+            pass
         elif (
             domain.signer(r, int(MessageKind.EVALUATION), ballot.digest, stored.signed.signature)
             != ballot.voter
@@ -129,13 +143,11 @@ def _audit_round(
     # 3. θ_r is exactly the aggregate of θ_{r-1} and the elected candidates' stored updates.
     previous_digest = board.digest_of(r - 1, MessageKind.MODEL, session.server)
     recorded = board.digest_of(r, MessageKind.MODEL, session.server)
-    previous = archive.get(previous_digest) if previous_digest else None
-    model = archive.get(recorded) if recorded else None
-    if previous is None or model is None:
-        missing = "θ_{r-1}" if previous is None else "θ_r"
-        audit.problems.append(f"{missing}, recorded on the board, is missing from the store")
+    previous = _fetch(archive, previous_digest, audit, f"θ_{r - 1}")
+    model = _fetch(archive, recorded, audit, f"θ_{r}")
+    if previous is None or model is None or recorded is None:
         return audit
-    if domain.signer(r, int(MessageKind.MODEL), recorded, model.signed.signature) != session.server:  # type: ignore[arg-type]
+    if domain.signer(r, int(MessageKind.MODEL), recorded, model.signed.signature) != session.server:
         audit.problems.append("the stored model of the round is not signed by the server")
     before = decode_message(previous.signed.data, dimension=session.dimension)
     assert isinstance(before, ModelMessage)
@@ -163,3 +175,48 @@ def _audit_round(
 
 def _hex(digest: bytes | None) -> str:
     return "none" if digest is None else "0x" + digest.hex()[:16] + "…"
+
+
+@dataclass
+class AuditReport:
+    """A whole run's audit: each round's checks, and the verdict on each finding."""
+
+    rounds: list[RoundAudit]
+    findings: list[tuple[Evidence, Verdict]]
+
+    @property
+    def ok(self) -> bool:
+        refuted = any(v.status is Status.REFUTED for _, v in self.findings)
+        return all(r.ok for r in self.rounds) and not refuted
+
+    def lines(self) -> list[str]:
+        out = [r.summary() for r in self.rounds]
+        for evidence, verdict in self.findings:
+            out.append(f"finding {verdict.status.upper()}: {evidence.summary()} ({verdict.reason})")
+        problems = sum(len(r.problems) for r in self.rounds)
+        refuted = sum(v.status is Status.REFUTED for _, v in self.findings)
+        if self.ok:
+            out.append(
+                f"AUDIT PASSED: {len(self.rounds) - 1} rounds, every stored message, ballot, election "
+                f"and model matches the chain; {len(self.findings)} findings checked"
+            )
+        else:
+            out.append(f"AUDIT FAILED: {problems} discrepancies, {refuted} refuted findings")
+        return out
+
+
+def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
+    """Audit the run directory ``path`` from its chain and its archive alone."""
+    from seccl.experiments.session import ARCHIVE_NAME
+    from seccl.experiments.verify import RunFiles, VerifyError, check_findings, load_findings, open_session
+
+    files = RunFiles.locate(path)
+    store = files.chain.parent / ARCHIVE_NAME
+    if not store.is_file():
+        raise VerifyError(f"{store} does not exist: the run stored no messages to audit")
+    findings = load_findings(files.evidence)
+    with open_session(files, url) as chain, RunArchive(store) as archive:
+        rounds = audit_session(
+            chain.session, chain.board, chain.consensus, archive, aggregation=chain.aggregation
+        )
+        return AuditReport(rounds, check_findings(findings, chain))

@@ -207,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
         dest="chain_url",
         help="a JSON-RPC URL of a node holding the run's chain (default: the run's persisted anvil state)",
     )
+
+    audit = sub.add_parser(
+        "audit",
+        help="re-verify a run from its chain and stored messages alone, trusting neither side",
+        formatter_class=_Formatter,
+    )
+    audit.add_argument("path", type=Path, help="a run directory")
+    audit.add_argument(
+        "--chain",
+        dest="chain_url",
+        help="a JSON-RPC URL of a node holding the run's chain (default: the run's persisted anvil state)",
+    )
     return parser
 
 
@@ -263,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         if args.command == "verify-evidence":
             return _verify_evidence(args.path, args.chain_url)
+        if args.command == "audit":
+            return _audit(args.path, args.chain_url)
         if args.command == "compare":
             return _compare(args.runs, args.out)
         if args.command == "run":
@@ -481,6 +495,21 @@ def _compare(runs: list[Path], out: Path | None) -> int:
     print(table, end="")
     _say(f"written to {files['plot']} and {files['table']}")
     return 0
+
+
+def _audit(path: Path, url: str | None) -> int:
+    """Print the per-round audit and a one-line verdict; exit 1 on any discrepancy."""
+    from seccl.experiments.audit import audit_run
+    from seccl.experiments.verify import VerifyError
+
+    try:
+        report = audit_run(path, url=url)
+    except (VerifyError, ChainError) as exc:
+        print(f"seccl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
 
 
 def _verify_evidence(path: Path, url: str | None) -> int:

@@ -23,10 +23,14 @@ from seccl.learning.data import (
     load_dataset,
     split_participants,
 )
+from seccl.protocol.archive import RunArchive
 from seccl.roles.malicious_participant import attack_factory, choose_adversaries
 from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.simulation import RunResult, Simulation, open_backend
+
+ARCHIVE_NAME = "messages.sqlite"
+"""Every signed message and model of a run, by digest (see :mod:`seccl.protocol.archive`)."""
 
 
 def learning_settings(config: RunConfig) -> LearningSettings:
@@ -175,7 +179,11 @@ def run_config(
     if config.server_attack:
         server = server_factory(config.server_attack, config.attack_target)
         say(f"malicious server: {config.server_attack!r} ({server.func.__name__}, {server.keywords})")
-    with open_backend(config.chain, config.run_dir) as backend:
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        open_backend(config.chain, config.run_dir) as backend,
+        RunArchive(config.run_dir / ARCHIVE_NAME) as archive,
+    ):
         simulation = Simulation(
             backend=backend,
             parts=parts,
@@ -191,5 +199,7 @@ def run_config(
             round_metrics=round_metrics,
             adversaries=adversaries,
             progress_log=progress_log,
+            archive=archive,
+            model_dir=config.run_dir / "models",
         )
         return simulation.run()

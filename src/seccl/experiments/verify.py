@@ -22,7 +22,7 @@ from seccl.chain.bulletin_board import BulletinBoardClient
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import code_matches
 from seccl.protocol.evidence import Evidence
-from seccl.protocol.session import session_from_chain
+from seccl.protocol.session import SessionInfo, session_from_chain
 from seccl.protocol.verification import Verdict, verify_evidence
 
 
@@ -77,10 +77,20 @@ def open_run_chain(files: RunFiles, facts: dict[str, Any], url: str | None) -> I
             yield node.backend()
 
 
-def verify_run(path: Path, *, url: str | None = None) -> list[tuple[Evidence, Verdict]]:
-    """Every finding of the run at ``path`` with the verdict the chain gives it."""
-    files = RunFiles.locate(path)
-    findings = load_findings(files.evidence)
+@dataclass(frozen=True)
+class RunChain:
+    """A run's session as the chain records it, through the verifier's own read-only clients."""
+
+    session: SessionInfo
+    board: BulletinBoardClient
+    consensus: ConsensusClient
+    aggregation: str
+
+
+@contextlib.contextmanager
+def open_session(files: RunFiles, url: str | None) -> Iterator[RunChain]:
+    """Reopen the run's chain and read its session from the contracts themselves, after checking
+    that both run the committed code and belong together."""
     facts = json.loads(files.chain.read_text())
     with open_run_chain(files, facts, url) as backend:
         w3 = backend.connect()
@@ -102,5 +112,19 @@ def verify_run(path: Path, *, url: str | None = None) -> list[tuple[Evidence, Ve
             update_size=int(facts["update_size"]),
             max_abs_value=float(facts["max_abs_value"]),
         )
-        aggregation = str(facts["aggregation"])
-        return [(e, verify_evidence(e, session, board, consensus, aggregation=aggregation)) for e in findings]
+        yield RunChain(session, board, consensus, str(facts["aggregation"]))
+
+
+def check_findings(findings: list[Evidence], chain: RunChain) -> list[tuple[Evidence, Verdict]]:
+    return [
+        (e, verify_evidence(e, chain.session, chain.board, chain.consensus, aggregation=chain.aggregation))
+        for e in findings
+    ]
+
+
+def verify_run(path: Path, *, url: str | None = None) -> list[tuple[Evidence, Verdict]]:
+    """Every finding of the run at ``path`` with the verdict the chain gives it."""
+    files = RunFiles.locate(path)
+    findings = load_findings(files.evidence)
+    with open_session(files, url) as chain:
+        return check_findings(findings, chain)

@@ -20,16 +20,19 @@ from web3 import Web3
 from seccl.chain.accounts import fund, new_account, signing_connection
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, EmbeddedChain, RpcChain
-from seccl.chain.bulletin_board import Phases
+from seccl.chain.bulletin_board import MessageKind, Phases
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.election import ABSTAIN, candidate_count
 from seccl.learning.data import Dataset, ParticipantData, load_dataset, split_participants
 from seccl.learning.evaluation import Evaluator
-from seccl.learning.model import build_model, get_flat_params
+from seccl.learning.model import build_model, get_flat_params, save_state_dict, set_flat_params
 from seccl.learning.sparse import update_size
 from seccl.learning.training import recording_losses
+from seccl.protocol.archive import RunArchive
+from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.evidence import Evidence
 from seccl.protocol.instructions import EvaluateRequest, Request, TrainRequest
+from seccl.protocol.messages import ModelMessage, decode_message
 from seccl.protocol.verification import Verdict, verify_evidence
 from seccl.roles.participant import Participant, initial_model_digest
 from seccl.roles.server import ParameterServer, Rejection, RoundOutcome, SendAndReceive, TxEntry
@@ -247,6 +250,8 @@ class Simulation:
         server_account: LocalAccount | None = None,
         options: SessionOptions | None = None,
         progress_log: Callable[[str], None] | None = None,
+        archive: RunArchive | None = None,
+        model_dir: Path | None = None,
     ):
         # One thread: bit-exact training for a seed, and no stalls on a shared 2-core machine.
         torch.set_num_threads(1)
@@ -328,6 +333,10 @@ class Simulation:
         reader = backend.connect()
         self.board_reader = board.for_reader(reader)
         self.consensus_reader = consensus.for_reader(reader)
+        # The run's durable record, written as each round ends (see :meth:`archive_round`).
+        self.archive = archive
+        self.model_dir = model_dir
+        self.archive_round(0)
         self.losses: list[float | None] = [None] * n
         for p in self.participants:
             self._instrument(p)
@@ -465,6 +474,7 @@ class Simulation:
             started = time.perf_counter()
             outcome = self.run_round(r, transport.send_and_receive)
             seconds = time.perf_counter() - started
+            self.archive_round(r)
             times = {part: round(t, 3) for part, t in self.watch.totals.items()}
             times["other"] = round(max(0.0, seconds - sum(self.watch.totals.values())), 3)
             losses = tuple(self.losses)
@@ -526,6 +536,40 @@ class Simulation:
             initial_accuracy=initial_accuracy,
             participants=self.participant_facts(),
         )
+
+    def archive_round(self, r: int) -> None:
+        """Store every signed message of round ``r`` that any party holds, each with the Tx-ID
+        the chain recorded it in, and the round's model as a ``state_dict`` file.
+
+        Each party contributes what it signed or was handed (participants their own update and
+        ballot, the server what it accepted and its model), so the record does not depend on any
+        one party's honesty; ``seccl audit`` checks every stored message against the chain.
+        """
+        if self.archive is None:
+            return
+        board = self.board_reader
+        tx_of = {record.digest: tx for record, tx in board.records(round_=r)}
+        tx_of.update({b.digest: b.tx_hash for b in self.consensus_reader.ballots_of(r)} if r else {})
+        held: list[tuple[MessageKind, SignedMessage | None]] = []
+        for p in self.participants:
+            if p._round == r:
+                held += [(MessageKind.UPDATE, p._own_update), (MessageKind.EVALUATION, p._own_evaluation)]
+        held += [(s.kind, s.signed) for s in self.server.store.of_round(r, MessageKind.UPDATE)]
+        held += [(MessageKind.UPDATE, s) for (rr, _), s in self.server.invalid_recorded.items() if rr == r]
+        model = self.server.model_signed
+        if board.digest_of(r, MessageKind.MODEL, self.session.server) == model.digest():
+            held.append((MessageKind.MODEL, model))
+            if self.model_dir is not None:
+                decoded = decode_message(model.data, dimension=self.session.dimension)
+                assert isinstance(decoded, ModelMessage)
+                net = build_model(0)
+                set_flat_params(net, decoded.params)
+                save_state_dict(net, self.model_dir / f"round-{r:04d}.pt")
+                if r:
+                    save_state_dict(net, self.model_dir / "final.pt")
+        for kind, signed in held:
+            if signed is not None:
+                self.archive.put(r, kind, signed, tx_of.get(signed.digest()))
 
     def election_facts(
         self, r: int

@@ -1,0 +1,125 @@
+"""`seccl audit` re-checks a run from its chain and stored messages alone: an honest run audits
+clean, and each tampered artifact is named precisely."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from seccl.chain.backends import EmbeddedChain
+from seccl.experiments.audit import audit_session
+from seccl.experiments.cli import main
+from seccl.protocol.archive import RunArchive
+from seccl.roles.settings import LearningSettings
+from seccl.runtime.simulation import Simulation
+from tests.e2e.conftest import N, attack
+
+
+def run_with_archive(data, tmp_path: Path, server=None) -> tuple[Simulation, RunArchive]:
+    archive = RunArchive(tmp_path / "messages.sqlite")
+    parts, test = data
+    sim = Simulation(
+        backend=EmbeddedChain(),
+        parts=parts,
+        test=test,
+        rounds=2,
+        candidate_fraction=0.5,
+        settings=LearningSettings(local_epochs=1),
+        seed=0,
+        server_factory=server,
+        archive=archive,
+        model_dir=tmp_path / "models",
+    )
+    sim.run()
+    return sim, archive
+
+
+def audit(sim: Simulation, archive: RunArchive):
+    return audit_session(
+        sim.session, sim.board_reader, sim.consensus_reader, archive, aggregation=sim.settings.aggregation
+    )
+
+
+def problems(report) -> list[str]:
+    return [p for r in report for p in r.problems]
+
+
+def test_an_honest_run_audits_clean_and_leaves_loadable_models(data, tmp_path: Path) -> None:
+    sim, archive = run_with_archive(data, tmp_path)
+
+    report = audit(sim, archive)
+
+    assert problems(report) == []
+    assert [r.round for r in report] == [0, 1, 2]
+    assert report[1].checked == {"updates": N, "ballots": N, "elections": 1, "models": 1}
+    final = torch.load(tmp_path / "models" / "final.pt")
+    assert set(final) == set(sim.participants[0]._model.state_dict())
+
+
+def test_a_byte_flipped_in_a_stored_update_is_named(data, tmp_path: Path) -> None:
+    sim, archive = run_with_archive(data, tmp_path)
+    victim = archive.of_round(1)[0]  # sorted by kind: an update
+    db = sqlite3.connect(archive.path)
+    data_bytes = bytearray(victim.signed.data)
+    data_bytes[-1] ^= 0x01
+    with db:
+        db.execute(
+            "UPDATE messages SET data = ? WHERE digest = ?", (bytes(data_bytes), victim.signed.digest())
+        )
+
+    found = problems(audit(sim, archive))
+
+    index = sim.session.participants.index(victim.author)
+    assert any(f"participant {index}'s update: the stored bytes hash to" in p for p in found), found
+
+
+def test_a_record_deleted_from_the_store_is_named(data, tmp_path: Path) -> None:
+    sim, archive = run_with_archive(data, tmp_path)
+    ballot = sim.consensus_reader.ballots_of(2)[0]
+    with sqlite3.connect(archive.path) as db:
+        db.execute("DELETE FROM messages WHERE digest = ?", (ballot.digest,))
+
+    found = problems(audit(sim, archive))
+
+    index = sim.session.participants.index(ballot.voter)
+    assert found == [
+        f"participant {index}'s counted ballot 0x{ballot.digest.hex()[:16]}… "
+        "is on the chain but missing from the store"
+    ]
+
+
+def test_a_run_of_a_malicious_server_fails_the_audit_on_its_model(data, tmp_path: Path) -> None:
+    sim, archive = run_with_archive(data, tmp_path, attack("aggregate-non-candidates"))
+
+    found = problems(audit(sim, archive))
+
+    assert any("θ_1 on the board" in p and "is not the aggregate" in p for p in found), found
+
+
+@pytest.mark.anvil
+def test_seccl_audit_passes_a_run_and_fails_it_once_a_model_record_is_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    argv = ["run", "-n", str(N), "-r", "2", "-l", "0.5", "--local-epochs", "1", "--per-participant", "100"]
+    assert main([*argv, "--chain", "anvil", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(run)]) == 0
+    assert "AUDIT PASSED" in capsys.readouterr().out
+
+    with sqlite3.connect(run / "messages.sqlite") as db:
+        db.execute("DELETE FROM messages WHERE kind = 2 AND round = 2")  # θ_2 removed from the store
+    assert main(["audit", str(run)]) == 1
+    out = capsys.readouterr().out
+    assert "θ_2" in out and "missing from the store" in out and "AUDIT FAILED" in out
+
+
+def test_seccl_audit_of_a_run_without_a_store_says_so(tmp_path: Path, capsys) -> None:
+    (tmp_path / "evidence.json").write_text('{"evidence": []}')
+    (tmp_path / "chain.json").write_text('{"backend": "anvil"}')
+
+    assert main(["audit", str(tmp_path)]) == 2
+    assert "stored no messages" in capsys.readouterr().err
