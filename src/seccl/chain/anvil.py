@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -42,6 +44,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM to anvil when its parent dies (even by
+    SIGKILL), so a killed run never leaves anvil running and rewriting its state file."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the context manager still stops it
+        pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
 class AnvilNode:
     """A local anvil, started on a free loopback port; its state is dumped to ``state_file``.
 
@@ -78,6 +93,7 @@ class AnvilNode:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -267,7 +268,21 @@ def options_markdown() -> str:
 # ─────────────────────────────── main ───────────────────────────────
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    # SIGTERM (timeout, kill, job schedulers) unwinds like Ctrl-C, so every context manager runs
+    # and every process the run started (anvil included) is stopped.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
