@@ -249,3 +249,33 @@ def test_nothing_in_the_repository_points_outside_it() -> None:
             continue
         text = path.read_text()
         assert "../shared" not in text and "DESIGN.md" not in text, path
+
+
+def test_a_run_never_overwrites_an_earlier_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    from seccl.experiments.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = [
+        "run",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "-l",
+        "0.5",
+        "--local-epochs",
+        "1",
+        "--per-participant",
+        "100",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    first = [p for p in (tmp_path / "runs").iterdir()]
+    assert len(first) == 1
+    assert main(argv) == 0  # the default name is taken: a fresh, time-stamped directory
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and runs[1].startswith(runs[0] + "-")
+    capsys.readouterr()
+
+    assert main([*argv, "--out", str(first[0])]) == 2  # an explicit --out holding a run: refused
+    assert "already holds a run" in capsys.readouterr().err

@@ -10,6 +10,8 @@ one line `seccl: <setting>: <what is wrong; what is allowed>` on stderr, never a
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import os
 import signal
 import sys
@@ -348,9 +350,28 @@ def _progress_line(line: str) -> None:
     print(f"  … {line}", file=sys.stderr, flush=True)
 
 
+def _fresh_run_dir(config: RunConfig) -> RunConfig:
+    """``config`` with a run directory that holds no earlier run: SecCL never writes over a run.
+    A default name already taken gets the UTC time appended; a given ``--out`` that holds a run
+    is an error."""
+    run_dir = config.run_dir
+    if not (run_dir.is_dir() and any(run_dir.iterdir())):
+        return config
+    if config.out_dir:
+        raise ConfigError(
+            f"out_dir (--out): {run_dir} already holds a run, and a run is never overwritten; "
+            "allowed: a new or empty directory"
+        )
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    fresh = run_dir.with_name(f"{run_dir.name}-{stamp}")
+    print(f"seccl: {run_dir} already holds a run; this one goes to {fresh}", file=sys.stderr)
+    return dataclasses.replace(config, out_dir=str(fresh))
+
+
 def _run(args: argparse.Namespace) -> int:
     config, given, warnings = _settings(args, FIELD_NAMES)
     check_given(config, given)
+    config = _fresh_run_dir(config)
     run_dir = config.run_dir
     check_output_dir(run_dir)
     from seccl.experiments.session import check_chain
