@@ -3,6 +3,7 @@ clean, and each tampered artifact is named precisely."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -123,3 +124,20 @@ def test_seccl_audit_of_a_run_without_a_store_says_so(tmp_path: Path, capsys) ->
 
     assert main(["audit", str(tmp_path)]) == 2
     assert "stored no messages" in capsys.readouterr().err
+
+
+@pytest.mark.anvil
+def test_an_edited_chain_state_file_is_refused_before_any_check(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    argv = ["run", "-n", str(N), "-r", "1", "-l", "0.5", "--local-epochs", "1", "--per-participant", "100"]
+    assert main([*argv, "--chain", "anvil", "--out", str(run), "--no-progress"]) == 0
+    pins = json.loads((run / "chain.json").read_text())
+    assert pins["genesis_hash"].startswith("0x") and pins["deployment_blocks"] and pins["last_block"]["hash"]
+    run_json = json.loads((run / "run.json").read_text())
+    assert run_json["complete"] is True and run_json["rounds_completed"] == 1
+    state = run / "anvil-state.json"
+    state.write_text(state.read_text() + " ")  # one byte more: the pinned SHA-256 no longer matches
+    capsys.readouterr()
+
+    assert main(["audit", str(run)]) == 2
+    assert "changed after the run" in capsys.readouterr().err

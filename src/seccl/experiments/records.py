@@ -10,7 +10,12 @@ participant, its address, its data size and class counts.
 from __future__ import annotations
 
 import csv
+import datetime
+import hashlib
 import json
+import os
+import platform
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -76,7 +81,11 @@ def write_run(config: RunConfig, result: RunResult, run_dir: Path, **summary: An
             "rounds": [json_row(r) for r in result.rounds],
         },
     )
-    _write_json(files["chain"], {**result.chain, "transactions": [asdict(t) for t in result.transactions]})
+    chain = {**result.chain, "transactions": [asdict(t) for t in result.transactions]}
+    state = run_dir / "anvil-state.json"
+    if state.is_file():  # written by anvil as it stopped: pinned, so an edit is noticed
+        chain["state_file_sha256"] = hashlib.sha256(state.read_bytes()).hexdigest()
+    _write_json(files["chain"], chain)
     _write_json(
         files["evidence"],
         {
@@ -88,7 +97,47 @@ def write_run(config: RunConfig, result: RunResult, run_dir: Path, **summary: An
         },
     )
     plot_accuracy(config, result, files["plot"], baseline=baseline)
+    files["run"] = run_dir / "run.json"
+    _write_json(files["run"], run_description(config, result))
     return files
+
+
+RUN_FILES = {
+    "run.json": "this file: what the run is, whether it completed, and what made it",
+    "config.toml": "the run's settings; `seccl run --config` loads them back",
+    "metrics.csv": "the scalar figures per round",
+    "metrics.json": "per round: accuracy, F1, the counted score matrix, Borda totals, times, losses",
+    "chain.json": "the contracts, the session's public facts, every Tx-ID with its gas, the block hashes",
+    "evidence.json": "every finding with its signed proof and verdict, every refused message",
+    "messages.sqlite": "every signed message and model by digest, with its Tx-ID (seccl audit reads it)",
+    "models/": "each round's global model as a PyTorch state_dict (round-NNNN.pt, final.pt)",
+    "accuracy.png": "accuracy and macro-F1 per round",
+    "anvil-state.json": "with --chain anvil: the chain itself (seccl audit reopens it)",
+}
+
+
+def run_description(config: RunConfig, result: RunResult) -> dict[str, Any]:
+    """What a run directory holds and how it was made: files, versions, command, machine."""
+    from importlib.metadata import version
+
+    from seccl.chain.artifacts import load_artifact
+
+    complete = len(result.rounds) == config.rounds
+    return {
+        "complete": complete,
+        "rounds_completed": len(result.rounds),
+        "rounds_planned": config.rounds,
+        "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "seed": config.seed,
+        "files": RUN_FILES,
+        "versions": {
+            "python": platform.python_version(),
+            **{name: version(name) for name in ("seccl", "torch", "numpy", "web3", "py-evm", "eth-tester")},
+            "solc": load_artifact("BulletinBoard").compiler.get("version"),
+        },
+        "machine": {"host": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count()},
+    }
 
 
 def _write_json(path: Path, data: Any) -> None:

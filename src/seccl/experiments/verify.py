@@ -8,6 +8,7 @@ the findings with their signed proofs. A fabricated finding is refuted, a real o
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import tempfile
@@ -70,6 +71,9 @@ def open_run_chain(files: RunFiles, facts: dict[str, Any], url: str | None) -> I
             f"the run's chain ({backend}) was not persisted: the embedded EVM ends with its run. "
             "Give --chain URL for a node that holds it, or re-run with --chain anvil."
         )
+    pinned = facts.get("state_file_sha256")
+    if pinned and hashlib.sha256(state.read_bytes()).hexdigest() != pinned:
+        raise VerifyError(f"{state} was changed after the run: its SHA-256 is not the one chain.json pins")
     with tempfile.TemporaryDirectory(prefix="seccl-verify-") as scratch:
         copy = Path(scratch) / state.name
         shutil.copyfile(state, copy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -112,6 +113,14 @@ class Dataset:
         """Return the samples at ``indices`` (in that order) as a new data set (copies)."""
         idx = np.asarray(indices, dtype=np.int64)
         return Dataset(self.images[idx], self.labels[idx], self.num_classes)
+
+    def sha256(self) -> str:
+        """A fingerprint of exactly these samples (images as float32, labels as int64, in order),
+        so that a run's metrics can be re-checked against the same data."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.images, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()
 
     def class_counts(self) -> np.ndarray:
         """Number of samples of each class, int64 ``[num_classes]``."""

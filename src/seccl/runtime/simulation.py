@@ -268,6 +268,7 @@ class Simulation:
         self.round_metrics = round_metrics
         self.adversaries = set(adversaries or ())
         self.settings = settings
+        self.test_set = test
         self.test_evaluator = Evaluator(test)
         options = options or SessionOptions()
         n = len(parts)
@@ -594,6 +595,8 @@ class Simulation:
                 "validation_samples": len(p.data.validation),
                 "train_class_counts": [int(c) for c in p.data.train.class_counts()],
                 "validation_class_counts": [int(c) for c in p.data.validation.class_counts()],
+                "train_sha256": p.data.train.sha256(),
+                "validation_sha256": p.data.validation.sha256(),
             }
             for p in self.participants
         ]
@@ -609,6 +612,7 @@ class Simulation:
         )
 
     def chain_facts(self) -> dict[str, Any]:
+        w3 = self.board_reader.w3
         return {
             "backend": self.backend.name,
             "chain_id": self.session.chain_id,
@@ -628,7 +632,16 @@ class Simulation:
             "max_abs_value": self.session.max_abs_value,
             "deployment": [r.tx_hash for r in self.deployment],
             "accusations_upheld": self.board_reader.caught_count(),
+            # What pins this chain instance: contracts land at the same addresses, with the same
+            # chain id, in every session with the same server key; the block hashes do not repeat.
+            "genesis_hash": self._block_hash(0),
+            "deployment_blocks": [r.block_number for r in self.deployment],
+            "last_block": {"number": int(w3.eth.block_number), "hash": self._block_hash("latest")},
+            "test_set_sha256": self.test_set.sha256(),
         }
+
+    def _block_hash(self, block: int | str) -> str:
+        return "0x" + bytes(self.board_reader.w3.eth.get_block(block)["hash"]).hex()  # type: ignore[arg-type]
 
 
 def _duration(seconds: float) -> str:
