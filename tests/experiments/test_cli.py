@@ -279,3 +279,48 @@ def test_a_run_never_overwrites_an_earlier_run(tmp_path: Path, monkeypatch, caps
 
     assert main([*argv, "--out", str(first[0])]) == 2  # an explicit --out holding a run: refused
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_each_round_is_on_disk_as_it_ends_and_the_run_says_whether_it_completed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from seccl.experiments import records
+    from seccl.experiments.cli import main
+
+    seen: list[dict] = []
+    write_run = records.write_run
+
+    def spy(config, result, run_dir, **summary):  # type: ignore[no-untyped-def]
+        files = write_run(config, result, run_dir, **summary)
+        seen.append(json.loads((run_dir / "run.json").read_text()))
+        return files
+
+    monkeypatch.setattr(records, "write_run", spy)
+    run = tmp_path / "run"
+    argv = [
+        "run",
+        "-n",
+        "4",
+        "-r",
+        "2",
+        "-l",
+        "0.5",
+        "--local-epochs",
+        "1",
+        "--per-participant",
+        "100",
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
+
+    assert main(argv) == 0
+
+    assert [(s["rounds_completed"], s["complete"]) for s in seen] == [(1, False), (2, True), (2, True)]
+    assert seen[0]["files"]["messages.sqlite"] and seen[-1]["versions"]["torch"].startswith("2.13")
+    assert sorted(p.name for p in (run / "models").iterdir()) == [
+        "final.pt",
+        "round-0000.pt",
+        "round-0001.pt",
+        "round-0002.pt",
+    ]

@@ -387,15 +387,23 @@ def _run(args: argparse.Namespace) -> int:
         f"{config.local_epochs} local epochs, chain {config.chain}, seed {config.seed}"
     )
     started = time.perf_counter()
+    from seccl.experiments.records import write_run
+
+    def round_done(partial: Any) -> None:
+        # Every round's results are on disk as it ends; run.json says incomplete until the last.
+        write_run(
+            config, partial, run_dir, seconds=round(time.perf_counter() - started, 3), warnings=warnings
+        )
+
     result = _session(
         config,
         progress=show and on_terminal,
         progress_log=_progress_line if show and not on_terminal else None,
+        on_round=round_done,
     )
     elapsed = time.perf_counter() - started
     found = bool(result.evidence)
     code = EXIT_EVIDENCE if found and not args.allow_evidence else 0
-    from seccl.experiments.records import write_run
 
     files = write_run(config, result, run_dir, seconds=round(elapsed, 3), warnings=warnings, exit_code=code)
     _say(

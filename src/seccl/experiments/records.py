@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from seccl.experiments.config import RunConfig
+from seccl.files import atomic_write_bytes
 from seccl.runtime.simulation import TIME_PARTS, RoundRecord, RunResult
 
 SCORES_NOTE = (
@@ -141,7 +142,7 @@ def run_description(config: RunConfig, result: RunResult) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def csv_row(record: RoundRecord) -> dict[str, Any]:

@@ -158,6 +158,7 @@ def run_config(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     progress_log: Callable[[str], None] | None = None,
+    on_round: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
     """Run the session ``config`` describes, on its chain backend. ``progress`` shows a progress
     bar; ``progress_log`` receives a line at the end of every phase instead (for a log file)."""
@@ -201,5 +202,6 @@ def run_config(
             progress_log=progress_log,
             archive=archive,
             model_dir=config.run_dir / "models",
+            on_round=on_round,
         )
         return simulation.run()

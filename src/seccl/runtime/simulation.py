@@ -252,6 +252,7 @@ class Simulation:
         progress_log: Callable[[str], None] | None = None,
         archive: RunArchive | None = None,
         model_dir: Path | None = None,
+        on_round: Callable[[RunResult], None] | None = None,
     ):
         # One thread: bit-exact training for a seed, and no stalls on a shared 2-core machine.
         torch.set_num_threads(1)
@@ -337,6 +338,7 @@ class Simulation:
         # The run's durable record, written as each round ends (see :meth:`archive_round`).
         self.archive = archive
         self.model_dir = model_dir
+        self.on_round = on_round
         self.archive_round(0)
         self.losses: list[float | None] = [None] * n
         for p in self.participants:
@@ -514,6 +516,8 @@ class Simulation:
                 training_losses=losses,
             )
             records.append(record)
+            if self.on_round is not None:
+                self.on_round(self._result(records, evidence, initial_accuracy))
             self.log(format_round(record, self.rounds))
             for rejection in outcome.rejections:
                 self.log(
@@ -527,12 +531,18 @@ class Simulation:
             for item in final:
                 self.log(f"  evidence: {item.summary()}")
             evidence += final
+        return self._result(records, evidence, initial_accuracy)
+
+    def _result(
+        self, records: list[RoundRecord], evidence: list[Evidence], initial_accuracy: float
+    ) -> RunResult:
+        """What the run has produced so far (all of it, once the last round is done)."""
         return RunResult(
-            rounds=records,
-            evidence=evidence,
+            rounds=list(records),
+            evidence=list(evidence),
             verdicts=[self.verify(e) for e in evidence],
-            rejections=self.server.rejections,
-            transactions=self.server.transactions,
+            rejections=list(self.server.rejections),
+            transactions=list(self.server.transactions),
             chain=self.chain_facts(),
             initial_accuracy=initial_accuracy,
             participants=self.participant_facts(),
