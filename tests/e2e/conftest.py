@@ -4,6 +4,7 @@ session runner on the embedded EVM."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,7 @@ def simulate(
     seed: int = 0,
     participant_factory: Callable | None = None,
     backend: ChainBackend | None = None,
+    **options: Any,
 ) -> tuple[Simulation, RunResult]:
     """A 4-participant session (M = 2, one local epoch) and its result."""
     parts, test = data
@@ -54,6 +56,7 @@ def simulate(
         seed=seed,
         server_factory=server,
         participant_factory=participant_factory,
+        **options,
     )
     return sim, sim.run()
 

@@ -10,31 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from seccl.chain.backends import EmbeddedChain
 from seccl.experiments.audit import audit_session
 from seccl.experiments.cli import main
 from seccl.protocol.archive import RunArchive
-from seccl.roles.settings import LearningSettings
 from seccl.runtime.simulation import Simulation
-from tests.e2e.conftest import N, attack
+from tests.e2e.conftest import N, attack, simulate
 
 
 def run_with_archive(data, tmp_path: Path, server=None) -> tuple[Simulation, RunArchive]:
     archive = RunArchive(tmp_path / "messages.sqlite")
-    parts, test = data
-    sim = Simulation(
-        backend=EmbeddedChain(),
-        parts=parts,
-        test=test,
-        rounds=2,
-        candidate_fraction=0.5,
-        settings=LearningSettings(local_epochs=1),
-        seed=0,
-        server_factory=server,
-        archive=archive,
-        model_dir=tmp_path / "models",
-    )
-    sim.run()
+    sim, _ = simulate(data, server, archive=archive, model_dir=tmp_path / "models")
     return sim, archive
 
 

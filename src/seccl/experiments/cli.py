@@ -199,29 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write compare.png and compare.md (default: runs/compare-<names of the runs>)",
     )
 
-    verify = sub.add_parser(
-        "verify-evidence",
-        help="confirm or refute each finding of a run from the chain, trusting neither side",
-        formatter_class=_Formatter,
-    )
-    verify.add_argument("path", type=Path, help="a run directory, or its evidence.json")
-    verify.add_argument(
-        "--chain",
-        dest="chain_url",
-        help="a JSON-RPC URL of a node holding the run's chain (default: the run's persisted anvil state)",
-    )
-
-    audit = sub.add_parser(
-        "audit",
-        help="re-verify a run from its chain and stored messages alone, trusting neither side",
-        formatter_class=_Formatter,
-    )
-    audit.add_argument("path", type=Path, help="a run directory")
-    audit.add_argument(
-        "--chain",
-        dest="chain_url",
-        help="a JSON-RPC URL of a node holding the run's chain (default: the run's persisted anvil state)",
-    )
+    for name, what, path_help in (
+        (
+            "verify-evidence",
+            "confirm or refute each finding of a run from the chain, trusting neither side",
+            "a run directory, or its evidence.json",
+        ),
+        (
+            "audit",
+            "re-verify a run from its chain and stored messages alone, trusting neither side",
+            "a run directory",
+        ),
+    ):
+        checker = sub.add_parser(name, help=what, formatter_class=_Formatter)
+        checker.add_argument("path", type=Path, help=path_help)
+        checker.add_argument(
+            "--chain",
+            dest="chain_url",
+            help="a JSON-RPC URL of a node holding the run's chain "
+            "(default: the run's persisted anvil state)",
+        )
     return parser
 
 
