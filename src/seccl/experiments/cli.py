@@ -269,7 +269,9 @@ def options_markdown() -> str:
 
 def _terminate(signum: int, _frame: object) -> None:
     # SIGTERM (timeout, kill, job schedulers) unwinds like Ctrl-C, so every context manager runs
-    # and every process the run started (anvil included) is stopped.
+    # and every process the run started (anvil included) is stopped; a second SIGTERM during that
+    # clean-up is ignored rather than cutting it short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -277,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # one that arrived while another error was being reported
+        print("seccl: interrupted", file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
 
