@@ -3,12 +3,16 @@ or caught with evidence an outsider confirms, and an honest run yields no eviden
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.election import ABSTAIN, borda_tally
 from seccl.protocol.evidence import EvidenceKind
+from seccl.protocol.instructions import EvaluateRequest, TrainRequest
 from seccl.protocol.verification import Status
+from seccl.roles.server import ParameterServer
 from seccl.runtime.simulation import RunResult, Simulation
 from seccl.runtime.transport import InMemoryTransport
 from tests.e2e.conftest import TARGET, N, attack, simulate
@@ -228,3 +232,32 @@ def test_a_participant_that_tallies_first_does_not_crash_the_honest_server(data)
     assert outcome.candidates == early.candidates
     assert all(p.after_model(1) for p in sim.participants)
     assert all(p.evidence == [] for p in sim.participants)
+
+
+class RepeatingServer(ParameterServer):
+    """After collecting the ballots, asks for the round's update again and then for a second
+    ballot over the updates it likes, hoping to hold two signed ballots to choose from."""
+
+    def evaluate_phase(self, round_, send_and_receive):  # type: ignore[no-untyped-def]
+        def twice(requests):  # type: ignore[no-untyped-def]
+            first = send_and_receive(requests)
+            if requests and all(isinstance(r, EvaluateRequest) for r in requests.values()):
+                retrain = {i: TrainRequest(round_, *self.deliver_model(i, round_ - 1)) for i in requests}
+                self.updates = {i: reply.message for i, reply in send_and_receive(retrain).items()}
+                fewer = {i: replace(r, updates=r.updates[:1]) for i, r in requests.items()}
+                second = send_and_receive(fewer)
+                self.ballots = {i: (first[i].message, second[i].message) for i in first}
+            return first
+
+        super().evaluate_phase(round_, twice)
+
+
+def test_a_participant_asked_twice_signs_one_update_and_one_ballot_per_round(data) -> None:
+    sim, result = simulate(data, RepeatingServer, rounds=1)
+
+    assert all(first == again for first, again in sim.server.ballots.values())  # the same signed ballot
+    for i, update in sim.server.updates.items():
+        assert update == sim.server.store.get(1, MessageKind.UPDATE, sim.session.participants[i]).signed
+    assert len(result.rounds) == 1
+    # The second, thinner delivery lacks bytes its own signed statement lists: it is noticed.
+    assert {e.kind for e in result.evidence} == {EvidenceKind.UNSIGNED_DELIVERY}

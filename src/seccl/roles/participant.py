@@ -150,6 +150,12 @@ class Participant:
     # ─────────────── the round, as the server asks ───────────────
 
     def _on_train(self, request: TrainRequest) -> SignedMessage | None:
+        # The chain, not the server, says which round is open; asked twice, the answer is the one
+        # update already signed (a second one would let the server choose between them).
+        if request.round != self.board.current_round():
+            return None
+        if request.round == self._round and self._trained:
+            return self._own_update
         self._reset(request.round)
         params = self._check_delivered_model(request.round - 1, request.model, request.delivery)
         if params is not None:
@@ -176,6 +182,8 @@ class Participant:
 
     def _on_evaluate(self, request: EvaluateRequest) -> SignedMessage | None:
         round_ = request.round
+        if round_ != self._round:
+            return None  # not the round this participant is in: it signs nothing for it
         if request.own_receipt is not None and self._own_update is not None:
             self._check_receipt(request.own_receipt, MessageKind.UPDATE, self._own_update)
         info = self.board.round_info(round_)
