@@ -1,9 +1,10 @@
-"""Gas of every contract call in one full SecCL round on the embedded EVM, for N = 10, 30, 100.
+"""Gas of every contract call in one full SecCL round on the embedded EVM, for N = 10, 20, 30, 100
+(or the sizes given: ``python bench/gas.py 30``).
 
 One session per N, deployed from the server's own key with `deploy_session`; every update, ballot
 and model carries a real signature of its author; M = ceil(0.2·N). Printed next to the figures of
-the previous contract design (server-only relays, evaluations posted on the board as well, the
-server opening each round and election).
+an earlier contract design (server-only relays, evaluations posted on the board as well, the
+server opening each round and election), where it reported them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage
 from seccl.protocol.statements import Delivery
 
-SIZES = (10, 30, 100)
+SIZES = (10, 20, 30, 100)
 FRACTION = 0.2  # the paper's l: M = ceil(l·N) candidates
 SEED = 2024
 DIMENSION = 10_000  # a small model: the digest, not the payload, goes on chain
@@ -47,13 +48,19 @@ ROWS = (
 )
 PER_ROUND = ("post_update", "submit_scores", "tally", "post_model")
 
-# The previous design, as bench/gas.py measured it then (`None`: not reported). Its round was
-# openRound + N·post update + N·post evaluation + openElection + N·submitScores + tally + post model.
-OLD: dict[str, dict[int, int | None]] = {
-    "post_update": {10: 81_261, 30: 81_261, 100: 81_259},  # its "post update / evaluation"
-    "submit_scores": {10: 74_778, 30: 112_300, 100: 255_323},
-    "tally": {10: 84_542, 30: 127_843, 100: 575_480},
-    "per_participant": {10: 265_030, 30: 285_517, 100: 425_533},
+# The contracts before the gas work of issue 8, as this script measured them (same round, same
+# calls): ballots of 32-byte scores, each ballot's scores both counted in storage and emitted as
+# words, a stored update counter, the elected list in a storage array, an O(N·M) selection.
+BEFORE: dict[str, dict[int, int]] = {
+    "deploy_board": {10: 1_989_602, 20: 2_442_628, 30: 2_895_702, 100: 6_067_110},
+    "deploy_consensus": {10: 1_994_540, 20: 1_994_540, 30: 1_994_540, 100: 1_994_540},
+    "post_update": {10: 70_644, 20: 69_791, 30: 69_508, 100: 69_107},
+    "submit_scores": {10: 92_364, 20: 120_140, 30: 147_684, 100: 356_612},
+    "tally": {10: 121_280, 20: 178_335, 30: 253_386, 100: 1_466_139},
+    "post_model": {10: 92_499, 20: 92_499, 30: 92_499, 100: 92_487},
+    "accuse_delivery": {10: 50_430, 20: 69_820, 30: 91_790, 100: 245_340},
+    "accuse_missing_model": {10: 34_642, 20: 34_642, 30: 34_642, 100: 34_642},
+    "per_participant": {10: 184_386, 20: 203_473, 30: 228_721, 100: 441_306},
 }
 
 
@@ -146,54 +153,57 @@ def _cell(value: int | None, width: int) -> str:
     return f"{value:>{width},}" if value is not None else "—".rjust(width)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    sizes = tuple(int(a) for a in argv) or SIZES
     start = time.perf_counter()
-    results = {n: measure(n) for n in SIZES}
+    results = {n: measure(n) for n in sizes}
     elapsed = time.perf_counter() - start
 
     label_width = 38
     col = 11
-    header = "call".ljust(label_width) + "".join(f"N = {n}".rjust(col) + "old".rjust(col) for n in SIZES)
+    header = "call".ljust(label_width) + "".join(f"N = {n}".rjust(col) + "before".rjust(col) for n in sizes)
     rule = "-" * len(header)
     print("SecCL on-chain cost: gas used by each contract call in one full round (embedded EVM)")
     print(f"gas units; mean where a call repeats; N participants, M = ceil({FRACTION}·N) elected;")
-    print("'old' is the previous contract design, where it reported the call")
+    print("'before' is the contracts before issue 8's gas work (see BEFORE), at the sizes it was measured")
     print()
     print(header)
     print(rule)
     print(
         "M (candidates)".ljust(label_width)
-        + "".join(f"{candidate_count(FRACTION, n):>{col}}" + "".rjust(col) for n in SIZES)
+        + "".join(f"{candidate_count(FRACTION, n):>{col}}" + "".rjust(col) for n in sizes)
     )
     print(rule)
     for label, key in ROWS:
-        old = OLD.get(key, {})
+        old = BEFORE.get(key, {})
         print(
             label.ljust(label_width)
-            + "".join(_cell(mean(results[n][key]), col) + _cell(old.get(n), col) for n in SIZES)
+            + "".join(_cell(mean(results[n][key]), col) + _cell(old.get(n), col) for n in sizes)
         )
     print(rule)
-    totals = {n: sum(sum(results[n][key]) for key in PER_ROUND) for n in SIZES}
-    deploys = {n: results[n]["deploy_board"][0] + results[n]["deploy_consensus"][0] for n in SIZES}
-    old_per_participant = OLD["per_participant"]
-    summary: tuple[tuple[str, dict[int, int], dict[int, int | None]], ...] = (
-        ("per participant per round", {n: round(totals[n] / n) for n in SIZES}, old_per_participant),
-        ("total per round", totals, {n: old_per_participant[n] * n for n in SIZES}),  # type: ignore[operator]
-        ("deploy (board + consensus, once)", deploys, {}),
+    totals = {n: sum(sum(results[n][key]) for key in PER_ROUND) for n in sizes}
+    deploys = {n: results[n]["deploy_board"][0] + results[n]["deploy_consensus"][0] for n in sizes}
+    old_per_participant = BEFORE["per_participant"]
+    summary: tuple[tuple[str, dict[int, int], dict[int, int]], ...] = (
+        ("per participant per round", {n: round(totals[n] / n) for n in sizes}, old_per_participant),
+        ("total per round", totals, {n: v * n for n, v in old_per_participant.items()}),
+        (
+            "deploy (board + consensus, once)",
+            deploys,
+            {n: BEFORE["deploy_board"][n] + BEFORE["deploy_consensus"][n] for n in old_per_participant},
+        ),
     )
     for label, values, old_values in summary:
         print(
             label.ljust(label_width)
-            + "".join(_cell(values[n], col) + _cell(old_values.get(n), col) for n in SIZES)
+            + "".join(_cell(values[n], col) + _cell(old_values.get(n), col) for n in sizes)
         )
     print()
     print("Per round = N·postUpdate + N·submitScores + tally + postModel (round 1 opens at deployment,")
     print("each later one when postModel lands; evaluations are recorded by the consensus contract only).")
-    print("Old round = openRound + N·post update + N·post evaluation + openElection + N·submitScores")
-    print("+ tally + post model.")
     print(f"(measured in {elapsed:.1f} s of wall time)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {Bitmaps} from "./Bitmaps.sol";
 import {SecclSigning} from "./SecclSigning.sol";
 
 /// @notice What a session's consensus contract tells the board: whether an election was tallied.
@@ -39,14 +40,10 @@ contract BulletinBoard {
         ModelNotPosted
     }
 
-    /// @notice One round's progress. Packed in one storage slot.
-    struct RoundState {
-        uint64 openedAt;
-        uint16 updates;
-        bool modelPosted;
-    }
-
     /// @notice One round's schedule and progress, as the consensus contract and participants read it.
+    /// @dev Only `openedAt` and `updateBitmap` are stored: the deadlines follow from the phases,
+    ///      `updates` is the bitmap's count, and a round's model is posted exactly when a later
+    ///      round has opened.
     struct RoundInfo {
         uint64 openedAt;
         uint64 updateDeadline;
@@ -71,7 +68,7 @@ contract BulletinBoard {
     // ───────────────────────────── CONSTANTS ─────────────────────────────
 
     /// @notice The most participants a session may register (bitmaps of one word; the consensus
-    ///         contract packs Borda totals in 16 bits, which holds 255·255 points).
+    ///         contract packs Borda totals in at most 16 bits, which hold 255·255 points).
     uint256 public constant MAX_PARTICIPANTS = 256;
 
     // ───────────────────────────── EVENTS ─────────────────────────────
@@ -120,11 +117,14 @@ contract BulletinBoard {
     uint64 private immutable _updatePhase;
     uint64 private immutable _ballotPhase;
     uint64 private immutable _modelPhase;
+    /// @dev The open round and when it opened share one slot (with the accusation count), so a
+    ///      post or a ballot learns both from one read.
     uint64 private _currentRound;
+    uint64 private _currentOpenedAt;
     uint64 private _caughtCount;
     address[] private _participants;
     mapping(address participant => uint256 indexPlusOne) private _indexPlusOne;
-    mapping(uint64 round => RoundState) private _rounds;
+    mapping(uint64 round => uint64 openedAt) private _openedAt;
     mapping(uint64 round => uint256 bitmap) private _updateBitmap;
     mapping(uint64 round => mapping(Kind => mapping(address author => bytes32 digest))) private _digests;
 
@@ -158,7 +158,7 @@ contract BulletinBoard {
         _ballotPhase = settings.ballotPhase;
         _modelPhase = settings.modelPhase;
         _digests[0][Kind.Model][msg.sender] = settings.initialModel;
-        _rounds[0] = RoundState({openedAt: uint64(block.timestamp), updates: 0, modelPosted: true});
+        _openedAt[0] = uint64(block.timestamp);
         emit MessagePosted(0, Kind.Model, msg.sender, settings.initialModel);
         _open(1);
     }
@@ -167,17 +167,17 @@ contract BulletinBoard {
     /// @dev Anyone may relay; reverts unless the round is open and in its update phase, the
     ///      author is a participant without an update this round, and `signature` is the author's.
     function postUpdate(uint64 round, address author, bytes32 digest, bytes calldata signature) external {
-        RoundState storage state = _openRound(round);
-        uint64 deadline = state.openedAt + _updatePhase;
+        uint64 deadline = _openRound(round) + _updatePhase;
         if (block.timestamp > deadline) revert BulletinUpdatePhaseOver(round, deadline);
         uint256 indexPlusOne = _indexPlusOne[author];
         if (indexPlusOne == 0) revert BulletinUnknownAuthor(author);
-        if (_digests[round][Kind.Update][author] != bytes32(0)) revert BulletinAlreadyPosted(round, Kind.Update, author);
+        uint256 bit = 1 << (indexPlusOne - 1);
+        uint256 bitmap = _updateBitmap[round];
+        if (bitmap & bit != 0) revert BulletinAlreadyPosted(round, Kind.Update, author);
         _checkSignature(author, round, uint8(Kind.Update), digest, signature);
 
         _digests[round][Kind.Update][author] = digest;
-        _updateBitmap[round] |= 1 << (indexPlusOne - 1);
-        state.updates += 1;
+        _updateBitmap[round] = bitmap | bit;
         emit MessagePosted(round, Kind.Update, author, digest);
     }
 
@@ -185,12 +185,11 @@ contract BulletinBoard {
     ///         produced, and opens the next round.
     /// @dev Anyone may relay; reverts unless `round` is open and its election was tallied.
     function postModel(uint64 round, bytes32 digest, bytes calldata signature) external {
-        RoundState storage state = _openRound(round);
+        _openRound(round);
         if (!IElectionRecord(_consensus).isTallied(round)) revert BulletinNotTallied(round);
         _checkSignature(_server, round, uint8(Kind.Model), digest, signature);
 
         _digests[round][Kind.Model][_server] = digest;
-        state.modelPosted = true;
         emit MessagePosted(round, Kind.Model, _server, digest);
         _open(round + 1);
     }
@@ -303,15 +302,16 @@ contract BulletinBoard {
 
     /// @notice The schedule and progress of `round` (all zero if it has not opened).
     function roundInfo(uint64 round) public view returns (RoundInfo memory info) {
-        RoundState memory state = _rounds[round];
-        if (state.openedAt == 0) return info;
-        info.openedAt = state.openedAt;
-        info.updateDeadline = state.openedAt + _updatePhase;
+        uint64 current = _currentRound;
+        if (round > current) return info;
+        uint64 openedAt = round == current ? _currentOpenedAt : _openedAt[round];
+        info.openedAt = openedAt;
+        info.updateDeadline = openedAt + _updatePhase;
         info.ballotDeadline = info.updateDeadline + _ballotPhase;
         info.modelDeadline = info.ballotDeadline + _modelPhase;
-        info.updates = state.updates;
-        info.modelPosted = state.modelPosted;
         info.updateBitmap = _updateBitmap[round];
+        info.updates = uint16(Bitmaps.count(info.updateBitmap));
+        info.modelPosted = round < current;
     }
 
     /// @notice How many accusations the chain has upheld against the server.
@@ -328,15 +328,17 @@ contract BulletinBoard {
 
     function _open(uint64 round) private {
         _currentRound = round;
-        _rounds[round].openedAt = uint64(block.timestamp);
+        _currentOpenedAt = uint64(block.timestamp);
+        _openedAt[round] = uint64(block.timestamp);
         emit RoundOpened(round, uint64(block.timestamp));
     }
 
-    function _openRound(uint64 round) private view returns (RoundState storage state) {
+    /// @dev Reverts unless `round` is the open round; returns when it opened.
+    function _openRound(uint64 round) private view returns (uint64 openedAt) {
         uint64 current = _currentRound;
         if (round > current) revert BulletinRoundNotOpen(round, current);
         if (round < current) revert BulletinRoundClosed(round, current);
-        state = _rounds[round];
+        return _currentOpenedAt;
     }
 
     function _checkSignature(address signer_, uint64 round, uint8 kind, bytes32 digest, bytes calldata signature)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {Bitmaps} from "./Bitmaps.sol";
 import {BulletinBoard, IElectionRecord} from "./BulletinBoard.sol";
 import {SecclSigning} from "./SecclSigning.sol";
 
@@ -26,10 +27,12 @@ import {SecclSigning} from "./SecclSigning.sol";
 ///      - The candidates are the min(M, electable) electable participants with the highest
 ///        means; equal means elect the lower tie key first. With no ballot, nobody is elected.
 ///      The voter supplies its top-M ranking; the contract verifies it in O(n) instead of sorting.
+///      Storage holds only what the contract itself reads again (who voted, the packed totals, the
+///      election's result); each ballot's scores and ranking are recorded once, in its event.
 contract Consensus is IElectionRecord {
     // ───────────────────────────── TYPES ─────────────────────────────
 
-    /// @notice One round's election. Packed in one storage slot.
+    /// @notice One round's election, as {electionOf} reports it (derived, not stored as such).
     struct Election {
         uint16 ballots;
         bool tallied;
@@ -43,18 +46,20 @@ contract Consensus is IElectionRecord {
     uint32 public constant MAX_SCORE = 1_000_000;
 
     /// @dev The canonical encoding of an evaluation message (its digest is what the voter signs):
-    ///      abi.encodePacked(MAGIC, VERSION, KIND_EVALUATION, round, voter, scores).
+    ///      abi.encodePacked(MAGIC, VERSION, KIND_EVALUATION, round, voter, scores), where `scores`
+    ///      holds one big-endian uint32 (SCORE_BYTES bytes) per participant, by index.
     bytes4 private constant MAGIC = "SCCL";
-    uint8 private constant VERSION = 2;
+    uint8 private constant VERSION = 3;
+    uint256 private constant SCORE_BYTES = 4;
+    uint256 private constant MASK64 = type(uint64).max;
     uint8 private constant KIND_EVALUATION = uint8(BulletinBoard.Kind.Evaluation);
 
     // ───────────────────────────── EVENTS ─────────────────────────────
 
-    /// @notice `voter`'s signed `scores` (by participant index) and its top-M `ranking` were
-    ///         counted in `round`; `digest` is its evaluation message's digest.
-    event ScoresSubmitted(
-        uint64 indexed round, address indexed voter, bytes32 digest, uint32[] scores, uint16[] ranking
-    );
+    /// @notice `voter`'s signed `scores` (one big-endian uint32 per participant, by index) and its
+    ///         top-M `ranking` (one byte per participant index, best first) were counted in
+    ///         `round`; `digest` is its evaluation message's digest. This is the ballot's record.
+    event ScoresSubmitted(uint64 indexed round, address indexed voter, bytes32 digest, bytes scores, bytes ranking);
 
     /// @notice The election of `round` elected `candidates` (participant indices, best first)
     ///         from `ballots` ballots.
@@ -78,7 +83,7 @@ contract Consensus is IElectionRecord {
     error ConsensusUnknownVoter(address voter);
     /// @notice `voter` has already voted in `round`.
     error ConsensusAlreadyVoted(uint64 round, address voter);
-    /// @notice A list had `actual` entries where `expected` were due.
+    /// @notice A list had `actual` bytes where `expected` were due (scores take 4 bytes each, ranks 1).
     error ConsensusWrongLength(uint256 expected, uint256 actual);
     /// @notice `voter` scored or ranked itself.
     error ConsensusSelfScore(uint64 round, address voter);
@@ -100,13 +105,15 @@ contract Consensus is IElectionRecord {
     uint256 private immutable _candidates;
     bytes32 private immutable _nonce;
     bytes32 private immutable _tieSeed;
-    mapping(uint64 round => Election) private _elections;
+    uint256 private immutable _counterBits;
     mapping(uint64 round => uint256 bitmap) private _voted;
-    /// @dev Borda points and abstentions, sixteen 16-bit counters per word, so a ballot touches
-    ///      few slots (abstentions are rare, and cost nothing when absent).
+    /// @dev Borda points and abstentions, packed counters (see {_lanePosition}), so a ballot
+    ///      touches few slots (abstentions are rare, and cost nothing when absent).
     mapping(uint64 round => mapping(uint256 word => uint256 packed)) private _points;
     mapping(uint64 round => mapping(uint256 word => uint256 packed)) private _abstentions;
-    mapping(uint64 round => uint16[] candidates) private _elected;
+    /// @dev Empty until the round is tallied; then the number of candidates elected, followed by
+    ///      their indices, one byte each, best first (one slot for up to 30 candidates).
+    mapping(uint64 round => bytes record) private _elected;
 
     // ───────────────────────────── LOGIC ─────────────────────────────
 
@@ -124,45 +131,55 @@ contract Consensus is IElectionRecord {
         _candidates = candidates;
         _nonce = board_.nonce();
         _tieSeed = board_.tieSeed();
+        _counterBits = candidates * (count - 1) < 256 ? 8 : 16;
     }
 
-    /// @notice Counts `voter`'s ballot of `round`: its `scores` for every participant and its
-    ///         top-M `ranking`, signed by the voter as its evaluation message. Anyone may relay.
+    /// @notice Counts `voter`'s ballot of `round`: its `scores` for every participant (the body of
+    ///         its evaluation message: one big-endian uint32 each, by index) and its top-M
+    ///         `ranking` (participant indices, one byte each, best first), signed by the voter as
+    ///         its evaluation message. Anyone may relay.
+    /// @dev A ballot after the tally is refused as a second ballot or as late: a tally happens only
+    ///      once every participant has voted or the ballot phase is over.
     function submitScores(
         uint64 round,
         address voter,
-        uint32[] calldata scores,
-        uint16[] calldata ranking,
+        bytes calldata scores,
+        bytes calldata ranking,
         bytes calldata signature
     ) external {
         uint256 eligible = _ballotPhase(round);
         (bool registered, uint256 self) = _board.participantIndex(voter);
         if (!registered) revert ConsensusUnknownVoter(voter);
         if (_voted[round] & (1 << self) != 0) revert ConsensusAlreadyVoted(round, voter);
-        if (scores.length != _participantCount) revert ConsensusWrongLength(_participantCount, scores.length);
-        if (scores[self] != ABSTAIN) revert ConsensusSelfScore(round, voter);
+        if (scores.length != SCORE_BYTES * _participantCount) {
+            revert ConsensusWrongLength(SCORE_BYTES * _participantCount, scores.length);
+        }
+        if (_score(scores, self) != ABSTAIN) revert ConsensusSelfScore(round, voter);
 
         bytes32 digest = _verifySignature(round, voter, scores, signature);
         _countBallot(round, voter, self, scores, ranking, eligible);
         _voted[round] |= 1 << self;
-        _elections[round].ballots += 1;
         emit ScoresSubmitted(round, voter, digest, scores, ranking);
     }
 
     /// @notice Elects the candidates of `round` once every participant has voted or the ballot
     ///         phase has ended. Anyone may call it, so no server can hold an election open.
     function tally(uint64 round) external returns (uint16[] memory candidates) {
-        Election storage election = _elections[round];
-        if (election.tallied) revert ConsensusElectionClosed(round);
+        if (_elected[round].length != 0) revert ConsensusElectionClosed(round);
         BulletinBoard.RoundInfo memory info = _board.roundInfo(round);
         if (info.openedAt == 0) revert ConsensusRoundNotOpen(round);
-        uint16 ballots = election.ballots;
+        uint256 voted = _voted[round];
+        uint16 ballots = uint16(Bitmaps.count(voted));
         if (ballots < _participantCount && block.timestamp <= info.ballotDeadline) {
             revert ConsensusElectionStillOpen(round, ballots, _participantCount, info.ballotDeadline);
         }
         candidates = ballots == 0 ? new uint16[](0) : _topCandidates(round, ballots, info.updateBitmap);
-        election.tallied = true;
-        _elected[round] = candidates;
+        bytes memory record = new bytes(candidates.length + 1);
+        record[0] = bytes1(uint8(candidates.length));
+        for (uint256 k = 0; k < candidates.length; ++k) {
+            record[k + 1] = bytes1(uint8(candidates[k]));
+        }
+        _elected[round] = record;
         emit CandidatesElected(round, candidates, ballots);
     }
 
@@ -179,8 +196,9 @@ contract Consensus is IElectionRecord {
     }
 
     /// @notice How many participants this contract counts ballots for (the board's, at deployment).
-    /// @dev This and the next two views expose the immutables copied from the board, so that a
-    ///      participant checking the code (with immutables masked) can check their values too.
+    /// @dev This, the next two views and {counterBits} expose the immutables derived from the
+    ///      board, so that a participant checking the code (with immutables masked) can check
+    ///      their values too.
     function participantCount() external view returns (uint256) {
         return _participantCount;
     }
@@ -195,14 +213,20 @@ contract Consensus is IElectionRecord {
         return _tieSeed;
     }
 
+    /// @notice The width of each Borda counter, in bits: 8 when no total can reach 256
+    ///         (M·(N-1) < 256), else 16 (which holds 255·255).
+    function counterBits() external view returns (uint256) {
+        return _counterBits;
+    }
+
     /// @notice Whether the election of `round` has been tallied.
-    function isTallied(uint64 round) external view returns (bool) {
-        return _elections[round].tallied;
+    function isTallied(uint64 round) public view returns (bool) {
+        return _elected[round].length != 0;
     }
 
     /// @notice How many ballots `round` has counted, and whether it was tallied.
     function electionOf(uint64 round) external view returns (Election memory) {
-        return _elections[round];
+        return Election({ballots: uint16(Bitmaps.count(_voted[round])), tallied: isTallied(round)});
     }
 
     /// @notice Who has voted in `round`: bit i set for participant i.
@@ -221,22 +245,26 @@ contract Consensus is IElectionRecord {
         points = new uint256[](_participantCount);
         abstentions = new uint256[](_participantCount);
         for (uint256 i = 0; i < _participantCount; ++i) {
-            points[i] = _lane(_points[round][i >> 4], i);
-            abstentions[i] = _lane(_abstentions[round][i >> 4], i);
+            (uint256 word, uint256 shift) = _lanePosition(i);
+            points[i] = _lane(_points[round][word], shift);
+            abstentions[i] = _lane(_abstentions[round][word], shift);
         }
     }
 
     /// @notice The candidates elected in `round`, best first.
-    function electedOf(uint64 round) external view returns (uint16[] memory) {
-        if (!_elections[round].tallied) revert ConsensusNotTallied(round);
-        return _elected[round];
+    function electedOf(uint64 round) external view returns (uint16[] memory candidates) {
+        bytes memory record = _elected[round];
+        if (record.length == 0) revert ConsensusNotTallied(round);
+        candidates = new uint16[](uint8(record[0]));
+        for (uint256 k = 0; k < candidates.length; ++k) {
+            candidates[k] = uint8(record[k + 1]);
+        }
     }
 
     // ───────────────────────────── INTERNAL ─────────────────────────────
 
     /// @dev Reverts unless `round` takes ballots now; returns the bitmap of its eligible participants.
     function _ballotPhase(uint64 round) private view returns (uint256 eligible) {
-        if (_elections[round].tallied) revert ConsensusElectionClosed(round);
         BulletinBoard.RoundInfo memory info = _board.roundInfo(round);
         if (info.openedAt == 0) revert ConsensusRoundNotOpen(round);
         if (info.updates < _participantCount && block.timestamp <= info.updateDeadline) {
@@ -247,7 +275,7 @@ contract Consensus is IElectionRecord {
     }
 
     /// @dev The digest of `voter`'s evaluation message; reverts unless `signature` is the voter's.
-    function _verifySignature(uint64 round, address voter, uint32[] calldata scores, bytes calldata signature)
+    function _verifySignature(uint64 round, address voter, bytes calldata scores, bytes calldata signature)
         private
         view
         returns (bytes32 digest)
@@ -266,29 +294,50 @@ contract Consensus is IElectionRecord {
         uint64 round,
         address voter,
         uint256 self,
-        uint32[] calldata scores,
-        uint16[] calldata ranking,
+        bytes calldata scores,
+        bytes calldata ranking,
         uint256 eligible
     ) private {
         uint256 ranked = _addRankingPoints(round, voter, self, scores, ranking, eligible);
-        uint256 last = ranking.length == 0 ? self : ranking[ranking.length - 1];
-        uint256 rankable;
-        for (uint256 j = 0; j < _participantCount; ++j) {
-            uint32 score = scores[j];
-            if (score > MAX_SCORE && score != ABSTAIN) revert ConsensusInvalidScore(j, score);
-            if (j == self || (eligible & (1 << j)) == 0) continue;
-            if (score == ABSTAIN) {
-                // Cannot overflow 16 bits: at most 255 voters abstain once each.
-                _abstentions[round][j >> 4] += 1 << ((j & 15) << 4);
-                continue;
-            }
-            rankable += 1;
-            if ((ranked & (1 << j)) == 0 && last != self && !_ranksBefore(scores, round, last, j)) {
-                revert ConsensusInvalidRanking(ranking.length);
-            }
-        }
+        uint256 last = ranking.length == 0 ? self : uint8(ranking[ranking.length - 1]);
+        uint256 rankable = _checkUnranked(round, self, scores, eligible, ranked, last);
         uint256 expected = rankable < _candidates ? rankable : _candidates;
         if (ranking.length != expected) revert ConsensusWrongLength(expected, ranking.length);
+    }
+
+    /// @dev Checks every score, counts the abstentions on eligible participants, and checks that
+    ///      each eligible participant scored but not `ranked` ranks after `last`, the last one
+    ///      ranked (`self` when none is: then the length check fails unless none is rankable).
+    ///      Returns how many eligible participants other than the voter it scored.
+    function _checkUnranked(
+        uint64 round,
+        uint256 self,
+        bytes calldata scores,
+        uint256 eligible,
+        uint256 ranked,
+        uint256 last
+    ) private returns (uint256 rankable) {
+        // Only a score at least the last ranked one's needs the full comparison.
+        uint256 unranked = last == self ? 0 : eligible & ~ranked & ~(1 << self);
+        uint32 floor = last == self ? 0 : _score(scores, last);
+        uint256 abstained;
+        for (uint256 j = 0; j < _participantCount; ++j) {
+            uint32 score = _score(scores, j);
+            if (score == ABSTAIN) {
+                abstained |= 1 << j;
+                continue;
+            }
+            if (score > MAX_SCORE) revert ConsensusInvalidScore(j, score);
+            if (score >= floor && (unranked >> j) & 1 != 0 && !_ranksBefore(scores, round, last, j)) {
+                revert ConsensusInvalidRanking(Bitmaps.count(ranked));
+            }
+        }
+        uint256 others = eligible & ~(1 << self);
+        abstained &= others;
+        for (uint256 j = 0; abstained >> j != 0; ++j) {
+            if ((abstained >> j) & 1 != 0) _add(_abstentions[round], j, 1); // once per voter: at most N-1
+        }
+        return Bitmaps.count(others) - Bitmaps.count(abstained);
     }
 
     /// @dev Checks each ranked entry (in range, once, not the voter, scored, eligible, in order)
@@ -297,73 +346,123 @@ contract Consensus is IElectionRecord {
         uint64 round,
         address voter,
         uint256 self,
-        uint32[] calldata scores,
-        uint16[] calldata ranking,
+        bytes calldata scores,
+        bytes calldata ranking,
         uint256 eligible
     ) private returns (uint256 ranked) {
         if (ranking.length > _candidates) revert ConsensusWrongLength(_candidates, ranking.length);
+        uint256 previous;
         for (uint256 k = 0; k < ranking.length; ++k) {
-            uint256 c = ranking[k];
+            uint256 c = uint8(ranking[k]);
             if (c >= _participantCount || (ranked & (1 << c)) != 0) revert ConsensusInvalidRanking(k);
             if (c == self) revert ConsensusSelfScore(round, voter);
-            if (scores[c] == ABSTAIN || (eligible & (1 << c)) == 0) revert ConsensusInvalidRanking(k);
-            if (k > 0 && !_ranksBefore(scores, round, ranking[k - 1], c)) revert ConsensusInvalidRanking(k);
+            if (_score(scores, c) == ABSTAIN || (eligible & (1 << c)) == 0) revert ConsensusInvalidRanking(k);
+            if (k > 0 && !_ranksBefore(scores, round, previous, c)) revert ConsensusInvalidRanking(k);
+            previous = c;
             ranked |= 1 << c;
-            _points[round][c >> 4] += (_candidates - k) << ((c & 15) << 4);
+            _add(_points[round], c, _candidates - k); // at most N-1 voters give c at most M each
         }
     }
 
     /// @dev Whether participant `a` ranks strictly before `b`: higher score, or equal and lower tie key.
-    function _ranksBefore(uint32[] calldata scores, uint64 round, uint256 a, uint256 b) private view returns (bool) {
-        if (scores[a] != scores[b]) return scores[a] > scores[b];
+    function _ranksBefore(bytes calldata scores, uint64 round, uint256 a, uint256 b) private view returns (bool) {
+        (uint32 sa, uint32 sb) = (_score(scores, a), _score(scores, b));
+        if (sa != sb) return sa > sb;
         return SecclSigning.tieKey(_tieSeed, round, a) < SecclSigning.tieKey(_tieSeed, round, b);
     }
 
+    /// @dev Participant `index`'s score in a ballot's `scores`; callers keep `index` below N, and
+    ///      `submitScores` has checked that `scores` holds exactly N of them.
+    function _score(bytes calldata scores, uint256 index) private pure returns (uint32 score) {
+        assembly ("memory-safe") {
+            score := shr(224, calldataload(add(scores.offset, mul(index, 4))))
+        }
+    }
+
     /// @dev The best min(M, electable) electable participants by mean points, best first; equal
-    ///      means prefer the lower tie key. Means compare exactly by cross-multiplication. O(n·M).
+    ///      means prefer the lower tie key. Means compare exactly by cross-multiplication. One pass
+    ///      that keeps the best so far in order (an insertion): O(n·M) at worst, far less usually.
     function _topCandidates(uint64 round, uint256 ballots, uint256 eligible)
         private
         view
         returns (uint16[] memory top)
     {
-        uint256 n = _participantCount;
-        uint256[] memory points = new uint256[](n);
-        uint256[] memory assessors = new uint256[](n);
-        uint256[] memory keys = new uint256[](n);
-        uint256 count;
-        uint256 electable;
-        for (uint256 i = 0; i < n; ++i) {
-            if ((eligible & (1 << i)) == 0) continue;
-            uint256 others = ballots - ((_voted[round] >> i) & 1);
-            uint256 assessed = others - _lane(_abstentions[round][i >> 4], i);
-            if (2 * assessed <= others) continue; // assessed by half of the others or fewer
-            electable |= 1 << i;
-            count += 1;
-            points[i] = _lane(_points[round][i >> 4], i);
-            assessors[i] = assessed;
-            keys[i] = SecclSigning.tieKey(_tieSeed, round, i);
-        }
-        uint256 m = count < _candidates ? count : _candidates;
-        top = new uint16[](m);
-        uint256 picked;
-        for (uint256 k = 0; k < m; ++k) {
-            uint256 best = type(uint256).max;
-            for (uint256 j = 0; j < n; ++j) {
-                if ((electable & (1 << j)) == 0 || (picked & (1 << j)) != 0) continue;
-                if (best == type(uint256).max) {
-                    best = j;
-                    continue;
-                }
-                uint256 mine = points[j] * assessors[best];
-                uint256 theirs = points[best] * assessors[j];
-                if (mine > theirs || (mine == theirs && keys[j] < keys[best])) best = j;
+        uint256 m = _candidates;
+        uint256 voted = _voted[round];
+        (uint256[] memory points, uint256[] memory abstentions) = _counters(round);
+        uint256[] memory best = new uint256[](m); // entries (see _entry), best first
+        uint256 filled;
+        for (uint256 i = 0; i < _participantCount; ++i) {
+            if ((eligible >> i) & 1 == 0) continue;
+            uint256 entry = _entry(ballots, voted, i, points, abstentions);
+            if (entry == 0) continue; // assessed by half of the others or fewer
+            uint256 k = filled < m ? filled : m;
+            while (k > 0 && _beats(round, entry, best[k - 1])) {
+                if (k < m) best[k] = best[k - 1];
+                --k;
             }
-            picked |= 1 << best;
-            top[k] = uint16(best);
+            if (k < m) {
+                best[k] = entry;
+                if (filled < m) ++filled;
+            }
+        }
+        top = new uint16[](filled);
+        for (uint256 k = 0; k < filled; ++k) {
+            top[k] = uint16(best[k] & MASK64);
         }
     }
 
-    function _lane(uint256 word, uint256 index) private pure returns (uint256) {
-        return (word >> ((index & 15) << 4)) & 0xffff;
+    /// @dev The packed words of `round`'s points and abstentions, read once.
+    function _counters(uint64 round) private view returns (uint256[] memory points, uint256[] memory abstentions) {
+        (uint256 words,) = _lanePosition(_participantCount - 1);
+        points = new uint256[](words + 1);
+        abstentions = new uint256[](words + 1);
+        for (uint256 w = 0; w <= words; ++w) {
+            points[w] = _points[round][w];
+            abstentions[w] = _abstentions[round][w];
+        }
+    }
+
+    /// @dev Participant `i`'s standing, packed as points << 128 | assessors << 64 | i, or zero
+    ///      unless it is electable (then it has at least one assessor, so the entry is not zero).
+    function _entry(
+        uint256 ballots,
+        uint256 voted,
+        uint256 i,
+        uint256[] memory points,
+        uint256[] memory abstentions
+    ) private view returns (uint256) {
+        uint256 others = ballots - ((voted >> i) & 1);
+        (uint256 word, uint256 shift) = _lanePosition(i);
+        uint256 assessed = others - _lane(abstentions[word], shift);
+        if (2 * assessed <= others) return 0;
+        return (_lane(points[word], shift) << 128) | (assessed << 64) | i;
+    }
+
+    /// @dev Whether entry `a` ranks before entry `b`: a higher mean, or an equal one and a lower tie key.
+    function _beats(uint64 round, uint256 a, uint256 b) private view returns (bool) {
+        uint256 mine = (a >> 128) * ((b >> 64) & MASK64);
+        uint256 theirs = (b >> 128) * ((a >> 64) & MASK64);
+        if (mine != theirs) return mine > theirs;
+        return SecclSigning.tieKey(_tieSeed, round, a & MASK64) < SecclSigning.tieKey(_tieSeed, round, b & MASK64);
+    }
+
+    /// @dev Where participant `index`'s counters sit: their word of `_points` and `_abstentions`,
+    ///      and their bit offset in it: 32 counters a word at 8 bits, 16 at 16 bits ({counterBits}).
+    function _lanePosition(uint256 index) private view returns (uint256 word, uint256 shift) {
+        if (_counterBits == 8) return (index >> 5, (index & 31) << 3);
+        return (index >> 4, (index & 15) << 4);
+    }
+
+    /// @dev Adds `amount` to participant `index`'s counter in `counters`; the caller keeps every
+    ///      counter within its lane (see {_lanePosition}).
+    function _add(mapping(uint256 word => uint256 packed) storage counters, uint256 index, uint256 amount) private {
+        (uint256 word, uint256 shift) = _lanePosition(index);
+        counters[word] += amount << shift;
+    }
+
+    /// @dev The counter at bit offset `shift` of `packed`.
+    function _lane(uint256 packed, uint256 shift) private view returns (uint256) {
+        return (packed >> shift) & ((1 << _counterBits) - 1);
     }
 }

@@ -8,7 +8,7 @@ import pytest
 from seccl.chain import errors
 from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import MessageKind
-from seccl.chain.consensus import ConsensusClient
+from seccl.chain.consensus import ConsensusClient, ElectionState
 from seccl.chain.signing import SigningDomain
 from seccl.election import ABSTAIN, borda_tally, tie_key, voter_ranking
 from seccl.protocol.messages import EvaluationMessage
@@ -379,8 +379,8 @@ def test_equal_scores_rank_by_the_rounds_tie_keys(session: Session) -> None:
 @pytest.mark.parametrize(
     ("scores", "ranking", "fields"),
     [
-        (PROFILE[0][:4], [1, 2], {"expected": N, "actual": 4}),
-        ([*PROFILE[0], 0], [1, 2], {"expected": N, "actual": 6}),
+        (PROFILE[0][:4], [1, 2], {"expected": 4 * N, "actual": 4 * 4}),  # scores: 4 bytes each
+        ([*PROFILE[0], 0], [1, 2], {"expected": 4 * N, "actual": 4 * 6}),
         (PROFILE[0], [1, 2, 4], {"expected": M, "actual": 3}),
         (PROFILE[0], [1], {"expected": M, "actual": 1}),
         (PROFILE[0], [], {"expected": M, "actual": 0}),
@@ -440,8 +440,19 @@ def test_ballots_and_tallies_after_the_tally_are_refused(session: Session) -> No
     with pytest.raises(errors.ConsensusElectionClosed) as caught:
         session.tally(1)
     assert caught.value.fields == {"round": 1}
-    with pytest.raises(errors.ConsensusElectionClosed):
+    # Tallied early because every ballot was in: any further ballot is a second one.
+    with pytest.raises(errors.ConsensusAlreadyVoted):
         session.vote(1, 0, PROFILE[0])
+
+
+def test_a_ballot_after_a_tally_at_the_deadline_is_refused_as_late(session: Session) -> None:
+    session.vote(1, 0, PROFILE[0])
+    session.pass_ballot_phase(1)
+    session.tally(1)
+
+    with pytest.raises(errors.ConsensusBallotPhaseOver):
+        session.vote(1, 1, PROFILE[1])
+    assert session.consensus.election_of(1) == ElectionState(ballots=1, tallied=True)
 
 
 def test_an_election_of_an_earlier_round_stays_closed(session: Session) -> None:

@@ -69,6 +69,7 @@ def check(backend: ChainBackend, p: Profile) -> None:
     assert set(result.candidates) <= set(p.posted)
     points, abstentions = session.consensus.totals_of(1)
     assert points == expected.totals
+    assert session.consensus.counter_bits() == (8 if p.m * (p.n - 1) < 256 else 16)
     assessors = tuple(
         len(p.ballots) - (i in p.ballots) - abstentions[i] if i in p.posted else abstentions[i]
         for i in range(p.n)
@@ -119,6 +120,28 @@ def test_one_hundred_participants_with_coarse_ties_abstentions_and_missing_updat
         if v % 2 == 0 or v % 17 == 5  # half the roster votes, the ineligible too
     }
     check(backend, Profile(n, m, bytes(range(32)), posted, ballots))
+
+
+def test_forty_participants_keep_their_8_bit_counters_in_two_words(backend: ChainBackend) -> None:
+    # M·(N-1) = 234 < 256: 32 byte-wide counters a word, so participants 32-39 are in a second word.
+    n, m = 40, 6
+    ballots = {
+        v: [ABSTAIN if j == v or (v + j) % 11 == 0 else (v * 5 + j * 29) % 7 for j in range(n)]
+        for v in range(n)
+    }
+    check(backend, Profile(n, m, bytes(range(32)), tuple(range(n)), ballots))
+
+
+@pytest.mark.parametrize(("n", "m"), [(18, 15), (17, 16)], ids=["255-fits-8-bits", "256-needs-16-bits"])
+def test_the_largest_possible_total_fits_its_counter(backend: ChainBackend, n: int, m: int) -> None:
+    # Every voter ranks participant 0 first: it gets M·(N-1) points, the most a total can reach.
+    ballots = {
+        v: [ABSTAIN if j == v else 1_000_000 - 1_000 * (j != 0) - j for j in range(n)] for v in range(n)
+    }
+    ballots[0] = [ABSTAIN] + [1_000_000 - j for j in range(1, n)]
+    check(backend, Profile(n, m, bytes(range(32)), tuple(range(n)), ballots))
+    expected = borda_tally(ballots, n, m, tie_seed=bytes(range(32)), round_=1)
+    assert expected.totals[0] == m * (n - 1)
 
 
 def test_ties_favour_no_roster_position(backend: ChainBackend) -> None:

@@ -162,7 +162,7 @@ def _word(value: bytes | str | int) -> bytes:
     return value
 
 
-@pytest.mark.parametrize("immutable", ["tie seed", "nonce", "participant count"])
+@pytest.mark.parametrize("immutable", ["tie seed", "nonce", "participant count", "counter width"])
 def test_a_consensus_contract_with_committed_code_but_other_hidden_settings_is_refused(
     session: Session, immutable: str
 ) -> None:
@@ -186,10 +186,12 @@ def test_a_consensus_contract_with_committed_code_but_other_hidden_settings_is_r
             "tie seed": terms.tie_seed,
             "nonce": terms.nonce,
             "participant count": _word(len(terms.participants)),
+            "counter width": _word(8),  # M·(N-1) = 6 < 256: 8-bit counters
         }[immutable]: {
             "tie seed": digest("the server's own tie seed"),
             "nonce": digest("the server's own nonce"),
             "participant count": _word(len(terms.participants) - 1),
+            "counter width": _word(2),  # two bits: totals above 3 would spill into a neighbour
         }[immutable],
     }
     replaced = 0

@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from seccl.chain.backends import EmbeddedChain
-from seccl.chain.consensus import Ballot
+from seccl.chain.consensus import Ballot, ballot_from_event
 from seccl.election import ABSTAIN, ElectionOutcome, borda_tally
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.roles.malicious_participant import ParticipantFactory, attack_factory
@@ -80,15 +80,8 @@ def recorded_ballots(sim: Simulation, round_: int) -> dict[int, Ballot]:
     )
     out: dict[int, Ballot] = {}
     for log in logs:  # in chain order: a later ballot of the same voter wins, as in ballot_of
-        args = log["args"]
-        out[index[str(args["voter"])]] = Ballot(
-            int(args["round"]),
-            str(args["voter"]),
-            bytes(args["digest"]),
-            tuple(int(x) for x in args["scores"]),
-            tuple(int(x) for x in args["ranking"]),
-            "0x" + bytes(log["transactionHash"]).hex(),
-        )
+        ballot = ballot_from_event(log["args"], "0x" + bytes(log["transactionHash"]).hex())
+        out[index[ballot.voter]] = ballot
     if out:
         first = min(out)
         assert consensus.ballot_of(round_, sim.session.participants[first]) == out[first]

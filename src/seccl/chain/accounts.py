@@ -52,7 +52,13 @@ def fund(backend: ChainBackend, address: str, wei: int = SERVER_FUNDS_WEI) -> Tx
 
 
 def signing_connection(backend: ChainBackend, account: LocalAccount) -> Web3:
-    """A connection whose transactions ``from`` ``account`` are signed locally with its key."""
+    """A connection whose transactions ``from`` ``account`` are signed locally with its key.
+
+    web3's ``validation`` middleware is left out: it asks the node for its chain id on every call
+    and transaction (twice per call) only to compare it with a ``chainId`` field that nothing
+    here sets by hand; the signing middleware takes the chain id from the node itself.
+    """
     w3 = backend.connect()
+    w3.middleware_onion.remove("validation")
     w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
     return w3

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from eth_utils import to_checksum_address
 from web3 import Web3
@@ -175,44 +176,45 @@ class BulletinBoardClient:
     # ─────────────── reads (anyone) ───────────────
 
     def server(self) -> str:
-        return str(call(self.contract.functions.server()))
+        return str(self._call(self.contract.functions.server()))
 
     def consensus(self) -> str:
-        return str(call(self.contract.functions.consensus()))
+        return str(self._call(self.contract.functions.consensus()))
 
     def nonce(self) -> bytes:
-        return bytes(call(self.contract.functions.nonce()))
+        return bytes(self._call(self.contract.functions.nonce()))
 
     def tie_seed(self) -> bytes:
-        return bytes(call(self.contract.functions.tieSeed()))
+        return bytes(self._call(self.contract.functions.tieSeed()))
 
     def phases(self) -> Phases:
-        return Phases(*(int(v) for v in call(self.contract.functions.phases())))
+        return Phases(*(int(v) for v in self._call(self.contract.functions.phases())))
 
     def current_round(self) -> int:
-        return int(call(self.contract.functions.currentRound()))
+        return int(self._call(self.contract.functions.currentRound()))
 
     def participants(self) -> list[str]:
-        return [str(p) for p in call(self.contract.functions.participants())]
+        return [str(p) for p in self._call(self.contract.functions.participants())]
 
     def participant_index(self, account: str) -> int | None:
-        registered, index = call(self.contract.functions.participantIndex(to_checksum_address(account)))
+        registered, index = self._call(self.contract.functions.participantIndex(to_checksum_address(account)))
         return int(index) if registered else None
 
     def digest_of(self, round_: int, kind: MessageKind, author: str) -> bytes | None:
         """The digest ``author`` posted as its ``kind`` message of ``round_``, or None."""
-        digest = bytes(call(self.contract.functions.digestOf(round_, int(kind), to_checksum_address(author))))
+        function = self.contract.functions.digestOf(round_, int(kind), to_checksum_address(author))
+        digest = bytes(self._call(function))
         return None if digest == ZERO_DIGEST else digest
 
     def updates_of(self, round_: int) -> list[bytes | None]:
         """Every participant's update digest of ``round_`` by index, None where none: one call."""
         return [
             None if bytes(d) == ZERO_DIGEST else bytes(d)
-            for d in call(self.contract.functions.updatesOf(round_))
+            for d in self._call(self.contract.functions.updatesOf(round_))
         ]
 
     def round_info(self, round_: int) -> RoundInfo:
-        values = call(self.contract.functions.roundInfo(round_))
+        values = self._call(self.contract.functions.roundInfo(round_))
         opened, update_deadline, ballot_deadline, model_deadline, updates, posted, bitmap = values
         return RoundInfo(
             int(opened),
@@ -226,7 +228,7 @@ class BulletinBoardClient:
 
     def caught_count(self) -> int:
         """How many accusations the chain has upheld against the server."""
-        return int(call(self.contract.functions.caughtCount()))
+        return int(self._call(self.contract.functions.caughtCount()))
 
     def record_in_transaction(self, tx_hash: str) -> BoardRecord | None:
         """The record that transaction ``tx_hash`` (a Tx-ID) posted on this board, or None.
@@ -273,6 +275,10 @@ class BulletinBoardClient:
             )
             for log in logs
         ]
+
+    def _call(self, function: Any) -> Any:
+        """A view, called from this client's sender when it has one (views do not depend on it)."""
+        return call(function, sender=self.sender)
 
     def _sender(self) -> str:
         if self.sender is None:

@@ -15,6 +15,7 @@ from seccl.chain.transactions import TxReceipt, call, event_in_transaction, tran
 from seccl.election import voter_ranking
 
 GAS_DEPLOY = 3_500_000
+SCORE_BYTES = 4  # a score on chain: one big-endian uint32
 
 
 def gas_for_ballot(n: int) -> int:
@@ -105,21 +106,26 @@ class ConsensusClient:
         *,
         ranking: Sequence[int] | None = None,
     ) -> TxReceipt:
-        """Relay ``voter``'s signed scores; its top-M ranking is derived from them unless given."""
+        """Relay ``voter``'s signed scores; its top-M ranking is derived from them unless given.
+
+        On chain the scores travel as their evaluation message's body (a big-endian u32 each) and
+        the ranking as one byte per participant index."""
         voter = to_checksum_address(voter)
         if ranking is None:
             ranking = self.ranking_for(round_, voter, scores)
-        function = self.contract.functions.submitScores(round_, voter, list(scores), list(ranking), signature)
+        function = self.contract.functions.submitScores(
+            round_, voter, encode_scores(scores), bytes(ranking), signature
+        )
         return transact(self.w3, function, sender=self._sender(), gas=gas_for_ballot(len(scores)))[0]
 
     def ranking_for(self, round_: int, voter: str, scores: Sequence[int]) -> tuple[int, ...]:
         """The top-M ranking the contract expects for ``voter``'s ``scores`` in ``round_``."""
         board = self._board_contract()
-        registered, index = call(board.functions.participantIndex(to_checksum_address(voter)))
-        info = call(board.functions.roundInfo(round_))
+        registered, index = self._call(board.functions.participantIndex(to_checksum_address(voter)))
+        info = self._call(board.functions.roundInfo(round_))
         bitmap = int(info[6])
         eligible = [i for i in range(len(scores)) if bitmap >> i & 1]
-        tie_seed = bytes(call(board.functions.tieSeed()))
+        tie_seed = bytes(self._call(board.functions.tieSeed()))
         # An unknown voter gets index 0: the contract rejects it with its own typed error.
         return voter_ranking(
             scores,
@@ -149,46 +155,50 @@ class ConsensusClient:
     # ─────────────── reads (anyone) ───────────────
 
     def board(self) -> str:
-        return str(call(self.contract.functions.board()))
+        return str(self._call(self.contract.functions.board()))
 
     def candidate_count(self) -> int:
         """M, fixed at deployment (cached: it cannot change)."""
         if self._candidates is None:
-            self._candidates = int(call(self.contract.functions.candidateCount()))
+            self._candidates = int(self._call(self.contract.functions.candidateCount()))
         return self._candidates
 
     def participant_count(self) -> int:
         """N as this contract counts it (copied from the board at deployment)."""
-        return int(call(self.contract.functions.participantCount()))
+        return int(self._call(self.contract.functions.participantCount()))
 
     def nonce(self) -> bytes:
         """The session nonce this contract checks ballot signatures with (copied from the board)."""
-        return bytes(call(self.contract.functions.nonce()))
+        return bytes(self._call(self.contract.functions.nonce()))
 
     def tie_seed(self) -> bytes:
         """The tie seed this contract breaks ties with (copied from the board)."""
-        return bytes(call(self.contract.functions.tieSeed()))
+        return bytes(self._call(self.contract.functions.tieSeed()))
+
+    def counter_bits(self) -> int:
+        """The width of the contract's packed Borda counters (8 or 16 bits, fixed at deployment)."""
+        return int(self._call(self.contract.functions.counterBits()))
 
     def is_tallied(self, round_: int) -> bool:
-        return bool(call(self.contract.functions.isTallied(round_)))
+        return bool(self._call(self.contract.functions.isTallied(round_)))
 
     def election_of(self, round_: int) -> ElectionState:
-        ballots, tallied = call(self.contract.functions.electionOf(round_))
+        ballots, tallied = self._call(self.contract.functions.electionOf(round_))
         return ElectionState(int(ballots), bool(tallied))
 
     def voted_bitmap(self, round_: int) -> int:
-        return int(call(self.contract.functions.votedBitmap(round_)))
+        return int(self._call(self.contract.functions.votedBitmap(round_)))
 
     def has_voted(self, round_: int, voter: str) -> bool:
-        return bool(call(self.contract.functions.hasVoted(round_, to_checksum_address(voter))))
+        return bool(self._call(self.contract.functions.hasVoted(round_, to_checksum_address(voter))))
 
     def totals_of(self, round_: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Every participant's Borda points and abstentions of ``round_`` so far, by index."""
-        points, abstentions = call(self.contract.functions.totalsOf(round_))
+        points, abstentions = self._call(self.contract.functions.totalsOf(round_))
         return tuple(int(p) for p in points), tuple(int(a) for a in abstentions)
 
     def elected_of(self, round_: int) -> tuple[int, ...]:
-        return tuple(int(c) for c in call(self.contract.functions.electedOf(round_)))
+        return tuple(int(c) for c in self._call(self.contract.functions.electedOf(round_)))
 
     def ballot_of(self, round_: int, voter: str) -> Ballot | None:
         """The ballot the contract counted for ``voter`` in ``round_``, from its event, or None."""
@@ -198,20 +208,20 @@ class ConsensusClient:
         )
         if not logs:
             return None
-        return _ballot(logs[-1]["args"], "0x" + bytes(logs[-1]["transactionHash"]).hex())
+        return ballot_from_event(logs[-1]["args"], "0x" + bytes(logs[-1]["transactionHash"]).hex())
 
     def ballots_of(self, round_: int) -> list[Ballot]:
         """Every ballot the contract counted in ``round_``, in chain order (for audits)."""
         logs = self.contract.events.ScoresSubmitted().get_logs(
             from_block=0, argument_filters={"round": round_}
         )
-        return [_ballot(log["args"], "0x" + bytes(log["transactionHash"]).hex()) for log in logs]
+        return [ballot_from_event(log["args"], "0x" + bytes(log["transactionHash"]).hex()) for log in logs]
 
     def ballot_in_transaction(self, tx_hash: str) -> Ballot | None:
         """The ballot transaction ``tx_hash`` counted on this contract, or None (O(1): one receipt,
         where :meth:`ballot_of` scans the logs)."""
         args = event_in_transaction(self.w3, tx_hash, self.contract.events.ScoresSubmitted)
-        return None if args is None else _ballot(args, tx_hash)
+        return None if args is None else ballot_from_event(args, tx_hash)
 
     def election_record(self, round_: int) -> ElectionRecord | None:
         """The CandidatesElected record of ``round_``, from its event, or None if not tallied."""
@@ -235,19 +245,35 @@ class ConsensusClient:
             )
         return self._board
 
+    def _call(self, function: Any) -> Any:
+        """A view, called from this client's sender when it has one (views do not depend on it)."""
+        return call(function, sender=self.sender)
+
     def _sender(self) -> str:
         if self.sender is None:
             raise ChainError("this consensus client is read-only: it has no sender account")
         return self.sender
 
 
-def _ballot(args: Any, tx_hash: str) -> Ballot:
+def encode_scores(scores: Sequence[int]) -> bytes:
+    """Scores as ``submitScores`` takes them: one big-endian u32 each, by participant index."""
+    return b"".join(int(s).to_bytes(SCORE_BYTES, "big") for s in scores)
+
+
+def decode_scores(data: bytes) -> tuple[int, ...]:
+    """The scores of a ``ScoresSubmitted`` record (the inverse of :func:`encode_scores`)."""
+    if len(data) % SCORE_BYTES:
+        raise ChainError(f"a ballot's scores of {len(data)} bytes are not whole 4-byte scores")
+    return tuple(int.from_bytes(data[i : i + SCORE_BYTES], "big") for i in range(0, len(data), SCORE_BYTES))
+
+
+def ballot_from_event(args: Any, tx_hash: str) -> Ballot:
     """A :class:`Ballot` from the arguments of a ``ScoresSubmitted`` event."""
     return Ballot(
         int(args["round"]),
         str(args["voter"]),
         bytes(args["digest"]),
-        tuple(int(s) for s in args["scores"]),
-        tuple(int(r) for r in args["ranking"]),
+        decode_scores(bytes(args["scores"])),
+        tuple(bytes(args["ranking"])),
         tx_hash,
     )

@@ -58,6 +58,13 @@ class SessionMismatchError(ChainError):
     """The contracts at the announced addresses are not the session the participant agreed to."""
 
 
+def counter_bits(candidates: int, participants: int) -> int:
+    """The width the consensus contract must give its Borda counters: 8 bits when no total can
+    reach 256 (M·(N−1) < 256), else 16. Narrower would let one participant's total spill into
+    its neighbour's."""
+    return 8 if candidates * (participants - 1) < 256 else 16
+
+
 def code_matches(w3: Web3, address: str, name: str) -> bool:
     """Whether ``address`` runs exactly the committed runtime code of contract ``name``.
 
@@ -108,6 +115,11 @@ def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: 
         ),
         ("the consensus contract's nonce", consensus.nonce(), terms.nonce),
         ("the consensus contract's tie seed", consensus.tie_seed(), terms.tie_seed),
+        (
+            "the consensus contract's counter width",
+            consensus.counter_bits(),
+            counter_bits(terms.candidates, len(terms.participants)),
+        ),
         ("the initial model", board.digest_of(0, MessageKind.MODEL, terms.server), terms.initial_model),
     )
     for what, found, agreed in facts:

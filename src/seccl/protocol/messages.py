@@ -4,10 +4,11 @@ Every message starts with the same 34-byte header::
 
     b"SCCL" | version u8 | kind u8 | round u64 | author (20 bytes)
 
-and all integers are big-endian. The evaluation message's encoding is exactly
-``abi.encodePacked(bytes4("SCCL"), uint8(2), uint8(1), uint64 round, address voter, uint32[] scores)``,
-so the consensus contract recomputes its digest from the scores it is given and checks the
-voter's signature itself.
+and all integers are big-endian. The evaluation message's body is one big-endian u32 per
+participant, so its encoding is exactly
+``abi.encodePacked(bytes4("SCCL"), uint8(3), uint8(1), uint64 round, address voter, bytes scores)``
+with those ``4·N`` bytes: the consensus contract takes the body as it is, recomputes the digest
+from it and checks the voter's signature itself.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from seccl.protocol.errors import (
 )
 
 MAGIC = b"SCCL"
-VERSION = 2  # 2: evaluations carry ABSTAIN entries; sessions bind both contracts and a nonce
+VERSION = 3  # 3: an evaluation's scores are 4 bytes each (2: 32-byte words, ABSTAIN entries, bound sessions)
 _HEADER = struct.Struct(">4sBBQ20s")
 HEADER_SIZE = _HEADER.size
-SCORE_WORD = 32  # abi.encodePacked pads each array element to a 32-byte word
+SCORE_BYTES = 4  # one big-endian u32 per score, as the consensus contract reads them
 SCORE_SCALE = MAX_SCORE  # scores travel as parts per million of macro-F1
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -93,7 +94,7 @@ class EvaluationMessage:
 
     def to_bytes(self) -> bytes:
         return _header(self.kind, self.round, self.author) + b"".join(
-            s.to_bytes(SCORE_WORD, "big") for s in self.scores
+            s.to_bytes(SCORE_BYTES, "big") for s in self.scores
         )
 
     def digest(self) -> bytes:
@@ -211,12 +212,12 @@ def _decode_update(
 
 
 def _decode_scores(body: bytes, participants: int | None) -> tuple[int, ...]:
-    if len(body) % SCORE_WORD:
-        raise MalformedMessageError(f"evaluation body of {len(body)} bytes is not whole 32-byte words")
-    count = len(body) // SCORE_WORD
+    if len(body) % SCORE_BYTES:
+        raise MalformedMessageError(f"evaluation body of {len(body)} bytes is not whole 4-byte scores")
+    count = len(body) // SCORE_BYTES
     if participants is not None and count != participants:
         raise WrongShapeError(f"evaluation scores {count} participants, expected {participants}")
-    scores = tuple(int.from_bytes(body[i * SCORE_WORD : (i + 1) * SCORE_WORD], "big") for i in range(count))
+    scores = tuple(int(s) for s in np.frombuffer(body, dtype=">u4", count=count))
     if any(MAX_SCORE < s != ABSTAIN for s in scores):
         raise MalformedMessageError(f"a score exceeds {MAX_SCORE} parts per million and is not ABSTAIN")
     return scores

@@ -9,7 +9,7 @@ from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import SessionTerms
 from seccl.chain.signing import SigningDomain
-from seccl.protocol.messages import HEADER_SIZE, SCORE_WORD
+from seccl.protocol.messages import HEADER_SIZE, SCORE_BYTES
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class SessionInfo:
         """The largest message this session can produce (a model, or an evaluation at large N):
         anything longer is refused before it is parsed or hashed."""
         model = HEADER_SIZE + 4 + 4 * self.dimension
-        evaluation = HEADER_SIZE + SCORE_WORD * self.n
+        evaluation = HEADER_SIZE + SCORE_BYTES * self.n
         return max(model, evaluation)
 
 
