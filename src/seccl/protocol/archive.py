@@ -82,6 +82,19 @@ class RunArchive:
             )
         return cursor.rowcount > 0
 
+    # A participant's journal (see ``seccl.roles.participant.Journal``): what it signed is stored
+    # before the message leaves it, and recalled after a crash instead of signing another.
+
+    def record(self, round_: int, kind: MessageKind, signed: SignedMessage) -> None:
+        self.put(round_, kind, signed)
+
+    def recall(self, round_: int, kind: MessageKind, author: str) -> list[SignedMessage]:
+        rows = self._db.execute(
+            "SELECT data, signature FROM messages WHERE round = ? AND kind = ? AND author = ? COLLATE NOCASE",
+            (round_, int(kind), author),
+        )
+        return [SignedMessage(bytes(data), bytes(signature)) for data, signature in rows]
+
     def get(self, digest: bytes) -> ArchivedMessage | None:
         row = self._db.execute(
             "SELECT round, kind, author, data, signature, tx_id FROM messages WHERE digest = ?", (digest,)

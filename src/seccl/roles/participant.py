@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from dataclasses import replace
+from typing import Protocol
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
@@ -23,7 +24,7 @@ from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.learning.training import train_local
-from seccl.protocol.envelope import SignedMessage, sign_message
+from seccl.protocol.envelope import SignedMessage, open_message, sign_message
 from seccl.protocol.errors import MalformedMessageError, ProtocolError
 from seccl.protocol.evidence import Evidence, EvidenceKind, hex_digest
 from seccl.protocol.instructions import (
@@ -48,6 +49,15 @@ from seccl.roles.settings import LearningSettings, SessionInfo
 def initial_model_digest(seed: int, server: str) -> bytes:
     """The digest of θ_0 that the session's public seed and architecture define."""
     return ModelMessage(0, server, get_flat_params(build_model(seed))).digest()
+
+
+class Journal(Protocol):
+    """Where a participant keeps what it signed before the message leaves it (its write-ahead
+    log), so that after a crash it sends the same message again instead of signing another."""
+
+    def record(self, round_: int, kind: MessageKind, signed: SignedMessage) -> None: ...
+
+    def recall(self, round_: int, kind: MessageKind, author: str) -> list[SignedMessage]: ...
 
 
 class Participant:
@@ -93,7 +103,33 @@ class Participant:
             SignedMessage(ModelMessage(0, session.server, self._params).to_bytes(), b""),
         )
         self._round = 0
+        self.journal: Journal | None = None
         self._reset(0)
+
+    def restore(
+        self,
+        round_: int,
+        trusted: np.ndarray | None,
+        board_model: tuple[int, np.ndarray] | None,
+        evidence: list[Evidence],
+    ) -> None:
+        """Resume as this participant stood at the end of ``round_``: the θ it trusts, the board's
+        θ it last verified (its bytes are recomputed: they hash to the board's digest) and what it
+        has found so far."""
+        self._params = None if trusted is None else np.asarray(trusted, dtype=np.float32).copy()
+        self._board_model = None
+        if board_model is not None:
+            model_round, params = board_model
+            params = np.asarray(params, dtype=np.float32).copy()
+            message = ModelMessage(model_round, self.session.server, params)
+            self._board_model = (model_round, params, SignedMessage(message.to_bytes(), b""))
+        self.evidence = list(evidence)
+        self._reset(round_)
+
+    def state(self) -> tuple[np.ndarray | None, tuple[int, np.ndarray] | None]:
+        """What :meth:`restore` needs besides the evidence: the trusted θ and the board's θ."""
+        board = None if self._board_model is None else (self._board_model[0], self._board_model[1])
+        return self._params, board
 
     def _reset(self, round_: int) -> None:
         self._round = round_
@@ -151,8 +187,12 @@ class Participant:
 
     def _on_train(self, request: TrainRequest) -> SignedMessage | None:
         # The chain, not the server, says which round is open; asked twice, the answer is the one
-        # update already signed (a second one would let the server choose between them).
-        if request.round != self.board.current_round():
+        # update already signed (a second one would let the server choose between them). For a
+        # round the chain has already closed, it only repeats what it signed then (after a crash).
+        open_round = self.board.current_round()
+        if request.round > open_round or (
+            request.round < open_round and not self._signed_before(request.round)
+        ):
             return None
         if request.round == self._round and self._trained:
             return self._own_update
@@ -166,6 +206,12 @@ class Participant:
 
     def _train(self, round_: int) -> SignedMessage | None:
         self._trained = True
+        earlier = self._recall(round_, MessageKind.UPDATE)
+        if earlier is not None:
+            message = decode_message(earlier.data)
+            assert isinstance(message, UpdateMessage)
+            self._own_update, self._own_sparse = earlier, message.update
+            return earlier
         if self._params is None:
             self._report(
                 EvidenceKind.SAT_OUT, self.address, None, None, None, "no model it can trust: sitting out"
@@ -176,7 +222,7 @@ class Participant:
             self._report(EvidenceKind.SAT_OUT, self.address, None, None, None, "local training diverged")
             return None
         update = self.make_update(self._params, local, round_)
-        signed = sign_message(UpdateMessage(round_, self.address, update), self.account, self.session.domain)
+        signed = self._sign(UpdateMessage(round_, self.address, update))
         self._own_update, self._own_sparse = signed, update
         return signed
 
@@ -258,6 +304,10 @@ class Participant:
     def _evaluation(self, round_: int) -> SignedMessage | None:
         if self._params is None or self._own_evaluation is not None:
             return self._own_evaluation
+        earlier = self._recall(round_, MessageKind.EVALUATION)
+        if earlier is not None:
+            self._own_evaluation = earlier
+            return earlier
         verified = {j: u for j, (u, _) in self._verified.items()}
         scores = self.score_updates(round_, self._params, verified)
         # Only what it could verify gets a score: any other entry abstains, which the election
@@ -266,9 +316,35 @@ class Participant:
             score_to_ppm(scores[j]) if j in verified else 0 if j in self._invalid else ABSTAIN
             for j in range(self.session.n)
         )
-        signed = sign_message(EvaluationMessage(round_, self.address, ppm), self.account, self.session.domain)
+        signed = self._sign(EvaluationMessage(round_, self.address, ppm))
         self._own_evaluation = signed
         return signed
+
+    # ─────────────── signing once, even across a crash ───────────────
+
+    def _sign(self, message: UpdateMessage | EvaluationMessage) -> SignedMessage:
+        """Sign ``message`` and write it to the journal before it leaves this participant."""
+        signed = sign_message(message, self.account, self.session.domain)
+        if self.journal is not None:
+            self.journal.record(message.round, message.kind, signed)
+        return signed
+
+    def _recall(self, round_: int, kind: MessageKind) -> SignedMessage | None:
+        """What this participant signed for ``round_`` and ``kind`` before (after a crash), if
+        anything: only a message its own key signed counts, whoever else stored copies."""
+        if self.journal is None:
+            return None
+        for signed in self.journal.recall(round_, kind, self.address):
+            try:
+                message = open_message(signed, self.session.domain, **self.session.bounds())
+            except ProtocolError:
+                continue
+            if (message.author, message.round, message.kind) == (self.address, round_, kind):
+                return signed
+        return None
+
+    def _signed_before(self, round_: int) -> bool:
+        return self._recall(round_, MessageKind.UPDATE) is not None
 
     def _on_ballot_receipt(self, request: BallotReceipt) -> None:
         if request.receipt is not None and self._own_evaluation is not None:
@@ -282,6 +358,8 @@ class Participant:
         if self._round != round_:
             self._reset(round_)
         if not self._trained:
+            if self.board.current_round() != round_:
+                return None  # a round the chain has closed (replayed after a crash): nothing to sign
             self._train(round_)
             if self._own_update is not None:
                 self._report(
