@@ -28,8 +28,15 @@ def _repo_root() -> Path:
 
 
 def find_anvil() -> Path:
-    """The anvil binary: ``$SECCL_ANVIL``, the project's ``node_modules``, or the PATH."""
-    candidates = [os.environ.get("SECCL_ANVIL"), _repo_root() / "node_modules" / ".bin" / "anvil"]
+    """The anvil binary: ``$SECCL_ANVIL``, the project's ``node_modules``, or the PATH.
+
+    In ``node_modules`` the platform package's binary itself, not the ``.bin/anvil`` node
+    launcher that spawns it: the launcher would be one more process, and anvil a grandchild
+    that the die-with-parent signal does not reach.
+    """
+    modules = _repo_root() / "node_modules"
+    platform_binaries = sorted(modules.glob("@foundry-rs/anvil-*/bin/anvil"))
+    candidates = [os.environ.get("SECCL_ANVIL"), *platform_binaries, modules / ".bin" / "anvil"]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             return Path(candidate)
