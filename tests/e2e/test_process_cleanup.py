@@ -54,7 +54,9 @@ def test_a_run_stopped_by_a_signal_leaves_no_anvil_running(tmp_path: Path, how: 
         time.sleep(1.0)  # inside the session, not at start-up
         process.send_signal(how)
         process.wait(timeout=60)
-        assert wait_for(lambda: not any(alive(pid) for pid in anvils), timeout=20), f"anvil outlived the run ({how.name})"
+        assert wait_for(lambda: not any(alive(pid) for pid in anvils), timeout=20), (
+            f"anvil outlived the run ({how.name})"
+        )
         if how is not signal.SIGKILL:
             assert process.returncode == 130
             printed = process.stderr.read().decode()

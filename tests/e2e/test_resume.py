@@ -52,11 +52,15 @@ def posts_per_message(run: Path) -> Counter[tuple[str, int, int | None, str]]:
     ledger = json.loads((run / "chain.json").read_text())["transactions"]
     index = {a: i for i, a in enumerate(json.loads((run / "chain.json").read_text())["participants"])}
     return Counter(
-        (t["action"], t["round"], index.get(t["subject"]), t["role"]) for t in ledger if t["round"] is not None
+        (t["action"], t["round"], index.get(t["subject"]), t["role"])
+        for t in ledger
+        if t["round"] is not None
     )
 
 
-def assert_resumed_like_the_reference(run: Path, reference: Path, killed: subprocess.CompletedProcess[str]) -> None:
+def assert_resumed_like_the_reference(
+    run: Path, reference: Path, killed: subprocess.CompletedProcess[str]
+) -> None:
     assert killed.returncode == KILLED, killed.stderr
     assert json.loads((run / "run.json").read_text())["complete"] is False
 
