@@ -77,7 +77,7 @@ def assert_resumed_like_the_reference(
     assert all(t["status"] == "succeeded" for t in ledger)
 
 
-@pytest.mark.parametrize("point", ["training", "relay", "tally", "model"])
+@pytest.mark.parametrize("point", ["training", "relay", "tally", "model", "archived"])
 def test_a_run_killed_on_its_own_anvil_resumes_to_the_same_model(
     tmp_path: Path, reference: Path, point: str
 ) -> None:

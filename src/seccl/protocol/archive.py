@@ -82,6 +82,16 @@ class RunArchive:
             )
         return cursor.rowcount > 0
 
+    def correct_tx(self, digest: bytes, tx_id: str) -> bool:
+        """Set the Tx-ID of a stored message to the one the chain now records it in. Only after a
+        crash can they differ: a chain saved before the crash lost the transaction the store had
+        noted, and the resumed run posted the same message again. Returns whether it changed."""
+        with self._db:
+            cursor = self._db.execute(
+                "UPDATE messages SET tx_id = ? WHERE digest = ? AND tx_id IS NOT ?", (tx_id, digest, tx_id)
+            )
+        return cursor.rowcount > 0
+
     # A participant's journal (see ``seccl.roles.participant.Journal``): what it signed is stored
     # before the message leaves it, and recalled after a crash instead of signing another.
 

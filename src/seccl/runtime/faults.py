@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import signal
 
-KILL_POINTS = ("training", "relay", "tally", "model")
+KILL_POINTS = ("training", "relay", "tally", "model", "archived")
 """Where a run can be killed: after the first participant of the round has trained; after the
 server has posted the round's first update but not the others (some updates on the chain, the
 rest only stored); right after the tally; right after the model was mined, before the round's
-records and checkpoint were written."""
+records were stored; after they were stored with their Tx-IDs, before the chain was saved (a
+chain that then loses the round's transactions)."""
 
 ENVIRONMENT = "SECCL_KILL_AT"
 

@@ -556,6 +556,7 @@ class Simulation:
             times = {part: round(t, 3) for part, t in self.watch.totals.items()}
             times["other"] = round(max(0.0, seconds - sum(self.watch.totals.values())), 3)
             self.archive_round(r)
+            maybe_kill(r, "archived")
             losses = tuple(self.losses)
             found = self._new_evidence(seen)
             evidence += found
@@ -735,7 +736,10 @@ class Simulation:
                     save_state_dict(net, self.model_dir / "final.pt")
         for kind, signed in held:
             if signed is not None:
-                self.archive.put(r, kind, signed, tx_of.get(signed.digest()))
+                tx = tx_of.get(signed.digest())
+                self.archive.put(r, kind, signed, tx)
+                if tx is not None:
+                    self.archive.correct_tx(signed.digest(), tx)  # the chain's word, after a crash
 
     def election_facts(
         self, r: int
