@@ -83,6 +83,7 @@ _METAVARS = {
     "seed": "SEED",
     "chain": "CHAIN",
     "chain_id": "ID",
+    "workers": "W",
     "out_dir": "DIR",
     "attack": "NAME",
     "attack_fraction": "E",

@@ -165,6 +165,12 @@ SETTINGS: dict[str, Setting] = {
         "JSON-RPC node",
         "embedded, anvil, or an http:// or https:// URL with a host",
     ),
+    "workers": Setting(
+        ("--workers",),
+        "worker processes that run the participants' local training and scoring (0: all in the "
+        "main process); any number gives the same run, bit for bit",
+        "an integer from 0 to 64",
+    ),
     "chain_id": Setting(
         ("--chain-id",),
         "the chain id the node at --chain URL must report",
@@ -290,6 +296,7 @@ class RunConfig:
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     chain: Annotated[str, AfterValidator(_chain)] = "anvil"  # "anvil", "embedded" or a JSON-RPC URL
     chain_id: Annotated[int, Field(ge=1)] | None = None  # what the node at a URL must report
+    workers: Annotated[int, Field(ge=0, le=64)] = 2  # both cores of the machines this targets
     out_dir: str | None = None  # default: runs/<dataset>-n<N>-r<R>-l<l>[-…]-seed<seed>[-attack]
     # Adversaries (see `seccl.roles.malicious_participant` and `seccl.roles.malicious_server`).
     attack: Annotated[str, AfterValidator(_attack_names)] | None = None  # e.g. "label-flip"; "+" combines

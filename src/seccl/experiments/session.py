@@ -225,5 +225,6 @@ def run_config(
             server_account=server_account,
             checkpoint_dir=run_dir,
             resume=checkpoint,
+            workers=config.workers,
         )
         return simulation.run()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import replace
-from typing import Protocol
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
@@ -49,6 +50,24 @@ from seccl.roles.settings import LearningSettings, SessionInfo
 def initial_model_digest(seed: int, server: str) -> bytes:
     """The digest of θ_0 that the session's public seed and architecture define."""
     return ModelMessage(0, server, get_flat_params(build_model(seed))).digest()
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A heavy, pure computation of a participant: its method ``method`` (``local_model`` or
+    ``score_updates``, which adversaries override) called with ``args``. The runtime runs it in
+    this process or in a worker process holding a copy of the participant; the result is the
+    same bit for bit."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+Steps = Generator[Compute, Any, T]
+"""A participant's answer as a generator: it yields :class:`Compute` jobs and returns a ``T``."""
 
 
 class Journal(Protocol):
@@ -145,11 +164,17 @@ class Participant:
     # ─────────────── dispatch ───────────────
 
     def handle(self, request: Request) -> Reply:
-        """Answer one request of the server (the transport calls this)."""
+        """Answer one request of the server, computing everything in this process."""
+        return self.run(self.handle_steps(request))
+
+    def handle_steps(self, request: Request) -> Steps[Reply]:
+        """Answer one request of the server, as steps: the generator yields each heavy, pure
+        computation (:class:`Compute`) for the runtime to run here or in a worker process, and
+        returns the reply. The checks and the signing stay in the participant."""
         if isinstance(request, TrainRequest):
-            return Reply(self._on_train(request))
+            return Reply((yield from self._on_train(request)))
         if isinstance(request, EvaluateRequest):
-            return Reply(self._on_evaluate(request))
+            return Reply((yield from self._on_evaluate(request)))
         if isinstance(request, BallotReceipt):
             self._on_ballot_receipt(request)
         elif isinstance(request, FinalModelRequest):
@@ -157,6 +182,15 @@ class Participant:
         else:  # pragma: no cover - the type union is closed
             raise TypeError(f"unknown request {type(request).__name__}")
         return Reply()
+
+    def run(self, steps: Steps[T]) -> T:
+        """Drive ``steps`` to its end, running each computation it asks for in this process."""
+        try:
+            job = next(steps)
+            while True:
+                job = steps.send(getattr(self, job.method)(*job.args))
+        except StopIteration as done:
+            return done.value
 
     # ─────────────── behaviour (overridden by adversaries) ───────────────
 
@@ -185,7 +219,7 @@ class Participant:
 
     # ─────────────── the round, as the server asks ───────────────
 
-    def _on_train(self, request: TrainRequest) -> SignedMessage | None:
+    def _on_train(self, request: TrainRequest) -> Steps[SignedMessage | None]:
         # The chain, not the server, says which round is open; asked twice, the answer is the one
         # update already signed (a second one would let the server choose between them). For a
         # round the chain has already closed, it only repeats what it signed then (after a crash).
@@ -202,9 +236,12 @@ class Participant:
             self._board_model = (request.round - 1, params, request.model)
             if self._params is None:
                 self._params = params
-        return self._train(request.round)
+        return (yield from self._train_steps(request.round))
 
     def _train(self, round_: int) -> SignedMessage | None:
+        return self.run(self._train_steps(round_))
+
+    def _train_steps(self, round_: int) -> Steps[SignedMessage | None]:
         self._trained = True
         earlier = self._recall(round_, MessageKind.UPDATE)
         if earlier is not None:
@@ -217,7 +254,7 @@ class Participant:
                 EvidenceKind.SAT_OUT, self.address, None, None, None, "no model it can trust: sitting out"
             )
             return None
-        local = self.local_model(self._params, round_)
+        local = yield Compute("local_model", (self._params, round_))
         if not np.isfinite(local).all():
             self._report(EvidenceKind.SAT_OUT, self.address, None, None, None, "local training diverged")
             return None
@@ -226,7 +263,7 @@ class Participant:
         self._own_update, self._own_sparse = signed, update
         return signed
 
-    def _on_evaluate(self, request: EvaluateRequest) -> SignedMessage | None:
+    def _on_evaluate(self, request: EvaluateRequest) -> Steps[SignedMessage | None]:
         round_ = request.round
         if round_ != self._round:
             return None  # not the round this participant is in: it signs nothing for it
@@ -299,9 +336,12 @@ class Participant:
                 self._invalid[j] = signed
             else:
                 self._verified[j] = (update, signed)
-        return self._evaluation(round_)
+        return (yield from self._evaluation_steps(round_))
 
     def _evaluation(self, round_: int) -> SignedMessage | None:
+        return self.run(self._evaluation_steps(round_))
+
+    def _evaluation_steps(self, round_: int) -> Steps[SignedMessage | None]:
         if self._params is None or self._own_evaluation is not None:
             return self._own_evaluation
         earlier = self._recall(round_, MessageKind.EVALUATION)
@@ -309,7 +349,7 @@ class Participant:
             self._own_evaluation = earlier
             return earlier
         verified = {j: u for j, (u, _) in self._verified.items()}
-        scores = self.score_updates(round_, self._params, verified)
+        scores = yield Compute("score_updates", (round_, self._params, verified))
         # Only what it could verify gets a score: any other entry abstains, which the election
         # treats as neutral, so a delivery the server spoiled cannot lower its author's standing.
         ppm = tuple(

@@ -7,7 +7,7 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,13 +38,14 @@ from seccl.protocol.evidence import Evidence
 from seccl.protocol.instructions import EvaluateRequest, Request, TrainRequest
 from seccl.protocol.messages import ModelMessage, decode_message
 from seccl.protocol.verification import Verdict, verify_evidence
-from seccl.roles.participant import Participant, initial_model_digest
+from seccl.roles.participant import Compute, Participant, initial_model_digest
 from seccl.roles.server import ParameterServer, Rejection, RoundOutcome, SendAndReceive, TxEntry
 from seccl.roles.settings import LearningSettings, SessionInfo
 from seccl.runtime.checkpoint import array_key, session_from_dict, session_to_dict, write_checkpoint
 from seccl.runtime.faults import ENVIRONMENT as KILL_ENVIRONMENT
 from seccl.runtime.faults import maybe_kill
 from seccl.runtime.transport import InMemoryTransport
+from seccl.runtime.workers import WorkerPool
 
 ParticipantFactory = Callable[..., Participant]
 ServerFactory = Callable[..., ParameterServer]
@@ -264,6 +265,7 @@ class Simulation:
         on_round: Callable[[RunResult], None] | None = None,
         checkpoint_dir: Path | None = None,
         resume: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None,
+        workers: int = 0,
     ):
         # One thread: bit-exact training for a seed, and no stalls on a shared 2-core machine.
         torch.set_num_threads(1)
@@ -385,6 +387,8 @@ class Simulation:
             p.journal = archive
         if os.environ.get(KILL_ENVIRONMENT):
             self._instrument_server()
+        # Worker processes for the participants' training and scoring (0: all in this process).
+        self.workers = workers
         self.records: list[RoundRecord] = []
         self.evidence: list[Evidence] = []
         self.stopped = False
@@ -537,7 +541,35 @@ class Simulation:
             bar.update(1)
             self._on_reply(index, request)
 
-        transport = InMemoryTransport(self.participants, on_reply=on_reply)
+        pool = WorkerPool(self.participants, self.workers) if self.workers else None
+        try:
+            return self._run(bar, on_reply, pool)
+        finally:
+            if pool is not None:
+                pool.close()
+
+    def _compute_in(self, pool: WorkerPool) -> Callable[[Sequence[tuple[int, Compute]]], list[Any]]:
+        """Runs a batch of the participants' computations in ``pool``, timed as training or
+        evaluation, keeping each trainer's last-epoch loss."""
+
+        def compute(jobs: Sequence[tuple[int, Compute]]) -> list[Any]:
+            self.watch.enter("training" if jobs[0][1].method == "local_model" else "evaluation")
+            try:
+                results = pool.run(jobs)
+            finally:
+                self.watch.exit()
+            for (index, job), (_, loss) in zip(jobs, results, strict=True):
+                if job.method == "local_model":
+                    self.losses[index] = loss
+                    maybe_kill(job.args[1], "training")
+            return [result for result, _ in results]
+
+        return compute
+
+    def _run(self, bar: Any, on_reply: Callable[[int, Request], None], pool: WorkerPool | None) -> RunResult:
+        n = self.session.n
+        compute = self._compute_in(pool) if pool is not None else None
+        transport = InMemoryTransport(self.participants, on_reply=on_reply, compute=compute)
         if self.initial_accuracy is None:
             self.initial_accuracy, _ = self.test_evaluator.evaluate(self.server.params)
         initial_accuracy = self.initial_accuracy
