@@ -283,7 +283,9 @@ class Simulation:
         self.adversaries = set(adversaries or ())
         self.settings = settings
         self.test_set = test
-        self.test_evaluator = Evaluator(test)
+        # Test-set batches of 250 digits: one batch of 2,000 held some 130 MB of activations at
+        # once, the largest single allocation of a run.
+        self.test_evaluator = Evaluator(test, batch_size=250)
         options = options or SessionOptions()
         n = len(parts)
         initial = get_flat_params(build_model(seed))
