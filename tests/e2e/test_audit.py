@@ -77,6 +77,22 @@ def test_a_record_deleted_from_the_store_is_named(data, tmp_path: Path) -> None:
     ]
 
 
+def test_a_stored_tx_id_that_is_not_the_chains_is_named(data, tmp_path: Path) -> None:
+    sim, archive = run_with_archive(data, tmp_path)
+    victim = archive.of_round(2)[0]  # an update
+    forged = "0x" + "ab" * 32
+    with sqlite3.connect(archive.path) as db:
+        db.execute("UPDATE messages SET tx_id = ? WHERE digest = ?", (forged, victim.signed.digest()))
+
+    found = problems(audit(sim, archive))
+
+    index = sim.session.participants.index(victim.author)
+    assert found == [
+        f"participant {index}'s update is stored with Tx-ID {forged}, "
+        f"but the chain recorded it in {victim.tx_id}"
+    ]
+
+
 def test_a_run_of_a_malicious_server_fails_the_audit_on_its_model(data, tmp_path: Path) -> None:
     sim, archive = run_with_archive(data, tmp_path, attack("aggregate-non-candidates"))
 

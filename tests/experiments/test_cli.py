@@ -47,9 +47,17 @@ def test_a_run_writes_its_config_metrics_chain_records_evidence_and_plot(tmp_pat
     assert 0.0 <= float(rows[0]["accuracy"]) <= 1.0 and int(rows[0]["gas"]) > 0
     assert float(rows[0]["time_training"]) > 0 and float(rows[0]["training_loss"]) > 0
     chain = json.loads((out / "chain.json").read_text())
-    assert chain["backend"] == "embedded" and len(chain["participants"]) == 3
+    assert chain["backend"] == "anvil" and len(chain["participants"]) == 3  # the default chain
+    assert (out / "anvil-state.json").is_file() and (out / "checkpoint.json").is_file()
+    # Every transaction of the session, as the chain records it: funding, deployment, the round.
     actions = [t["action"] for t in chain["transactions"]]
-    assert actions.count("post update") == 3 and actions.count("submitScores") == 3
+    assert actions[:4] == ["fund"] * 4 and actions[4:6] == ["deploy BulletinBoard", "deploy Consensus"]
+    assert actions.count("postUpdate") == 3 and actions.count("submitScores") == 3
+    assert actions.count("tally") == 1 and actions.count("postModel") == 1
+    assert {t["subject"] for t in chain["transactions"] if t["action"] == "postUpdate"} == set(
+        chain["participants"]
+    )
+    assert all(t["status"] == "succeeded" for t in chain["transactions"])
     assert all(t["tx_id"].startswith("0x") and len(t["tx_id"]) == 66 for t in chain["transactions"])
     assert json.loads((out / "evidence.json").read_text()) == {"evidence": [], "rejected_messages": []}
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -316,7 +324,10 @@ def test_each_round_is_on_disk_as_it_ends_and_the_run_says_whether_it_completed(
 
     assert main(argv) == 0
 
-    assert [(s["rounds_completed"], s["complete"]) for s in seen] == [(1, False), (2, True), (2, True)]
+    # Complete only once the run has ended (the final model handed out and checked), not when
+    # the last round's records are written.
+    assert [(s["rounds_completed"], s["complete"]) for s in seen] == [(1, False), (2, False), (2, True)]
+    assert seen[0]["resume"] == f"seccl run --resume {run}" and seen[-1]["resume"] is None
     assert seen[0]["files"]["messages.sqlite"] and seen[-1]["versions"]["torch"].startswith("2.13")
     assert sorted(p.name for p in (run / "models").iterdir()) == [
         "final.pt",

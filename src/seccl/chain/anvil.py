@@ -1,8 +1,12 @@
-"""Starts and stops a local anvil node from the npm package, on 127.0.0.1, with persisted state."""
+"""Starts and stops a local anvil node from the npm package, on 127.0.0.1, with its chain saved
+atomically to a state file that a later node reopens."""
 
 from __future__ import annotations
 
+import binascii
 import ctypes
+import gzip
+import json
 import os
 import shutil
 import signal
@@ -16,6 +20,7 @@ from web3 import Web3
 
 from seccl.chain.backends import RpcChain
 from seccl.chain.errors import ChainUnavailableError
+from seccl.files import atomic_write_bytes
 
 
 def _repo_root() -> Path:
@@ -23,8 +28,15 @@ def _repo_root() -> Path:
 
 
 def find_anvil() -> Path:
-    """The anvil binary: ``$SECCL_ANVIL``, the project's ``node_modules``, or the PATH."""
-    candidates = [os.environ.get("SECCL_ANVIL"), _repo_root() / "node_modules" / ".bin" / "anvil"]
+    """The anvil binary: ``$SECCL_ANVIL``, the project's ``node_modules``, or the PATH.
+
+    In ``node_modules`` the platform package's binary itself, not the ``.bin/anvil`` node
+    launcher that spawns it: the launcher would be one more process, and anvil a grandchild
+    that the die-with-parent signal does not reach.
+    """
+    modules = _repo_root() / "node_modules"
+    platform_binaries = sorted(modules.glob("@foundry-rs/anvil-*/bin/anvil"))
+    candidates = [os.environ.get("SECCL_ANVIL"), *platform_binaries, modules / ".bin" / "anvil"]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             return Path(candidate)
@@ -58,49 +70,65 @@ PR_SET_PDEATHSIG = 1
 
 
 class AnvilNode:
-    """A local anvil, started on a free loopback port; its state is dumped to ``state_file``.
+    """A local anvil on a free loopback port, whose chain lives in ``state_file``.
 
-    Use as a context manager; :meth:`stop` ends only the process this object started.
+    An existing ``state_file`` is loaded at start (blocks, transactions, receipts and state, so a
+    finished run's Tx-IDs resolve again). The chain is written back only by :meth:`save`, as a
+    whole and atomically, and on a clean :meth:`stop`: anvil's own ``--state`` dump rewrites the
+    file in place on a timer, so a run killed mid-write could leave half a chain, or a chain
+    that no record of the run matches. Use as a context manager; :meth:`stop` ends only the
+    process this object started.
     """
 
-    def __init__(self, state_file: Path, *, port: int | None = None, startup_timeout: float = 30.0):
-        self.state_file = Path(state_file)
+    def __init__(
+        self,
+        state_file: Path | None,
+        *,
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+        save_on_stop: bool = True,
+    ):
+        self.state_file = Path(state_file) if state_file is not None else None
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.save_on_stop = save_on_stop
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AnvilNode:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.state_file.with_suffix(".log"), "wb")  # noqa: SIM115 - lives with the node
+        command = [
+            str(find_anvil()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            # anvil otherwise writes every historical state it evicts from memory under
+            # ~/.foundry/anvil/tmp and never removes them: measured, 79 GB after a day of test
+            # runs, which filled the disk. Recent states (all that a revert replay at the
+            # parent block needs) stay in memory.
+            "--max-persisted-states",
+            "0",
+        ]
+        loaded = self.state_file is not None and self.state_file.is_file()
+        if loaded:
+            assert self.state_file is not None
+            command += ["--load-state", str(self.state_file)]
+        log_path = self.state_file.with_suffix(".log") if self.state_file else Path(os.devnull)
+        if self.state_file is not None:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab")  # noqa: SIM115 - lives with the node
         self._process = subprocess.Popen(
-            [
-                str(find_anvil()),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--state",
-                str(self.state_file),
-                "--state-interval",
-                "2",
-                # anvil otherwise writes every historical state it evicts from memory under
-                # ~/.foundry/anvil/tmp and never removes them: measured, 79 GB after a day of test
-                # runs, which filled the disk. Recent states (all that a revert replay at the
-                # parent block needs) stay in memory.
-                "--max-persisted-states",
-                "0",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
         )
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise ChainUnavailableError(f"anvil exited with {self._process.returncode}; see {log.name}")
+                raise ChainUnavailableError(f"anvil exited with {self._process.returncode}; see {log_path}")
             try:
-                if Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 1})).is_connected():
+                w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 1}))
+                if w3.is_connected():
+                    if loaded:
+                        _keep_clock_monotonic(w3)
                     return self
             except Exception:  # not listening yet
                 pass
@@ -108,23 +136,43 @@ class AnvilNode:
         self.stop()
         raise ChainUnavailableError(f"anvil did not answer at {self.url} within {self._startup_timeout}s")
 
+    def save(self) -> None:
+        """Write the whole chain to ``state_file`` atomically (a crash leaves the last save whole)."""
+        if self.state_file is None or self._process is None:
+            return
+        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 60}))
+        answer = w3.provider.make_request("anvil_dumpState", [])  # type: ignore[arg-type]
+        if "error" in answer:
+            raise ChainUnavailableError(f"anvil could not dump its state: {answer['error']}")
+        dumped = binascii.unhexlify(str(answer["result"]).removeprefix("0x"))
+        # anvil hands back gzipped JSON; the file holds the JSON itself, which `anvil
+        # --load-state` reads and anyone can inspect.
+        state = gzip.decompress(dumped) if dumped[:2] == b"\x1f\x8b" else dumped
+        json.loads(state)  # refuse to replace a good chain with something that is not one
+        atomic_write_bytes(self.state_file, state)
+
     def backend(self) -> RpcChain:
-        return RpcChain(self.url, name="anvil")
+        return RpcChain(self.url, name="anvil", saver=self.save if self.state_file is not None else None)
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
     def stop(self) -> None:
+        """Save the chain (if ``save_on_stop``) and end the node."""
         if self._process is None:
             return
-        self._process.terminate()
         try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+            if self.save_on_stop and self._process.poll() is None:
+                self.save()
+        finally:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
 
     def __enter__(self) -> AnvilNode:
         return self.start()
@@ -136,3 +184,12 @@ class AnvilNode:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _keep_clock_monotonic(w3: Web3) -> None:
+    """After a load, anvil stamps new blocks with the wall clock, which lies behind a chain whose
+    clock a simulation moved forward: move it past the loaded chain's last block instead."""
+    latest = int(w3.eth.get_block("latest")["timestamp"])
+    behind = latest - int(time.time()) + 1
+    if behind > 0:
+        w3.provider.make_request("evm_increaseTime", [behind])  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,6 +63,13 @@ class RpcChain:
     url: str
     name: str = "rpc"
     timeout: float = 30.0
+    saver: Callable[[], None] | None = None
+    """Saves the chain durably (an anvil this run started); a node of its own keeps it anyway."""
+
+    def persist(self) -> None:
+        """Make everything mined so far survive a crash of this process."""
+        if self.saver is not None:
+            self.saver()
 
     def connect(self) -> Web3:
         w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": self.timeout}))

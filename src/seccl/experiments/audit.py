@@ -100,7 +100,18 @@ def _audit_round(
 ) -> RoundAudit:
     audit = RoundAudit(r)
     domain = session.domain
-    # 1. Every record of the round on the chain is a stored message under its author's signature.
+    # 1. Every record of the round on the chain is a stored message under its author's signature,
+    # stored with the Tx-ID that recorded it.
+    recorded_in = {record.digest: tx for record, tx in board.records(round_=r)}
+    recorded_in.update({b.digest: b.tx_hash for b in consensus.ballots_of(r)})
+
+    def check_tx(stored: ArchivedMessage, what: str) -> None:
+        chain_tx = recorded_in.get(stored.signed.digest())
+        if chain_tx is not None and (stored.tx_id or "").lower() != chain_tx.lower():
+            audit.problems.append(
+                f"{what} is stored with Tx-ID {stored.tx_id}, but the chain recorded it in {chain_tx}"
+            )
+
     updates: dict[int, bytes] = {}
     for i, digest in enumerate(board.updates_of(r)):
         if digest is None:
@@ -113,6 +124,7 @@ def _audit_round(
             audit.problems.append(f"participant {i}'s stored update is not signed by its author {author}")
             continue
         updates[i] = stored.signed.data
+        check_tx(stored, f"participant {i}'s update")
         audit.count("updates")
     ballots = {}
     for ballot in consensus.ballots_of(r):
@@ -126,6 +138,7 @@ def _audit_round(
         ):
             audit.problems.append(f"participant {index}'s stored evaluation is not signed by it")
         else:
+            check_tx(stored, f"participant {index}'s counted ballot")
             audit.count("ballots")
         ballots[index] = ballot.scores
     # 2. The election is the reference Borda tally of the counted ballots.
@@ -149,6 +162,7 @@ def _audit_round(
         return audit
     if domain.signer(r, int(MessageKind.MODEL), recorded, model.signed.signature) != session.server:
         audit.problems.append("the stored model of the round is not signed by the server")
+    check_tx(model, f"θ_{r}")
     before = decode_message(previous.signed.data, dimension=session.dimension)
     assert isinstance(before, ModelMessage)
     chosen = []

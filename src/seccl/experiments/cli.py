@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
 import os
 import signal
 import sys
@@ -35,6 +36,7 @@ from seccl.experiments.config import (
     check_output_dir,
     config_from,
     is_url,
+    load_config,
     read_toml,
     validated,
 )
@@ -81,6 +83,7 @@ _METAVARS = {
     "seed": "SEED",
     "chain": "CHAIN",
     "chain_id": "ID",
+    "workers": "W",
     "out_dir": "DIR",
     "attack": "NAME",
     "attack_fraction": "E",
@@ -156,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_flag(run)
     for name in FIELD_NAMES:
         _add_setting(run, name)
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR, killed or interrupted at any point, from its last "
+        "finished round, with its own settings, keys and chain (default: a new run)",
+    )
     run.add_argument(
         "--allow-evidence",
         action="store_true",
@@ -371,11 +381,47 @@ def _fresh_run_dir(config: RunConfig) -> RunConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return _resume(args)
     config, given, warnings = _settings(args, FIELD_NAMES)
     check_given(config, given)
     config = _fresh_run_dir(config)
+    check_output_dir(config.run_dir)
+    return _execute(args, config, warnings, resume=False)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``seccl run --resume RUN_DIR``: the run's own settings, keys and chain, from its last
+    checkpoint. A run that never finished setting up starts again in the same directory."""
+    run_dir: Path = args.resume
+    given = [name for name in FIELD_NAMES if getattr(args, name, None) is not None]
+    if args.config is not None or given:
+        flags = ", ".join(SETTINGS[name].flags[0] for name in given) or "--config"
+        raise ConfigError(
+            f"resume (--resume): got {flags} as well; a resumed run keeps the settings in "
+            f"{run_dir / 'config.toml'}; allowed: --resume RUN_DIR, with --no-progress or "
+            "--allow-evidence only"
+        )
+    described = run_dir / "run.json"
+    if not (run_dir / "config.toml").is_file() or not described.is_file():
+        raise ConfigError(f"resume (--resume): {run_dir} holds no SecCL run (no config.toml and run.json)")
+    try:
+        if json.loads(described.read_text()).get("complete"):
+            _say(f"{run_dir} is complete: nothing to resume")
+            return 0
+    except ValueError as exc:
+        raise ConfigError(f"resume (--resume): {described} cannot be read: {exc}") from None
+    config = dataclasses.replace(load_config(run_dir / "config.toml"), out_dir=str(run_dir))
+    if config.chain == "embedded":
+        raise ConfigError(
+            f"resume (--resume): {run_dir} ran on the embedded EVM, whose chain ended with the run; "
+            "it cannot be resumed (anvil, the default chain, or --chain URL can be)"
+        )
+    return _execute(args, config, [], resume=True)
+
+
+def _execute(args: argparse.Namespace, config: RunConfig, warnings: list[str], *, resume: bool) -> int:
     run_dir = config.run_dir
-    check_output_dir(run_dir)
     from seccl.experiments.session import check_chain
 
     check_chain(config)
@@ -389,7 +435,10 @@ def _run(args: argparse.Namespace) -> int:
         f"{config.local_epochs} local epochs, chain {config.chain}, seed {config.seed}"
     )
     started = time.perf_counter()
-    from seccl.experiments.records import write_run
+    from seccl.experiments.records import write_run, write_run_start
+
+    if not resume:
+        write_run_start(config, run_dir)
 
     def round_done(partial: Any) -> None:
         # Every round's results are on disk as it ends; run.json says incomplete until the last.
@@ -397,17 +446,27 @@ def _run(args: argparse.Namespace) -> int:
             config, partial, run_dir, seconds=round(time.perf_counter() - started, 3), warnings=warnings
         )
 
-    result = _session(
-        config,
-        progress=show and on_terminal,
-        progress_log=_progress_line if show and not on_terminal else None,
-        on_round=round_done,
-    )
+    try:
+        result = _session(
+            config,
+            progress=show and on_terminal,
+            progress_log=_progress_line if show and not on_terminal else None,
+            on_round=round_done,
+            resume=resume,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"seccl: interrupted; every finished round is saved. Resume with: seccl run --resume {run_dir}",
+            file=sys.stderr,
+        )
+        raise
     elapsed = time.perf_counter() - started
     found = bool(result.evidence)
     code = EXIT_EVIDENCE if found and not args.allow_evidence else 0
 
-    files = write_run(config, result, run_dir, seconds=round(elapsed, 3), warnings=warnings, exit_code=code)
+    files = write_run(
+        config, result, run_dir, seconds=round(elapsed, 3), warnings=warnings, exit_code=code, complete=True
+    )
     _say(
         f"final test accuracy {result.final_accuracy:.4f} after {len(result.rounds)} rounds "
         f"in {elapsed:.1f} s"
@@ -443,11 +502,14 @@ def _who(index: int | None, address: str) -> str:
 def _session(config: RunConfig, **kwargs: Any) -> Any:
     """run_config, with a chain that fails during the run turned into a clear error."""
     from seccl.experiments.session import chain_answers, run_config
+    from seccl.runtime.checkpoint import ResumeError
 
     try:
         return run_config(config, log=_say, **kwargs)
     except ConfigError:
         raise
+    except ResumeError as exc:
+        raise ConfigError(f"resume (--resume): {exc}") from None
     except Exception as exc:
         if not _chain_failed(config, exc, chain_answers):
             raise
@@ -455,7 +517,8 @@ def _session(config: RunConfig, **kwargs: Any) -> Any:
         where = f"the node at {config.chain}" if is_url(config.chain) else "the anvil node this run started"
         raise ConfigError(
             f"{label}: {where} stopped answering during the run ({type(exc).__name__}: "
-            f"{_first_line(exc)}); the run is incomplete"
+            f"{_first_line(exc)}); the run is incomplete: once the chain answers, resume it with "
+            f"`seccl run --resume {config.run_dir}`"
         ) from None
 
 

@@ -160,9 +160,16 @@ SETTINGS: dict[str, Setting] = {
     ),
     "chain": Setting(
         ("--chain",),
-        "embedded (an in-process EVM), anvil (a local node, started and stopped) or the "
-        "http(s) URL of a JSON-RPC node",
+        "anvil (a local node this run starts and stops, its chain saved in the run directory), "
+        "embedded (an in-process EVM that ends with the run: for tests) or the http(s) URL of a "
+        "JSON-RPC node",
         "embedded, anvil, or an http:// or https:// URL with a host",
+    ),
+    "workers": Setting(
+        ("--workers",),
+        "worker processes that run the participants' local training and scoring (0: all in the "
+        "main process); any number gives the same run, bit for bit",
+        "an integer from 0 to 64",
     ),
     "chain_id": Setting(
         ("--chain-id",),
@@ -287,8 +294,9 @@ class RunConfig:
     per_participant: Annotated[int, Field(ge=2)] | None = None  # train + validation; None: an equal share
     validation_fraction: Fraction01 = 0.2
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
-    chain: Annotated[str, AfterValidator(_chain)] = "embedded"  # "embedded", "anvil" or a JSON-RPC URL
+    chain: Annotated[str, AfterValidator(_chain)] = "anvil"  # "anvil", "embedded" or a JSON-RPC URL
     chain_id: Annotated[int, Field(ge=1)] | None = None  # what the node at a URL must report
+    workers: Annotated[int, Field(ge=0, le=64)] = 2  # both cores of the machines this targets
     out_dir: str | None = None  # default: runs/<dataset>-n<N>-r<R>-l<l>[-…]-seed<seed>[-attack]
     # Adversaries (see `seccl.roles.malicious_participant` and `seccl.roles.malicious_server`).
     attack: Annotated[str, AfterValidator(_attack_names)] | None = None  # e.g. "label-flip"; "+" combines

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime
 import hashlib
+import io
 import json
 import os
 import platform
@@ -37,8 +38,19 @@ SCORES_NOTE = (
 )
 
 
-def write_run(config: RunConfig, result: RunResult, run_dir: Path, **summary: Any) -> dict[str, Path]:
-    """Write every record of a run into ``run_dir``; returns the files by name."""
+def write_run_start(config: RunConfig, run_dir: Path) -> None:
+    """Before any work: the settings, and a run.json that says the run is incomplete, so that a run
+    killed in its first round is a run directory `seccl run --resume` recognises."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run_dir / "config.toml", config.to_toml().encode())
+    _write_json(run_dir / "run.json", run_description(config, None))
+
+
+def write_run(
+    config: RunConfig, result: RunResult, run_dir: Path, *, complete: bool = False, **summary: Any
+) -> dict[str, Path]:
+    """Write every record of a run into ``run_dir``; returns the files by name. ``complete`` says
+    that the run has ended (every round done, or the session stopped), not just a round."""
     run_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "config": run_dir / "config.toml",
@@ -48,13 +60,14 @@ def write_run(config: RunConfig, result: RunResult, run_dir: Path, **summary: An
         "evidence": run_dir / "evidence.json",
         "plot": run_dir / "accuracy.png",
     }
-    files["config"].write_text(config.to_toml())
+    atomic_write_bytes(files["config"], config.to_toml().encode())
     rows = [csv_row(r) for r in result.rounds]
     columns = list(rows[0]) if rows else ["round"]
-    with files["metrics_csv"].open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(files["metrics_csv"], table.getvalue().encode())
     adversaries = sorted({i for r in result.rounds for i in r.adversaries})
     if not adversaries:
         adversaries = [p["index"] for p in result.participants if p.get("adversary")]
@@ -82,7 +95,9 @@ def write_run(config: RunConfig, result: RunResult, run_dir: Path, **summary: An
             "rounds": [json_row(r) for r in result.rounds],
         },
     )
-    chain = {**result.chain, "transactions": [asdict(t) for t in result.transactions]}
+    # Every transaction as the chain itself records it (funding, deployment, the participants' own
+    # posts, reverted ones), not only what the server says it sent.
+    chain = {**result.chain, "transactions": [asdict(t) for t in result.ledger]}
     state = run_dir / "anvil-state.json"
     if state.is_file():  # written by anvil as it stopped: pinned, so an edit is noticed
         chain["state_file_sha256"] = hashlib.sha256(state.read_bytes()).hexdigest()
@@ -99,7 +114,7 @@ def write_run(config: RunConfig, result: RunResult, run_dir: Path, **summary: An
     )
     plot_accuracy(config, result, files["plot"], baseline=baseline)
     files["run"] = run_dir / "run.json"
-    _write_json(files["run"], run_description(config, result))
+    _write_json(files["run"], run_description(config, result, complete=complete))
     return files
 
 
@@ -113,20 +128,25 @@ RUN_FILES = {
     "messages.sqlite": "every signed message and model by digest, with its Tx-ID (seccl audit reads it)",
     "models/": "each round's global model as a PyTorch state_dict (round-NNNN.pt, final.pt)",
     "accuracy.png": "accuracy and macro-F1 per round",
-    "anvil-state.json": "with --chain anvil: the chain itself (seccl audit reopens it)",
+    "anvil-state.json": "with --chain anvil (the default): the chain itself, saved at every round's end "
+    "(seccl audit reopens it; `anvil --load-state` serves it to cast or any web3 client)",
+    "keys/": "every party's key as an encrypted V3 keystore, and the passphrase unless "
+    "SECCL_KEYS_PASSPHRASE was set: secret, private to the run's owner",
+    "checkpoint.json": "the state at the end of the last finished round: what --resume continues from",
+    "checkpoint-NNNN.npz": "the parameter vectors that checkpoint.json names",
 }
 
 
-def run_description(config: RunConfig, result: RunResult) -> dict[str, Any]:
+def run_description(config: RunConfig, result: RunResult | None, *, complete: bool = False) -> dict[str, Any]:
     """What a run directory holds and how it was made: files, versions, command, machine."""
     from importlib.metadata import version
 
     from seccl.chain.artifacts import load_artifact
 
-    complete = len(result.rounds) == config.rounds
     return {
         "complete": complete,
-        "rounds_completed": len(result.rounds),
+        "resume": None if complete else f"seccl run --resume {config.run_dir}",
+        "rounds_completed": len(result.rounds) if result is not None else 0,
         "rounds_planned": config.rounds,
         "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": sys.argv,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seccl.chain.accounts import new_account
 from seccl.chain.anvil import find_anvil
 from seccl.chain.errors import ChainUnavailableError
 from seccl.experiments.config import SETTINGS, ConfigError, RunConfig, is_url
@@ -27,6 +28,7 @@ from seccl.protocol.archive import RunArchive
 from seccl.roles.malicious_participant import attack_factory, choose_adversaries
 from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.settings import LearningSettings
+from seccl.runtime.checkpoint import KEYS_DIR, load_keys, read_checkpoint, save_keys
 from seccl.runtime.simulation import RunResult, Simulation, open_backend
 
 ARCHIVE_NAME = "messages.sqlite"
@@ -159,9 +161,14 @@ def run_config(
     log: Callable[[str], None] | None = None,
     progress_log: Callable[[str], None] | None = None,
     on_round: Callable[[RunResult], None] | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run the session ``config`` describes, on its chain backend. ``progress`` shows a progress
-    bar; ``progress_log`` receives a line at the end of every phase instead (for a log file)."""
+    bar; ``progress_log`` receives a line at the end of every phase instead (for a log file).
+
+    ``resume`` continues the run in ``config.run_dir`` from its last checkpoint, with its own
+    keys and chain; a run that died before its first checkpoint starts again with its keys.
+    """
     say = log or (lambda _line: None)
     parts, test = participant_data(config)
     participants = None
@@ -180,10 +187,21 @@ def run_config(
     if config.server_attack:
         server = server_factory(config.server_attack, config.attack_target)
         say(f"malicious server: {config.server_attack!r} ({server.func.__name__}, {server.keywords})")
-    config.run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = None
+    if resume and (run_dir / KEYS_DIR).is_dir():
+        server_account, accounts = load_keys(run_dir)
+        checkpoint = read_checkpoint(run_dir)
+        if checkpoint is not None:
+            say(f"resuming after round {checkpoint[0]['round']} of {config.rounds}")
+    else:
+        # Every party's own random key, saved before anything is sent, so a killed run resumes.
+        server_account, accounts = new_account(), [new_account() for _ in range(config.participants)]
+        save_keys(run_dir, server_account, accounts)
     with (
-        open_backend(config.chain, config.run_dir) as backend,
-        RunArchive(config.run_dir / ARCHIVE_NAME) as archive,
+        open_backend(config.chain, run_dir) as backend,
+        RunArchive(run_dir / ARCHIVE_NAME) as archive,
     ):
         simulation = Simulation(
             backend=backend,
@@ -201,7 +219,12 @@ def run_config(
             adversaries=adversaries,
             progress_log=progress_log,
             archive=archive,
-            model_dir=config.run_dir / "models",
+            model_dir=run_dir / "models",
             on_round=on_round,
+            accounts=accounts,
+            server_account=server_account,
+            checkpoint_dir=run_dir,
+            resume=checkpoint,
+            workers=config.workers,
         )
         return simulation.run()

@@ -77,7 +77,7 @@ def open_run_chain(files: RunFiles, facts: dict[str, Any], url: str | None) -> I
     with tempfile.TemporaryDirectory(prefix="seccl-verify-") as scratch:
         copy = Path(scratch) / state.name
         shutil.copyfile(state, copy)
-        with AnvilNode(copy) as node:
+        with AnvilNode(copy, save_on_stop=False) as node:
             yield node.backend()
 
 

@@ -82,6 +82,29 @@ class RunArchive:
             )
         return cursor.rowcount > 0
 
+    def correct_tx(self, digest: bytes, tx_id: str) -> bool:
+        """Set the Tx-ID of a stored message to the one the chain now records it in. Only after a
+        crash can they differ: a chain saved before the crash lost the transaction the store had
+        noted, and the resumed run posted the same message again. Returns whether it changed."""
+        with self._db:
+            cursor = self._db.execute(
+                "UPDATE messages SET tx_id = ? WHERE digest = ? AND tx_id IS NOT ?", (tx_id, digest, tx_id)
+            )
+        return cursor.rowcount > 0
+
+    # A participant's journal (see ``seccl.roles.participant.Journal``): what it signed is stored
+    # before the message leaves it, and recalled after a crash instead of signing another.
+
+    def record(self, round_: int, kind: MessageKind, signed: SignedMessage) -> None:
+        self.put(round_, kind, signed)
+
+    def recall(self, round_: int, kind: MessageKind, author: str) -> list[SignedMessage]:
+        rows = self._db.execute(
+            "SELECT data, signature FROM messages WHERE round = ? AND kind = ? AND author = ? COLLATE NOCASE",
+            (round_, int(kind), author),
+        )
+        return [SignedMessage(bytes(data), bytes(signature)) for data, signature in rows]
+
     def get(self, digest: bytes) -> ArchivedMessage | None:
         row = self._db.execute(
             "SELECT round, kind, author, data, signature, tx_id FROM messages WHERE digest = ?", (digest,)

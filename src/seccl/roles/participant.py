@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import replace
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
@@ -23,7 +25,7 @@ from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.learning.training import train_local
-from seccl.protocol.envelope import SignedMessage, sign_message
+from seccl.protocol.envelope import SignedMessage, open_message, sign_message
 from seccl.protocol.errors import MalformedMessageError, ProtocolError
 from seccl.protocol.evidence import Evidence, EvidenceKind, hex_digest
 from seccl.protocol.instructions import (
@@ -48,6 +50,33 @@ from seccl.roles.settings import LearningSettings, SessionInfo
 def initial_model_digest(seed: int, server: str) -> bytes:
     """The digest of θ_0 that the session's public seed and architecture define."""
     return ModelMessage(0, server, get_flat_params(build_model(seed))).digest()
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A heavy, pure computation of a participant: its method ``method`` (``local_model`` or
+    ``score_updates``, which adversaries override) called with ``args``. The runtime runs it in
+    this process or in a worker process holding a copy of the participant; the result is the
+    same bit for bit."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+Steps = Generator[Compute, Any, T]
+"""A participant's answer as a generator: it yields :class:`Compute` jobs and returns a ``T``."""
+
+
+class Journal(Protocol):
+    """Where a participant keeps what it signed before the message leaves it (its write-ahead
+    log), so that after a crash it sends the same message again instead of signing another."""
+
+    def record(self, round_: int, kind: MessageKind, signed: SignedMessage) -> None: ...
+
+    def recall(self, round_: int, kind: MessageKind, author: str) -> list[SignedMessage]: ...
 
 
 class Participant:
@@ -93,7 +122,33 @@ class Participant:
             SignedMessage(ModelMessage(0, session.server, self._params).to_bytes(), b""),
         )
         self._round = 0
+        self.journal: Journal | None = None
         self._reset(0)
+
+    def restore(
+        self,
+        round_: int,
+        trusted: np.ndarray | None,
+        board_model: tuple[int, np.ndarray] | None,
+        evidence: list[Evidence],
+    ) -> None:
+        """Resume as this participant stood at the end of ``round_``: the θ it trusts, the board's
+        θ it last verified (its bytes are recomputed: they hash to the board's digest) and what it
+        has found so far."""
+        self._params = None if trusted is None else np.asarray(trusted, dtype=np.float32).copy()
+        self._board_model = None
+        if board_model is not None:
+            model_round, params = board_model
+            params = np.asarray(params, dtype=np.float32).copy()
+            message = ModelMessage(model_round, self.session.server, params)
+            self._board_model = (model_round, params, SignedMessage(message.to_bytes(), b""))
+        self.evidence = list(evidence)
+        self._reset(round_)
+
+    def state(self) -> tuple[np.ndarray | None, tuple[int, np.ndarray] | None]:
+        """What :meth:`restore` needs besides the evidence: the trusted θ and the board's θ."""
+        board = None if self._board_model is None else (self._board_model[0], self._board_model[1])
+        return self._params, board
 
     def _reset(self, round_: int) -> None:
         self._round = round_
@@ -109,11 +164,17 @@ class Participant:
     # ─────────────── dispatch ───────────────
 
     def handle(self, request: Request) -> Reply:
-        """Answer one request of the server (the transport calls this)."""
+        """Answer one request of the server, computing everything in this process."""
+        return self.run(self.handle_steps(request))
+
+    def handle_steps(self, request: Request) -> Steps[Reply]:
+        """Answer one request of the server, as steps: the generator yields each heavy, pure
+        computation (:class:`Compute`) for the runtime to run here or in a worker process, and
+        returns the reply. The checks and the signing stay in the participant."""
         if isinstance(request, TrainRequest):
-            return Reply(self._on_train(request))
+            return Reply((yield from self._on_train(request)))
         if isinstance(request, EvaluateRequest):
-            return Reply(self._on_evaluate(request))
+            return Reply((yield from self._on_evaluate(request)))
         if isinstance(request, BallotReceipt):
             self._on_ballot_receipt(request)
         elif isinstance(request, FinalModelRequest):
@@ -121,6 +182,15 @@ class Participant:
         else:  # pragma: no cover - the type union is closed
             raise TypeError(f"unknown request {type(request).__name__}")
         return Reply()
+
+    def run(self, steps: Steps[T]) -> T:
+        """Drive ``steps`` to its end, running each computation it asks for in this process."""
+        try:
+            job = next(steps)
+            while True:
+                job = steps.send(getattr(self, job.method)(*job.args))
+        except StopIteration as done:
+            return done.value
 
     # ─────────────── behaviour (overridden by adversaries) ───────────────
 
@@ -149,10 +219,14 @@ class Participant:
 
     # ─────────────── the round, as the server asks ───────────────
 
-    def _on_train(self, request: TrainRequest) -> SignedMessage | None:
+    def _on_train(self, request: TrainRequest) -> Steps[SignedMessage | None]:
         # The chain, not the server, says which round is open; asked twice, the answer is the one
-        # update already signed (a second one would let the server choose between them).
-        if request.round != self.board.current_round():
+        # update already signed (a second one would let the server choose between them). For a
+        # round the chain has already closed, it only repeats what it signed then (after a crash).
+        open_round = self.board.current_round()
+        if request.round > open_round or (
+            request.round < open_round and not self._signed_before(request.round)
+        ):
             return None
         if request.round == self._round and self._trained:
             return self._own_update
@@ -162,25 +236,34 @@ class Participant:
             self._board_model = (request.round - 1, params, request.model)
             if self._params is None:
                 self._params = params
-        return self._train(request.round)
+        return (yield from self._train_steps(request.round))
 
     def _train(self, round_: int) -> SignedMessage | None:
+        return self.run(self._train_steps(round_))
+
+    def _train_steps(self, round_: int) -> Steps[SignedMessage | None]:
         self._trained = True
+        earlier = self._recall(round_, MessageKind.UPDATE)
+        if earlier is not None:
+            message = decode_message(earlier.data)
+            assert isinstance(message, UpdateMessage)
+            self._own_update, self._own_sparse = earlier, message.update
+            return earlier
         if self._params is None:
             self._report(
                 EvidenceKind.SAT_OUT, self.address, None, None, None, "no model it can trust: sitting out"
             )
             return None
-        local = self.local_model(self._params, round_)
+        local = yield Compute("local_model", (self._params, round_))
         if not np.isfinite(local).all():
             self._report(EvidenceKind.SAT_OUT, self.address, None, None, None, "local training diverged")
             return None
         update = self.make_update(self._params, local, round_)
-        signed = sign_message(UpdateMessage(round_, self.address, update), self.account, self.session.domain)
+        signed = self._sign(UpdateMessage(round_, self.address, update))
         self._own_update, self._own_sparse = signed, update
         return signed
 
-    def _on_evaluate(self, request: EvaluateRequest) -> SignedMessage | None:
+    def _on_evaluate(self, request: EvaluateRequest) -> Steps[SignedMessage | None]:
         round_ = request.round
         if round_ != self._round:
             return None  # not the round this participant is in: it signs nothing for it
@@ -253,22 +336,55 @@ class Participant:
                 self._invalid[j] = signed
             else:
                 self._verified[j] = (update, signed)
-        return self._evaluation(round_)
+        return (yield from self._evaluation_steps(round_))
 
     def _evaluation(self, round_: int) -> SignedMessage | None:
+        return self.run(self._evaluation_steps(round_))
+
+    def _evaluation_steps(self, round_: int) -> Steps[SignedMessage | None]:
         if self._params is None or self._own_evaluation is not None:
             return self._own_evaluation
+        earlier = self._recall(round_, MessageKind.EVALUATION)
+        if earlier is not None:
+            self._own_evaluation = earlier
+            return earlier
         verified = {j: u for j, (u, _) in self._verified.items()}
-        scores = self.score_updates(round_, self._params, verified)
+        scores = yield Compute("score_updates", (round_, self._params, verified))
         # Only what it could verify gets a score: any other entry abstains, which the election
         # treats as neutral, so a delivery the server spoiled cannot lower its author's standing.
         ppm = tuple(
             score_to_ppm(scores[j]) if j in verified else 0 if j in self._invalid else ABSTAIN
             for j in range(self.session.n)
         )
-        signed = sign_message(EvaluationMessage(round_, self.address, ppm), self.account, self.session.domain)
+        signed = self._sign(EvaluationMessage(round_, self.address, ppm))
         self._own_evaluation = signed
         return signed
+
+    # ─────────────── signing once, even across a crash ───────────────
+
+    def _sign(self, message: UpdateMessage | EvaluationMessage) -> SignedMessage:
+        """Sign ``message`` and write it to the journal before it leaves this participant."""
+        signed = sign_message(message, self.account, self.session.domain)
+        if self.journal is not None:
+            self.journal.record(message.round, message.kind, signed)
+        return signed
+
+    def _recall(self, round_: int, kind: MessageKind) -> SignedMessage | None:
+        """What this participant signed for ``round_`` and ``kind`` before (after a crash), if
+        anything: only a message its own key signed counts, whoever else stored copies."""
+        if self.journal is None:
+            return None
+        for signed in self.journal.recall(round_, kind, self.address):
+            try:
+                message = open_message(signed, self.session.domain, **self.session.bounds())
+            except ProtocolError:
+                continue
+            if (message.author, message.round, message.kind) == (self.address, round_, kind):
+                return signed
+        return None
+
+    def _signed_before(self, round_: int) -> bool:
+        return self._recall(round_, MessageKind.UPDATE) is not None
 
     def _on_ballot_receipt(self, request: BallotReceipt) -> None:
         if request.receipt is not None and self._own_evaluation is not None:
@@ -282,6 +398,8 @@ class Participant:
         if self._round != round_:
             self._reset(round_)
         if not self._trained:
+            if self.board.current_round() != round_:
+                return None  # a round the chain has closed (replayed after a crash): nothing to sign
             self._train(round_)
             if self._own_update is not None:
                 self._report(

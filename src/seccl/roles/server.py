@@ -115,6 +115,10 @@ class ParameterServer:
         self.wait_until: Callable[[int], None] = self._sleep_until
         self._round_gas = self._round_txs = 0
         self._rejected_before = 0
+        # What the chain already records for the round being run: empty in a normal round; after
+        # a crash, the posts made before it, which the replayed round must not make again.
+        self._on_board: dict[str, bytes] = {}
+        self._voted: set[str] = set()
 
     def _sleep_until(self, timestamp: int) -> None:
         """Wait until the chain's clock passes ``timestamp`` (a deployment's real wait)."""
@@ -130,6 +134,10 @@ class ParameterServer:
         """1-3. Hand out θ_{r-1}; check, store and post every update that comes back."""
         self._round_gas = self._round_txs = 0
         self._rejected_before = len(self.rejections)
+        self._on_board = {}
+        if self.board.round_info(round_).updates:
+            recorded = self.board.updates_of(round_)
+            self._on_board = {a: d for a, d in zip(self.session.participants, recorded, strict=True) if d}
         asked = [i for i in range(self.session.n) if self.contacts(i, round_, "train")]
         replies = send_and_receive(
             {i: TrainRequest(round_, *self.deliver_model(i, round_ - 1)) for i in asked}
@@ -172,6 +180,9 @@ class ParameterServer:
                 own = self.own_receipt(i, round_)
                 requests[i] = EvaluateRequest(round_, own, tuple(delivered), delivery)
         replies = send_and_receive(requests)
+        self._voted = set()
+        if self.consensus.election_of(round_).ballots:
+            self._voted = {a for a in self.session.participants if self.consensus.has_voted(round_, a)}
         receipts: dict[int, Request] = {}
         for i, reply in sorted(replies.items()):
             stored = self.accept(round_, i, reply.message, MessageKind.EVALUATION) if reply.message else None
@@ -202,7 +213,7 @@ class ParameterServer:
         election = election or self.consensus.election_record(round_)
         assert election is not None, "the runtime publishes only after the election is tallied"
         self.params = self.aggregate_model(round_, election.candidates)
-        posted = self.post_model(round_, self.params)
+        posted = self._model_on_board(round_, self.params) or self.post_model(round_, self.params)
         return RoundOutcome(
             round=round_,
             candidates=election.candidates,
@@ -277,6 +288,26 @@ class ParameterServer:
 
     # ─────────────── internals ───────────────
 
+    def _model_on_board(self, round_: int, params: np.ndarray) -> bool:
+        """Whether the board already records this θ_r (posted before a crash): then it is signed
+        again (the same bytes give the same signature) but not posted twice."""
+        if not self.board.round_info(round_).model_posted:
+            return False
+        message = ModelMessage(round_, self.account.address, self.model_to_publish(round_, params))
+        signed = sign_message(message, self.account, self.session.domain)
+        if self.board.digest_of(round_, MessageKind.MODEL, self.account.address) != signed.digest():
+            return False
+        self.model_signed = signed
+        return True
+
+    def _recorded_tx(self, round_: int, author: str, digest: bytes) -> str:
+        """The Tx-ID that recorded ``author``'s update ``digest`` of ``round_`` (read from the
+        board's events; only needed for a post made before a crash)."""
+        for record, tx in self.board.records(round_=round_):
+            if record.author == author and record.digest == digest and record.kind is MessageKind.UPDATE:
+                return tx
+        return ""
+
     def accept(
         self, round_: int, i: int, signed: SignedMessage, kind: MessageKind, *, post: bool = True
     ) -> StoredMessage | None:
@@ -290,7 +321,13 @@ class ParameterServer:
             self.rejections.append(Rejection(round_, author, type(exc).__name__, str(exc)))
             return None
         tx_id = ""
-        if kind is MessageKind.UPDATE and post:
+        if kind is MessageKind.UPDATE and post and self._on_board.get(author) == signed.digest():
+            # Posted before a crash: take the record's Tx-ID instead of posting it twice.
+            tx_id = self._recorded_tx(round_, author, signed.digest())
+            self.receipts[(round_, author)] = Receipt.sign(
+                self.account, self.session.domain, round_, kind, author, signed.digest(), tx_id
+            )
+        elif kind is MessageKind.UPDATE and post:
             try:
                 receipt = self.relay_update(round_, author, signed)
             except ContractRevert as exc:
@@ -323,6 +360,20 @@ class ParameterServer:
             round_=round_,
             eligible=eligible,
         )
+        if stored.author in self._voted:
+            # Counted before a crash: its receipt cites the transaction that counted it.
+            counted = self.consensus.ballot_of(round_, stored.author)
+            if counted is None or counted.digest != stored.signed.digest():
+                return None  # another ballot of this voter counts; the voter's own check says so
+            return Receipt.sign(
+                self.account,
+                self.session.domain,
+                round_,
+                MessageKind.EVALUATION,
+                stored.author,
+                counted.digest,
+                counted.tx_hash,
+            )
         try:
             receipt = self.relay_scores(
                 round_, stored.author, message.scores, stored.signed.signature, ranking

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from web3 import Web3
 from seccl.chain.accounts import fund, new_account, signing_connection
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, EmbeddedChain, RpcChain
-from seccl.chain.bulletin_board import MessageKind, Phases
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
+from seccl.chain.consensus import ConsensusClient
+from seccl.chain.ledger import Ledger, LedgerEntry
 from seccl.chain.session import SessionTerms, deploy_session
+from seccl.chain.transactions import TxReceipt
 from seccl.election import ABSTAIN, candidate_count
 from seccl.learning.data import Dataset, ParticipantData, load_dataset, split_participants
 from seccl.learning.evaluation import Evaluator
@@ -34,10 +38,14 @@ from seccl.protocol.evidence import Evidence
 from seccl.protocol.instructions import EvaluateRequest, Request, TrainRequest
 from seccl.protocol.messages import ModelMessage, decode_message
 from seccl.protocol.verification import Verdict, verify_evidence
-from seccl.roles.participant import Participant, initial_model_digest
+from seccl.roles.participant import Compute, Participant, initial_model_digest
 from seccl.roles.server import ParameterServer, Rejection, RoundOutcome, SendAndReceive, TxEntry
 from seccl.roles.settings import LearningSettings, SessionInfo
+from seccl.runtime.checkpoint import array_key, session_from_dict, session_to_dict, write_checkpoint
+from seccl.runtime.faults import ENVIRONMENT as KILL_ENVIRONMENT
+from seccl.runtime.faults import maybe_kill
 from seccl.runtime.transport import InMemoryTransport
+from seccl.runtime.workers import WorkerPool
 
 ParticipantFactory = Callable[..., Participant]
 ServerFactory = Callable[..., ParameterServer]
@@ -94,6 +102,8 @@ class RunResult:
     participants: list[dict[str, Any]] = field(default_factory=list)
     """Per participant: index, address, adversary or not, train and validation sizes and class
     counts."""
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    """Every transaction of the session on the chain (funding, deployment, reverted ones too)."""
 
     @property
     def final_accuracy(self) -> float:
@@ -253,6 +263,9 @@ class Simulation:
         archive: RunArchive | None = None,
         model_dir: Path | None = None,
         on_round: Callable[[RunResult], None] | None = None,
+        checkpoint_dir: Path | None = None,
+        resume: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None,
+        workers: int = 0,
     ):
         # One thread: bit-exact training for a seed, and no stalls on a shared 2-core machine.
         torch.set_num_threads(1)
@@ -270,43 +283,65 @@ class Simulation:
         self.adversaries = set(adversaries or ())
         self.settings = settings
         self.test_set = test
-        self.test_evaluator = Evaluator(test)
+        # Test-set batches of 250 digits: one batch of 2,000 held some 130 MB of activations at
+        # once, the largest single allocation of a run.
+        self.test_evaluator = Evaluator(test, batch_size=250)
         options = options or SessionOptions()
         n = len(parts)
-        # Every party's own random key (or the keys given): nothing secret comes from the seed.
-        accounts = accounts or [new_account() for _ in range(n)]
-        server_account = server_account or new_account()
-        for account in (server_account, *accounts):
-            fund(backend, account.address)
-        w3 = signing_connection(backend, server_account)
         initial = get_flat_params(build_model(seed))
-        m = candidate_count(candidate_fraction, n)
-        terms = SessionTerms(
-            server=server_account.address,
-            participants=tuple(a.address for a in accounts),
-            candidates=m,
-            nonce=secrets.token_bytes(32),
-            # Public and agreed: the same seed breaks ties alike, so the same seed gives the same run.
-            tie_seed=hashlib.sha256(f"seccl-ties/{seed}".encode()).digest(),
-            phases=options.phases,
-            initial_model=initial_model_digest(seed, server_account.address),
-        )
-        board, consensus, self.deployment = deploy_session(w3, terms)
-        self.session = SessionInfo(
-            chain_id=int(w3.eth.chain_id),
-            board=board.address,
-            consensus=consensus.address,
-            server=server_account.address,
-            participants=terms.participants,
-            dimension=len(initial),
-            candidates=m,
-            nonce=terms.nonce,
-            tie_seed=terms.tie_seed,
-            phases=terms.phases,
-            update_size=update_size(settings.share_fraction, len(initial)),
-            max_abs_value=options.max_abs_value,
-            initial_model=terms.initial_model,
-        )
+        self.funding: list[TxReceipt] = []
+        if resume is None:
+            # Every party's own random key (or the keys given): nothing secret comes from the seed.
+            accounts = accounts or [new_account() for _ in range(n)]
+            server_account = server_account or new_account()
+            reader = backend.connect()
+            self.first_block = int(reader.eth.block_number) + 1
+            self.funding = [fund(backend, account.address) for account in (server_account, *accounts)]
+            w3 = signing_connection(backend, server_account)
+            m = candidate_count(candidate_fraction, n)
+            terms = SessionTerms(
+                server=server_account.address,
+                participants=tuple(a.address for a in accounts),
+                candidates=m,
+                nonce=secrets.token_bytes(32),
+                # Public and agreed: the same seed breaks ties alike, so the same seed gives the same run.
+                tie_seed=hashlib.sha256(f"seccl-ties/{seed}".encode()).digest(),
+                phases=options.phases,
+                initial_model=initial_model_digest(seed, server_account.address),
+            )
+            board, consensus, self.deployment = deploy_session(w3, terms)
+            self.session = SessionInfo(
+                chain_id=int(w3.eth.chain_id),
+                board=board.address,
+                consensus=consensus.address,
+                server=server_account.address,
+                participants=terms.participants,
+                dimension=len(initial),
+                candidates=m,
+                nonce=terms.nonce,
+                tie_seed=terms.tie_seed,
+                phases=terms.phases,
+                update_size=update_size(settings.share_fraction, len(initial)),
+                max_abs_value=options.max_abs_value,
+                initial_model=terms.initial_model,
+            )
+        else:
+            # Resuming: the same keys, and the session the chain already holds.
+            if accounts is None or server_account is None:
+                raise ValueError("resuming needs the run's own keys (accounts and server_account)")
+            document = resume[0]
+            self.session = session_from_dict(document["session"])
+            if (self.session.server, self.session.participants) != (
+                server_account.address,
+                tuple(a.address for a in accounts),
+            ):
+                raise ValueError("the keys given are not the ones of the session being resumed")
+            self.first_block = int(document["first_block"])
+            self.deployment = [TxReceipt(**r) for r in document["deployment"]]
+            self.funding = [TxReceipt(**r) for r in document["funding"]]
+            w3 = signing_connection(backend, server_account)
+            board = BulletinBoardClient(w3, self.session.board, sender=server_account.address)
+            consensus = ConsensusClient(w3, self.session.consensus, sender=server_account.address)
         make_participant = participant_factory or Participant
         self.participants = [
             make_participant(
@@ -335,14 +370,37 @@ class Simulation:
         reader = backend.connect()
         self.board_reader = board.for_reader(reader)
         self.consensus_reader = consensus.for_reader(reader)
-        # The run's durable record, written as each round ends (see :meth:`archive_round`).
+        # The run's durable record, written as each round ends (see :meth:`archive_round`); each
+        # participant's journal is the archive, written before a message leaves the participant.
         self.archive = archive
         self.model_dir = model_dir
+        self.checkpoint_dir = checkpoint_dir
         self.on_round = on_round
-        self.archive_round(0)
+        self.ledger = Ledger(
+            reader,
+            first_block=self.first_block,
+            server=self.session.server,
+            participants=self.session.participants,
+            contracts={"BulletinBoard": self.session.board, "Consensus": self.session.consensus},
+        )
         self.losses: list[float | None] = [None] * n
         for p in self.participants:
             self._instrument(p)
+            p.journal = archive
+        if os.environ.get(KILL_ENVIRONMENT):
+            self._instrument_server()
+        # Worker processes for the participants' training and scoring (0: all in this process).
+        self.workers = workers
+        self.records: list[RoundRecord] = []
+        self.evidence: list[Evidence] = []
+        self.stopped = False
+        self.initial_accuracy: float | None = None
+        self.start_round = 1
+        if resume is None:
+            self.archive_round(0)
+            self.checkpoint(0)
+        else:
+            self._restore(*resume)
         self._round_started = time.perf_counter()
         self._phase_started = self._round_started
         self._phase_seconds: dict[str, float] = {}
@@ -361,6 +419,7 @@ class Simulation:
                 finally:
                     watch.exit()
             losses[p.index] = calls[-1][-1] if calls and calls[-1] else None
+            maybe_kill(round_, "training")
             return trained
 
         def score_updates(round_: int, params: np.ndarray, updates: dict[int, Any]) -> list[float]:
@@ -372,6 +431,24 @@ class Simulation:
 
         setattr(p, "local_model", local_model)  # noqa: B010 - an instance attribute, on purpose
         setattr(p, "score_updates", score_updates)  # noqa: B010
+
+    def _instrument_server(self) -> None:
+        """The crash points inside the server's phases (see :mod:`seccl.runtime.faults`)."""
+        server = self.server
+        relay_update, post_model = server.relay_update, server.post_model
+
+        def relayed(round_: int, author: str, signed: SignedMessage) -> Any:
+            receipt = relay_update(round_, author, signed)
+            maybe_kill(round_, "relay")
+            return receipt
+
+        def posted(round_: int, params: np.ndarray) -> bool:
+            done = post_model(round_, params)
+            maybe_kill(round_, "model")
+            return done
+
+        setattr(server, "relay_update", relayed)  # noqa: B010
+        setattr(server, "post_model", posted)  # noqa: B010
 
     def _phase(self, r: int, what: str) -> None:
         """A progress line at the end of a phase (when progress lines are on)."""
@@ -438,6 +515,7 @@ class Simulation:
             p.after_ballots(r)
         self._phase(r, "ballots counted")
         election = server.close_election(r)
+        maybe_kill(r, "tally")
         for p in everyone:
             p.after_election(r)
         if not self.consensus_reader.is_tallied(r):
@@ -457,6 +535,7 @@ class Simulation:
         return outcome
 
     def run(self) -> RunResult:
+        """Run the rounds from :attr:`start_round` (1, or the one after a resumed checkpoint)."""
         n = self.session.n
         bar = tqdm(total=3 * n, disable=not self.progress, leave=False, unit="step")
 
@@ -464,12 +543,43 @@ class Simulation:
             bar.update(1)
             self._on_reply(index, request)
 
-        transport = InMemoryTransport(self.participants, on_reply=on_reply)
-        initial_accuracy, _ = self.test_evaluator.evaluate(self.server.params)
-        records: list[RoundRecord] = []
-        evidence: list[Evidence] = []
-        seen = [0] * n
-        for r in range(1, self.rounds + 1):
+        pool = WorkerPool(self.participants, self.workers) if self.workers else None
+        try:
+            return self._run(bar, on_reply, pool)
+        finally:
+            if pool is not None:
+                pool.close()
+
+    def _compute_in(self, pool: WorkerPool) -> Callable[[Sequence[tuple[int, Compute]]], list[Any]]:
+        """Runs a batch of the participants' computations in ``pool``, timed as training or
+        evaluation, keeping each trainer's last-epoch loss."""
+
+        def compute(jobs: Sequence[tuple[int, Compute]]) -> list[Any]:
+            self.watch.enter("training" if jobs[0][1].method == "local_model" else "evaluation")
+            try:
+                results = pool.run(jobs)
+            finally:
+                self.watch.exit()
+            for (index, job), (_, loss) in zip(jobs, results, strict=True):
+                if job.method == "local_model":
+                    self.losses[index] = loss
+                    maybe_kill(job.args[1], "training")
+            return [result for result, _ in results]
+
+        return compute
+
+    def _run(self, bar: Any, on_reply: Callable[[int, Request], None], pool: WorkerPool | None) -> RunResult:
+        n = self.session.n
+        compute = self._compute_in(pool) if pool is not None else None
+        transport = InMemoryTransport(self.participants, on_reply=on_reply, compute=compute)
+        if self.initial_accuracy is None:
+            self.initial_accuracy, _ = self.test_evaluator.evaluate(self.server.params)
+        initial_accuracy = self.initial_accuracy
+        records, evidence = self.records, self.evidence
+        seen = [len(p.evidence) for p in self.participants]
+        for r in range(self.start_round, self.rounds + 1):
+            if self.stopped:
+                break
             bar.reset(total=3 * n)
             bar.set_description(f"round {r}/{self.rounds}")
             self.watch.reset()
@@ -477,9 +587,10 @@ class Simulation:
             started = time.perf_counter()
             outcome = self.run_round(r, transport.send_and_receive)
             seconds = time.perf_counter() - started
-            self.archive_round(r)
             times = {part: round(t, 3) for part, t in self.watch.totals.items()}
             times["other"] = round(max(0.0, seconds - sum(self.watch.totals.values())), 3)
+            self.archive_round(r)
+            maybe_kill(r, "archived")
             losses = tuple(self.losses)
             found = self._new_evidence(seen)
             evidence += found
@@ -488,6 +599,8 @@ class Simulation:
                 self.log(f"  evidence: {item.summary()}")
             if outcome is None:
                 self.log(f"round {r}: the server did not post the model; the session stops here")
+                self.stopped = True
+                self.checkpoint(r)
                 break
             accuracy, f1 = self.test_evaluator.evaluate(outcome.params)
             extra = self.round_metrics(r, outcome.params) if self.round_metrics else {}
@@ -495,14 +608,17 @@ class Simulation:
                 extra["adversaries_elected"] = float(len(self.adversaries & set(outcome.candidates)))
             scores, points, abstentions = self.election_facts(r)
             trained = [loss for loss in losses if loss is not None]
+            # The round's cost as the chain records it: every party's transactions, including
+            # those mined before a crash that a resumed round did not send again.
+            spent = [e for e in self.ledger.update() if e.round == r]
             record = RoundRecord(
                 round=r,
                 accuracy=accuracy,
                 macro_f1=f1,
                 candidates=outcome.candidates,
                 seconds=seconds,
-                gas=outcome.gas,
-                transactions=outcome.transactions,
+                gas=sum(e.gas for e in spent),
+                transactions=len(spent),
                 ballots=outcome.ballots,
                 evidence=len(found),
                 rejections=len(outcome.rejections),
@@ -516,6 +632,7 @@ class Simulation:
                 training_losses=losses,
             )
             records.append(record)
+            self.checkpoint(r)
             if self.on_round is not None:
                 self.on_round(self._result(records, evidence, initial_accuracy))
             self.log(format_round(record, self.rounds))
@@ -525,13 +642,85 @@ class Simulation:
                     f"{rejection.error}: {rejection.detail}"
                 )
         bar.close()
-        if records and len(records) == self.rounds:
+        if records and len(records) == self.rounds and not self.stopped:
             self.server.finish(self.rounds, transport.send_and_receive)
             final = self._new_evidence(seen)
             for item in final:
                 self.log(f"  evidence: {item.summary()}")
             evidence += final
         return self._result(records, evidence, initial_accuracy)
+
+    # ─────────────── durability: the chain, then the checkpoint, at every round's end ───────────────
+
+    def checkpoint(self, r: int) -> None:
+        """Make round ``r`` survive a crash: save the chain first (so it is never behind the
+        checkpoint), then commit every party's state (see :mod:`seccl.runtime.checkpoint`)."""
+        persist = getattr(self.backend, "persist", None)
+        if persist is not None:
+            persist()
+        if self.checkpoint_dir is None:
+            return
+        arrays: dict[str, np.ndarray] = {}
+
+        def keep(array: np.ndarray | None) -> str | None:
+            if array is None:
+                return None
+            key = array_key(array)
+            arrays[key] = np.asarray(array, dtype=np.float32)
+            return key
+
+        participants = []
+        for p in self.participants:
+            trusted, board = p.state()
+            participants.append(
+                {
+                    "trusted": keep(trusted),
+                    "board_round": None if board is None else board[0],
+                    "board": None if board is None else keep(board[1]),
+                    "evidence": [e.to_dict() for e in p.evidence],
+                }
+            )
+        model = self.server.model_signed
+        arrays["server_model_data"] = np.frombuffer(model.data, dtype=np.uint8)
+        arrays["server_model_signature"] = np.frombuffer(model.signature, dtype=np.uint8)
+        state = {
+            "session": session_to_dict(self.session),
+            "first_block": self.first_block,
+            "deployment": [asdict(t) for t in self.deployment],
+            "funding": [asdict(t) for t in self.funding],
+            "server": {"params": keep(self.server.params)},
+            "participants": participants,
+            "records": [asdict(record) for record in self.records],
+            "evidence": [e.to_dict() for e in self.evidence],
+            "rejections": [asdict(x) for x in self.server.rejections],
+            "transactions": [asdict(x) for x in self.server.transactions],
+            "initial_accuracy": self.initial_accuracy,
+            "stopped": self.stopped,
+        }
+        write_checkpoint(self.checkpoint_dir, r, state, arrays)
+
+    def _restore(self, document: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Every party as it stood at the checkpoint's round; the next round replays from there."""
+        r = int(document["round"])
+
+        def array(key: str | None) -> np.ndarray | None:
+            return None if key is None else arrays[key]
+
+        for p, state in zip(self.participants, document["participants"], strict=True):
+            board = None if state["board"] is None else (int(state["board_round"]), arrays[state["board"]])
+            p.restore(r, array(state["trusted"]), board, [Evidence.from_dict(e) for e in state["evidence"]])
+        server = self.server
+        server.params = np.asarray(arrays[document["server"]["params"]], dtype=np.float32).copy()
+        server.model_signed = SignedMessage(
+            arrays["server_model_data"].tobytes(), arrays["server_model_signature"].tobytes()
+        )
+        server.rejections = [Rejection(**x) for x in document["rejections"]]
+        server.transactions = [TxEntry(**x) for x in document["transactions"]]
+        self.records = [round_record_from_dict(x) for x in document["records"]]
+        self.evidence = [Evidence.from_dict(e) for e in document["evidence"]]
+        self.initial_accuracy = document["initial_accuracy"]
+        self.stopped = bool(document["stopped"])
+        self.start_round = r + 1
 
     def _result(
         self, records: list[RoundRecord], evidence: list[Evidence], initial_accuracy: float
@@ -546,6 +735,7 @@ class Simulation:
             chain=self.chain_facts(),
             initial_accuracy=initial_accuracy,
             participants=self.participant_facts(),
+            ledger=self.ledger.update(),
         )
 
     def archive_round(self, r: int) -> None:
@@ -580,7 +770,10 @@ class Simulation:
                     save_state_dict(net, self.model_dir / "final.pt")
         for kind, signed in held:
             if signed is not None:
-                self.archive.put(r, kind, signed, tx_of.get(signed.digest()))
+                tx = tx_of.get(signed.digest())
+                self.archive.put(r, kind, signed, tx)
+                if tx is not None:
+                    self.archive.correct_tx(signed.digest(), tx)  # the chain's word, after a crash
 
     def election_facts(
         self, r: int
@@ -641,6 +834,7 @@ class Simulation:
             "update_size": self.session.update_size,
             "max_abs_value": self.session.max_abs_value,
             "deployment": [r.tx_hash for r in self.deployment],
+            "funding": [r.tx_hash for r in self.funding],
             "accusations_upheld": self.board_reader.caught_count(),
             # What pins this chain instance: contracts land at the same addresses, with the same
             # chain id, in every session with the same server key; the block hashes do not repeat.
@@ -652,6 +846,15 @@ class Simulation:
 
     def _block_hash(self, block: int | str) -> str:
         return "0x" + bytes(self.board_reader.w3.eth.get_block(block)["hash"]).hex()  # type: ignore[arg-type]
+
+
+def round_record_from_dict(raw: dict[str, Any]) -> RoundRecord:
+    """A :class:`RoundRecord` back from ``dataclasses.asdict`` (lists become tuples again)."""
+    fields = dict(raw)
+    for key in ("candidates", "borda_points", "abstentions", "adversaries", "training_losses"):
+        fields[key] = tuple(fields[key])
+    fields["scores"] = tuple(None if row is None else tuple(row) for row in fields["scores"])
+    return RoundRecord(**fields)
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,139 @@
+"""What a killed run needs to resume: the parties' keys, and the state at the end of each round.
+
+A checkpoint is two files. ``checkpoint-NNNN.npz`` holds the parameter vectors by content hash;
+``checkpoint.json`` names the round, the npz file and everything else (the session, each party's
+small state, the round records and the evidence so far). Both are written atomically and the JSON
+last, so it is the commit point: a crash between the two leaves the previous checkpoint whole.
+The chain is saved before the checkpoint, so the chain is never behind it; where it is ahead (a
+round finished on the chain but not here), resuming replays that round and posts nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from seccl.chain.accounts import load_keystore
+from seccl.chain.bulletin_board import Phases
+from seccl.files import atomic_write_bytes
+from seccl.roles.settings import SessionInfo
+
+KEYS_DIR = "keys"
+CHECKPOINT = "checkpoint.json"
+PASSPHRASE_ENV = "SECCL_KEYS_PASSPHRASE"
+"""If set, the run's keystores are encrypted with it and no passphrase file is written."""
+
+# The passphrase is 256 random bits (or the user's own), so the KDF's work factor adds nothing
+# against guessing; eth-account's default (scrypt, 0.7 s a key) would add 15 s to a 21-key run.
+KDF_ITERATIONS = 100_000
+
+
+class ResumeError(Exception):
+    """The run directory cannot be resumed (what is missing or inconsistent is said)."""
+
+
+def save_keys(run_dir: Path, server: LocalAccount, participants: list[LocalAccount]) -> Path:
+    """Write every party's key as an encrypted V3 keystore (geth, cast and wallets read them)
+    into ``run_dir/keys``, private (0600). The simulation holds every key in one process anyway;
+    a deployment keeps each key with its owner."""
+    keys = Path(run_dir) / KEYS_DIR
+    keys.mkdir(parents=True, exist_ok=True)
+    os.chmod(keys, 0o700)
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if passphrase is None:
+        passphrase = secrets.token_hex(32)
+        _write_private(keys / "passphrase", passphrase.encode())
+    named = [("server", server), *((f"participant-{i:04d}", a) for i, a in enumerate(participants))]
+    for name, account in named:
+        keystore = Account.encrypt(account.key, passphrase, kdf="pbkdf2", iterations=KDF_ITERATIONS)
+        _write_private(keys / f"{name}.json", json.dumps(keystore).encode())
+    return keys
+
+
+def load_keys(run_dir: Path) -> tuple[LocalAccount, list[LocalAccount]]:
+    """The server's and the participants' accounts saved by :func:`save_keys`."""
+    keys = Path(run_dir) / KEYS_DIR
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if passphrase is None:
+        file = keys / "passphrase"
+        if not file.is_file():
+            raise ResumeError(f"{file} is missing: set {PASSPHRASE_ENV} to the passphrase of the run's keys")
+        passphrase = file.read_text()
+    try:
+        server = load_keystore(keys / "server.json", passphrase)
+        paths = sorted(keys.glob("participant-*.json"))
+        return server, [load_keystore(p, passphrase) for p in paths]
+    except (OSError, ValueError) as exc:
+        raise ResumeError(f"cannot read the run's keys in {keys}: {exc}") from None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def array_key(array: np.ndarray) -> str:
+    """The content hash that names a parameter vector in a checkpoint."""
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
+
+
+def write_checkpoint(
+    run_dir: Path, round_: int, state: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> None:
+    """Commit the state at the end of ``round_`` (0: right after the session was set up)."""
+    run_dir = Path(run_dir)
+    name = f"checkpoint-{round_:04d}.npz"
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    atomic_write_bytes(run_dir / name, buffer.getvalue())
+    document = {"round": round_, "arrays": name, **state}
+    atomic_write_bytes(run_dir / CHECKPOINT, json.dumps(document, indent=1).encode())
+    for old in run_dir.glob("checkpoint-*.npz"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+def read_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """The last committed checkpoint (its JSON and its arrays), or None if there is none."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text())
+        with np.load(Path(run_dir) / document["arrays"]) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ResumeError(f"the checkpoint in {run_dir} cannot be read: {exc}") from None
+    return document, arrays
+
+
+def session_to_dict(session: SessionInfo) -> dict[str, Any]:
+    raw = asdict(session)
+    for key in ("nonce", "tie_seed", "initial_model"):
+        raw[key] = "0x" + bytes(raw[key]).hex()
+    raw["participants"] = list(session.participants)
+    return raw
+
+
+def session_from_dict(raw: dict[str, Any]) -> SessionInfo:
+    fields = dict(raw)
+    for key in ("nonce", "tie_seed", "initial_model"):
+        fields[key] = bytes.fromhex(str(fields[key]).removeprefix("0x"))
+    fields["participants"] = tuple(fields["participants"])
+    fields["phases"] = Phases(**fields["phases"])
+    return SessionInfo(**fields)
