@@ -368,6 +368,9 @@ def run_seccl(config: RunConfig, warmup: int) -> dict[str, Any]:
             candidate_fraction=config.candidate_fraction,
             settings=learning_settings(config),
             seed=config.seed,
+            # As `seccl run`: the participants' training and scoring in worker processes, one
+            # per core this part may use (none on one core: all of it in this process).
+            workers=0 if (cores := len(os.sched_getaffinity(0))) == 1 else min(config.workers, cores),
         )
         fine = FineTimer(simulation.watch)
         fine.install()
