@@ -119,6 +119,26 @@ def test_seccl_audit_passes_a_run_and_fails_it_once_a_model_record_is_replaced(
     assert "θ_2" in out and "missing from the store" in out and "AUDIT FAILED" in out
 
 
+@pytest.mark.anvil
+def test_seccl_audit_names_a_replaced_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    argv = ["run", "-n", str(N), "-r", "2", "-l", "0.5", "--local-epochs", "1", "--per-participant", "100"]
+    assert main([*argv, "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(run)]) == 0
+    clean = capsys.readouterr().out
+    assert "round 1: ok" in clean and "1 models, 1 model files)" in clean  # round-0001.pt
+    assert "1 models, 2 model files)" in clean  # round 2: round-0002.pt and final.pt
+
+    models = run / "models"
+    (models / "final.pt").write_bytes((models / "round-0001.pt").read_bytes())  # an older model
+
+    assert main(["audit", str(run)]) == 1
+    out = capsys.readouterr().out
+    assert "final.pt holds a model hashing to" in out and "not θ_2 on the board" in out
+    assert "AUDIT FAILED: 1 discrepancies" in out
+
+
 def test_seccl_audit_of_a_run_without_a_store_says_so(tmp_path: Path, capsys) -> None:
     (tmp_path / "evidence.json").write_text('{"evidence": []}')
     (tmp_path / "chain.json").write_text('{"backend": "anvil"}')

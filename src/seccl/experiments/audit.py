@@ -233,4 +233,40 @@ def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
         rounds = audit_session(
             chain.session, chain.board, chain.consensus, archive, aggregation=chain.aggregation
         )
+        audit_model_files(files.chain.parent / "models", chain.session, chain.board, rounds)
         return AuditReport(rounds, check_findings(findings, chain))
+
+
+def audit_model_files(
+    models: Path, session: SessionInfo, board: BulletinBoardClient, rounds: list[RoundAudit]
+) -> None:
+    """The ``state_dict`` files users load must hold the models the board records: each
+    ``round-NNNN.pt`` that round's θ, and ``final.pt`` the last one."""
+    import torch
+
+    from seccl.learning.model import build_model, get_flat_params
+
+    last = rounds[-1].round if rounds else 0
+    named = [(a, models / f"round-{a.round:04d}.pt") for a in rounds]
+    if rounds and last > 0:
+        named.append((rounds[-1], models / "final.pt"))
+    for audit, path in named:
+        recorded = board.digest_of(audit.round, MessageKind.MODEL, session.server)
+        if not path.is_file():
+            audit.problems.append(f"{path.name} is missing from {models}")
+            continue
+        try:
+            net = build_model(0)
+            net.load_state_dict(torch.load(path, weights_only=True))
+            params = get_flat_params(net)
+        except Exception as exc:  # not a state_dict of the model: say so, whatever it is
+            audit.problems.append(f"{path.name} is not a state_dict of the session's model ({exc})")
+            continue
+        held = ModelMessage(audit.round, session.server, params).digest()
+        if held != recorded:
+            audit.problems.append(
+                f"{path.name} holds a model hashing to {_hex(held)}, not θ_{audit.round} on the board "
+                f"({_hex(recorded)})"
+            )
+        else:
+            audit.count("model files")
