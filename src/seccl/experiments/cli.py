@@ -209,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write compare.png and compare.md (default: runs/compare-<names of the runs>)",
     )
 
+    experiment = sub.add_parser(
+        "experiment",
+        help="run an experiment: a grid of runs and baselines, resumed where it stopped",
+        description="Run the experiment NAME (fig4, fig5) or a TOML file of the same form: every "
+        "run not yet finished, in order (runs finished earlier are skipped, runs cut short are "
+        "resumed), then results.csv, a plot and a table per group, and results.md.",
+        formatter_class=_Formatter,
+    )
+    experiment.add_argument("name", metavar="NAME", help="fig4, fig5, or an experiment TOML file")
+    experiment.add_argument(
+        "--out", type=Path, default=None, help="the experiment's directory (default: runs/experiments/NAME)"
+    )
+
     for name, what, path_help in (
         (
             "verify-evidence",
@@ -308,6 +321,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _audit(args.path, args.chain_url)
         if args.command == "compare":
             return _compare(args.runs, args.out)
+        if args.command == "experiment":
+            return _experiment(args.name, args.out)
         if args.command == "run":
             return _run(args)
         return _baseline(args)
@@ -590,6 +605,17 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 # ─────────────────────────────── compare, verify ───────────────────────────────
+
+
+def _experiment(name: str, out: Path | None) -> int:
+    from seccl.experiments.grid import experiment_path, load_experiment, run_experiment
+
+    experiment = load_experiment(experiment_path(name))
+    directory = out or Path("runs") / "experiments" / experiment.name
+    _say(f"experiment {experiment.name}: {experiment.title}; {len(experiment.runs)} runs into {directory}")
+    run_experiment(experiment, directory, lambda argv: _main(argv), say=_say)
+    _say(f"results: {directory / 'results.md'}, {directory / 'results.csv'}")
+    return 0
 
 
 def _compare(runs: list[Path], out: Path | None) -> int:

@@ -1,0 +1,242 @@
+"""`seccl experiment`: an experiment is a TOML file of runs (a grid of settings per group, and a
+centralized baseline per group); running it runs each run in turn, skips those already finished,
+resumes those cut short, and after each one rewrites the experiment's CSV, plots and table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from seccl.experiments.config import BASELINE_FIELDS, FIELD_NAMES, ConfigError, config_from
+from seccl.files import atomic_write_bytes
+
+BUILT_IN = ("fig4", "fig5")
+"""The experiments shipped with SecCL (``src/seccl/experiments/grids/NAME.toml``)."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run (or centralized baseline) of an experiment: its name, its group and its settings."""
+
+    name: str
+    group: str
+    settings: dict[str, Any]
+    baseline_epochs: int | None = None  # set for a baseline
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.baseline_epochs is not None
+
+
+@dataclass
+class Experiment:
+    """A parsed experiment file."""
+
+    name: str
+    title: str
+    runs: list[PlannedRun] = field(default_factory=list)
+
+
+def experiment_path(name: str) -> Path:
+    """A built-in experiment's file, or ``name`` itself when it is a path."""
+    if name in BUILT_IN:
+        return Path(str(resources.files("seccl.experiments").joinpath("grids", f"{name}.toml")))
+    path = Path(name)
+    if not path.is_file():
+        raise ConfigError(f"experiment: got {name!r}; allowed: {', '.join(BUILT_IN)} or a TOML file")
+    return path
+
+
+def load_experiment(path: Path) -> Experiment:
+    """The runs an experiment file plans, every one's settings validated before any runs."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"experiment {path}: {exc}") from None
+    common = dict(raw.get("settings", {}))
+    experiment = Experiment(Path(path).stem, str(raw.get("title", Path(path).stem)))
+    for group in raw.get("groups", []):
+        gname = str(group["name"])
+        base = {**common, **group.get("settings", {})}
+        # A grid (`vary`: every combination of the listed values) and/or listed `cases`.
+        vary: dict[str, list[Any]] = dict(group.get("vary", {}))
+        keys = sorted(vary)
+        combos = [
+            dict(zip(keys, values, strict=True)) for values in itertools.product(*(vary[k] for k in keys))
+        ]
+        if not vary:
+            combos = []
+        for case in group.get("cases", []):
+            case = dict(case)
+            combos.append({"label": case.pop("label"), **case})
+        for combo in combos:
+            label = combo.pop("label", None)
+            suffix = f"-{label}" if label else "".join(f"-{_tag(k)}{_text(v)}" for k, v in combo.items())
+            experiment.runs.append(PlannedRun(f"{gname}{suffix}", gname, {**base, **combo}))
+        if "baseline_epochs" in group:
+            settings = {k: v for k, v in base.items() if k in BASELINE_FIELDS}
+            epochs = int(group["baseline_epochs"])
+            experiment.runs.append(PlannedRun(f"{gname}-baseline", gname, settings, epochs))
+    names = [r.name for r in experiment.runs]
+    if len(set(names)) != len(names) or not names:
+        raise ConfigError(f"experiment {path}: its runs need distinct names, and at least one run")
+    for run in experiment.runs:
+        unknown = sorted(set(run.settings) - set(FIELD_NAMES))
+        if unknown:
+            raise ConfigError(f"experiment {path}, run {run.name}: unknown settings {', '.join(unknown)}")
+        config_from(run.settings)  # every value checked now, not after hours of earlier runs
+    return experiment
+
+
+_TAGS = {
+    "participants": "n",
+    "candidate_fraction": "l",
+    "attack_fraction": "e",
+    "seed": "seed",
+    "dataset": "",
+}
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _tag(key: str) -> str:
+    return _TAGS.get(key, key.replace("_", "-"))
+
+
+RunOne = Callable[[list[str]], int]
+"""Runs one `seccl` command line in-process (``seccl.experiments.cli.main``); returns its exit code."""
+
+
+def status_of(run: PlannedRun, directory: Path) -> str:
+    """``done``, ``partial`` (a run cut short: resume it) or ``new``."""
+    if run.is_baseline:
+        return "done" if (directory / "baseline.json").is_file() else "new"
+    described = directory / "run.json"
+    if not described.is_file():
+        return "new"
+    return "done" if json.loads(described.read_text()).get("complete") else "partial"
+
+
+def run_experiment(
+    experiment: Experiment, out: Path, run_one: RunOne, say: Callable[[str], None] = print
+) -> dict[str, str]:
+    """Run every planned run not yet finished (in order), then rewrite the outputs; returns each
+    run's status at the start (``done`` runs were skipped)."""
+    out.mkdir(parents=True, exist_ok=True)
+    statuses = {}
+    total = len(experiment.runs)
+    for k, run in enumerate(experiment.runs, start=1):
+        directory = out / "runs" / run.name
+        status = statuses[run.name] = status_of(run, directory)
+        if status == "done":
+            say(f"[{k}/{total}] {run.name}: finished earlier, skipped")
+            continue
+        say(f"[{k}/{total}] {run.name}: {'resuming' if status == 'partial' else 'starting'}")
+        started = time.perf_counter()
+        code = run_one(_command(run, directory, out, status))
+        if code == 130:  # Ctrl-C or SIGTERM: the run said how far it got; the next call resumes it
+            raise KeyboardInterrupt
+        if code not in (0, 1):  # 1: evidence found, expected under attack and kept in the run
+            raise ConfigError(f"experiment run {run.name} failed with exit code {code}; see above")
+        say(f"[{k}/{total}] {run.name}: done in {time.perf_counter() - started:.0f} s")
+        write_outputs(experiment, out)
+    write_outputs(experiment, out)
+    return statuses
+
+
+def _command(run: PlannedRun, directory: Path, out: Path, status: str) -> list[str]:
+    if status == "partial":
+        return ["run", "--resume", str(directory), "--no-progress", "--allow-evidence"]
+    config = out / "configs" / f"{run.name}.toml"
+    settings = {**run.settings, "out_dir": str(directory)}
+    text = config_from(settings).to_toml()
+    if run.is_baseline:  # only what `seccl baseline` reads, so it has nothing to warn about
+        keep = {*BASELINE_FIELDS, "out_dir"}
+        text = "".join(
+            line + "\n" for line in text.splitlines() if line.split(" ", 1)[0].lstrip("# ") in keep
+        )
+    atomic_write_bytes(config, text.encode())
+    if run.is_baseline:
+        return ["baseline", "--config", str(config), "--epochs", str(run.baseline_epochs)]
+    return ["run", "--config", str(config), "--no-progress", "--allow-evidence"]
+
+
+def write_outputs(experiment: Experiment, out: Path) -> None:
+    """results.csv (every finished round of every run), a plot and a table per group, and
+    results.md, from whatever runs have finished so far."""
+    from seccl.experiments.compare import compare_runs
+
+    rows: list[dict[str, Any]] = []
+    groups: dict[str, list[Path]] = {}
+    for run in experiment.runs:
+        directory = out / "runs" / run.name
+        if status_of(run, directory) != "done":
+            continue
+        groups.setdefault(run.group, []).append(directory)
+        rows += _rows(run, directory)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(
+        table, fieldnames=["run", "group", "kind", "round", "accuracy", "macro_f1", "seconds"]
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out / "results.csv", table.getvalue().encode())
+    lines = [
+        f"# {experiment.title}",
+        "",
+        f"`seccl experiment {experiment.name}`; {len(rows)} rows in results.csv.",
+        "",
+    ]
+    for group, paths in groups.items():
+        files, text = compare_runs(paths, out / group)
+        lines += [f"## {group}", "", f"![{group}]({group}/{files['plot'].name})", "", text.strip(), ""]
+    done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
+    lines.append(f"{done} of {len(experiment.runs)} runs finished.")
+    atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())
+
+
+def _rows(run: PlannedRun, directory: Path) -> list[dict[str, Any]]:
+    if run.is_baseline:
+        data = json.loads((directory / "baseline.json").read_text())
+        return [
+            {
+                "run": run.name,
+                "group": run.group,
+                "kind": "baseline",
+                "round": i,
+                "accuracy": a,
+                "macro_f1": f,
+                "seconds": data.get("seconds"),
+            }
+            for i, (a, f) in enumerate(
+                zip(data["accuracy_per_epoch"], data["macro_f1_per_epoch"], strict=True), 1
+            )
+        ]
+    data = json.loads((directory / "metrics.json").read_text())
+    return [
+        {
+            "run": run.name,
+            "group": run.group,
+            "kind": "seccl",
+            "round": r["round"],
+            "accuracy": r["accuracy"],
+            "macro_f1": r["macro_f1"],
+            "seconds": r.get("seconds"),
+        }
+        for r in data["rounds"]
+    ]
+
+
+def planned_names(experiment: Experiment) -> Sequence[str]:
+    return [r.name for r in experiment.runs]

@@ -1,0 +1,113 @@
+"""`seccl experiment`: a grid of runs and baselines from one TOML file, written as CSV, plots and a
+table; finished runs are skipped and a run cut short is resumed."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seccl.experiments.cli import main
+from seccl.experiments.config import ConfigError
+from seccl.experiments.grid import experiment_path, load_experiment
+
+TINY = """
+title = "a tiny grid"
+[settings]
+participants = 4
+rounds = 1
+local_epochs = 1
+per_participant = 100
+chain = "{chain}"
+[[groups]]
+name = "g"
+vary = {{ candidate_fraction = [0.25, 0.5] }}
+baseline_epochs = 1
+"""
+
+
+def write_tiny(tmp_path: Path, chain: str = "embedded", rounds: int = 1) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(chain=chain).replace("rounds = 1", f"rounds = {rounds}"))
+    return path
+
+
+def test_an_experiment_runs_its_grid_writes_its_results_and_skips_what_is_done(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+
+    assert main(["experiment", str(write_tiny(tmp_path)), "--out", str(out)]) == 0
+
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert sorted((r["run"], r["kind"], r["round"]) for r in rows) == [
+        ("g-baseline", "baseline", "1"),
+        ("g-l0.25", "seccl", "1"),
+        ("g-l0.5", "seccl", "1"),
+    ]
+    assert all(0 <= float(r["accuracy"]) <= 1 for r in rows)
+    report = (out / "results.md").read_text()
+    assert "# a tiny grid" in report and "g-l0.25" in report and "3 of 3 runs finished" in report
+    assert (out / "g" / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    first = (out / "runs" / "g-l0.25" / "metrics.json").stat().st_mtime_ns
+    capsys.readouterr()
+
+    assert main(["experiment", str(write_tiny(tmp_path)), "--out", str(out)]) == 0
+
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 3
+    assert (out / "runs" / "g-l0.25" / "metrics.json").stat().st_mtime_ns == first
+
+
+@pytest.mark.anvil
+def test_an_experiment_killed_mid_run_resumes_that_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    spec = write_tiny(tmp_path, chain="anvil", rounds=2)
+    argv = [sys.executable, "-m", "seccl.experiments.cli", "experiment", str(spec), "--out", str(out)]
+    killed = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, "SECCL_KILL_AT": "2:tally"}
+    )
+    assert killed.returncode == -9
+
+    assert main(["experiment", str(spec), "--out", str(out)]) == 0
+
+    printed = capsys.readouterr().out
+    assert "[1/3] g-l0.25: resuming" in printed and "resuming after round 1 of 2" in printed
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert sorted({(r["run"], r["round"]) for r in rows if r["kind"] == "seccl"}) == [
+        ("g-l0.25", "1"),
+        ("g-l0.25", "2"),
+        ("g-l0.5", "1"),
+        ("g-l0.5", "2"),
+    ]
+
+
+def test_the_built_in_experiments_plan_the_papers_figures() -> None:
+    fig4 = load_experiment(experiment_path("fig4"))
+    fig5 = load_experiment(experiment_path("fig5"))
+
+    assert [r.name for r in fig4.runs if r.group == "mnist-n20"] == [
+        "mnist-n20-l0.1",
+        "mnist-n20-l0.2",
+        "mnist-n20-l0.4",
+        "mnist-n20-baseline",
+    ]
+    assert {r.settings["dataset"] for r in fig4.runs} == {"mnist", "fashion-mnist"} and len(fig4.runs) == 16
+    fractions = [r.settings.get("attack_fraction") for r in fig5.runs if not r.is_baseline]
+    assert fractions == [None, 0.1, 0.2, 0.25, 0.3]
+    assert all(r.settings.get("attack_start_round", 5) == 5 for r in fig5.runs)
+
+
+def test_a_bad_setting_in_an_experiment_is_refused_before_any_run(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[settings]\nrounds = 0\n[[groups]]\nname = "g"\nvary = { seed = [0, 1] }\n')
+
+    with pytest.raises(ConfigError, match="rounds"):
+        load_experiment(spec)
+    assert main(["experiment", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
