@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from seccl.chain.anvil import AnvilNode
-from tests.e2e.processes import alive, anvil_children
+from tests.e2e.processes import alive, anvil_children, wait_for
 
 pytestmark = pytest.mark.anvil
 
@@ -114,8 +114,6 @@ def test_a_killed_run_leaves_no_anvil_running(tmp_path: Path) -> None:
     while process.poll() is None:
         anvils.update(anvil_children(process.pid))
     assert process.returncode == KILLED and anvils
-    from tests.e2e.processes import wait_for
-
     assert wait_for(lambda: not any(alive(pid) for pid in anvils), timeout=20)
 
 
