@@ -365,15 +365,7 @@ class ParameterServer:
             counted = self.consensus.ballot_of(round_, stored.author)
             if counted is None or counted.digest != stored.signed.digest():
                 return None  # another ballot of this voter counts; the voter's own check says so
-            return Receipt.sign(
-                self.account,
-                self.session.domain,
-                round_,
-                MessageKind.EVALUATION,
-                stored.author,
-                counted.digest,
-                counted.tx_hash,
-            )
+            return self._ballot_receipt(round_, stored, counted.tx_hash)
         try:
             receipt = self.relay_scores(
                 round_, stored.author, message.scores, stored.signed.signature, ranking
@@ -387,6 +379,10 @@ class ParameterServer:
         if receipt is None:
             return None
         self._record(round_, "submitScores", stored.author, receipt)
+        return self._ballot_receipt(round_, stored, receipt.tx_hash)
+
+    def _ballot_receipt(self, round_: int, stored: StoredMessage, tx_id: str) -> Receipt:
+        """The server's signed word that ``stored`` was counted in transaction ``tx_id``."""
         return Receipt.sign(
             self.account,
             self.session.domain,
@@ -394,7 +390,7 @@ class ParameterServer:
             MessageKind.EVALUATION,
             stored.author,
             stored.signed.digest(),
-            receipt.tx_hash,
+            tx_id,
         )
 
     def _delivery(
