@@ -145,3 +145,15 @@ def test_a_sparse_update_is_immutable_and_compares_by_value() -> None:
     assert u != SparseUpdate(4, np.array([0, 3]), np.array([1.0, 2.5]))
     assert u != SparseUpdate(5, np.array([0, 3]), np.array([1.0, 2.0]))
     assert len(SparseUpdate(3, np.array([], np.uint32), np.array([], np.float32))) == 0
+
+
+def test_the_top_fraction_is_the_set_a_stable_sort_on_minus_magnitude_keeps() -> None:
+    # Many ties (small integers): the selection must keep the lower index among equals, exactly
+    # as the documented definition, a stable argsort of −|Δ|, does.
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        d = rng.integers(-5, 6, size=int(rng.integers(1, 400))).astype(np.float32)
+        fraction = float(rng.uniform(0.01, 1.0))
+        update = select_top_fraction(d, fraction)
+        expected = np.sort(np.argsort(-np.abs(d), kind="stable")[: len(update.indices)])
+        assert np.array_equal(update.indices, expected.astype(np.uint32))
