@@ -126,11 +126,14 @@ def bare_score(
 
 
 class MemorySampler:
-    """Peak summed RSS of this process and all its descendants, sampled in a background thread."""
+    """Peak memory of this process and all its descendants, sampled in a background thread: the
+    summed RSS, and the summed PSS (each shared page split among the processes that share it, so
+    forked workers' pages common with their parent are counted once)."""
 
     def __init__(self, interval: float = SAMPLE_SECONDS):
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._page = os.sysconf("SC_PAGE_SIZE")
@@ -166,6 +169,7 @@ class MemorySampler:
             tree.update(children)
             frontier = children
         self.peak = max(self.peak, sum(rss.get(pid, 0) for pid in tree))
+        self.peak_pss = max(self.peak_pss, sum(_pss(pid) for pid in tree))
         for pid in tree - {os.getpid()}:
             self.descendants_cpu[pid] = max(self.descendants_cpu.get(pid, 0.0), cpu.get(pid, 0.0))
 
@@ -177,7 +181,20 @@ class MemorySampler:
 
     def figures(self) -> dict[str, float]:
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        return {"process_mb": own, "tree_mb": max(own, self.peak / 2**20)}
+        return {
+            "process_mb": own,
+            "tree_mb": max(own, self.peak / 2**20),
+            "tree_pss_mb": self.peak_pss / 2**20,
+        }
+
+
+def _pss(pid: int) -> int:
+    """The proportional set size of ``pid`` in bytes (0 if it is gone)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 # ─────────────── (a) the compute limit ───────────────
@@ -760,7 +777,7 @@ def print_report(s: dict[str, Any], figures: dict[str, dict[str, Any]], args: ar
     )
     print(
         f"{'part':<22} {'round s':>8} {'training':>9} {'evaluation':>11} {'peak MB (process)':>18} "
-        f"{'peak MB (tree)':>15}"
+        f"{'peak MB (tree)':>15} {'peak MB (tree, PSS)':>20}"
     )
     for part, label in PARTS.items():
         fig = figures.get(part)
@@ -772,7 +789,8 @@ def print_report(s: dict[str, Any], figures: dict[str, dict[str, Any]], args: ar
         p = s[part]
         print(
             f"{label:<22} {p['seconds']:8.2f} {p.get('training', 0):9.2f} {p.get('evaluation', 0):11.2f} "
-            f"{p['memory']['process_mb']:18.0f} {p['memory']['tree_mb']:15.0f}"
+            f"{p['memory']['process_mb']:18.0f} {p['memory']['tree_mb']:15.0f} "
+            f"{p['memory'].get('tree_pss_mb', 0):20.0f}"
         )
     print(
         "\n(a): N trainings and N·(N−1) scorings, one process, one torch thread. (c): N trainings,"
@@ -868,10 +886,11 @@ def print_targets(s: dict[str, Any], cores: int) -> None:
             f"  gas/participant/round {seccl['gas']:,.0f}   target ≤ {TARGETS['gas']:,} "
             f"{verdict(seccl['gas'] <= TARGETS['gas']) if n == TARGETS['gas_n'] else 'n/a'}{gas_note}"
         )
-        peak = seccl["memory"]["tree_mb"]
+        # The tree's PSS: what the run and its workers really hold (RSS counts shared pages twice).
+        peak = seccl["memory"].get("tree_pss_mb") or seccl["memory"]["tree_mb"]
         mem_note = "" if n == TARGETS["memory_n"] else f" (the target is at N = {TARGETS['memory_n']})"
         print(
-            f"  peak memory of (b)   {peak:6.0f} MB target < {TARGETS['memory_mb']:.0f} MB  "
+            f"  peak memory of (b), PSS{peak:6.0f} MB target < {TARGETS['memory_mb']:.0f} MB  "
             f"{verdict(peak < TARGETS['memory_mb']) if n == TARGETS['memory_n'] else 'n/a'}{mem_note}"
         )
 
@@ -938,12 +957,12 @@ def print_scaling(rows: list[dict[str, Any]], args: argparse.Namespace, epochs: 
         if b:
             cells.append(
                 f"{b['chain'] / b['seconds']:6.1%} {b['requests']:6.1f} {b['gas']:8,.0f} "
-                f"{b['memory']['tree_mb']:6.0f}"
+                f"{b['memory'].get('tree_pss_mb') or b['memory']['tree_mb']:6.0f}"
             )
         print(" ".join(cells))
     print(
         "b/a, b/c: SecCL's round over (a)'s and (c)'s; req/p, gas/p: chain requests and gas per participant "
-        "per round; MB (b): SecCL's peak memory."
+        "per round; MB (b): SecCL's peak memory (PSS of its process tree)."
     )
 
 
