@@ -26,6 +26,19 @@ def anvil_children(parent: int) -> list[int]:
     return found
 
 
+def children(parent: int) -> list[int]:
+    """The pids of the live processes whose parent is ``parent`` (anvil, worker processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if (
+            entry.name.isdigit()
+            and _status(int(entry.name)).get("PPid") == str(parent)
+            and alive(int(entry.name))
+        ):
+            found.append(int(entry.name))
+    return found
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     state = _status(pid).get("State", "")

@@ -1,5 +1,5 @@
-"""Every process a run starts is stopped however the run ends: SIGINT, SIGTERM, or SIGKILL of
-the run itself (anvil then dies with its parent)."""
+"""Every process a run starts (its anvil, its worker processes) is stopped however the run ends:
+SIGINT, SIGTERM, or SIGKILL of the run itself (they then die with their parent)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import alive, anvil_children, wait_for
+from tests.e2e.processes import alive, anvil_children, children, wait_for
 
 pytestmark = pytest.mark.anvil
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["int", "term", "kill"])
-def test_a_run_stopped_by_a_signal_leaves_no_anvil_running(tmp_path: Path, how: signal.Signals) -> None:
+def test_a_run_stopped_by_a_signal_leaves_no_process_running(tmp_path: Path, how: signal.Signals) -> None:
     run = tmp_path / "run"
     argv = [
         sys.executable,
@@ -44,18 +44,21 @@ def test_a_run_stopped_by_a_signal_leaves_no_anvil_running(tmp_path: Path, how: 
     ]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     anvils: list[int] = []
+    started: set[int] = set()
 
-    def started() -> bool:
+    def training() -> bool:
+        # anvil, and the two worker processes, which fork when the first round's training starts
         anvils[:] = anvil_children(process.pid)
-        return bool(anvils)
+        started.update(children(process.pid))
+        return bool(anvils) and len(started - set(anvils)) >= 2
 
     try:
-        assert wait_for(started), "anvil never started"
+        assert wait_for(training), f"anvil and two workers never started: {sorted(started)}"
         time.sleep(1.0)  # inside the session, not at start-up
         process.send_signal(how)
         process.wait(timeout=60)
-        assert wait_for(lambda: not any(alive(pid) for pid in anvils), timeout=20), (
-            f"anvil outlived the run ({how.name})"
+        assert wait_for(lambda: not any(alive(pid) for pid in started), timeout=20), (
+            f"a process the run started outlived it ({how.name}): {[pid for pid in started if alive(pid)]}"
         )
         if how is not signal.SIGKILL:
             assert process.returncode == 130
@@ -65,6 +68,6 @@ def test_a_run_stopped_by_a_signal_leaves_no_anvil_running(tmp_path: Path, how: 
     finally:
         if process.poll() is None:
             process.kill()
-        for pid in anvils:
+        for pid in started:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
