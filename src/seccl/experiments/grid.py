@@ -10,7 +10,7 @@ import itertools
 import json
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -70,11 +70,11 @@ def load_experiment(path: Path) -> Experiment:
         # A grid (`vary`: every combination of the listed values) and/or listed `cases`.
         vary: dict[str, list[Any]] = dict(group.get("vary", {}))
         keys = sorted(vary)
+        # itertools.product of no lists is one empty combination: no grid means no grid runs.
         combos = [
             dict(zip(keys, values, strict=True)) for values in itertools.product(*(vary[k] for k in keys))
         ]
-        if not vary:
-            combos = []
+        combos = combos if vary else []
         for case in group.get("cases", []):
             case = dict(case)
             combos.append({"label": case.pop("label"), **case})
@@ -236,7 +236,3 @@ def _rows(run: PlannedRun, directory: Path) -> list[dict[str, Any]]:
         }
         for r in data["rounds"]
     ]
-
-
-def planned_names(experiment: Experiment) -> Sequence[str]:
-    return [r.name for r in experiment.runs]
