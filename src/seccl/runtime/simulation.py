@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,13 +22,11 @@ from seccl.chain.backends import ChainBackend, EmbeddedChain, RpcChain
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.ledger import Ledger, LedgerEntry
-from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.transactions import TxReceipt
-from seccl.election import ABSTAIN, candidate_count
+from seccl.election import ABSTAIN
 from seccl.learning.data import Dataset, ParticipantData, load_dataset, split_participants
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params, save_state_dict, set_flat_params
-from seccl.learning.sparse import update_size
 from seccl.learning.training import recording_losses
 from seccl.protocol.archive import RunArchive
 from seccl.protocol.envelope import SignedMessage
@@ -38,10 +34,11 @@ from seccl.protocol.evidence import Evidence
 from seccl.protocol.instructions import EvaluateRequest, Request, TrainRequest
 from seccl.protocol.messages import ModelMessage, decode_message
 from seccl.protocol.verification import Verdict, verify_evidence
-from seccl.roles.participant import Compute, Participant, initial_model_digest
+from seccl.roles.participant import Compute, Participant
 from seccl.roles.server import ParameterServer, Rejection, RoundOutcome, SendAndReceive, TxEntry
-from seccl.roles.settings import LearningSettings, SessionInfo
+from seccl.roles.settings import LearningSettings
 from seccl.runtime.checkpoint import array_key, session_from_dict, session_to_dict, write_checkpoint
+from seccl.runtime.establish import establish_session
 from seccl.runtime.faults import ENVIRONMENT as KILL_ENVIRONMENT
 from seccl.runtime.faults import maybe_kill
 from seccl.runtime.transport import InMemoryTransport
@@ -298,32 +295,15 @@ class Simulation:
             self.first_block = int(reader.eth.block_number) + 1
             self.funding = [fund(backend, account.address) for account in (server_account, *accounts)]
             w3 = signing_connection(backend, server_account)
-            m = candidate_count(candidate_fraction, n)
-            terms = SessionTerms(
-                server=server_account.address,
-                participants=tuple(a.address for a in accounts),
-                candidates=m,
-                nonce=secrets.token_bytes(32),
-                # Public and agreed: the same seed breaks ties alike, so the same seed gives the same run.
-                tie_seed=hashlib.sha256(f"seccl-ties/{seed}".encode()).digest(),
+            self.session, board, consensus, self.deployment = establish_session(
+                w3,
+                server_account,
+                [a.address for a in accounts],
+                seed=seed,
+                candidate_fraction=candidate_fraction,
+                settings=settings,
                 phases=options.phases,
-                initial_model=initial_model_digest(seed, server_account.address),
-            )
-            board, consensus, self.deployment = deploy_session(w3, terms)
-            self.session = SessionInfo(
-                chain_id=int(w3.eth.chain_id),
-                board=board.address,
-                consensus=consensus.address,
-                server=server_account.address,
-                participants=terms.participants,
-                dimension=len(initial),
-                candidates=m,
-                nonce=terms.nonce,
-                tie_seed=terms.tie_seed,
-                phases=terms.phases,
-                update_size=update_size(settings.share_fraction, len(initial)),
                 max_abs_value=options.max_abs_value,
-                initial_model=terms.initial_model,
             )
         else:
             # Resuming: the same keys, and the session the chain already holds.

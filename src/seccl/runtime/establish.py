@@ -1,0 +1,66 @@
+"""Opening a session: the terms every party agrees to, the two contracts deployed for them, and
+the facts (:class:`SessionInfo`) each party checks the chain against; the simulation and a
+deployment open sessions with this one function."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from seccl.chain.bulletin_board import BulletinBoardClient, Phases
+from seccl.chain.consensus import ConsensusClient
+from seccl.chain.session import SessionTerms, deploy_session
+from seccl.chain.transactions import TxReceipt
+from seccl.election import candidate_count
+from seccl.learning.model import build_model, get_flat_params
+from seccl.learning.sparse import update_size
+from seccl.roles.participant import initial_model_digest
+from seccl.roles.settings import LearningSettings, SessionInfo
+
+
+def establish_session(
+    w3: Web3,
+    server: LocalAccount,
+    participants: Sequence[str],
+    *,
+    seed: int,
+    candidate_fraction: float,
+    settings: LearningSettings,
+    phases: Phases,
+    max_abs_value: float,
+) -> tuple[SessionInfo, BulletinBoardClient, ConsensusClient, list[TxReceipt]]:
+    """Deploy the board and the consensus contract from ``server`` (``w3`` signs as it) for the
+    roster ``participants``; returns the session's facts, the two clients and the deployments."""
+    initial = get_flat_params(build_model(seed))
+    terms = SessionTerms(
+        server=server.address,
+        participants=tuple(participants),
+        candidates=candidate_count(candidate_fraction, len(participants)),
+        # Fresh randomness binds every signature to this session: nothing secret comes from the seed.
+        nonce=secrets.token_bytes(32),
+        # Public and agreed: the same seed breaks ties alike, so the same seed gives the same run.
+        tie_seed=hashlib.sha256(f"seccl-ties/{seed}".encode()).digest(),
+        phases=phases,
+        initial_model=initial_model_digest(seed, server.address),
+    )
+    board, consensus, deployment = deploy_session(w3, terms)
+    session = SessionInfo(
+        chain_id=int(w3.eth.chain_id),
+        board=board.address,
+        consensus=consensus.address,
+        server=server.address,
+        participants=terms.participants,
+        dimension=len(initial),
+        candidates=terms.candidates,
+        nonce=terms.nonce,
+        tie_seed=terms.tie_seed,
+        phases=terms.phases,
+        update_size=update_size(settings.share_fraction, len(initial)),
+        max_abs_value=max_abs_value,
+        initial_model=terms.initial_model,
+    )
+    return session, board, consensus, deployment
