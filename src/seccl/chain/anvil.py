@@ -87,11 +87,13 @@ class AnvilNode:
         port: int | None = None,
         startup_timeout: float = 30.0,
         save_on_stop: bool = True,
+        block_time: int | None = None,
     ):
         self.state_file = Path(state_file) if state_file is not None else None
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.save_on_stop = save_on_stop
+        self.block_time = block_time
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -109,6 +111,11 @@ class AnvilNode:
             "--max-persisted-states",
             "0",
         ]
+        if self.block_time is not None:
+            # A block every block_time seconds besides one per transaction: the chain's clock
+            # moves on while nobody transacts, as on any public chain, so a phase deadline passes
+            # in real time for every party watching it (a deployment's parties wait for real).
+            command += ["--block-time", str(self.block_time), "--mixed-mining"]
         loaded = self.state_file is not None and self.state_file.is_file()
         if loaded:
             assert self.state_file is not None

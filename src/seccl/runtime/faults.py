@@ -20,3 +20,15 @@ def maybe_kill(round_: int, point: str) -> None:
     """SIGKILL this process if ``SECCL_KILL_AT`` names ``round_`` and ``point`` (else nothing)."""
     if os.environ.get(ENVIRONMENT) == f"{round_}:{point}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+NODE_ENVIRONMENT = "SECCL_KILL_NODE_AT"
+"""A deployment's crash injection: ``ROUND:train`` makes a participant's ClientApp SIGKILL its
+whole SuperNode (its process group: the SuperNode, its SuperExec and the ClientApp itself) on the
+training request of ``ROUND``, as if the participant's machine died in the middle of that round."""
+
+
+def maybe_kill_node(round_: int, point: str) -> None:
+    """SIGKILL this process's group if ``SECCL_KILL_NODE_AT`` names ``round_`` and ``point``."""
+    if os.environ.get(NODE_ENVIRONMENT) == f"{round_}:{point}":
+        os.killpg(os.getpgid(0), signal.SIGKILL)

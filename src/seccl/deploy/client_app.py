@@ -1,0 +1,55 @@
+"""The participant's Flower ClientApp: each message from the ServerApp is one SecCL request
+(:mod:`seccl.deploy.wire`), answered by the :class:`ParticipantNode` its SuperNode's node config
+describes. A request it cannot decode or refuses gets an empty reply that says why; it never
+reaches the participant's state."""
+
+from __future__ import annotations
+
+import logging
+
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from seccl.deploy.node import NodeConfig, ParticipantNode
+from seccl.deploy.wire import decode_request, encode_reply
+from seccl.protocol.errors import ProtocolError
+from seccl.protocol.instructions import TrainRequest
+from seccl.runtime.faults import maybe_kill_node
+
+app = ClientApp()
+log = logging.getLogger("seccl.deploy")
+
+PAYLOAD = "seccl"
+"""The RecordDict key of a SecCL message: one ConfigRecord holding its bytes (``data``)."""
+
+
+def payload(data: bytes, **extra: str | int) -> RecordDict:
+    return RecordDict({PAYLOAD: ConfigRecord({"data": data, **extra})})
+
+
+def _node(context: Context) -> ParticipantNode:
+    return ParticipantNode(NodeConfig.from_node_config(context.node_config))
+
+
+@app.query("hello")
+def hello(msg: Message, context: Context) -> Message:
+    """Which participant answers on this node: its address, signed for this session and node."""
+    node = _node(context)
+    node.log(f"said hello on Flower node {context.node_id}")
+    content = payload(node.hello(context.node_id), address=node.address)
+    return Message(content, reply_to=msg)
+
+
+@app.query("request")
+def request(msg: Message, context: Context) -> Message:
+    """One SecCL request of the server, answered by the participant's own code and checks."""
+    node = _node(context)
+    try:
+        decoded = decode_request(bytes(msg.content[PAYLOAD]["data"]))  # type: ignore[arg-type]
+    except (KeyError, TypeError, ProtocolError) as exc:
+        node.log(f"refused a message: {type(exc).__name__}: {exc}")
+        return Message(payload(b"", error=f"{type(exc).__name__}: {exc}"), reply_to=msg)
+    if isinstance(decoded, TrainRequest):
+        maybe_kill_node(decoded.round, "train")
+    reply = node.handle(decoded)
+    return Message(payload(encode_reply(reply)), reply_to=msg)

@@ -1,0 +1,137 @@
+"""The :class:`~seccl.runtime.transport.Transport` of a deployment: each request goes to the
+participant's own SuperNode through Flower's ``Grid.send_and_receive``, and a participant that
+does not answer within the phase's time limit is skipped for that phase, and recorded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from flwr.app import Message
+from flwr.serverapp import Grid
+
+from seccl.deploy.client_app import PAYLOAD, payload
+from seccl.deploy.node import hello_signer
+from seccl.deploy.wire import decode_reply, encode_request
+from seccl.protocol.errors import ProtocolError
+from seccl.protocol.instructions import Reply, Request
+from seccl.roles.settings import SessionInfo
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Participant ``index`` gave no usable answer to a ``phase`` request of ``round``."""
+
+    round: int
+    phase: str
+    index: int
+    address: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FlowerTransport:
+    """Delivers requests to the participants' SuperNodes and collects their replies.
+
+    Which Flower node a participant answers on is learnt from its signed hello (bound to the
+    session and the node), never from the order nodes connected; a participant whose SuperNode
+    restarts on a new node says hello again and is reached there from the next round.
+    """
+
+    def __init__(
+        self,
+        grid: Grid,
+        session: SessionInfo,
+        *,
+        timeout: float,
+        log: Callable[[str], None] = lambda _line: None,
+        on_dropout: Callable[[Dropout], None] | None = None,
+    ):
+        self.grid = grid
+        self.session = session
+        self.timeout = timeout
+        self.log = log
+        self.on_dropout = on_dropout
+        self.nodes: dict[int, int] = {}  # participant index -> Flower node id
+        self._greeted: set[int] = set()
+        self.dropouts: list[Dropout] = []
+
+    def discover(self, wait_for: int = 0, within: float = 0.0) -> None:
+        """Greet every node not greeted yet; with ``wait_for``, keep at it until that many
+        participants are known or ``within`` seconds have passed."""
+        deadline = time.monotonic() + within
+        while True:
+            fresh = [n for n in self.grid.get_node_ids() if n not in self._greeted]
+            if fresh:
+                self._greet(fresh)
+            if len(self.nodes) >= wait_for or time.monotonic() >= deadline:
+                return
+            time.sleep(1.0)
+
+    def _greet(self, node_ids: list[int]) -> None:
+        messages = [Message(payload(b""), dst_node_id=node, message_type="query.hello") for node in node_ids]
+        for reply in self.grid.send_and_receive(messages, timeout=self.timeout):
+            node = reply.metadata.src_node_id
+            self._greeted.add(node)
+            if reply.has_error():
+                self.log(f"node {node} failed to say hello: {reply.error.reason}")
+                continue
+            record = reply.content[PAYLOAD]
+            address = str(record.get("address", ""))
+            signature = bytes(record.get("data", b""))  # type: ignore[arg-type]
+            if address not in self.session.participants:
+                self.log(f"node {node} claims {address!r}, not a participant of this session: ignored")
+                continue
+            if hello_signer(self.session.nonce, node, signature) != address:
+                self.log(f"node {node} claims {address} without its signature: ignored")
+                continue
+            index = self.session.participants.index(address)
+            if self.nodes.get(index) not in (None, node):
+                self.log(f"participant {index} ({address[:10]}) moved to node {node}")
+            self.nodes[index] = node
+
+    def send_and_receive(self, requests: Mapping[int, Request]) -> dict[int, Reply]:
+        by_node: dict[int, int] = {}
+        messages = []
+        for index, request in sorted(requests.items()):
+            node = self.nodes.get(index)
+            if node is None:
+                self._dropped(request, index, "not connected (no SuperNode has said hello for it)")
+                continue
+            by_node[node] = index
+            content = payload(encode_request(request))
+            messages.append(Message(content, dst_node_id=node, message_type="query.request"))
+        replies: dict[int, Reply] = {}
+        answered: set[int] = set()
+        for reply in self.grid.send_and_receive(messages, timeout=self.timeout) if messages else ():
+            index = by_node.get(reply.metadata.src_node_id, -1)
+            if index not in requests or index in answered:
+                continue  # a reply nobody asked for, or a second one
+            answered.add(index)
+            if reply.has_error():
+                self._dropped(requests[index], index, f"its ClientApp failed: {reply.error.reason}")
+                continue
+            try:
+                record = reply.content[PAYLOAD]
+                if "error" in record:
+                    self._dropped(requests[index], index, f"it refused the request: {record['error']!s}")
+                    continue
+                replies[index] = decode_reply(bytes(record["data"]))  # type: ignore[arg-type]
+            except (KeyError, TypeError, ProtocolError) as exc:
+                self._dropped(requests[index], index, f"its reply is malformed: {exc}")
+        for index in sorted(set(by_node.values()) - answered):
+            self._dropped(requests[index], index, f"no answer within {self.timeout:.0f} s")
+        return dict(sorted(replies.items()))
+
+    def _dropped(self, request: Request, index: int, reason: str) -> None:
+        dropout = Dropout(
+            request.round, type(request).__name__, index, self.session.participants[index], reason
+        )
+        self.dropouts.append(dropout)
+        self.log(f"round {dropout.round}: participant {index} skipped for {dropout.phase}: {reason}")
+        if self.on_dropout is not None:
+            self.on_dropout(dropout)

@@ -1,0 +1,327 @@
+"""``seccl deploy local``: a whole consortium on this machine, each party its own process, on
+127.0.0.1 only: an anvil, a Flower SuperLink and one SuperNode per participant (each with its
+own key, data, chain URL and state directory), a session run through ``flwr run``, and every
+process it started stopped, by pid, however the run ends."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from seccl.chain.anvil import AnvilNode, free_port
+from seccl.chain.bulletin_board import Phases
+from seccl.deploy.node import NodeConfig
+from seccl.deploy.session_file import SessionFile
+from seccl.deploy.setup import create_session, new_key, split_data
+from seccl.roles.settings import LearningSettings
+
+APP_PYPROJECT = """\
+# The Flower app of a SecCL deployment (written by `seccl deploy`): the roles are the seccl
+# package's own, installed on every machine; this file only names them for Flower.
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "seccl-app"
+version = "1.0.0"
+description = "SecCL: secure collaborative learning audited by a blockchain"
+license = "MIT"
+dependencies = []
+
+[tool.hatch.build.targets.wheel]
+packages = ["."]
+
+[tool.flwr.app]
+publisher = "seccl"
+
+[tool.flwr.app.components]
+serverapp = "seccl.deploy.server_app:app"
+clientapp = "seccl.deploy.client_app:app"
+
+# The server's run config; `flwr run . NAME --run-config FILE` fills it in.
+[tool.flwr.app.config]
+session = ""
+server-key = ""
+passphrase-file = ""
+chain-url = ""
+out-dir = ""
+phase-timeout = 120.0
+join-timeout = 120.0
+test-data = ""
+server-attack = ""
+attack-target = 0
+"""
+
+
+class DeployError(RuntimeError):
+    """A process of the local deployment failed to start or the session did not finish."""
+
+
+def write_app(app_dir: Path) -> Path:
+    """The Flower app directory ``flwr run`` ships to the SuperLink."""
+    app_dir = Path(app_dir)
+    app_dir.mkdir(parents=True, exist_ok=True)
+    (app_dir / "pyproject.toml").write_text(APP_PYPROJECT)
+    return app_dir
+
+
+def flower_environment(flwr_home: Path) -> dict[str, str]:
+    """Flower's processes: no telemetry, no update check, nothing installed at run time, its
+    files under ``flwr_home``, and this venv's commands (the SuperNode starts its SuperExec by name)."""
+    env = dict(os.environ)
+    env.update(
+        FLWR_TELEMETRY_ENABLED="0",
+        FLWR_DISABLE_UPDATE_CHECK="1",
+        FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
+        FLWR_HOME=str(flwr_home),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+@dataclass
+class LocalDeployment:
+    """One consortium on 127.0.0.1 under ``root``: ``prepare`` makes every party's files and the
+    session, ``start`` the processes, ``run`` the session; use as a context manager."""
+
+    root: Path
+    participants: int
+    rounds: int
+    seed: int = 0
+    dataset: str = "mnist"
+    per_participant: int | None = None
+    candidate_fraction: float = 0.2
+    settings: LearningSettings = field(default_factory=LearningSettings)
+    phases: Phases = field(default_factory=lambda: Phases(update=120, ballot=120, model=120))
+    phase_timeout: float = 90.0
+    server_attack: str | None = None
+    attack_target: int = 0
+    faults: dict[int, str] = field(default_factory=dict)  # participant -> SECCL_KILL_NODE_AT
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.port = free_port()
+        self.anvil: AnvilNode | None = None
+        self._link: subprocess.Popen[bytes] | None = None
+        self._nodes: dict[int, subprocess.Popen[bytes]] = {}
+        self.env = flower_environment(self.root / "flwr-home")
+
+    # ─────────────── files ───────────────
+
+    def party_dir(self, i: int) -> Path:
+        return self.root / f"participant-{i:04d}"
+
+    @property
+    def server_dir(self) -> Path:
+        return self.root / "server"
+
+    def node_config(self, i: int) -> NodeConfig:
+        home = self.party_dir(i)
+        assert self.anvil is not None
+        return NodeConfig(
+            key_file=home / "key.json",
+            data=home / "data.npz",
+            chain_url=self.anvil.url,
+            session_file=self.root / "session.json",
+            state_dir=home / "state",
+            passphrase_file=home / "passphrase",
+        )
+
+    def prepare(self) -> SessionFile:
+        """Every party's key and private data, and the session deployed on the chain."""
+        assert self.anvil is not None, "start the chain first"
+        addresses = []
+        for i in range(self.participants):
+            home = self.party_dir(i)
+            addresses.append(new_key(home / "key.json", home / "passphrase"))
+        new_key(self.server_dir / "key.json", self.server_dir / "passphrase")
+        data = self.root / "data"
+        split_data(
+            dataset=self.dataset,
+            participants=self.participants,
+            out_dir=data,
+            seed=self.seed,
+            per_participant=self.per_participant,
+        )
+        for i in range(self.participants):
+            os.replace(data / f"participant-{i:04d}.npz", self.party_dir(i) / "data.npz")
+        return create_session(
+            chain_url=self.anvil.url,
+            server_key=self.server_dir / "key.json",
+            passphrase_file=self.server_dir / "passphrase",
+            participants=addresses,
+            out=self.root / "session.json",
+            seed=self.seed,
+            rounds=self.rounds,
+            candidate_fraction=self.candidate_fraction,
+            settings=self.settings,
+            phases=self.phases,
+            fund_parties=True,
+        )
+
+    # ─────────────── processes ───────────────
+
+    def start_chain(self) -> None:
+        self.anvil = AnvilNode(self.root / "chain" / "anvil-state.json", block_time=1)
+        self.anvil.start()
+
+    def start_superlink(self) -> None:
+        (self.root / "flwr-home").mkdir(parents=True, exist_ok=True)
+        config = (
+            '[superlink]\ndefault = "local"\n\n'
+            f'[superlink.local]\naddress = "127.0.0.1:{self.port}"\ninsecure = true\n'
+        )
+        (self.root / "flwr-home" / "config.toml").write_text(config)
+        self._link = self._spawn(
+            [
+                "flower-superlink",
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--database",
+                str(self.root / "superlink.db"),
+            ],
+            self.root / "superlink.log",
+            self.env,
+        )
+        self._wait_port(self.port, "the SuperLink", self._link)
+
+    def start_supernode(self, i: int, *, fault: str | None = None) -> subprocess.Popen[bytes]:
+        env = dict(self.env)
+        env.pop("SECCL_KILL_NODE_AT", None)
+        if fault:
+            env["SECCL_KILL_NODE_AT"] = fault
+        command = [
+            "flower-supernode",
+            "--insecure",
+            "--superlink",
+            f"127.0.0.1:{self.port}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            "--node-config",
+            self.node_config(i).to_node_config(),
+        ]
+        process = self._spawn(command, self.party_dir(i) / "supernode.log", env)
+        self._nodes[i] = process
+        return process
+
+    def _spawn(self, command: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            # Its own process group: stopping it stops what it started (a SuperExec, the apps).
+            return subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+
+    def _wait_port(
+        self, port: int, what: str, process: subprocess.Popen[bytes], within: float = 30.0
+    ) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise DeployError(f"{what} exited with {process.returncode}; see its log under {self.root}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise DeployError(f"{what} did not listen on 127.0.0.1:{port} within {within:.0f} s")
+
+    def start(self) -> SessionFile:
+        """The chain, the parties' files and session, the SuperLink and every SuperNode."""
+        self.start_chain()
+        agreed = self.prepare()
+        self.start_superlink()
+        for i in range(self.participants):
+            self.start_supernode(i, fault=self.faults.get(i))
+        return agreed
+
+    def run(self, timeout: float = 3600.0) -> dict[str, object]:
+        """The session through ``flwr run``; returns the server's run record."""
+        app = write_app(self.root / "app")
+        run_config = {
+            "session": str(self.root / "session.json"),
+            "server-key": str(self.server_dir / "key.json"),
+            "passphrase-file": str(self.server_dir / "passphrase"),
+            "chain-url": self.anvil.url if self.anvil else "",
+            "out-dir": str(self.server_dir / "records"),
+            "phase-timeout": float(self.phase_timeout),
+            "join-timeout": 120.0,
+            "test-data": str(self.root / "data" / "test.npz"),
+            "server-attack": self.server_attack or "",
+            "attack-target": int(self.attack_target),
+        }
+        config_file = self.root / "server-run-config.toml"
+        config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in run_config.items()))
+        with open(self.root / "flwr-run.log", "ab") as log:
+            flwr = subprocess.Popen(
+                ["flwr", "run", str(app), "local", "--stream", "--run-config", str(config_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+            try:
+                flwr.wait(timeout=timeout)
+            finally:
+                _stop_group(flwr)
+        record_path = self.server_dir / "records" / "run.json"
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        if not record.get("complete"):
+            raise DeployError(
+                f"the session did not finish; see {self.root / 'flwr-run.log'} and {record_path}"
+            )
+        return record
+
+    def kill_node(self, i: int) -> None:
+        _stop_group(self._nodes.pop(i), sig=signal.SIGKILL)
+
+    def pids(self) -> list[int]:
+        """Every process this deployment started and still holds."""
+        held = [p for p in (self._link, *self._nodes.values()) if p is not None]
+        return [p.pid for p in held] + ([self.anvil.pid] if self.anvil and self.anvil.pid else [])
+
+    def stop(self) -> None:
+        for process in [*self._nodes.values(), self._link]:
+            if process is not None:
+                _stop_group(process)
+        self._nodes.clear()
+        self._link = None
+        if self.anvil is not None:
+            self.anvil.stop()
+
+    def __enter__(self) -> LocalDeployment:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _stop_group(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
+    """End ``process`` and everything in its process group; SIGKILL what outlives 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    # A SuperExec or an app that outlived the group's leader still belongs to the group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,281 @@
+"""A participant on its own machine: its key, its data, its own chain connection, the session it
+agreed to, and a state directory of its own (its journal, its state between messages, its
+evidence). Each message a SuperNode hands it is answered by :meth:`ParticipantNode.handle`, in a
+fresh process (Flower starts one per message), so everything it must remember is on disk."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pickle
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from seccl.chain.accounts import load_keystore
+from seccl.chain.backends import RpcChain
+from seccl.deploy.data_files import read_participant_data
+from seccl.deploy.session_file import SessionFile
+from seccl.files import atomic_write_bytes
+from seccl.protocol.archive import RunArchive
+from seccl.protocol.instructions import (
+    BallotReceipt,
+    EvaluateRequest,
+    FinalModelRequest,
+    Reply,
+    Request,
+    TrainRequest,
+)
+from seccl.roles.participant import Participant
+from seccl.runtime.checkpoint import PASSPHRASE_ENV
+
+PHASES = ("updates", "ballots", "election", "model")
+"""A participant's own checks after each phase of a round, in order (``Participant.after_*``)."""
+
+STATE = "state.pickle"
+EVIDENCE = "evidence.json"
+JOURNAL = "journal.sqlite"
+LOG = "node.log"
+
+# What a participant keeps between two messages: exactly the attributes its round logic reads
+# (everything else, its connection, its data, its model, is rebuilt from its configuration).
+_KEPT = (
+    "evidence",
+    "_params",
+    "_board_model",
+    "_round",
+    "_own_update",
+    "_own_sparse",
+    "_own_evaluation",
+    "_verified",
+    "_invalid",
+    "_trained",
+)
+
+
+class NodeConfigError(ValueError):
+    """A SuperNode's node config does not name what a participant needs, or names it wrongly."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What a participant's SuperNode is configured with (``--node-config``)."""
+
+    key_file: Path  # its encrypted keystore
+    data: Path  # its private data: a .npz file of `seccl data split`, or an IDX directory
+    chain_url: str  # its own JSON-RPC node: it never learns chain facts through the server
+    session_file: Path  # the session it agreed to (`seccl session create`)
+    state_dir: Path  # its journal, state and evidence
+    passphrase_file: Path | None = None  # else $SECCL_KEYS_PASSPHRASE
+
+    @classmethod
+    def from_node_config(cls, raw: Mapping[str, Any]) -> NodeConfig:
+        required = ("key-file", "data", "chain-url", "session", "state-dir")
+        missing = [k for k in required if not str(raw.get(k, "")).strip()]
+        if missing:
+            raise NodeConfigError(
+                f"the SuperNode's node config lacks {', '.join(missing)}; a SecCL participant needs "
+                f"{', '.join(required)} (and passphrase-file, or ${PASSPHRASE_ENV})"
+            )
+        url = str(raw["chain-url"])
+        if not url.startswith(("http://", "https://")):
+            raise NodeConfigError(f"chain-url: got {url!r}; allowed: an http(s) JSON-RPC URL")
+        passphrase = str(raw.get("passphrase-file", "")).strip()
+        return cls(
+            key_file=Path(str(raw["key-file"])),
+            data=Path(str(raw["data"])),
+            chain_url=url,
+            session_file=Path(str(raw["session"])),
+            state_dir=Path(str(raw["state-dir"])),
+            passphrase_file=Path(passphrase) if passphrase else None,
+        )
+
+    def to_node_config(self) -> str:
+        """The ``--node-config`` argument of ``flower-supernode`` that gives this configuration."""
+        pairs = {
+            "key-file": self.key_file,
+            "data": self.data,
+            "chain-url": self.chain_url,
+            "session": self.session_file,
+            "state-dir": self.state_dir,
+        }
+        if self.passphrase_file is not None:
+            pairs["passphrase-file"] = self.passphrase_file
+        return " ".join(f"{k}={json.dumps(str(v))}" for k, v in pairs.items())
+
+    def passphrase(self) -> str:
+        if self.passphrase_file is not None:
+            try:
+                return self.passphrase_file.read_text().strip()
+            except OSError as exc:
+                raise NodeConfigError(f"passphrase-file {self.passphrase_file}: {exc.strerror}") from None
+        value = os.environ.get(PASSPHRASE_ENV)
+        if value is None:
+            raise NodeConfigError(
+                f"no passphrase: set passphrase-file in the node config, or ${PASSPHRASE_ENV}"
+            )
+        return value
+
+
+def hello_text(nonce: bytes, node_id: int) -> bytes:
+    """What a participant signs to tell the server which Flower node it answers on: bound to this
+    session (its nonce) and to the node, so the statement is worth nothing anywhere else."""
+    return f"seccl-hello/0x{nonce.hex()}/{node_id}".encode()
+
+
+def hello_signer(nonce: bytes, node_id: int, signature: bytes) -> str | None:
+    """The address that signed :func:`hello_text`, or None for a malformed signature."""
+    try:
+        return str(Account.recover_message(encode_defunct(hello_text(nonce, node_id)), signature=signature))
+    except (ValueError, TypeError):
+        return None
+
+
+class ParticipantNode:
+    """One participant as it runs on its own machine, rebuilt from disk for every message."""
+
+    def __init__(self, config: NodeConfig):
+        # One thread: the same bits as the simulation's training for the same seed and data.
+        torch.set_num_threads(1)
+        self.config = config
+        self.agreed = SessionFile.read(config.session_file)
+        session = self.agreed.session
+        try:
+            self.account = load_keystore(config.key_file, config.passphrase())
+        except (OSError, ValueError) as exc:
+            raise NodeConfigError(f"key-file {config.key_file}: cannot be opened: {exc}") from None
+        if self.account.address not in session.participants:
+            raise NodeConfigError(
+                f"key-file {config.key_file}: {self.account.address} is not in the session's roster"
+            )
+        self.index = session.participants.index(self.account.address)
+        self.state_dir = Path(config.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = read_participant_data(config.data, seed=self.agreed.seed)
+        # Verifies the contracts, the roster, the phases and θ_0 against the chain before anything.
+        self.participant = Participant(
+            self.index,
+            self.account,
+            data,
+            session,
+            self.agreed.settings,
+            RpcChain(config.chain_url),
+            seed=self.agreed.seed,
+        )
+        self._done: set[tuple[int, str]] = set()
+        self._seen: set[int] = set()  # rounds whose training request it answered
+        self._load()
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    def hello(self, node_id: int) -> bytes:
+        """The signed statement that this participant answers on Flower node ``node_id``."""
+        signed = self.account.sign_message(encode_defunct(hello_text(self.agreed.session.nonce, node_id)))
+        return bytes(signed.signature)
+
+    # ─────────────── one message ───────────────
+
+    def handle(self, request: Request) -> Reply:
+        """Run the checks the chain says are due, answer ``request``, and keep everything on disk."""
+        with self._locked(), RunArchive(self.state_dir / JOURNAL) as journal:
+            self.participant.journal = journal
+            if request.round > self.agreed.rounds:
+                self.log(f"refused a request for round {request.round}: the session has {self.agreed.rounds}")
+                return Reply()
+            self._catch_up(request)
+            reply = self.participant.handle(request)
+            if isinstance(request, TrainRequest):
+                self._seen.add(request.round)
+            if isinstance(request, BallotReceipt):
+                # The server says it relayed my ballot: the chain must say so too, or I submit it.
+                self._check(request.round, "ballots")
+            self.log(f"round {request.round}: answered {type(request).__name__}")
+            self._save()
+            return reply
+
+    def _catch_up(self, request: Request) -> None:
+        """Every check of a phase that ``request`` shows to be over, in order, once each.
+
+        In the simulation the runtime calls them after every phase; here the next message is the
+        first moment this process runs again, and the chain (never the request) decides what a
+        check finds. A phase this participant missed (its machine was down) and that the chain
+        has closed is recorded as missed, not blamed on the server.
+        """
+        if isinstance(request, TrainRequest):
+            last = (request.round - 1, len(PHASES))
+        elif isinstance(request, (EvaluateRequest, BallotReceipt)):
+            last = (request.round, 1)
+        elif isinstance(request, FinalModelRequest):
+            last = (request.round, len(PHASES))
+        else:  # pragma: no cover - the union is closed
+            raise TypeError(type(request).__name__)
+        for round_ in range(1, last[0] + 1):
+            for phase in PHASES[: last[1] if round_ == last[0] else len(PHASES)]:
+                self._check(round_, phase)
+
+    def _check(self, round_: int, phase: str) -> None:
+        if (round_, phase) in self._done:
+            return
+        p = self.participant
+        if phase in ("updates", "ballots") and round_ not in self._seen and p.board.current_round() > round_:
+            self.log(f"round {round_}: missed the {phase} phase (this participant was not running)")
+        elif phase == "updates":
+            p.after_updates(round_)
+        elif phase == "ballots":
+            p.after_ballots(round_)
+        elif phase == "election":
+            p.after_election(round_)
+        elif not p.after_model(round_):
+            return  # the model is not on the board yet: check again with the next message
+        self._done.add((round_, phase))
+
+    # ─────────────── state on disk ───────────────
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One message at a time: two processes of this participant never interleave."""
+        with open(self.state_dir / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self._load()  # what the previous holder of the lock saved
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _load(self) -> None:
+        path = self.state_dir / STATE
+        if not path.is_file():
+            return
+        # The participant's own private file (0600, written by this code): nothing from the
+        # network is ever unpickled.
+        saved = pickle.loads(path.read_bytes())
+        for name in _KEPT:
+            setattr(self.participant, name, saved["participant"][name])
+        self._done, self._seen = set(saved["done"]), set(saved["seen"])
+
+    def _save(self) -> None:
+        p = self.participant
+        saved = {
+            "participant": {name: getattr(p, name) for name in _KEPT},
+            "done": sorted(self._done),
+            "seen": sorted(self._seen),
+        }
+        path = self.state_dir / STATE
+        atomic_write_bytes(path, pickle.dumps(saved))
+        os.chmod(path, 0o600)
+        evidence = [e.to_dict() for e in p.evidence]
+        atomic_write_bytes(self.state_dir / EVIDENCE, (json.dumps(evidence, indent=2) + "\n").encode())
+
+    def log(self, line: str) -> None:
+        with open(self.state_dir / LOG, "a") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.address} {line}\n")

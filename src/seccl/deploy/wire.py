@@ -1,0 +1,124 @@
+"""The bytes a deployment carries between the server and a participant: each request and reply
+of :mod:`seccl.protocol.instructions` as one JSON document, decoded strictly (a typed error names
+what is wrong) so that a malformed message from the network never reaches the roles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from seccl.protocol.envelope import SignedMessage
+from seccl.protocol.errors import MalformedMessageError, OversizedMessageError
+from seccl.protocol.instructions import (
+    BallotReceipt,
+    EvaluateRequest,
+    FinalModelRequest,
+    Reply,
+    Request,
+    TrainRequest,
+)
+from seccl.protocol.statements import Delivery, Receipt
+
+MAX_WIRE_BYTES = 256 * 1024 * 1024
+"""The largest request or reply accepted: N = 1,000 updates of a 1.2 M-parameter model at s = 0.1
+hex-encoded is about 2 GB, so this bounds sessions far beyond what the simulation runs, while a
+peer cannot make the other side parse an unbounded document."""
+
+
+def encode_request(request: Request) -> bytes:
+    body: dict[str, Any] = {"round": request.round}
+    if isinstance(request, (TrainRequest, FinalModelRequest)):
+        body |= {"model": request.model.to_dict(), "delivery": request.delivery.to_dict()}
+    elif isinstance(request, EvaluateRequest):
+        body |= {
+            "own_receipt": None if request.own_receipt is None else request.own_receipt.to_dict(),
+            "updates": [u.to_dict() for u in request.updates],
+            "delivery": request.delivery.to_dict(),
+        }
+    elif isinstance(request, BallotReceipt):
+        body |= {"receipt": None if request.receipt is None else request.receipt.to_dict()}
+    else:  # pragma: no cover - the union is closed
+        raise TypeError(f"not a request: {type(request).__name__}")
+    return _dump({"type": _TYPES[type(request)], **body})
+
+
+def decode_request(data: bytes) -> Request:
+    raw = _load(data, "request")
+    kind = raw.get("type")
+    try:
+        round_ = _round(raw)
+        if kind == "train":
+            return TrainRequest(round_, _signed(raw["model"]), Delivery.from_dict(raw["delivery"]))
+        if kind == "final":
+            return FinalModelRequest(round_, _signed(raw["model"]), Delivery.from_dict(raw["delivery"]))
+        if kind == "evaluate":
+            own = raw["own_receipt"]
+            updates = raw["updates"]
+            if not isinstance(updates, list):
+                raise TypeError("updates is not a list")
+            return EvaluateRequest(
+                round_,
+                None if own is None else Receipt.from_dict(own),
+                tuple(_signed(u) for u in updates),
+                Delivery.from_dict(raw["delivery"]),
+            )
+        if kind == "ballot-receipt":
+            receipt = raw["receipt"]
+            return BallotReceipt(round_, None if receipt is None else Receipt.from_dict(receipt))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise MalformedMessageError(f"malformed {kind} request: {type(exc).__name__}: {exc}") from None
+    raise MalformedMessageError(f"unknown request type {kind!r} (known: {', '.join(_TYPES.values())})")
+
+
+def encode_reply(reply: Reply) -> bytes:
+    return _dump({"type": "reply", "message": None if reply.message is None else reply.message.to_dict()})
+
+
+def decode_reply(data: bytes) -> Reply:
+    raw = _load(data, "reply")
+    if raw.get("type") != "reply":
+        raise MalformedMessageError(f"not a reply (type {raw.get('type')!r})")
+    try:
+        message = raw["message"]
+        return Reply(None if message is None else _signed(message))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedMessageError(f"malformed reply: {type(exc).__name__}: {exc}") from None
+
+
+_TYPES: dict[type, str] = {
+    TrainRequest: "train",
+    EvaluateRequest: "evaluate",
+    BallotReceipt: "ballot-receipt",
+    FinalModelRequest: "final",
+}
+
+
+def _dump(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _load(data: bytes, what: str) -> dict[str, Any]:
+    if not isinstance(data, (bytes, bytearray)):
+        raise MalformedMessageError(f"a {what} must be bytes, got {type(data).__name__}")
+    if len(data) > MAX_WIRE_BYTES:
+        raise OversizedMessageError(f"a {what} of {len(data)} bytes; at most {MAX_WIRE_BYTES} accepted")
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMessageError(f"a {what} that is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MalformedMessageError(f"a {what} must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def _round(raw: dict[str, Any]) -> int:
+    value = raw["round"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"round must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _signed(raw: Any) -> SignedMessage:
+    if not isinstance(raw, dict):
+        raise TypeError(f"a signed message must be an object, got {type(raw).__name__}")
+    return SignedMessage.from_dict(raw)
