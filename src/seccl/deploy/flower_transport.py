@@ -59,6 +59,9 @@ class FlowerTransport:
         self.nodes: dict[int, int] = {}  # participant index -> Flower node id
         self._greeted: set[int] = set()
         self.dropouts: list[Dropout] = []
+        # Who gave no answer at all in a round: not waited for again in that round's later phases
+        # (its machine is likely down); asked again from the next round, where a new hello counts.
+        self._silent: dict[int, int] = {}
 
     def discover(self, wait_for: int = 0, within: float = 0.0) -> None:
         """Greet every node not greeted yet; with ``wait_for``, keep at it until that many
@@ -102,6 +105,9 @@ class FlowerTransport:
             if node is None:
                 self._dropped(request, index, "not connected (no SuperNode has said hello for it)")
                 continue
+            if self._silent.get(index) == request.round:
+                self._dropped(request, index, "silent earlier in this round: not waited for again")
+                continue
             by_node[node] = index
             content = payload(encode_request(request))
             messages.append(Message(content, dst_node_id=node, message_type="query.request"))
@@ -124,6 +130,7 @@ class FlowerTransport:
             except (KeyError, TypeError, ProtocolError) as exc:
                 self._dropped(requests[index], index, f"its reply is malformed: {exc}")
         for index in sorted(set(by_node.values()) - answered):
+            self._silent[index] = requests[index].round
             self._dropped(requests[index], index, f"no answer within {self.timeout:.0f} s")
         return dict(sorted(replies.items()))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -115,6 +116,7 @@ class LocalDeployment:
         self._link: subprocess.Popen[bytes] | None = None
         self._nodes: dict[int, subprocess.Popen[bytes]] = {}
         self.env = flower_environment(self.root / "flwr-home")
+        self.roster: list[str] = []
 
     # ─────────────── files ───────────────
 
@@ -137,13 +139,12 @@ class LocalDeployment:
             passphrase_file=home / "passphrase",
         )
 
-    def prepare(self) -> SessionFile:
-        """Every party's key and private data, and the session deployed on the chain."""
-        assert self.anvil is not None, "start the chain first"
-        addresses = []
+    def prepare(self) -> list[str]:
+        """Every party's key and private data; returns the participants' addresses (the roster)."""
+        self.roster = []
         for i in range(self.participants):
             home = self.party_dir(i)
-            addresses.append(new_key(home / "key.json", home / "passphrase"))
+            self.roster.append(new_key(home / "key.json", home / "passphrase"))
         new_key(self.server_dir / "key.json", self.server_dir / "passphrase")
         data = self.root / "data"
         split_data(
@@ -155,11 +156,17 @@ class LocalDeployment:
         )
         for i in range(self.participants):
             os.replace(data / f"participant-{i:04d}.npz", self.party_dir(i) / "data.npz")
+        return self.roster
+
+    def open_session(self) -> SessionFile:
+        """Deploy the session for the roster and write the session file. Round 1 opens now, so
+        this comes last, right before the run: the first phase's clock starts here."""
+        assert self.anvil is not None, "start the chain first"
         return create_session(
             chain_url=self.anvil.url,
             server_key=self.server_dir / "key.json",
             passphrase_file=self.server_dir / "passphrase",
-            participants=addresses,
+            participants=self.roster,
             out=self.root / "session.json",
             seed=self.seed,
             rounds=self.rounds,
@@ -215,7 +222,18 @@ class LocalDeployment:
             "--node-config",
             self.node_config(i).to_node_config(),
         ]
-        process = self._spawn(command, self.party_dir(i) / "supernode.log", env)
+        # The participant's own watcher shares its SuperNode's process group (one shell starts
+        # both, then becomes the SuperNode): it lives and dies with the participant's "machine",
+        # and acts on the chain's deadlines without being asked.
+        watch = [
+            str(Path(sys.executable).parent / "seccl"),
+            "node",
+            "watch",
+            *self.node_config(i).to_options(),
+        ]
+        watch_log = shlex.quote(str(self.party_dir(i) / "watch.log"))
+        script = f"{shlex.join(watch)} >> {watch_log} 2>&1 & exec {shlex.join(command)}"
+        process = self._spawn(["sh", "-c", script], self.party_dir(i) / "supernode.log", env)
         self._nodes[i] = process
         return process
 
@@ -240,17 +258,18 @@ class LocalDeployment:
             time.sleep(0.2)
         raise DeployError(f"{what} did not listen on 127.0.0.1:{port} within {within:.0f} s")
 
-    def start(self) -> SessionFile:
-        """The chain, the parties' files and session, the SuperLink and every SuperNode."""
+    def start(self) -> None:
+        """The chain, the parties' files, the SuperLink and every SuperNode (the session file
+        they are configured with is written by :meth:`run`, which opens the session)."""
         self.start_chain()
-        agreed = self.prepare()
+        self.prepare()
         self.start_superlink()
         for i in range(self.participants):
             self.start_supernode(i, fault=self.faults.get(i))
-        return agreed
 
     def run(self, timeout: float = 3600.0) -> dict[str, object]:
-        """The session through ``flwr run``; returns the server's run record."""
+        """Open the session and run it through ``flwr run``; returns the server's run record."""
+        self.open_session()
         app = write_app(self.root / "app")
         run_config = {
             "session": str(self.root / "session.json"),

@@ -11,7 +11,7 @@ import json
 import os
 import pickle
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,14 @@ from typing import Any
 import torch
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_keys.exceptions import BadSignature
+from eth_utils.exceptions import ValidationError
 
 from seccl.chain.accounts import load_keystore
 from seccl.chain.backends import RpcChain
+from seccl.chain.errors import ChainError, ChainUnavailableError
 from seccl.deploy.data_files import read_participant_data
-from seccl.deploy.session_file import SessionFile
+from seccl.deploy.session_file import SessionFile, SessionFileError
 from seccl.files import atomic_write_bytes
 from seccl.protocol.archive import RunArchive
 from seccl.protocol.instructions import (
@@ -98,6 +101,14 @@ class NodeConfig:
             passphrase_file=Path(passphrase) if passphrase else None,
         )
 
+    def to_options(self) -> list[str]:
+        """The options of ``seccl node watch`` that give this configuration."""
+        options = ["--key-file", str(self.key_file), "--data", str(self.data), "--chain-url", self.chain_url]
+        options += ["--session", str(self.session_file), "--state-dir", str(self.state_dir)]
+        if self.passphrase_file is not None:
+            options += ["--passphrase-file", str(self.passphrase_file)]
+        return options
+
     def to_node_config(self) -> str:
         """The ``--node-config`` argument of ``flower-supernode`` that gives this configuration."""
         pairs = {
@@ -125,6 +136,36 @@ class NodeConfig:
         return value
 
 
+def watch(config: NodeConfig, *, interval: float = 2.0, log: Callable[[str], None] = print) -> None:
+    """``seccl node watch``: run :meth:`ParticipantNode.watch_once` every ``interval`` seconds
+    until every check of the session is done."""
+    up_since: int | None = None
+    while True:
+        try:
+            if up_since is None:
+                up_since = _chain_time(config.chain_url)
+            node = ParticipantNode(config)
+            break
+        except (SessionFileError, ChainUnavailableError) as exc:
+            if isinstance(exc, SessionFileError) and config.session_file.exists():
+                raise  # a session file it cannot accept: nothing to watch
+            log(f"watch: waiting for the session: {type(exc).__name__}: {exc}")  # not written yet
+            time.sleep(interval)
+    node.up_since = up_since
+    log(f"watching the session for {node.address} (state in {node.state_dir})")
+    while not node.finished:
+        try:
+            node.watch_once()
+        except (OSError, ChainError) as exc:  # the node is unreachable for now: keep watching
+            log(f"watch: {type(exc).__name__}: {exc}")
+        time.sleep(interval)
+    log("every check of the session is done")
+
+
+def _chain_time(url: str) -> int:
+    return int(RpcChain(url).connect().eth.get_block("latest")["timestamp"])
+
+
 def hello_text(nonce: bytes, node_id: int) -> bytes:
     """What a participant signs to tell the server which Flower node it answers on: bound to this
     session (its nonce) and to the node, so the statement is worth nothing anywhere else."""
@@ -135,7 +176,7 @@ def hello_signer(nonce: bytes, node_id: int, signature: bytes) -> str | None:
     """The address that signed :func:`hello_text`, or None for a malformed signature."""
     try:
         return str(Account.recover_message(encode_defunct(hello_text(nonce, node_id)), signature=signature))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, ValidationError, BadSignature):
         return None
 
 
@@ -170,6 +211,9 @@ class ParticipantNode:
             RpcChain(config.chain_url),
             seed=self.agreed.seed,
         )
+        # When this participant's watcher came up (chain time): it acts alone only in rounds that
+        # opened after that, when it has been running all along (see watch_once).
+        self.up_since: int | None = None
         self._done: set[tuple[int, str]] = set()
         self._seen: set[int] = set()  # rounds whose training request it answered
         self._load()
@@ -203,6 +247,44 @@ class ParticipantNode:
             self._save()
             return reply
 
+    def watch_once(self) -> None:
+        """The checks the chain's clock has made due, whether or not the server asked anything.
+
+        A participant cannot rely on the server to call on it: a silent server would otherwise
+        keep it from posting its update, submitting its ballot, tallying a stalled election or
+        accusing a missing model. Run every few seconds by ``seccl node watch`` beside the
+        SuperNode, this acts a third of a phase before its deadline (time to train and post),
+        and on an election or a model only once its deadline has passed, so an honest server,
+        which acts at once, is never pre-empted.
+        """
+        with self._locked(), RunArchive(self.state_dir / JOURNAL) as journal:
+            p = self.participant
+            p.journal = journal
+            current = min(p.board.current_round(), self.agreed.rounds)
+            if current < 1:
+                return
+            for round_ in range(1, current):
+                for phase in PHASES:
+                    self._check(round_, phase)
+            info, now, phases = p.board.round_info(current), p._now(), self.agreed.session.phases
+            if self.up_since is not None and self.up_since > info.opened_at:
+                # It came up after this round opened: the server may well have asked while it
+                # was down, so it neither acts alone nor blames the server; it rejoins next round.
+                for phase in ("updates", "ballots"):
+                    if (current, phase) not in self._done and current not in self._seen:
+                        self.log(f"round {current}: came up after it opened; sits it out ({phase})")
+                        self._done.add((current, phase))
+            if now > info.update_deadline - phases.update // 3:
+                self._check(current, "updates")
+            closed = info.updates == self.agreed.session.n or now > info.update_deadline
+            if closed and now > info.ballot_deadline - phases.ballot // 3:
+                self._check(current, "ballots")
+            if now > info.ballot_deadline:
+                self._check(current, "election")
+            if info.model_posted or now > info.model_deadline:
+                self._check(current, "model")
+            self._save()
+
     def _catch_up(self, request: Request) -> None:
         """Every check of a phase that ``request`` shows to be over, in order, once each.
 
@@ -235,9 +317,19 @@ class ParticipantNode:
             p.after_ballots(round_)
         elif phase == "election":
             p.after_election(round_)
-        elif not p.after_model(round_):
-            return  # the model is not on the board yet: check again with the next message
+        elif not p.after_model(round_) and not self._overdue(round_):
+            return  # the model is not on the board yet, nor late: check again later
         self._done.add((round_, phase))
+
+    def _overdue(self, round_: int) -> bool:
+        """Whether the model of ``round_`` missed its deadline (``after_model`` accused it)."""
+        info = self.participant.board.round_info(round_)
+        return bool(info.opened_at) and self.participant._now() > info.model_deadline
+
+    @property
+    def finished(self) -> bool:
+        """Whether every check of every round of the session is done."""
+        return all((r, phase) in self._done for r in range(1, self.agreed.rounds + 1) for phase in PHASES)
 
     # ─────────────── state on disk ───────────────
 

@@ -77,7 +77,16 @@ class ServerConfig:
 class DeployedServer:
     """Runs a session's rounds over Flower from the server's side, and records them."""
 
-    def __init__(self, config: ServerConfig, grid: Any, log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        config: ServerConfig,
+        grid: Any = None,
+        *,
+        transport: Any = None,
+        log: Callable[[str], None] | None = None,
+    ):
+        """Over Flower's ``grid``, or over ``transport`` (anything with FlowerTransport's
+        ``discover``, ``send_and_receive``, ``nodes`` and ``dropouts``: a test's stand-in)."""
         self.config = config
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +121,7 @@ class DeployedServer:
             initial_params=get_flat_params(build_model(self.agreed.seed)),
             **kwargs,
         )
-        self.transport = FlowerTransport(
+        self.transport = transport or FlowerTransport(
             grid, session, timeout=config.phase_timeout, log=self.log, on_dropout=self._on_dropout
         )
         self.evaluator = Evaluator(read_dataset_file(config.test_data)) if config.test_data else None

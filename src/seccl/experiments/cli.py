@@ -44,6 +44,7 @@ from seccl.experiments.config import (
 EXIT_EVIDENCE = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+DEPLOY_COMMANDS = ("keys", "session", "data", "deploy", "node")
 DEFAULT_BASELINE_EPOCHS = 10
 MAX_EPOCHS = 1000
 
@@ -242,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="a JSON-RPC URL of a node holding the run's chain "
             "(default: the run's persisted anvil state)",
         )
+    from seccl.deploy.cli import add_commands
+
+    add_commands(sub, _Formatter)
     return parser
 
 
@@ -315,6 +319,8 @@ def _main(argv: Sequence[str] | None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help, --version, or a usage error already printed
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        if args.command in DEPLOY_COMMANDS:
+            return _deploy(args)
         if args.command == "verify-evidence":
             return _verify_evidence(args.path, args.chain_url)
         if args.command == "audit":
@@ -630,6 +636,15 @@ def _compare(runs: list[Path], out: Path | None) -> int:
     print(table, end="")
     _say(f"written to {files['plot']} and {files['table']}")
     return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from seccl.deploy.cli import CommandError, run_command
+
+    try:
+        return run_command(args)
+    except CommandError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _audit(path: Path, url: str | None) -> int:

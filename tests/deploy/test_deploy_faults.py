@@ -1,0 +1,118 @@
+"""A deployment under attack and under failure, on real processes: a malicious server tampers with
+participant 0's update on its way to participant 1, and participant 2's SuperNode is killed in
+the middle of round 1 and comes back. The victim's receiver records verifiable evidence in its
+own file; round 1 completes without the dead participant, which is not elected; nothing the
+others sent is lost; the participant that came back rejoins in round 2; nothing is left running."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from web3 import Web3
+
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
+from seccl.chain.consensus import ConsensusClient
+from seccl.deploy.local import LocalDeployment
+from seccl.deploy.session_file import SessionFile
+from seccl.protocol.archive import RunArchive
+from seccl.protocol.evidence import Evidence, EvidenceKind
+from seccl.protocol.session import session_from_chain
+from seccl.protocol.verification import Status, verify_evidence
+from tests.deploy.conftest import PER_PARTICIPANT, SETTINGS, N
+from tests.deploy.processes import MARKER, marked, new_marker
+from tests.e2e.processes import wait_for
+
+DEAD = 2
+
+
+def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, monkeypatch) -> None:
+    marker = new_marker()
+    monkeypatch.setenv(MARKER, marker)
+    root = tmp_path / "deployment"
+    deployment = LocalDeployment(
+        root,
+        participants=N,
+        rounds=2,
+        per_participant=PER_PARTICIPANT,
+        settings=SETTINGS,
+        # Round 1 waits for its deadlines (a participant is missing): short phases keep it brief,
+        # long enough for Flower's message round trips on a loaded machine.
+        phases=Phases(update=75, ballot=50, model=120),
+        phase_timeout=35,
+        server_attack="tamper-one",
+        attack_target=0,
+        faults={DEAD: "1:train"},  # its machine dies on round 1's training request
+    )
+    with deployment:
+        deployment.start()
+        victim = deployment._nodes[DEAD]
+
+        def come_back() -> None:
+            victim.wait()
+            deployment.start_supernode(DEAD)
+
+        threading.Thread(target=come_back, daemon=True).start()
+        record = deployment.run(timeout=900)
+        agreed = SessionFile.read(root / "session.json")
+        w3 = Web3(Web3.HTTPProvider(deployment.anvil.url))
+        board = BulletinBoardClient(w3, agreed.session.board)
+        consensus = ConsensusClient(w3, agreed.session.consensus)
+        updates_1 = board.updates_of(1)
+        voted_1 = [consensus.has_voted(1, a) for a in agreed.session.participants]
+        updates_2 = board.updates_of(2)
+        # A third party checks participant 1's findings against the chain alone.
+        s = agreed.session
+        session = session_from_chain(
+            board,
+            consensus,
+            dimension=s.dimension,
+            update_size=s.update_size,
+            max_abs_value=s.max_abs_value,
+        )
+        findings = json.loads((root / "participant-0001" / "state" / "evidence.json").read_text())
+        verdicts = [
+            verify_evidence(
+                Evidence.from_dict(e), session, board, consensus, aggregation=SETTINGS.aggregation
+            )
+            for e in findings
+        ]
+        pids = deployment.pids()
+
+    first, second = record["rounds"]
+    # Round 1 completed without the dead participant, which is not elected.
+    assert {d["index"] for d in first["dropouts"]} == {DEAD}
+    assert "no answer within 35 s" in first["dropouts"][0]["reason"]
+    assert DEAD not in first["candidates"]
+    assert first["ballots"] == N - 1
+    # Nothing the others sent is lost: on the chain, and in the server's store.
+    assert [d is not None for d in updates_1] == [True, True, False]
+    assert voted_1 == [True, True, False]
+    with RunArchive(root / "server" / "records" / "messages.sqlite") as archive:
+        stored = archive.of_round(1)
+        assert sorted((m.kind, m.author) for m in stored if m.kind != MessageKind.MODEL) == sorted(
+            (kind, agreed.session.participants[i])
+            for i in (0, 1)
+            for kind in (MessageKind.UPDATE, MessageKind.EVALUATION)
+        )
+    # The participant that came back rejoined in round 2.
+    assert second["dropouts"] == [] and second["ballots"] == N
+    assert all(d is not None for d in updates_2)
+    # The tampering: participant 1 (who received participant 0's update altered) holds the proof.
+    evidence = {
+        i: json.loads((root / f"participant-{i:04d}" / "state" / "evidence.json").read_text())
+        for i in range(N)
+    }
+    # One finding a round: the server's signed delivery of participant 0's update, altered.
+    assert [(e["round"], e["kind"], e["subject_index"]) for e in evidence[1]] == [
+        (r, EvidenceKind.DELIVERED_UPDATE_MISMATCH.value, 0) for r in (1, 2)
+    ]
+    assert all(e["proof"]["delivery"]["recipient"] == agreed.session.participants[1] for e in evidence[1])
+    assert [v.status for v in verdicts] == [Status.CONFIRMED, Status.CONFIRMED], verdicts
+    assert evidence[0] == [] and evidence[DEAD] == []  # missing a round is not blamed on the server
+    log = (root / f"participant-{DEAD:04d}" / "state" / "node.log").read_text()
+    assert "round 1: came up after it opened; sits it out (updates)" in log
+    # Every process the deployment started is gone.
+    assert pids
+    assert wait_for(lambda: not marked(marker), timeout=15), f"left running: {marked(marker)}"

@@ -1,0 +1,45 @@
+"""`seccl deploy local`: an anvil, a SuperLink and three SuperNodes as separate processes on
+127.0.0.1, a session through `flwr run`, and nothing left running. The deployed session's model is
+bit-identical to the simulation's for the same keys, data and seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tests.deploy.conftest import PER_PARTICIPANT, ROUNDS, N, simulated_model
+from tests.deploy.processes import MARKER, marked, new_marker
+from tests.e2e.processes import wait_for
+
+SECCL = str(Path(sys.executable).parent / "seccl")
+
+
+def test_deploy_local_runs_the_simulations_session_over_flower(tmp_path: Path) -> None:
+    root = tmp_path / "deployment"
+    marker = new_marker()
+    command = [SECCL, "deploy", "local", "-n", str(N), "-r", str(ROUNDS), "--out", str(root)]
+    command += ["--per-participant", str(PER_PARTICIPANT), "--local-epochs", "1"]
+    command += ["--phase-seconds", "300", "--phase-timeout", "120"]
+    done = subprocess.run(
+        command, env={**os.environ, MARKER: marker}, capture_output=True, text=True, timeout=900
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    for i in range(N):
+        state = root / f"participant-{i:04d}" / "state"
+        assert f"participant {i}: {state} (evidence.json: 0 findings" in done.stdout
+        assert json.loads((state / "evidence.json").read_text()) == []
+    assert f"server: {root / 'server' / 'records'}" in done.stdout
+    expected, candidates = simulated_model(root)
+    assert np.array_equal(np.load(root / "server" / "records" / "models" / "final.npy"), expected)
+    record = json.loads((root / "server" / "records" / "run.json").read_text())
+    assert record["complete"]
+    assert [tuple(r["candidates"]) for r in record["rounds"]] == candidates
+    assert record["dropouts"] == []
+    assert all(r["ballots"] == N for r in record["rounds"])
+    assert wait_for(lambda: not marked(marker), timeout=15), f"left running: {marked(marker)}"

@@ -1,0 +1,76 @@
+"""A participant's watcher acts on the chain's deadlines without being asked: against a server
+that never contacts participant 0, participant 0 posts its own update and ballot before the
+phases close, and holds the server's silence as evidence; the others find the update the server
+never delivered. Participants are rebuilt from disk for every message, as Flower runs them, and
+the watchers are threads here (in a deployment, `seccl node watch` processes)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from seccl.chain.bulletin_board import Phases
+from seccl.deploy.local import LocalDeployment
+from seccl.deploy.node import ParticipantNode
+from seccl.deploy.server_run import DeployedServer, ServerConfig
+from seccl.protocol.evidence import EvidenceKind
+from tests.deploy.conftest import PER_PARTICIPANT, SETTINGS, N
+from tests.deploy.test_node import FreshProcessTransport
+
+
+def test_a_silent_server_cannot_keep_a_participant_out(tmp_path: Path) -> None:
+    deployment = LocalDeployment(
+        tmp_path / "consortium",
+        participants=N,
+        rounds=1,
+        per_participant=PER_PARTICIPANT,
+        settings=SETTINGS,
+        phases=Phases(update=24, ballot=18, model=60),
+    )
+    stop = threading.Event()
+
+    def watcher(i: int) -> None:
+        node = ParticipantNode(deployment.node_config(i))
+        while not stop.is_set() and not node.finished:
+            node.watch_once()
+            stop.wait(1.0)
+
+    with deployment:
+        deployment.start_chain()
+        deployment.prepare()
+        deployment.open_session()
+        threads = [threading.Thread(target=watcher, args=(i,)) for i in range(N)]
+        for thread in threads:
+            thread.start()
+        try:
+            config = ServerConfig(
+                session_file=deployment.root / "session.json",
+                key_file=deployment.server_dir / "key.json",
+                passphrase_file=deployment.server_dir / "passphrase",
+                chain_url=deployment.anvil.url,
+                out_dir=deployment.server_dir / "records",
+                server_attack="silence",
+                attack_target=0,
+            )
+            transport = FreshProcessTransport([deployment.node_config(i) for i in range(N)])
+            [outcome] = DeployedServer(config, transport=transport, log=lambda _line: None).run()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+    assert outcome["ballots"] == N  # participant 0's ballot counted although it was never asked
+    evidence = {
+        i: json.loads((deployment.party_dir(i) / "state" / "evidence.json").read_text()) for i in range(N)
+    }
+    silent = [e for e in evidence[0] if e["kind"] == EvidenceKind.SERVER_SILENT.value]
+    details = " | ".join(e["detail"] for e in silent)
+    assert "never asked for this round's update" in details
+    assert "posted it itself" in details
+    assert "submitted it itself" in details
+    assert all(e["tx_id"] for e in silent if "itself" in e["detail"])  # each act is on the chain
+    for i in (1, 2):  # the others hold the server's signed delivery that leaves participant 0's out
+        assert [(e["kind"], e["subject_index"]) for e in evidence[i]] == [
+            (EvidenceKind.UPDATE_WITHHELD.value, 0)
+        ]
