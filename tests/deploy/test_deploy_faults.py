@@ -37,10 +37,12 @@ def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, 
         rounds=2,
         per_participant=PER_PARTICIPANT,
         settings=SETTINGS,
-        # Round 1 waits for its deadlines (a participant is missing): short phases keep it brief,
-        # long enough for Flower's message round trips on a loaded machine.
-        phases=Phases(update=75, ballot=50, model=120),
-        phase_timeout=35,
+        # Round 1 waits for its deadlines (a participant is missing), so its phases are short,
+        # yet long enough on a loaded machine: its clock starts when the session is deployed,
+        # before Flower's processes start (~45 s to the first hello) and answer (~25 s a round
+        # trip), and the server waits the phase timeout for the dead participant.
+        phases=Phases(update=120, ballot=45, model=120),
+        phase_timeout=40,
         server_attack="tamper-one",
         attack_target=0,
         faults={DEAD: "1:train"},  # its machine dies on round 1's training request
@@ -49,11 +51,15 @@ def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, 
         deployment.start()
         victim = deployment._nodes[DEAD]
 
+        done = threading.Event()
+
         def come_back() -> None:
             victim.wait()
             deployment.start_supernode(DEAD)
+            done.wait()  # the SuperNode dies with the thread that started it: keep this one
 
-        threading.Thread(target=come_back, daemon=True).start()
+        helper = threading.Thread(target=come_back, daemon=True)
+        helper.start()
         record = deployment.run(timeout=900)
         agreed = SessionFile.read(root / "session.json")
         w3 = Web3(Web3.HTTPProvider(deployment.anvil.url))
@@ -80,10 +86,12 @@ def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, 
         ]
         pids = deployment.pids()
 
+    done.set()
+    helper.join()
     first, second = record["rounds"]
     # Round 1 completed without the dead participant, which is not elected.
     assert {d["index"] for d in first["dropouts"]} == {DEAD}
-    assert "no answer within 35 s" in first["dropouts"][0]["reason"]
+    assert "no answer within 40 s" in first["dropouts"][0]["reason"]
     assert DEAD not in first["candidates"]
     assert first["ballots"] == N - 1
     # Nothing the others sent is lost: on the chain, and in the server's store.

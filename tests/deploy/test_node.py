@@ -126,8 +126,9 @@ class FreshProcessTransport:
     """What Flower does to a participant, minus the network: every message goes through the
     wire format to a participant rebuilt from its files (a fresh ClientApp process each time)."""
 
-    def __init__(self, configs: list[NodeConfig]):
+    def __init__(self, configs: list[NodeConfig], lose: set[tuple[str, int, int]] | None = None):
         self.configs = configs
+        self.lose = set(lose or ())  # (request type, round, participant): its first reply is lost
         self.nodes = dict(enumerate(range(len(configs))))
         self.dropouts: list = []
         self.handled = 0
@@ -140,8 +141,12 @@ class FreshProcessTransport:
         for i, request in sorted(requests.items()):
             node = ParticipantNode(self.configs[i])
             reply = node.handle(decode_request(encode_request(request)))
-            replies[i] = decode_reply(encode_reply(reply))
             self.handled += 1
+            key = (type(request).__name__, request.round, i)
+            if key in self.lose:
+                self.lose.discard(key)  # lost once; asked again, the answer arrives
+            else:
+                replies[i] = decode_reply(encode_reply(reply))
         return replies
 
 

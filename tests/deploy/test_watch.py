@@ -19,9 +19,11 @@ from tests.deploy.conftest import PER_PARTICIPANT, SETTINGS, N
 from tests.deploy.test_node import FreshProcessTransport
 
 
-def test_a_silent_server_cannot_keep_a_participant_out(tmp_path: Path) -> None:
+def session_with_watchers(root: Path, server_attack: str | None, lose: set | None = None):
+    """One round of a 3-participant session (short phases) whose participants are rebuilt from
+    disk for every message and watched by threads; returns the round's record and the evidence."""
     deployment = LocalDeployment(
-        tmp_path / "consortium",
+        root,
         participants=N,
         rounds=1,
         per_participant=PER_PARTICIPANT,
@@ -50,20 +52,25 @@ def test_a_silent_server_cannot_keep_a_participant_out(tmp_path: Path) -> None:
                 passphrase_file=deployment.server_dir / "passphrase",
                 chain_url=deployment.anvil.url,
                 out_dir=deployment.server_dir / "records",
-                server_attack="silence",
+                server_attack=server_attack,
                 attack_target=0,
             )
-            transport = FreshProcessTransport([deployment.node_config(i) for i in range(N)])
+            transport = FreshProcessTransport([deployment.node_config(i) for i in range(N)], lose=lose)
             [outcome] = DeployedServer(config, transport=transport, log=lambda _line: None).run()
         finally:
             stop.set()
             for thread in threads:
                 thread.join()
-
-    assert outcome["ballots"] == N  # participant 0's ballot counted although it was never asked
     evidence = {
         i: json.loads((deployment.party_dir(i) / "state" / "evidence.json").read_text()) for i in range(N)
     }
+    return outcome, evidence
+
+
+def test_a_silent_server_cannot_keep_a_participant_out(tmp_path: Path) -> None:
+    outcome, evidence = session_with_watchers(tmp_path / "consortium", "silence")
+
+    assert outcome["ballots"] == N  # participant 0's ballot counted although it was never asked
     silent = [e for e in evidence[0] if e["kind"] == EvidenceKind.SERVER_SILENT.value]
     details = " | ".join(e["detail"] for e in silent)
     assert "never asked for this round's update" in details
@@ -74,3 +81,16 @@ def test_a_silent_server_cannot_keep_a_participant_out(tmp_path: Path) -> None:
         assert [(e["kind"], e["subject_index"]) for e in evidence[i]] == [
             (EvidenceKind.UPDATE_WITHHELD.value, 0)
         ]
+
+
+def test_an_update_that_reached_the_board_late_reaches_every_voter(tmp_path: Path) -> None:
+    """Participant 0's answer to the training request is lost on the way (a straggler): the honest
+    server skips it, its watcher posts the update itself, and the server asks for it again once
+    the phase has closed, so no voter is missing it and nobody accuses the honest server."""
+    outcome, evidence = session_with_watchers(tmp_path / "consortium", None, lose={("TrainRequest", 1, 0)})
+
+    assert outcome["ballots"] == N
+    assert evidence[1] == [] and evidence[2] == []
+    assert [e["detail"] for e in evidence[0]] == [
+        "the server did not post this update; the participant posted it itself"
+    ]

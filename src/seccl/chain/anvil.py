@@ -56,9 +56,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to send SIGTERM to anvil when its parent dies (even by
-    SIGKILL), so a killed run never leaves anvil running and rewriting its state file."""
+def die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM to the child when its parent (the
+    thread that started it) dies, even by SIGKILL, so a killed run never leaves anvil running and
+    rewriting its state file, nor a deployment's SuperLink or SuperNodes."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -125,7 +126,7 @@ class AnvilNode:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "ab")  # noqa: SIM115 - lives with the node
         self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
         )
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:

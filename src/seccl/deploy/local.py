@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from seccl.chain.anvil import AnvilNode, free_port
+from seccl.chain.anvil import AnvilNode, die_with_parent, free_port
 from seccl.chain.bulletin_board import Phases
 from seccl.deploy.node import NodeConfig
 from seccl.deploy.session_file import SessionFile
@@ -240,9 +240,17 @@ class LocalDeployment:
     def _spawn(self, command: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
-            # Its own process group: stopping it stops what it started (a SuperExec, the apps).
+            # Its own process group: stopping it stops what it started (a SuperExec, the apps);
+            # and it dies with this process even if this one is SIGKILLed (Flower's SuperExec and
+            # apps watch their parent's pid, and so does a participant's watcher). Linux counts the
+            # thread that started it as its parent: start processes from a thread that outlives them.
             return subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
 
     def _wait_port(
@@ -292,6 +300,7 @@ class LocalDeployment:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
             try:
                 flwr.wait(timeout=timeout)

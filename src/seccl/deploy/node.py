@@ -153,7 +153,11 @@ def watch(config: NodeConfig, *, interval: float = 2.0, log: Callable[[str], Non
             time.sleep(interval)
     node.up_since = up_since
     log(f"watching the session for {node.address} (state in {node.state_dir})")
+    parent = os.getppid()
     while not node.finished:
+        if os.getppid() != parent:
+            log("the process that started this watcher has ended (its SuperNode): stopping")
+            return
         try:
             node.watch_once()
         except (OSError, ChainError) as exc:  # the node is unreachable for now: keep watching

@@ -25,6 +25,7 @@ from seccl.files import atomic_write_bytes
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params, save_state_dict, set_flat_params
 from seccl.protocol.archive import RunArchive
+from seccl.protocol.instructions import TrainRequest
 from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.server import ParameterServer, RoundOutcome
 
@@ -146,6 +147,7 @@ class DeployedServer:
             started = time.perf_counter()
             self.transport.discover()  # a participant whose SuperNode came back rejoins here
             self.server.train_phase(r, send)
+            self._collect_late_updates(r)
             self.server.evaluate_phase(r, send)
             election = self.server.close_election(r)
             outcome = self.server.publish_phase(r, election)
@@ -157,6 +159,32 @@ class DeployedServer:
             self.server.finish(rounds, send)
         self._write_run(complete=True)
         return self.rounds
+
+    def _collect_late_updates(self, r: int) -> None:
+        """Once the update phase has closed, ask again each participant whose update the board
+        records but this server never received (its answer came too late, and its watcher posted
+        it itself): asked twice, a participant answers with the update it already signed. Every
+        voter must be handed every recorded update, or it would rightly accuse the server of
+        withholding it (the simulation hands such updates over with ``ParameterServer.receive``)."""
+        board, session = self.server.board, self.session
+        if board.round_info(r).updates == session.n:
+            return  # everything is on the board, and the server posted all of it
+        self.server.wait_until(board.round_info(r).update_deadline)
+        recorded = board.updates_of(r)
+        missing = [
+            i
+            for i, digest in enumerate(recorded)
+            if digest is not None
+            and self.server.store.get(r, MessageKind.UPDATE, session.participants[i]) is None
+            and self.server.contacts(i, r, "train")
+        ]
+        if not missing:
+            return
+        self.log(f"round {r}: asking participants {missing} again for the updates they posted themselves")
+        requests = {i: TrainRequest(r, *self.server.deliver_model(i, r - 1)) for i in missing}
+        for i, reply in sorted(self.transport.send_and_receive(requests).items()):
+            if reply.message is not None:
+                self.server.receive(r, i, reply.message)
 
     def _record_round(self, outcome: RoundOutcome, seconds: float) -> None:
         r = outcome.round
@@ -191,6 +219,9 @@ class DeployedServer:
             f"round {r}/{self.agreed.rounds}: {shown}candidates {list(outcome.candidates)}, "
             f"{seconds:.1f} s, {len(dropouts)} dropouts"
         )
+        for rejection in outcome.rejections:
+            who = rejection.author[:10]
+            self.log(f"round {r}: rejected {who}'s message: {rejection.error}: {rejection.detail}")
         self._write_run(complete=False)
 
     def _write_run(self, *, complete: bool) -> None:
