@@ -12,14 +12,15 @@ from pathlib import Path
 
 from web3 import Web3
 
+from seccl.chain.backends import RpcChain
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
 from seccl.chain.consensus import ConsensusClient
 from seccl.deploy.local import LocalDeployment
 from seccl.deploy.session_file import SessionFile
+from seccl.deploy.verify import verify_node_evidence
 from seccl.protocol.archive import RunArchive
-from seccl.protocol.evidence import Evidence, EvidenceKind
-from seccl.protocol.session import session_from_chain
-from seccl.protocol.verification import Status, verify_evidence
+from seccl.protocol.evidence import EvidenceKind
+from seccl.protocol.verification import Status
 from tests.deploy.conftest import PER_PARTICIPANT, SETTINGS, N
 from tests.deploy.processes import MARKER, marked, new_marker
 from tests.e2e.processes import wait_for
@@ -69,21 +70,8 @@ def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, 
         voted_1 = [consensus.has_voted(1, a) for a in agreed.session.participants]
         updates_2 = board.updates_of(2)
         # A third party checks participant 1's findings against the chain alone.
-        s = agreed.session
-        session = session_from_chain(
-            board,
-            consensus,
-            dimension=s.dimension,
-            update_size=s.update_size,
-            max_abs_value=s.max_abs_value,
-        )
-        findings = json.loads((root / "participant-0001" / "state" / "evidence.json").read_text())
-        verdicts = [
-            verify_evidence(
-                Evidence.from_dict(e), session, board, consensus, aggregation=SETTINGS.aggregation
-            )
-            for e in findings
-        ]
+        evidence_file = root / "participant-0001" / "state" / "evidence.json"
+        verdicts = [v for _, v in verify_node_evidence(evidence_file, agreed, RpcChain(deployment.anvil.url))]
         pids = deployment.pids()
 
     done.set()

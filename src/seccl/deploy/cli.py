@@ -119,6 +119,20 @@ def add_commands(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between checks (default: 2)")
 
+    check = node_sub.add_parser(
+        "verify",
+        help="confirm or refute a participant's findings from the chain, trusting neither side",
+        formatter_class=formatter,
+    )
+    check.add_argument("evidence", type=Path, help="a participant's evidence.json")
+    check.add_argument("--session", type=Path, required=True, help="the session file")
+    check.add_argument("--chain", metavar="URL", help="a JSON-RPC node holding the session's chain")
+    check.add_argument(
+        "--chain-state",
+        type=Path,
+        help="or an anvil state file to reopen (default: chain/anvil-state.json next to the session file)",
+    )
+
     deploy = sub.add_parser("deploy", help="run a deployed session", formatter_class=formatter)
     deploy_sub = deploy.add_subparsers(dest="action", required=True, metavar="ACTION")
     local = deploy_sub.add_parser(
@@ -165,6 +179,7 @@ def run_command(args: argparse.Namespace) -> int:
     from seccl.deploy.local import DeployError
     from seccl.deploy.node import NodeConfigError
     from seccl.deploy.session_file import SessionFileError
+    from seccl.deploy.verify import NodeVerifyError
 
     try:
         if args.command == "keys":
@@ -174,7 +189,7 @@ def run_command(args: argparse.Namespace) -> int:
         if args.command == "data":
             return _data_split(args)
         if args.command == "node":
-            return _node_watch(args)
+            return _node_watch(args) if args.action == "watch" else _node_verify(args)
         if args.action == "app":
             from seccl.deploy.local import write_app
 
@@ -191,6 +206,7 @@ def run_command(args: argparse.Namespace) -> int:
         DeployError,
         NodeConfigError,
         SessionFileError,
+        NodeVerifyError,
         FileExistsError,
     ) as exc:
         raise CommandError(f"{args.command} {args.action}: {exc}") from None
@@ -324,6 +340,22 @@ def _node_watch(args: argparse.Namespace) -> int:
     raw["passphrase-file"] = args.passphrase_file or ""
     watch(NodeConfig.from_node_config(raw), interval=args.interval, log=lambda line: print(line, flush=True))
     return 0
+
+
+def _node_verify(args: argparse.Namespace) -> int:
+    """Print each finding's verdict; exit 1 if any is refuted."""
+    from seccl.deploy.session_file import SessionFile
+    from seccl.deploy.verify import open_chain, verify_node_evidence
+
+    agreed = SessionFile.read(args.session)
+    state = args.chain_state or Path(args.session).parent / "chain" / "anvil-state.json"
+    with open_chain(args.chain, state) as backend:
+        checked = verify_node_evidence(args.evidence, agreed, backend)
+    for evidence, verdict in checked:
+        print(f"{verdict.status.upper():<10} {evidence.summary()}\n           {verdict.reason}")
+    refuted = sum(1 for _, v in checked if v.status == "refuted")
+    print(f"{len(checked)} findings, {refuted} refuted" if checked else "no findings to verify")
+    return 1 if refuted else 0
 
 
 def _positive(value: int, flag: str) -> int:

@@ -1,0 +1,65 @@
+"""Checking a deployed participant's findings as a third party: from the session file (only for
+the contracts' address and the decoding bounds) and the chain itself, trusting neither the
+participant nor the server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from seccl.chain.anvil import AnvilNode
+from seccl.chain.backends import ChainBackend, RpcChain
+from seccl.chain.bulletin_board import BulletinBoardClient
+from seccl.chain.consensus import ConsensusClient
+from seccl.chain.session import code_matches
+from seccl.deploy.session_file import SessionFile
+from seccl.protocol.evidence import Evidence
+from seccl.protocol.session import session_from_chain
+from seccl.protocol.verification import Verdict, verify_evidence
+
+
+class NodeVerifyError(ValueError):
+    """The findings or the chain cannot be checked (what is wrong is said)."""
+
+
+@contextlib.contextmanager
+def open_chain(url: str | None, state_file: Path | None) -> Iterator[ChainBackend]:
+    """A node holding the session's chain: ``url``, or an anvil reopened from a copy of
+    ``state_file`` (a finished `seccl deploy local` saves its chain there)."""
+    if url:
+        yield RpcChain(url)
+        return
+    if state_file is None or not Path(state_file).is_file():
+        raise NodeVerifyError(f"no chain to check against: give --chain URL, or a saved state ({state_file})")
+    with tempfile.TemporaryDirectory(prefix="seccl-verify-") as scratch:
+        copy = Path(scratch) / "anvil-state.json"
+        shutil.copyfile(state_file, copy)
+        with AnvilNode(copy, save_on_stop=False) as node:
+            yield node.backend()
+
+
+def verify_node_evidence(
+    evidence_file: Path, agreed: SessionFile, backend: ChainBackend
+) -> list[tuple[Evidence, Verdict]]:
+    """Every finding in a participant's ``evidence.json`` with the verdict the chain gives it."""
+    try:
+        findings = [Evidence.from_dict(item) for item in json.loads(Path(evidence_file).read_text())]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NodeVerifyError(f"{evidence_file} is not a participant's evidence file: {exc}") from None
+    w3 = backend.connect()
+    board = BulletinBoardClient(w3, agreed.session.board)
+    if not code_matches(w3, board.address, "BulletinBoard"):
+        raise NodeVerifyError(f"the code at {board.address} is not the committed BulletinBoard")
+    consensus = ConsensusClient(w3, board.consensus())  # the one the board names
+    if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
+        raise NodeVerifyError(f"the board's consensus contract {consensus.address} is not the committed one")
+    s = agreed.session
+    session = session_from_chain(
+        board, consensus, dimension=s.dimension, update_size=s.update_size, max_abs_value=s.max_abs_value
+    )
+    aggregation = agreed.settings.aggregation
+    return [(e, verify_evidence(e, session, board, consensus, aggregation=aggregation)) for e in findings]
