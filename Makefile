@@ -10,8 +10,14 @@ RUN_ARGS ?=
 run: $(STAMPS)/python $(STAMPS)/node
 	$(VENV)/bin/seccl run $(RUN_ARGS)
 
+# The tests run in XDIST_WORKERS pytest-xdist processes (both cores of these machines); worksteal
+# gives each worker half the tests in file order and lets an idle one take over the other's queue.
+# One test, in one process: make test PYTEST_ARGS="-n 0 tests/x.py" (or "-p no:xdist tests/x.py").
+XDIST_WORKERS ?= 2
+PYTEST_XDIST := $(if $(findstring no:xdist,$(PYTEST_ARGS)),,-n $(XDIST_WORKERS) --dist worksteal)
+
 test: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/datasets lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: $(STAMPS)/python
 	$(VENV)/bin/ruff check src tests bench

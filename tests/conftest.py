@@ -3,6 +3,7 @@ torch thread, and the real MNIST digits loaded once."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -47,6 +48,23 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sigint_reaches_the_runs() -> Iterator[None]:
+    """Let the processes these tests start see SIGINT, which some tests send them (Ctrl-C).
+
+    A pytest started in the background by a shell without job control (``make test &`` in a
+    script) inherits SIGINT ignored, and so would every run it starts: Python then never raises
+    KeyboardInterrupt, and a test that interrupts a run waits for it in vain. Only an ignored
+    SIGINT is changed, back to Python's default, and it is ignored again afterwards.
+    """
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="session")
