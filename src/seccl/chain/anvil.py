@@ -91,6 +91,8 @@ class AnvilNode:
         block_time: int | None = None,
     ):
         self.state_file = Path(state_file) if state_file is not None else None
+        self._port_was_chosen = port is None
+        self._retries = 0
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.save_on_stop = save_on_stop
@@ -131,10 +133,21 @@ class AnvilNode:
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                if self._port_was_chosen and self._retries < 3 and _port_taken(log_path):
+                    # Another process took the free port between our choice and anvil's bind (a
+                    # parallel test, say): choose again rather than talk to someone else's node.
+                    self._retries += 1
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    log.close()
+                    return self.start()
                 raise ChainUnavailableError(f"anvil exited with {self._process.returncode}; see {log_path}")
             try:
                 w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 1}))
                 if w3.is_connected():
+                    time.sleep(0.2)  # an answer from a node that is not ours: ours exits at once
+                    if self._process.poll() is not None:
+                        continue
                     if loaded:
                         _keep_clock_monotonic(w3)
                     return self
@@ -192,6 +205,14 @@ class AnvilNode:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _port_taken(log_path: Path) -> bool:
+    """Whether anvil's log says its port was in use."""
+    try:
+        return "Address already in use" in log_path.read_text(errors="replace")[-2000:]
+    except OSError:
+        return False
 
 
 def _keep_clock_monotonic(w3: Web3) -> None:
