@@ -17,10 +17,10 @@ from seccl.chain.backends import RpcChain
 from seccl.chain.bulletin_board import Phases
 from seccl.deploy.data_files import write_dataset_file, write_participant_file
 from seccl.deploy.session_file import SessionFile
-from seccl.learning.data import load_dataset, split_participants
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.checkpoint import KDF_ITERATIONS
 from seccl.runtime.establish import establish_session
+from seccl.runtime.simulation import load_participant_data
 
 
 def new_key(path: Path, passphrase_file: Path) -> str:
@@ -108,14 +108,14 @@ def split_data(
 ) -> list[Path]:
     """One private ``.npz`` per participant (``participant-NNNN.npz``) and the held-out
     ``test.npz``, exactly the parts a simulation with the same settings gives its participants."""
-    train, test = load_dataset(dataset, root=data_root, seed=seed)
-    parts = split_participants(
-        train,
-        participants,
-        scheme=split,
+    parts, test = load_participant_data(
+        dataset=dataset,
+        data_root=str(data_root) if data_root is not None else None,
+        participants=participants,
+        split=split,
         alpha=alpha,
-        validation_fraction=validation_fraction,
         per_participant=per_participant,
+        validation_fraction=validation_fraction,
         seed=seed,
     )
     out_dir = Path(out_dir)
