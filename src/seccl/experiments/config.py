@@ -58,9 +58,10 @@ class Setting:
 
 
 def _participant_attacks() -> tuple[str, ...]:
-    from seccl.roles.malicious_participant import PARTICIPANT_ATTACKS
+    from seccl.roles.malicious_participant import PARTICIPANT_ATTACKS, SIMULATION_ATTACKS
 
-    return tuple(PARTICIPANT_ATTACKS)
+    # The omniscient coalition's attacks (alie, ipm, adaptive-backdoor) run in the simulation.
+    return (*PARTICIPANT_ATTACKS, *SIMULATION_ATTACKS)
 
 
 def _server_attacks() -> dict[str, bool]:
@@ -187,7 +188,7 @@ SETTINGS: dict[str, Setting] = {
     "attack": Setting(
         ("--attack",),
         "participant attack: low-quality, label-flip, backdoor, noise, sign-flip, scale, "
-        "free-rider, collude-votes; a+b combines two",
+        "free-rider, collude-votes; in the simulation also alie, ipm, adaptive-backdoor; a+b combines two",
         "attack names joined by +, none repeated",
         default="none",
     ),

@@ -21,21 +21,29 @@ from typing import Any
 
 import numpy as np
 
+from seccl.learning.attacks import IPM_EPSILON, alie, alie_z, ipm, largest_passing_scale
 from seccl.learning.backdoor import poison_dataset
 from seccl.learning.data import Dataset
-from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction
+from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.learning.training import train_local
 from seccl.roles.participant import Participant
 
 __all__ = [
     "PARTICIPANT_ATTACKS",
+    "SIMULATION_ATTACKS",
+    "ALIEParticipant",
+    "AdaptiveBackdoorParticipant",
     "Adversary",
     "BackdoorParticipant",
+    "Coalition",
     "CollusionVoter",
     "FreeRider",
+    "IPMParticipant",
     "LabelFlippingParticipant",
     "LowQualityParticipant",
     "NoiseParticipant",
+    "ObservedParticipant",
+    "OmniscientColluder",
     "ParticipantFactory",
     "ScalingParticipant",
     "SignFlippingParticipant",
@@ -43,6 +51,7 @@ __all__ = [
     "attack_class",
     "attack_factory",
     "choose_adversaries",
+    "dense_update",
 ]
 
 ParticipantFactory = Callable[..., Participant]  # the same alias as seccl.runtime.simulation's
@@ -82,6 +91,12 @@ class Adversary(Participant):
             seed=self._seed_for(round_),
             model=self._model,
         )
+
+    def dense_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> np.ndarray:
+        """What it sends to a rule that takes whole updates (FedAvg, Krum, median…; see
+        ``seccl.experiments.baselines``) instead of :meth:`make_update`'s top-``s``: its whole Δ.
+        Attacks that forge their values override it, so that one behaviour serves both."""
+        return delta(local, params)
 
     def _rng(self, round_: int, tag: int) -> np.random.Generator:
         """A generator private to this participant, round and purpose."""
@@ -200,6 +215,12 @@ class NoiseParticipant(Adversary):
         values = rng.normal(0.0, sigma, size=k).astype(np.float32)
         return SparseUpdate(len(params), indices, values)
 
+    def dense_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> np.ndarray:
+        # The same forged noise, zero elsewhere: noise on every coordinate would be another attack.
+        if not self.attacking(round_):
+            return super().dense_update(params, local, round_)
+        return self.make_update(params, local, round_).to_dense()
+
 
 class _ValueTransform(Adversary):
     """Uploads its honest top-``s`` update with the values transformed, same coordinates."""
@@ -213,6 +234,12 @@ class _ValueTransform(Adversary):
             return update
         values = self.transform(update.values.astype(np.float64)).astype(np.float32)
         return SparseUpdate(update.dimension, update.indices, values)
+
+    def dense_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> np.ndarray:
+        full = super().dense_update(params, local, round_)
+        if not self.attacking(round_):
+            return full
+        return self.transform(full.astype(np.float64)).astype(np.float32)
 
 
 class SignFlippingParticipant(_ValueTransform):
@@ -290,6 +317,13 @@ class FreeRider(Adversary):
         forged[moved] += rng.normal(0.0, self.noise * spread, size=int(moved.sum()))
         return select_top_fraction(forged.astype(np.float32), self.settings.share_fraction)
 
+    def dense_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> np.ndarray:
+        # make_update keeps the last model it saw: call one of the two per round, never both.
+        if not self.attacking(round_):
+            self._previous = params.copy()
+            return super().dense_update(params, local, round_)
+        return self.make_update(params, local, round_).to_dense()
+
 
 # ─────────────── colluding voters ───────────────
 
@@ -321,6 +355,216 @@ class CollusionVoter(Adversary):
         return [1.0 if j in self.fellows else 0.0 for j in range(self.session.n)]
 
 
+# ─────────────── omniscient colluders (ALIE, IPM, the adaptive backdoor) ───────────────
+
+
+class Coalition:
+    """What omniscient colluders know: every honest participant's local model of the round.
+
+    ALIE and IPM (:mod:`seccl.learning.attacks`) forge their update from the honest updates of
+    the same round, and the papers grant the attacker that knowledge. SecCL does not: every
+    update is posted in one phase (the board records each digest before anyone scores), so a
+    colluder would have to guess, or to post last after reading the others off the server.
+    The simulation grants it anyway, the strongest case for the attacker: every participant of
+    the run is a member (:func:`attack_factory` enrols them), honest ones record the local
+    model they train (:class:`ObservedParticipant`), and a colluder reads them before it
+    signs. The in-process transport computes every participant's local model of a request
+    before any of them builds its update, so the records are there in time. A record that is
+    missing (training ran in a worker process, whose copy of the coalition is not this one) is
+    recomputed here from the honest participant's own data and seed: the same bits, later.
+    """
+
+    def __init__(self, adversaries: Collection[int]):
+        self.adversaries = frozenset(int(a) for a in adversaries)
+        self.members: dict[int, Participant] = {}
+        self._trained: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # index: round, θ, local
+
+    def join(self, participant: Participant) -> None:
+        self.members[participant.index] = participant
+
+    def record(self, index: int, round_: int, params: np.ndarray, local: np.ndarray) -> None:
+        self._trained[index] = (round_, np.array(params, copy=True), np.array(local, copy=True))
+
+    @property
+    def honest(self) -> list[int]:
+        return sorted(set(self.members) - self.adversaries)
+
+    def local_model(self, index: int, params: np.ndarray, round_: int) -> np.ndarray:
+        """Honest participant ``index``'s local model of ``round_`` from ``params``."""
+        kept = self._trained.get(index)
+        if kept is not None and kept[0] == round_ and np.array_equal(kept[1], params):
+            return kept[2]
+        local = self.members[index].local_model(params, round_)
+        self.record(index, round_, params, local)
+        return local
+
+    def honest_deltas(self, params: np.ndarray, round_: int) -> np.ndarray:
+        """The honest participants' whole Δ of the round, one row each (float64 ``[k, d]``)."""
+        rows = [delta(self.local_model(i, params, round_), params) for i in self.honest]
+        if not rows:
+            raise ValueError("a coalition with no honest participant has nobody to learn from")
+        return np.stack(rows).astype(np.float64)
+
+    def honest_updates(self, params: np.ndarray, round_: int) -> list[SparseUpdate]:
+        """The sparse updates the honest participants upload in the round (their own top-``s``)."""
+        return [
+            self.members[i].make_update(params, self.local_model(i, params, round_), round_)
+            for i in self.honest
+        ]
+
+
+class ObservedParticipant(Participant):
+    """An honest participant whose every local model the :class:`Coalition` sees: it behaves
+    exactly as :class:`Participant` (the same training, update and scores, bit for bit)."""
+
+    def __init__(self, *args: Any, coalition: Coalition, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.coalition = coalition
+
+    def local_model(self, params: np.ndarray, round_: int) -> np.ndarray:
+        local = super().local_model(params, round_)
+        self.coalition.record(self.index, round_, params, local)
+        return local
+
+
+class OmniscientColluder(Adversary):
+    """A colluder that forges its update from the honest updates of the round, read off the
+    :class:`Coalition`: every colluder sends the same vector, :meth:`forge` of the honest Δs.
+    A rule that takes whole updates gets the vector itself (:meth:`dense_update`); SecCL and
+    DSSGD get its top-``s`` coordinates, the structure every update must have."""
+
+    def __init__(self, *args: Any, coalition: Coalition | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if coalition is None:
+            raise ValueError(f"{type(self).__name__} needs the coalition's knowledge (coalition=…)")
+        self.coalition = coalition
+
+    def forge(self, honest: np.ndarray) -> np.ndarray:
+        """The vector to send, from the honest Δs (rows)."""
+        raise NotImplementedError
+
+    def local_model(self, params: np.ndarray, round_: int) -> np.ndarray:
+        # ALIE and IPM need no Δ of their own: skip the training (the adaptive backdoor trains).
+        if self.attacking(round_):
+            return params.copy()
+        return super().local_model(params, round_)
+
+    def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
+        if not self.attacking(round_):
+            return super().make_update(params, local, round_)
+        forged = self.forge(self.coalition.honest_deltas(params, round_)).astype(np.float32)
+        return select_top_fraction(forged, self.settings.share_fraction)
+
+    def dense_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> np.ndarray:
+        if not self.attacking(round_):
+            return super().dense_update(params, local, round_)
+        return self.forge(self.coalition.honest_deltas(params, round_)).astype(np.float32)
+
+
+class ALIEParticipant(OmniscientColluder):
+    """ALIE, "a little is enough" (Baruch et al., NeurIPS 2019): sends ``μ − z·σ`` of the honest Δs,
+    coordinate-wise, with ``z`` from the paper's formula for ``n`` participants and the
+    coalition's size (:func:`seccl.learning.attacks.alie_z`) unless ``z`` is given."""
+
+    def __init__(self, *args: Any, z: float | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.z = alie_z(self.session.n, len(self.coalition.adversaries)) if z is None else z
+
+    def forge(self, honest: np.ndarray) -> np.ndarray:
+        return alie(honest, self.z)
+
+
+class IPMParticipant(OmniscientColluder):
+    """Inner-product manipulation (Xie et al., UAI 2019): sends ``−ε·μ`` of the honest Δs
+    (``epsilon`` 0.1 by default, the paper's value against Krum)."""
+
+    def __init__(self, *args: Any, epsilon: float = IPM_EPSILON, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.epsilon = epsilon
+
+    def forge(self, honest: np.ndarray) -> np.ndarray:
+        return ipm(honest, self.epsilon)
+
+
+class AdaptiveBackdoorParticipant(BackdoorParticipant):
+    """An adaptive attack on SecCL's election: a backdoored update boosted as far as it can go
+    while its macro-F1 on the attacker's own clean validation set stays in the elected range.
+
+    It trains on its half-poisoned data (:class:`BackdoorParticipant`), then scales its Δ by the
+    largest ``λ`` in ``[min_scale, max_scale]`` (bisection,
+    :func:`~seccl.learning.attacks.largest_passing_scale`) for which ``F1(θ + λ·Δ)`` on its
+    validation set is at least the ``M``-th best score of the honest updates on the same set:
+    what an update needs to make the top ``M`` of a voter who sees what it sees. Above 1 it boosts
+    the backdoor (Bagdasaryan et al.'s "constrain and scale": what lets a backdoor survive being
+    averaged); below 1 it scales it down until it hides among the honest updates (a half-poisoned
+    update scores far below them; a small step from a good global model scores almost as the
+    model does). The honest updates come from the :class:`Coalition` (omniscient, as ALIE's).
+    When even ``min_scale`` scores below the target it sends ``λ = 1``: the plain backdoor.
+    Combine it with ``collude-votes`` for colluders that also rank each other first.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        coalition: Coalition | None = None,
+        min_scale: float = 0.05,
+        max_scale: float = 10.0,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        if coalition is None:
+            raise ValueError("AdaptiveBackdoorParticipant needs the coalition's knowledge (coalition=…)")
+        if not 0 < min_scale <= 1 <= max_scale:
+            raise ValueError(f"need 0 < min_scale <= 1 <= max_scale, got {min_scale} and {max_scale}")
+        self.coalition = coalition
+        self.min_scale = min_scale
+        self.max_scale = max_scale
+        self.last_scale: float | None = None  # the λ it sent last
+        self.last_target: float | None = None  # and the score it had to keep
+
+    def _scale(self, score: Callable[[float], float], honest_scores: list[float]) -> float:
+        ranked = sorted(honest_scores, reverse=True)
+        target = ranked[min(self.session.candidates, len(ranked)) - 1]
+        self.last_target = target
+
+        def passes(s: float) -> bool:
+            return score(s) >= target
+
+        if not passes(self.min_scale):  # it cannot hide at any scale: the plain backdoor
+            self.last_scale = 1.0
+        else:
+            self.last_scale = largest_passing_scale(passes, low=self.min_scale, high=self.max_scale, steps=10)
+        return self.last_scale
+
+    def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
+        update = super().make_update(params, local, round_)
+        if not self.attacking(round_):
+            return update
+        honest = [
+            self.evaluator.macro_f1(apply_update(params, u))
+            for u in self.coalition.honest_updates(params, round_)
+        ]
+
+        def scaled(s: float) -> SparseUpdate:
+            return SparseUpdate(update.dimension, update.indices, (s * update.values.astype(np.float64)))
+
+        scale = self._scale(lambda s: self.evaluator.macro_f1(apply_update(params, scaled(s))), honest)
+        return scaled(scale)
+
+    def dense_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> np.ndarray:
+        full = super().dense_update(params, local, round_)
+        if not self.attacking(round_):
+            return full
+        base = params.astype(np.float64)
+
+        def score(step: np.ndarray) -> float:
+            return self.evaluator.macro_f1((base + step).astype(np.float32))
+
+        honest = [score(h) for h in self.coalition.honest_deltas(params, round_)]
+        scale = self._scale(lambda s: score(s * full.astype(np.float64)), honest)
+        return (scale * full.astype(np.float64)).astype(np.float32)
+
+
 # ─────────────── registry ───────────────
 
 PARTICIPANT_ATTACKS: dict[str, type[Participant]] = {
@@ -334,25 +578,38 @@ PARTICIPANT_ATTACKS: dict[str, type[Participant]] = {
     "collude-votes": CollusionVoter,
 }
 
+SIMULATION_ATTACKS: dict[str, type[Participant]] = {
+    "alie": ALIEParticipant,
+    "ipm": IPMParticipant,
+    "adaptive-backdoor": AdaptiveBackdoorParticipant,
+}
+"""Attacks of an omniscient coalition (see :class:`Coalition`): they read the honest participants'
+local models in the same process, so they exist in the simulation and the chain-free baselines
+only, never in a deployment, where each participant is a process of its own."""
+
+
+def _known() -> dict[str, type[Participant]]:
+    return {**PARTICIPANT_ATTACKS, **SIMULATION_ATTACKS}
+
 
 def attack_class(name: str) -> type[Participant]:
     """The class of attack ``name``: a key of :data:`PARTICIPANT_ATTACKS`, or several joined
     by ``+`` (e.g. ``"label-flip+collude-votes"``: colluders that also flip labels), combined
     in the order given (the first one's overrides come first in the MRO)."""
     parts = [p.strip() for p in name.split("+")]
-    unknown = [p for p in parts if p not in PARTICIPANT_ATTACKS]
+    unknown = [p for p in parts if p not in _known()]
     if unknown or len(set(parts)) != len(parts):
-        known = ", ".join(PARTICIPANT_ATTACKS)
+        known = ", ".join(_known())
         raise ValueError(f"unknown or repeated participant attack in {name!r}; known: {known}")
     if len(parts) == 1:
-        return PARTICIPANT_ATTACKS[parts[0]]
+        return _known()[parts[0]]
     return _combined(tuple(parts))
 
 
 @functools.cache
 def _combined(parts: tuple[str, ...]) -> type[Participant]:
     """One class per combination, so the same name always gives the same class."""
-    bases = tuple(PARTICIPANT_ATTACKS[p] for p in parts)
+    bases = tuple(_known()[p] for p in parts)
     title = "".join(b.__name__ for b in bases)
     return type(title, bases, {"__doc__": f"The combined attack {'+'.join(parts)!r}."})
 
@@ -367,19 +624,39 @@ def attack_factory(
     """A ``participant_factory`` for ``Simulation``: participants whose index is in
     ``adversaries`` run attack ``name`` (see :func:`attack_class`) from ``start_round`` with
     the keyword ``options``; colluding voters get ``colluders=adversaries``. Everyone else is
-    an honest :class:`Participant`."""
+    an honest :class:`Participant`; when the attack needs the honest updates of the round
+    (ALIE, IPM, the adaptive backdoor), everyone joins one :class:`Coalition` and the honest
+    participants are honest ObservedParticipant objects (their local models seen)."""
     cls = attack_class(name)
     chosen = frozenset(int(a) for a in adversaries)
     extra: dict[str, Any] = {**(options or {}), "start_round": start_round}
     if issubclass(cls, CollusionVoter):
         extra.setdefault("colluders", chosen)
+    coalition = None
+    if issubclass(cls, OmniscientColluder | AdaptiveBackdoorParticipant):
+        coalition = extra.setdefault("coalition", Coalition(chosen))
 
     def make(*, index: int, **kwargs: Any) -> Participant:
+        participant: Participant
         if index in chosen:
-            return cls(index=index, **kwargs, **extra)
-        return Participant(index=index, **kwargs)
+            participant = cls(index=index, **kwargs, **extra)
+        elif coalition is not None:
+            participant = ObservedParticipant(index=index, coalition=coalition, **kwargs)
+        else:
+            return Participant(index=index, **kwargs)
+        if coalition is not None:
+            coalition.join(participant)
+        return participant
 
     return make
+
+
+def dense_update(participant: Participant, params: np.ndarray, local: np.ndarray, round_: int) -> np.ndarray:
+    """What ``participant`` sends to a rule that takes whole updates: an honest participant its
+    whole Δ, an adversary what its :meth:`Adversary.dense_update` forges."""
+    if isinstance(participant, Adversary):
+        return participant.dense_update(params, local, round_)
+    return delta(local, params)
 
 
 def adversary_count(n: int, fraction: float) -> int:

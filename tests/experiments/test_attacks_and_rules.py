@@ -1,0 +1,140 @@
+"""The comparison's maths on small vectors (ALIE, IPM, the scale search, Multi-Krum, median,
+trimmed mean, FLTrust), and the omniscient colluders on real participants of a tiny session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from seccl.experiments.baselines import (
+    _participants,
+    fedavg,
+    fltrust,
+    fltrust_trust,
+    median,
+    multikrum,
+    trimmed_mean,
+)
+from seccl.experiments.config import config_from
+from seccl.experiments.session import participant_data
+from seccl.learning.attacks import alie, alie_z, ipm, largest_passing_scale
+from seccl.learning.model import build_model, get_flat_params
+from seccl.learning.sparse import apply_update, delta, select_top_fraction
+from seccl.roles.malicious_participant import (
+    AdaptiveBackdoorParticipant,
+    ALIEParticipant,
+    IPMParticipant,
+    ObservedParticipant,
+    choose_adversaries,
+    dense_update,
+)
+
+HONEST = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, 0.5], [2.0, -1.0, 2.0]])
+
+
+def test_alie_is_the_mean_minus_z_standard_deviations_with_the_papers_z() -> None:
+    mean = np.array([2.0, -1.0, 1.0])
+    std = np.sqrt(((HONEST - mean) ** 2).mean(axis=0))  # population std: [0.816, 0.816, 0.707]
+
+    np.testing.assert_allclose(alie(HONEST, 0.5), mean - 0.5 * std)
+    # Baruch et al.: s = ⌊n/2 + 1⌋ − m, z = Φ⁻¹((n − s)/n); N = 20 with 2, 4, 6 colluders.
+    assert [round(alie_z(20, m), 4) for m in (2, 4, 6)] == [0.1257, 0.3853, 0.6745]
+    with pytest.raises(ValueError):
+        alie_z(20, 0)
+
+
+def test_ipm_is_minus_epsilon_times_the_honest_mean() -> None:
+    np.testing.assert_allclose(ipm(HONEST, 0.1), [-0.2, 0.1, -0.1])
+    np.testing.assert_allclose(ipm(HONEST, 2.0), [-4.0, 2.0, -2.0])
+
+
+def test_the_scale_search_finds_the_largest_passing_scale() -> None:
+    tried: list[float] = []
+
+    def below(limit: float) -> Callable[[float], bool]:
+        def passes(s: float) -> bool:
+            tried.append(s)
+            return s <= limit
+
+        return passes
+
+    found = largest_passing_scale(below(3.3), low=1.0, high=10.0, steps=12)
+    assert 3.3 - 9 / 2**12 <= found <= 3.3 and tried[0] == 10.0 and len(tried) == 13
+    assert largest_passing_scale(below(50.0), high=10.0) == 10.0  # the largest boost passes at once
+    assert largest_passing_scale(below(0.5), high=10.0) == 1.0  # nothing passes: the unboosted update
+
+
+def test_fltrust_trusts_nothing_opposite_and_rescales_to_the_servers_norm() -> None:
+    g0 = np.array([1.0, 1.0, 0.0])
+    rows = np.array([[-2.0, -2.0, 0.0], [3.0, 3.0, 0.0], [0.0, 0.0, 5.0], [1.0, 0.0, 0.0]])
+
+    trust = fltrust_trust(rows, g0)
+
+    np.testing.assert_allclose(trust, [0.0, 1.0, 0.0, np.sqrt(0.5)])  # opposite and orthogonal: 0
+    step, _ = fltrust(rows, g0)
+    # Each trusted update rescaled to ‖g0‖ = √2: [1, 1, 0] and [√2, 0, 0], weighted 1 and √½.
+    expected = (1.0 * np.array([1.0, 1.0, 0.0]) + np.sqrt(0.5) * np.array([np.sqrt(2), 0, 0])) / (
+        1 + np.sqrt(0.5)
+    )
+    np.testing.assert_allclose(step, expected)
+    assert not fltrust(-rows[1:2], g0)[0].any()  # nobody trusted: no step
+
+
+def test_multikrum_median_and_trimmed_mean_drop_an_outlier_fedavg_does_not() -> None:
+    rng = np.random.default_rng(0)
+    rows = np.vstack([1.0 + 0.01 * rng.standard_normal((5, 4)), np.full((1, 4), 100.0)])
+
+    step, kept = multikrum(rows, f=1)
+
+    assert kept == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(step, rows[:5].mean(axis=0))
+    assert np.abs(median(rows) - 1.0).max() < 0.05
+    assert np.abs(trimmed_mean(rows, 0.2) - 1.0).max() < 0.05  # ⌊0.2·6⌋ = 1 cut at each end
+    assert fedavg(rows).min() > 15  # the mean follows the outlier
+
+
+def test_omniscient_colluders_forge_from_the_honest_updates_of_the_round() -> None:
+    base = {"participants": 4, "rounds": 1, "local_epochs": 1, "per_participant": 60, "attack_fraction": 0.25}
+    for attack, cls in (
+        ("alie+collude-votes", ALIEParticipant),
+        ("ipm", IPMParticipant),
+        ("adaptive-backdoor", AdaptiveBackdoorParticipant),
+    ):
+        config = config_from({**base, "attack": attack})
+        parts, test = participant_data(config)
+        adversaries = choose_adversaries(4, 0.25, 0)
+        people = _participants(config, parts, test, adversaries)
+        (bad,) = [p for p in people if p.index in adversaries]
+        assert isinstance(bad, cls) and all(
+            isinstance(p, ObservedParticipant) for p in people if p is not bad
+        )
+        params = get_flat_params(build_model(0))  # θ_0 of seed 0
+        locals_ = {p.index: p.local_model(params, 1) for p in people}
+        honest = np.stack([delta(locals_[p.index], params) for p in people if p is not bad]).astype(
+            np.float64
+        )
+
+        sent = dense_update(bad, params, locals_[bad.index], 1)
+        sparse = bad.make_update(params, locals_[bad.index], 1)
+
+        if cls is ALIEParticipant:
+            assert bad.z == alie_z(4, 1)
+            np.testing.assert_allclose(sent, alie(honest, bad.z).astype(np.float32))
+        elif cls is IPMParticipant:
+            np.testing.assert_allclose(sent, ipm(honest, 0.1).astype(np.float32))
+        if cls is not AdaptiveBackdoorParticipant:
+            assert sparse == select_top_fraction(sent, config.share_fraction)  # its top-s: the same vector
+            assert bad.trainings == 0  # it trained nothing of its own
+        else:
+            assert isinstance(bad, AdaptiveBackdoorParticipant)
+            assert bad.last_scale is not None and 0.05 <= bad.last_scale <= 10.0
+            assert bad.last_target is not None
+            scored = bad.evaluator.macro_f1(apply_update(params, sparse))
+            # Scaled only as far as it still scores in the elected range; or, hiding nowhere, λ = 1.
+            assert scored >= bad.last_target or bad.last_scale == 1.0
+            own = delta(locals_[bad.index], params)
+            np.testing.assert_allclose(
+                sparse.values, bad.last_scale * select_top_fraction(own, 0.1).values, rtol=1e-6
+            )
