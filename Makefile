@@ -10,10 +10,11 @@ RUN_ARGS ?=
 run: $(STAMPS)/python $(STAMPS)/node
 	$(VENV)/bin/seccl run $(RUN_ARGS)
 
-# The tests run in XDIST_WORKERS pytest-xdist processes (both cores of these machines); worksteal
+# The tests run in XDIST_WORKERS pytest-xdist processes: three on these 2 cores, since the deployment
+# tests spend minutes waiting on Flower and chain deadlines while the others compute; worksteal
 # gives each worker half the tests in file order and lets an idle one take over the other's queue.
 # One test, in one process: make test PYTEST_ARGS="-n 0 tests/x.py" (or "-p no:xdist tests/x.py").
-XDIST_WORKERS ?= 2
+XDIST_WORKERS ?= 3
 PYTEST_XDIST := $(if $(findstring no:xdist,$(PYTEST_ARGS)),,-n $(XDIST_WORKERS) --dist worksteal)
 
 test: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/datasets lint

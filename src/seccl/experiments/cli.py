@@ -195,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"epochs over the union of the train parts (default: {DEFAULT_BASELINE_EPOCHS})",
     )
 
+    from seccl.experiments.baselines import METHODS
+
+    federated = sub.add_parser(
+        "federated",
+        help="the comparison's baselines: the same participants and attacks, no chain, a robust rule",
+        description="A chain-free federated run on the participants, data and attacks a SecCL "
+        "session of the same settings would have, aggregated by a rule of the comparison "
+        "(" + ", ".join(METHODS) + "; see seccl.experiments.baselines). Writes metrics.json "
+        "into the run directory when the run ends; a run cut short writes nothing.",
+        formatter_class=_Formatter,
+    )
+    _config_flag(federated)
+    federated.add_argument("--method", required=True, choices=METHODS, help="the aggregation rule")
+    for name in FIELD_NAMES:
+        if name not in ("chain", "chain_id", "workers"):
+            _add_setting(federated, name)
+
     compare = sub.add_parser(
         "compare",
         help="overlay runs (and baselines) in one plot and one markdown table",
@@ -213,12 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = sub.add_parser(
         "experiment",
         help="run an experiment: a grid of runs and baselines, resumed where it stopped",
-        description="Run the experiment NAME (fig4, fig5) or a TOML file of the same form: every "
+        description="Run the experiment NAME (fig4, fig5, compare) or a TOML file of the same form: every "
         "run not yet finished, in order (runs finished earlier are skipped, runs cut short are "
         "resumed), then results.csv, a plot and a table per group, and results.md.",
         formatter_class=_Formatter,
     )
-    experiment.add_argument("name", metavar="NAME", help="fig4, fig5, or an experiment TOML file")
+    experiment.add_argument("name", metavar="NAME", help="fig4, fig5, compare, or an experiment TOML file")
     experiment.add_argument(
         "--out", type=Path, default=None, help="the experiment's directory (default: runs/experiments/NAME)"
     )
@@ -331,6 +348,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _experiment(args.name, args.out)
         if args.command == "run":
             return _run(args)
+        if args.command == "federated":
+            return _federated(args)
         return _baseline(args)
     except ConfigError as exc:
         for line in str(exc).splitlines():
@@ -606,6 +625,40 @@ def _baseline(args: argparse.Namespace) -> int:
     _say(
         f"final test accuracy {history[-1].accuracy:.4f}, macro-F1 {history[-1].macro_f1:.4f}; "
         f"written to {files['baseline']} and {files['plot']}"
+    )
+    return 0
+
+
+# ─────────────────────────────── federated (the comparison's baselines) ───────────────────────────────
+
+
+def _federated(args: argparse.Namespace) -> int:
+    from seccl.experiments.baselines import RESULT_NAME, run_federated, write_result
+
+    allowed = [name for name in FIELD_NAMES if name not in ("chain", "chain_id", "workers")]
+    config, given, warnings = _settings(args, allowed)
+    check_given(config, given)
+    out = (
+        Path(config.out_dir)
+        if config.out_dir
+        else config.run_dir.with_name(f"{args.method}-{config.run_dir.name}")
+    )
+    check_output_dir(out)
+    if (out / RESULT_NAME).is_file():
+        _say(f"{out} already holds a finished run: nothing to do")
+        return 0
+    for warning in warnings:
+        print(f"seccl: warning: {warning}", file=sys.stderr)
+    attack = f", attack {config.attack} e={config.attack_fraction:g}" if config.attack else ""
+    _say(
+        f"federated ({args.method}, no chain): {config.participants} participants, {config.rounds} rounds, "
+        f"s={config.share_fraction:g}, {config.dataset} ({config.split}), {config.local_epochs} local "
+        f"epochs, seed {config.seed}{attack}"
+    )
+    record = run_federated(config, args.method, log=_say)
+    path = write_result(record, out)
+    _say(
+        f"final test accuracy {record['final_accuracy']:.4f} in {record['seconds']:.0f} s; written to {path}"
     )
     return 0
 

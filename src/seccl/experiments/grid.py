@@ -1,6 +1,12 @@
 """`seccl experiment`: an experiment is a TOML file of runs (a grid of settings per group, and a
 centralized baseline per group); running it runs each run in turn, skips those already finished,
-resumes those cut short, and after each one rewrites the experiment's CSV, plots and table."""
+resumes those cut short, and after each one rewrites the experiment's CSV, plots and table.
+
+A run's ``method`` (a setting of the file, not of the run) says what runs it: ``seccl`` (the
+default) a SecCL session (`seccl run`), any rule of ``seccl.experiments.baselines`` a chain-free
+federated run with that rule (`seccl federated`). ``order_by`` (a list of setting names) sorts
+the runs by those settings, stably, so that for example every seed-0 run comes first;
+``report = "methods"`` writes the comparison's tables (``seccl.experiments.comparison``)."""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from typing import Any
 from seccl.experiments.config import BASELINE_FIELDS, FIELD_NAMES, ConfigError, config_from
 from seccl.files import atomic_write_bytes
 
-BUILT_IN = ("fig4", "fig5")
+BUILT_IN = ("fig4", "fig5", "compare")
 """The experiments shipped with SecCL (``src/seccl/experiments/grids/NAME.toml``)."""
 
 
@@ -31,10 +37,15 @@ class PlannedRun:
     group: str
     settings: dict[str, Any]
     baseline_epochs: int | None = None  # set for a baseline
+    method: str = "seccl"  # or a rule of seccl.experiments.baselines: a chain-free run
 
     @property
     def is_baseline(self) -> bool:
         return self.baseline_epochs is not None
+
+    @property
+    def is_federated(self) -> bool:
+        return self.method != "seccl" and not self.is_baseline
 
 
 @dataclass
@@ -44,6 +55,7 @@ class Experiment:
     name: str
     title: str
     runs: list[PlannedRun] = field(default_factory=list)
+    report: str = "rounds"  # "rounds": accuracy per round per group; "methods": the comparison
 
 
 def experiment_path(name: str) -> Path:
@@ -62,8 +74,13 @@ def load_experiment(path: Path) -> Experiment:
         raw = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"experiment {path}: {exc}") from None
+    from seccl.experiments.baselines import METHODS
+
     common = dict(raw.get("settings", {}))
-    experiment = Experiment(Path(path).stem, str(raw.get("title", Path(path).stem)))
+    report = str(raw.get("report", "rounds"))
+    if report not in ("rounds", "methods"):
+        raise ConfigError(f"experiment {path}: report must be 'rounds' or 'methods', got {report!r}")
+    experiment = Experiment(Path(path).stem, str(raw.get("title", Path(path).stem)), report=report)
     for group in raw.get("groups", []):
         gname = str(group["name"])
         base = {**common, **group.get("settings", {})}
@@ -81,10 +98,17 @@ def load_experiment(path: Path) -> Experiment:
         for combo in combos:
             label = combo.pop("label", None)
             suffix = f"-{label}" if label else "".join(f"-{_tag(k)}{_text(v)}" for k, v in combo.items())
-            experiment.runs.append(PlannedRun(f"{gname}{suffix}", gname, {**base, **combo}))
+            settings = {**base, **combo}
+            method = str(settings.pop("method", "seccl"))
+            if method not in ("seccl", *METHODS):
+                raise ConfigError(
+                    f"experiment {path}, group {gname}: method {method!r}; "
+                    f"allowed: seccl, {', '.join(METHODS)}"
+                )
+            experiment.runs.append(PlannedRun(f"{gname}{suffix}", gname, settings, method=method))
         if "baseline_epochs" in group:
             settings = {k: v for k, v in base.items() if k in BASELINE_FIELDS}
-            epochs = int(group["baseline_epochs"])
+            epochs = int(group["baseline_epochs"])  # a centralized baseline has no method
             experiment.runs.append(PlannedRun(f"{gname}-baseline", gname, settings, epochs))
     names = [r.name for r in experiment.runs]
     if len(set(names)) != len(names) or not names:
@@ -94,6 +118,12 @@ def load_experiment(path: Path) -> Experiment:
         if unknown:
             raise ConfigError(f"experiment {path}, run {run.name}: unknown settings {', '.join(unknown)}")
         config_from(run.settings)  # every value checked now, not after hours of earlier runs
+    order = [str(k) for k in raw.get("order_by", [])]
+    unknown = sorted(set(order) - set(FIELD_NAMES))
+    if unknown:
+        raise ConfigError(f"experiment {path}: order_by names unknown settings {', '.join(unknown)}")
+    if order:  # stable: within equal keys, the file's order
+        experiment.runs.sort(key=lambda run: tuple(getattr(config_from(run.settings), k) for k in order))
     return experiment
 
 
@@ -103,6 +133,8 @@ _TAGS = {
     "attack_fraction": "e",
     "seed": "seed",
     "dataset": "",
+    "method": "",
+    "attack": "",
 }
 
 
@@ -122,6 +154,8 @@ def status_of(run: PlannedRun, directory: Path) -> str:
     """``done``, ``partial`` (a run cut short: resume it) or ``new``."""
     if run.is_baseline:
         return "done" if (directory / "baseline.json").is_file() else "new"
+    if run.is_federated:  # one file, written atomically when the run ends: done, or start again
+        return "done" if (directory / "metrics.json").is_file() else "new"
     described = directory / "run.json"
     if not described.is_file():
         return "new"
@@ -136,6 +170,8 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     statuses = {}
     total = len(experiment.runs)
+    done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
+    spent: list[float] = []  # seconds of each run this call ran, for the estimate of what is left
     for k, run in enumerate(experiment.runs, start=1):
         directory = out / "runs" / run.name
         status = statuses[run.name] = status_of(run, directory)
@@ -149,14 +185,20 @@ def run_experiment(
             raise KeyboardInterrupt
         if code not in (0, 1):  # 1: evidence found, expected under attack and kept in the run
             raise ConfigError(f"experiment run {run.name} failed with exit code {code}; see above")
-        say(f"[{k}/{total}] {run.name}: done in {time.perf_counter() - started:.0f} s")
+        spent.append(time.perf_counter() - started)
+        done += 1
+        left = (total - done) * sum(spent) / len(spent)
+        say(
+            f"[{k}/{total}] {run.name}: done in {spent[-1]:.0f} s; {done} of {total} runs finished"
+            + (f", about {left / 3600:.1f} h left at this pace" if done < total else "")
+        )
         write_outputs(experiment, out)
     write_outputs(experiment, out)
     return statuses
 
 
 def _command(run: PlannedRun, directory: Path, out: Path, status: str) -> list[str]:
-    if status == "partial":
+    if status == "partial" and not run.is_federated:
         return ["run", "--resume", str(directory), "--no-progress", "--allow-evidence"]
     config = out / "configs" / f"{run.name}.toml"
     settings = {**run.settings, "out_dir": str(directory)}
@@ -166,15 +208,27 @@ def _command(run: PlannedRun, directory: Path, out: Path, status: str) -> list[s
         text = "".join(
             line + "\n" for line in text.splitlines() if line.split(" ", 1)[0].lstrip("# ") in keep
         )
+    if run.is_federated:  # no chain, and one process: leave out what `seccl federated` has no use for
+        drop = {"chain", "chain_id", "workers"}
+        text = "".join(
+            line + "\n" for line in text.splitlines() if line.split(" ", 1)[0].lstrip("# ") not in drop
+        )
     atomic_write_bytes(config, text.encode())
     if run.is_baseline:
         return ["baseline", "--config", str(config), "--epochs", str(run.baseline_epochs)]
+    if run.is_federated:
+        return ["federated", "--config", str(config), "--method", run.method]
     return ["run", "--config", str(config), "--no-progress", "--allow-evidence"]
 
 
 def write_outputs(experiment: Experiment, out: Path) -> None:
     """results.csv (every finished round of every run), a plot and a table per group, and
     results.md, from whatever runs have finished so far."""
+    if experiment.report == "methods":
+        from seccl.experiments.comparison import write_comparison
+
+        write_comparison(experiment, out)
+        return
     from seccl.experiments.compare import compare_runs
 
     rows: list[dict[str, Any]] = []

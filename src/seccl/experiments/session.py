@@ -25,7 +25,12 @@ from seccl.learning.data import (
     split_participants,
 )
 from seccl.protocol.archive import RunArchive
-from seccl.roles.malicious_participant import attack_factory, choose_adversaries
+from seccl.roles.malicious_participant import (
+    BackdoorParticipant,
+    attack_class,
+    attack_factory,
+    choose_adversaries,
+)
 from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.checkpoint import KEYS_DIR, load_keys, read_checkpoint, save_keys
@@ -177,7 +182,7 @@ def run_config(
     if config.attack:
         adversaries = choose_adversaries(config.participants, config.attack_fraction, config.seed)
         participants = attack_factory(config.attack, adversaries, start_round=config.attack_start_round)
-        if "backdoor" in config.attack.split("+"):
+        if issubclass(attack_class(config.attack), BackdoorParticipant):  # adaptive-backdoor too
             round_metrics = BackdoorProbe(test, target_label=0).metrics
         say(
             f"adversaries: participants {sorted(adversaries)} run {config.attack!r} "

@@ -1,0 +1,290 @@
+"""The comparison's report (``report = "methods"``): per group, final accuracy and backdoor success
+per method and attack, mean ± std over the seeds finished so far, as CSV, markdown and PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seccl.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from seccl.experiments.grid import Experiment, PlannedRun
+
+FIELDS = [
+    "run",
+    "group",
+    "method",
+    "attack",
+    "attack_fraction",
+    "seed",
+    "split",
+    "final_accuracy",
+    "final_macro_f1",
+    "best_accuracy",
+    "attack_success_rate",
+    "adversaries_used",
+    "slots",
+    "diverged_round",
+    "seconds",
+]
+
+
+UNSELECTIVE = ("fedavg", "dssgd", "median", "trimmed-mean")
+"""Rules in which every update takes part (the median and trimmed mean per coordinate): their
+count of adversaries kept would say nothing."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One finished run, as the comparison shows it."""
+
+    run: str
+    group: str
+    method: str
+    attack: str
+    attack_fraction: float | None
+    seed: int
+    split: str
+    final_accuracy: float
+    final_macro_f1: float
+    best_accuracy: float
+    attack_success_rate: float | None
+    adversaries_used: int  # adversaries' updates elected (SecCL) or kept by the rule, summed over rounds
+    slots: int  # updates elected or kept, summed over rounds
+    diverged_round: int | None
+    seconds: float
+    rounds: tuple[dict[str, Any], ...]
+
+    def row(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in FIELDS}
+
+
+def outcome(run: PlannedRun, directory: Path) -> Outcome:
+    """The outcome of the finished run ``run`` in ``directory`` (SecCL or chain-free)."""
+    data = json.loads((directory / "metrics.json").read_text())
+    rows = data["rounds"]
+    config = data["config"]
+    if run.is_federated:
+        used = sum(len(r["adversaries_kept"]) for r in rows)
+        slots = sum(len(r["kept"]) for r in rows)
+        asr = rows[-1]["extra"].get("attack_success_rate") if rows else None
+    else:
+        used = sum(len(r.get("adversaries_elected", [])) for r in rows)
+        slots = sum(len(r.get("elected", [])) for r in rows)
+        asr = rows[-1].get("attack_success_rate") if rows else None
+    accuracies = [float(r["accuracy"]) for r in rows] or [float(data["initial_accuracy"])]
+    return Outcome(
+        run=run.name,
+        group=run.group,
+        method=run.method,
+        attack=config.get("attack") or "none",
+        attack_fraction=config.get("attack_fraction") if config.get("attack") else None,
+        seed=int(config["seed"]),
+        split=str(config["split"]),
+        final_accuracy=float(data["final_accuracy"]),
+        final_macro_f1=float(data["final_macro_f1"]),
+        best_accuracy=max(accuracies),
+        attack_success_rate=None if asr is None else float(asr),
+        adversaries_used=used,
+        slots=slots,
+        diverged_round=data.get("diverged_round"),
+        seconds=float(data.get("seconds") or sum(float(r.get("seconds", 0)) for r in rows)),
+        rounds=tuple(rows),
+    )
+
+
+def spread(values: list[float], digits: int = 3) -> str:
+    """``mean ± std (k)`` over seeds (the sample std; a single seed shows no ± and a ``¹``)."""
+    if not values:
+        return "—"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}¹"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f} ({len(values)})"
+
+
+def _attack_label(attack: str) -> str:
+    # Every attacked run of the comparison has its adversaries vote for each other as well.
+    return attack.replace("+collude-votes", "")
+
+
+def _table(outcomes: list[Outcome], methods: list[str], value: str) -> list[str]:
+    attacks = list(dict.fromkeys(o.attack for o in outcomes))
+    lines = [
+        "| attack | " + " | ".join(methods) + " |",
+        "| --- |" + " ---: |" * len(methods),
+    ]
+    for attack in attacks:
+        cells = []
+        for method in methods:
+            values = [
+                getattr(o, value)
+                for o in outcomes
+                if o.attack == attack and o.method == method and getattr(o, value) is not None
+            ]
+            cells.append(spread(values))
+        if any(c != "—" for c in cells):
+            lines.append(f"| {_attack_label(attack)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_group(outcomes: list[Outcome], methods: list[str], path: Path, title: str) -> None:
+    """Grouped bars: final accuracy (and backdoor success, when any) per attack and method,
+    the mean over seeds with the sample std as an error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    attacks = list(dict.fromkeys(o.attack for o in outcomes))
+    backdoors = [
+        a for a in attacks if any(o.attack_success_rate is not None for o in outcomes if o.attack == a)
+    ]
+    panels = [("final_accuracy", "final test accuracy", attacks)]
+    if backdoors:
+        panels.append(("attack_success_rate", "backdoor success rate", backdoors))
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(6.0, 1.3 * len(attacks) + 2), 3.4 * len(panels)), dpi=110, squeeze=False
+    )
+    width = 0.8 / max(1, len(methods))
+    for ax, (key, label, names) in zip(axes[:, 0], panels, strict=True):
+        for j, method in enumerate(methods):
+            means, stds, xs = [], [], []
+            for i, attack in enumerate(names):
+                values = [
+                    getattr(o, key)
+                    for o in outcomes
+                    if o.attack == attack and o.method == method and getattr(o, key) is not None
+                ]
+                if values:
+                    xs.append(i + (j - (len(methods) - 1) / 2) * width)
+                    means.append(statistics.fmean(values))
+                    stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+            if xs:
+                ax.bar(xs, means, width, yerr=stds, capsize=2, label=method)
+        ax.set_xticks(range(len(names)), [_attack_label(a) for a in names], fontsize=8)
+        ax.set_xlim(-0.5, len(names) - 0.5)  # the same bar width however few runs have finished
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_title(title, fontsize=10)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    # Below the panels, clear of the bars (accuracies sit near the top, backdoor rates anywhere).
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels) or 1, fontsize=7)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_comparison(experiment: Experiment, out: Path) -> None:
+    """results.csv (one row per finished run), rounds.csv (every round of every finished run),
+    results.md (per group: accuracy and backdoor tables, time per run) and a PNG per group."""
+    from seccl.experiments.grid import status_of
+
+    outcomes = [
+        outcome(run, out / "runs" / run.name)
+        for run in experiment.runs
+        if not run.is_baseline and status_of(run, out / "runs" / run.name) == "done"
+    ]
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(o.row() for o in outcomes)
+    atomic_write_bytes(out / "results.csv", table.getvalue().encode())
+    per_round = io.StringIO(newline="")
+    writer = csv.DictWriter(
+        per_round, fieldnames=["run", "round", "accuracy", "macro_f1", "attack_success_rate"]
+    )
+    writer.writeheader()
+    for o in outcomes:
+        for r in o.rounds:
+            asr = r.get("attack_success_rate", r.get("extra", {}).get("attack_success_rate"))
+            writer.writerow(
+                {
+                    "run": o.run,
+                    "round": r["round"],
+                    "accuracy": r["accuracy"],
+                    "macro_f1": r["macro_f1"],
+                    "attack_success_rate": asr,
+                }
+            )
+    atomic_write_bytes(out / "rounds.csv", per_round.getvalue().encode())
+
+    planned = [r for r in experiment.runs if not r.is_baseline]
+    methods = list(dict.fromkeys(r.method for r in planned))
+    lines = [
+        f"# {experiment.title}",
+        "",
+        f"`seccl experiment {experiment.name}`: {len(outcomes)} of {len(planned)} runs finished. "
+        "Cells: mean ± sample std over seeds (number of seeds); ¹ marks a single seed.",
+        "",
+    ]
+    for group in dict.fromkeys(r.group for r in planned):
+        mine = [o for o in outcomes if o.group == group]
+        wanted = [r for r in planned if r.group == group]
+        group_methods = [m for m in methods if any(r.method == m for r in wanted)]
+        e = {float(r.settings.get("attack_fraction", 0.2)) for r in wanted if r.settings.get("attack")}
+        split = {str(r.settings.get("split", "iid")) for r in wanted}
+        lines += [
+            f"## {group}",
+            "",
+            f"{len(mine)} of {len(wanted)} runs finished; split {', '.join(sorted(split))}",
+        ]
+        lines[-1] += f", e = {', '.join(f'{x:g}' for x in sorted(e))}." if e else ", no adversaries."
+        lines.append("")
+        if not mine:
+            continue
+        (out / group).mkdir(parents=True, exist_ok=True)
+        plot_group(mine, group_methods, out / group / "comparison.png", f"{experiment.name}: {group}")
+        lines += [f"![{group}]({group}/comparison.png)", "", "Final test accuracy:", ""]
+        lines += _table(mine, group_methods, "final_accuracy")
+        if any(o.attack_success_rate is not None for o in mine):
+            lines += ["", "Backdoor success rate (triggered test digits classified as the target, 0):", ""]
+            lines += _table(
+                [o for o in mine if o.attack_success_rate is not None], group_methods, "attack_success_rate"
+            )
+        if any(o.attack != "none" for o in mine):
+            lines += [
+                "",
+                "Adversaries' updates elected (SecCL), kept (Multi-Krum) or trusted above 0 (FLTrust), "
+                "of all slots, summed over rounds and seeds; `all`: the rule uses every update:",
+                "",
+            ]
+            lines += [
+                "| attack | " + " | ".join(group_methods) + " |",
+                "| --- |" + " ---: |" * len(group_methods),
+            ]
+            for attack in dict.fromkeys(o.attack for o in mine if o.attack != "none"):
+                cells = []
+                for m in group_methods:
+                    chosen = [o for o in mine if o.attack == attack and o.method == m]
+                    used, slots = sum(o.adversaries_used for o in chosen), sum(o.slots for o in chosen)
+                    if m in UNSELECTIVE:
+                        cells.append("all" if chosen else "—")
+                    else:
+                        cells.append(f"{used} of {slots}" if chosen else "—")
+                lines.append(f"| {_attack_label(attack)} | " + " | ".join(cells) + " |")
+        for run in experiment.runs:
+            if run.is_baseline and run.group == group and status_of(run, out / "runs" / run.name) == "done":
+                data = json.loads((out / "runs" / run.name / "baseline.json").read_text())
+                seed, accuracy = data["config"].get("seed", 0), float(data["final_accuracy"])
+                lines += [
+                    "",
+                    f"Centralized training on the union of the same train digits, {run.baseline_epochs} "
+                    f"epochs (seed {seed}): accuracy {accuracy:.3f}.",
+                ]
+        seconds = {m: [o.seconds for o in mine if o.method == m] for m in group_methods}
+        lines += [
+            "",
+            "Seconds per run: "
+            + ", ".join(f"{m} {statistics.fmean(s):.0f}" for m, s in seconds.items() if s)
+            + ".",
+            "",
+        ]
+    atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())
