@@ -314,9 +314,6 @@ class LocalDeployment:
             )
         return record
 
-    def kill_node(self, i: int) -> None:
-        _stop_group(self._nodes.pop(i), sig=signal.SIGKILL)
-
     def pids(self) -> list[int]:
         """Every process this deployment started and still holds."""
         held = [p for p in (self._link, *self._nodes.values()) if p is not None]
