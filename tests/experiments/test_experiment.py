@@ -13,7 +13,7 @@ import pytest
 
 from seccl.experiments.cli import main
 from seccl.experiments.config import ConfigError
-from seccl.experiments.grid import experiment_path, load_experiment
+from seccl.experiments.grid import claim, experiment_path, load_experiment
 
 TINY = """
 title = "a tiny grid"
@@ -110,4 +110,70 @@ def test_a_bad_setting_in_an_experiment_is_refused_before_any_run(tmp_path: Path
     with pytest.raises(ConfigError, match="rounds"):
         load_experiment(spec)
     assert main(["experiment", str(spec), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_another_worker_holds_is_skipped_and_run_by_the_next_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    spec = write_tiny(tmp_path)
+
+    with claim(out, "g-l0.25") as held:  # as another worker's process would hold it
+        assert held
+        with claim(out, "g-l0.25") as again:
+            assert not again  # exclusive, even within one process
+        assert main(["experiment", str(spec), "--out", str(out)]) == 0
+
+    printed = capsys.readouterr().out
+    assert "[1/3] g-l0.25: running in another worker, skipped" in printed
+    assert not (out / "runs" / "g-l0.25").exists()
+    assert "2 of 3 runs finished" in (out / "results.md").read_text()
+
+    assert main(["experiment", str(spec), "--out", str(out)]) == 0
+
+    printed = capsys.readouterr().out
+    assert "[1/3] g-l0.25: starting" in printed and printed.count("finished earlier, skipped") == 2
+    assert "3 of 3 runs finished" in (out / "results.md").read_text()
+
+
+CHAIN_FREE = """
+title = "four chain-free runs"
+report = "methods"
+[settings]
+participants = 4
+rounds = 1
+local_epochs = 1
+per_participant = 60
+workers = 0
+[[groups]]
+name = "g"
+vary = { method = ["fedavg", "median", "trimmed-mean", "dssgd"] }
+"""
+
+
+def test_jobs_runs_a_grid_in_two_workers_each_run_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "four.toml"
+    spec.write_text(CHAIN_FREE)
+    out = tmp_path / "out"
+
+    assert main(["experiment", str(spec), "--out", str(out), "--jobs", "2"]) == 0
+
+    helper = (out / "worker-1.log").read_text()
+    assert "experiment four: four chain-free runs; 4 runs into" in helper
+    started = [
+        line.split("] ")[1].split(":")[0]
+        for line in capsys.readouterr().out.splitlines() + helper.splitlines()
+        if line.endswith(": starting")
+    ]
+    runs = ["g-fedavg", "g-median", "g-trimmed-mean", "g-dssgd"]
+    assert sorted(started) == sorted(runs)  # every run, and none twice
+    assert all((out / "runs" / run / "metrics.json").is_file() for run in runs)
+    assert "4 of 4 runs finished" in (out / "results.md").read_text()
+
+
+def test_jobs_needs_at_least_one_worker(tmp_path: Path) -> None:
+    assert main(["experiment", str(write_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--jobs", "0"]) == 2
     assert not (tmp_path / "out").exists()

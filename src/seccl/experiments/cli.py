@@ -10,16 +10,18 @@ one line `seccl: <setting>: <what is wrong; what is allowed>` on stderr, never a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -239,6 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument(
         "--out", type=Path, default=None, help="the experiment's directory (default: runs/experiments/NAME)"
     )
+    experiment.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run K runs at a time, in K worker processes that claim runs by lock (each worker's "
+        "output beyond the first goes to DIR/worker-I.log); a second `seccl experiment` on the "
+        "same directory joins in the same way",
+    )
 
     for name, what, path_help in (
         (
@@ -345,7 +356,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "compare":
             return _compare(args.runs, args.out)
         if args.command == "experiment":
-            return _experiment(args.name, args.out)
+            return _experiment(args.name, args.out, args.jobs)
         if args.command == "run":
             return _run(args)
         if args.command == "federated":
@@ -666,15 +677,56 @@ def _federated(args: argparse.Namespace) -> int:
 # ─────────────────────────────── compare, verify ───────────────────────────────
 
 
-def _experiment(name: str, out: Path | None) -> int:
+def _experiment(name: str, out: Path | None, jobs: int = 1) -> int:
     from seccl.experiments.grid import experiment_path, load_experiment, run_experiment
 
+    if jobs < 1:
+        raise ConfigError(f"--jobs: need at least 1 worker, got {jobs}")
     experiment = load_experiment(experiment_path(name))
     directory = out or Path("runs") / "experiments" / experiment.name
     _say(f"experiment {experiment.name}: {experiment.title}; {len(experiment.runs)} runs into {directory}")
-    run_experiment(experiment, directory, lambda argv: _main(argv), say=_say)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _helper_workers(name, directory, jobs - 1) as helpers:
+        run_experiment(experiment, directory, lambda argv: _main(argv), say=_say)
+        failed = [f"worker-{i}.log" for i, worker in enumerate(helpers, 1) if worker.wait() != 0]
+    if failed:  # their runs are not lost: finished ones are kept, cut ones resume on the next call
+        _say(f"experiment {experiment.name}: a worker failed; see {', '.join(failed)} in {directory}")
+        return 1
+    from seccl.experiments.grid import write_outputs
+
+    write_outputs(experiment, directory)  # the helpers may have finished the last runs
     _say(f"results: {directory / 'results.md'}, {directory / 'results.csv'}")
     return 0
+
+
+@contextlib.contextmanager
+def _helper_workers(name: str, directory: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` more `seccl experiment` processes on the same directory, each logging to
+    ``worker-I.log`` there; stopped (SIGTERM, so their runs stop where they can resume) if this
+    one is interrupted or fails, and killed with it if it is killed (PR_SET_PDEATHSIG)."""
+    from seccl.chain.anvil import die_with_parent
+
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        for i in range(1, count + 1):
+            with open(directory / f"worker-{i}.log", "ab") as log:
+                argv = [sys.executable, "-m", "seccl.experiments.cli", "experiment", name]
+                workers.append(
+                    subprocess.Popen(
+                        [*argv, "--out", str(directory)],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        preexec_fn=die_with_parent,
+                    )
+                )
+        yield workers
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+        for worker in workers:
+            worker.wait()
 
 
 def _compare(runs: list[Path], out: Path | None) -> int:

@@ -10,13 +10,15 @@ the runs by those settings, stably, so that for example every seed-0 run comes f
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import itertools
 import json
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -166,11 +168,15 @@ def run_experiment(
     experiment: Experiment, out: Path, run_one: RunOne, say: Callable[[str], None] = print
 ) -> dict[str, str]:
     """Run every planned run not yet finished (in order), then rewrite the outputs; returns each
-    run's status at the start (``done`` runs were skipped)."""
+    run's status at the start (``done`` runs were skipped).
+
+    Several workers (processes, on one machine) may run one experiment at once: each claims a run
+    with an exclusive lock on its claim file before running it and skips runs another worker holds,
+    so no run is run twice; the kernel drops a dead worker's locks, so a killed worker's run is
+    resumed by the next worker that reaches it."""
     out.mkdir(parents=True, exist_ok=True)
     statuses = {}
     total = len(experiment.runs)
-    done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
     spent: list[float] = []  # seconds of each run this call ran, for the estimate of what is left
     for k, run in enumerate(experiment.runs, start=1):
         directory = out / "runs" / run.name
@@ -178,16 +184,24 @@ def run_experiment(
         if status == "done":
             say(f"[{k}/{total}] {run.name}: finished earlier, skipped")
             continue
-        say(f"[{k}/{total}] {run.name}: {'resuming' if status == 'partial' else 'starting'}")
-        started = time.perf_counter()
-        code = run_one(_command(run, directory, out, status))
+        with claim(out, run.name) as claimed:
+            if not claimed:
+                say(f"[{k}/{total}] {run.name}: running in another worker, skipped")
+                continue
+            status = status_of(run, directory)  # another worker may have finished it meanwhile
+            if status == "done":
+                say(f"[{k}/{total}] {run.name}: finished by another worker, skipped")
+                continue
+            say(f"[{k}/{total}] {run.name}: {'resuming' if status == 'partial' else 'starting'}")
+            started = time.perf_counter()
+            code = run_one(_command(run, directory, out, status))
         if code == 130:  # Ctrl-C or SIGTERM: the run said how far it got; the next call resumes it
             raise KeyboardInterrupt
         if code not in (0, 1):  # 1: evidence found, expected under attack and kept in the run
             raise ConfigError(f"experiment run {run.name} failed with exit code {code}; see above")
         spent.append(time.perf_counter() - started)
-        done += 1
-        left = (total - done) * sum(spent) / len(spent)
+        done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
+        left = (total - done) * sum(spent) / len(spent)  # this worker's pace, as if it ran alone
         say(
             f"[{k}/{total}] {run.name}: done in {spent[-1]:.0f} s; {done} of {total} runs finished"
             + (f", about {left / 3600:.1f} h left at this pace" if done < total else "")
@@ -195,6 +209,24 @@ def run_experiment(
         write_outputs(experiment, out)
     write_outputs(experiment, out)
     return statuses
+
+
+@contextlib.contextmanager
+def claim(out: Path, name: str) -> Iterator[bool]:
+    """Hold the exclusive claim on the run (or the report) ``name`` of the experiment in ``out``,
+    if no other process holds it: yields whether it was obtained. The claim is a ``flock`` on
+    ``out/claims/NAME.lock``, released when the block ends or the process dies."""
+    (out / "claims").mkdir(parents=True, exist_ok=True)
+    with open(out / "claims" / f"{name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _command(run: PlannedRun, directory: Path, out: Path, status: str) -> list[str]:
@@ -223,7 +255,15 @@ def _command(run: PlannedRun, directory: Path, out: Path, status: str) -> list[s
 
 def write_outputs(experiment: Experiment, out: Path) -> None:
     """results.csv (every finished round of every run), a plot and a table per group, and
-    results.md, from whatever runs have finished so far."""
+    results.md, from whatever runs have finished so far. Workers of one experiment take turns
+    (a blocking lock), so no report is written from two workers' views at once."""
+    (out / "claims").mkdir(parents=True, exist_ok=True)
+    with open(out / "claims" / "report.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _write_outputs(experiment, out)
+
+
+def _write_outputs(experiment: Experiment, out: Path) -> None:
     if experiment.report == "methods":
         from seccl.experiments.comparison import write_comparison
 
