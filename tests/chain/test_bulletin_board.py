@@ -203,6 +203,24 @@ def test_an_update_after_the_update_phase_is_refused(session: Session) -> None:
     assert session.board.round_info(1).eligible == (0,)
 
 
+@pytest.mark.anvil
+def test_an_update_mined_after_the_deadline_is_refused_with_its_typed_error_on_a_node(
+    anvil_backend: ChainBackend,
+) -> None:
+    # A node mines a transaction it cannot run, and says only that it reverted: its reason is
+    # learnt by replaying it. Here the parent block is still inside the update phase and only the
+    # transaction's own block is past it (the clock jumped between them, as after a pause).
+    session = deploy(anvil_backend, n=4, m=2, tag="own-block")
+    deadline = session.board.round_info(1).update_deadline
+    anvil_backend.connect().provider.make_request("evm_setNextBlockTimestamp", [deadline + 5])  # type: ignore[arg-type]
+
+    with pytest.raises(errors.BulletinUpdatePhaseOver) as caught:
+        session.post_update(1, 1)
+
+    assert caught.value.fields == {"round": 1, "deadline": deadline}
+    assert caught.value.tx_hash is not None
+
+
 def test_an_update_by_someone_outside_the_roster_is_refused(session: Session) -> None:
     stranger = make_accounts(1, tag="stranger")[0]
     update = digest("stranger")

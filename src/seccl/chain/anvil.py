@@ -149,7 +149,7 @@ class AnvilNode:
                     if self._process.poll() is not None:
                         continue
                     if loaded:
-                        _keep_clock_monotonic(w3)
+                        _continue_clock(w3)
                     return self
             except Exception:  # not listening yet
                 pass
@@ -215,10 +215,11 @@ def _port_taken(log_path: Path) -> bool:
         return False
 
 
-def _keep_clock_monotonic(w3: Web3) -> None:
-    """After a load, anvil stamps new blocks with the wall clock, which lies behind a chain whose
-    clock a simulation moved forward: move it past the loaded chain's last block instead."""
+def _continue_clock(w3: Web3) -> None:
+    """After a load, anvil stamps new blocks with the wall clock. Set its clock to the loaded
+    chain's last block instead, so the chain's time goes on where it stopped: ahead of the wall
+    clock when a simulation moved it forward, and, after a pause (a run stopped tonight and
+    resumed tomorrow), not hours later, which would close every phase left open at the stop
+    (the phases are an hour of chain time) and turn the pause into the server's silence."""
     latest = int(w3.eth.get_block("latest")["timestamp"])
-    behind = latest - int(time.time()) + 1
-    if behind > 0:
-        w3.provider.make_request("evm_increaseTime", [behind])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_setTime", [latest + 1])  # type: ignore[arg-type]

@@ -55,15 +55,18 @@ def transact(w3: Web3, function: Any, *, sender: str, gas: int) -> tuple[TxRecei
     tx_hash = "0x" + bytes(sent).hex()
     if receipt["status"] == 1:
         return TxReceipt(tx_hash, int(receipt["gasUsed"]), int(receipt["blockNumber"])), receipt
-    parent = receipt["blockNumber"] - 1
-    try:
-        if hasattr(function, "call"):
-            function.call({"from": sender, "gas": gas}, block_identifier=parent)
-        else:  # a constructor: replay its creation code
-            w3.eth.call({"from": sender, "gas": gas, "data": function.data_in_transaction}, parent)
-    except Exception as exc:
-        _raise_typed(exc, tx_hash)
-        raise ChainError(f"transaction {tx_hash} failed: {exc}") from exc
+    # Replay on the parent block's state first (what the transaction saw), then in its own block,
+    # whose timestamp it saw: a deadline that passed between the parent block and its own (a
+    # phase closed) reverts only there.
+    for block in (receipt["blockNumber"] - 1, receipt["blockNumber"]):
+        try:
+            if hasattr(function, "call"):
+                function.call({"from": sender, "gas": gas}, block_identifier=block)
+            else:  # a constructor: replay its creation code
+                w3.eth.call({"from": sender, "gas": gas, "data": function.data_in_transaction}, block)
+        except Exception as exc:
+            _raise_typed(exc, tx_hash)
+            raise ChainError(f"transaction {tx_hash} failed: {exc}") from exc
     raise ChainError(f"transaction {tx_hash} failed without a revert reason (out of gas at {gas}?)")
 
 
