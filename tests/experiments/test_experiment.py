@@ -4,7 +4,9 @@ table; finished runs are skipped and a run cut short is resumed."""
 from __future__ import annotations
 
 import csv
+import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -87,20 +89,41 @@ def test_an_experiment_killed_mid_run_resumes_that_run(
     ]
 
 
-def test_the_built_in_experiments_plan_the_papers_figures() -> None:
+def test_the_built_in_experiments_plan_the_papers_figures_for_three_seeds_seed_0_first() -> None:
     fig4 = load_experiment(experiment_path("fig4"))
     fig5 = load_experiment(experiment_path("fig5"))
 
-    assert [r.name for r in fig4.runs if r.group == "mnist-n20"] == [
-        "mnist-n20-l0.1",
-        "mnist-n20-l0.2",
-        "mnist-n20-l0.4",
+    assert [r.name for r in fig4.runs if r.group == "mnist-n20"][:4] == [
+        "mnist-n20-l0.1-seed0",
+        "mnist-n20-l0.2-seed0",
+        "mnist-n20-l0.4-seed0",
         "mnist-n20-baseline",
     ]
-    assert {r.settings["dataset"] for r in fig4.runs} == {"mnist", "fashion-mnist"} and len(fig4.runs) == 16
-    fractions = [r.settings.get("attack_fraction") for r in fig5.runs if not r.is_baseline]
-    assert fractions == [None, 0.1, 0.2, 0.25, 0.3]
+    assert {r.settings["dataset"] for r in fig4.runs} == {"mnist", "fashion-mnist"} and len(fig4.runs) == 40
+    assert [r.settings["seed"] for r in fig4.runs] == [0] * 16 + [1] * 12 + [2] * 12
+    runs = [r for r in fig5.runs if not r.is_baseline]
+    assert [r.settings.get("attack_fraction") for r in runs[:5]] == [None, 0.1, 0.2, 0.25, 0.3]
+    assert [r.name for r in runs[5:7]] == ["mnist-n20-l0.2-e0-seed1", "mnist-n20-l0.2-e0.1-seed1"]
+    assert sorted(r.settings["seed"] for r in runs) == [0] * 5 + [1] * 5 + [2] * 5
     assert all(r.settings.get("attack_start_round", 5) == 5 for r in fig5.runs)
+
+
+def test_cases_run_at_every_point_of_the_grid_and_need_a_label(tmp_path: Path) -> None:
+    spec = tmp_path / "cases.toml"
+    spec.write_text(
+        '[[groups]]\nname = "g"\nvary = { seed = [3, 4] }\n'
+        'cases = [{ label = "a" }, { label = "b", attack = "label-flip", attack_fraction = 0.25 }]\n'
+    )
+    planned = {r.name: r.settings for r in load_experiment(spec).runs}
+    assert planned == {
+        "g-a-seed3": {"seed": 3},
+        "g-a-seed4": {"seed": 4},
+        "g-b-seed3": {"attack": "label-flip", "attack_fraction": 0.25, "seed": 3},
+        "g-b-seed4": {"attack": "label-flip", "attack_fraction": 0.25, "seed": 4},
+    }
+    spec.write_text('[[groups]]\nname = "g"\ncases = [{ attack = "label-flip" }]\n')
+    with pytest.raises(ConfigError, match="every case needs a label"):
+        load_experiment(spec)
 
 
 def test_a_bad_setting_in_an_experiment_is_refused_before_any_run(tmp_path: Path) -> None:
@@ -177,3 +200,23 @@ def test_jobs_runs_a_grid_in_two_workers_each_run_once(
 def test_jobs_needs_at_least_one_worker(tmp_path: Path) -> None:
     assert main(["experiment", str(write_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--jobs", "0"]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_a_setting_run_under_several_seeds_is_reported_with_its_spread(tmp_path: Path) -> None:
+    spec = tmp_path / "seeds.toml"
+    spec.write_text(
+        TINY.format(chain="embedded").split("[[groups]]")[0]
+        + '[[groups]]\nname = "g"\nvary = { seed = [0, 1] }\n'
+    )
+    out = tmp_path / "out"
+
+    assert main(["experiment", str(spec), "--out", str(out)]) == 0
+
+    finals = [
+        json.loads((out / "runs" / f"g-seed{k}" / "metrics.json").read_text())["rounds"][-1]["accuracy"]
+        for k in (0, 1)
+    ]
+    mean, std = statistics.fmean(finals), statistics.stdev(finals)
+    report = (out / "results.md").read_text()
+    assert "Over seeds (mean ± sample std" in report
+    assert f"| g | 0, 1 | {mean:.4f} ± {std:.4f} (2) |" in report

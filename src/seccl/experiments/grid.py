@@ -16,6 +16,7 @@ import fcntl
 import io
 import itertools
 import json
+import re
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -86,20 +87,27 @@ def load_experiment(path: Path) -> Experiment:
     for group in raw.get("groups", []):
         gname = str(group["name"])
         base = {**common, **group.get("settings", {})}
-        # A grid (`vary`: every combination of the listed values) and/or listed `cases`.
+        # A grid (`vary`: every combination of the listed values), listed `cases`, or both: then
+        # every case at every combination of the grid (fig5's cases, each for several seeds).
         vary: dict[str, list[Any]] = dict(group.get("vary", {}))
         keys = sorted(vary)
         # itertools.product of no lists is one empty combination: no grid means no grid runs.
-        combos = [
+        grid = [
             dict(zip(keys, values, strict=True)) for values in itertools.product(*(vary[k] for k in keys))
         ]
-        combos = combos if vary else []
+        cases: list[tuple[str, dict[str, Any]]] = []
         for case in group.get("cases", []):
-            case = dict(case)
-            combos.append({"label": case.pop("label"), **case})
-        for combo in combos:
-            label = combo.pop("label", None)
-            suffix = f"-{label}" if label else "".join(f"-{_tag(k)}{_text(v)}" for k, v in combo.items())
+            if "label" not in case:
+                raise ConfigError(f"experiment {path}, group {gname}: every case needs a label")
+            cases.append((str(case["label"]), {k: v for k, v in case.items() if k != "label"}))
+        combos: list[tuple[str | None, dict[str, Any]]] = (
+            [(None, point) for point in grid]
+            if not cases
+            else [(label, {**case, **point}) for label, case in cases for point in grid]
+        )
+        combos = combos if vary or cases else []
+        for label, combo in combos:
+            suffix = (f"-{label}" if label else "") + "".join(f"-{_tag(k)}{_text(combo[k])}" for k in keys)
             settings = {**base, **combo}
             method = str(settings.pop("method", "seccl"))
             if method not in ("seccl", *METHODS):
@@ -295,9 +303,43 @@ def _write_outputs(experiment: Experiment, out: Path) -> None:
     for group, paths in groups.items():
         files, text = compare_runs(paths, out / group)
         lines += [f"## {group}", "", f"![{group}]({group}/{files['plot'].name})", "", text.strip(), ""]
+        finished = [r for r in experiment.runs if r.group == group and not r.is_baseline]
+        lines += spread_over_seeds(
+            [r for r in finished if status_of(r, out / "runs" / r.name) == "done"], out
+        )
     done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
     lines.append(f"{done} of {len(experiment.runs)} runs finished.")
     atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())
+
+
+def spread_over_seeds(runs: list[PlannedRun], out: Path) -> list[str]:
+    """Markdown lines: for every setting of ``runs`` (finished SecCL runs) run under more than one
+    seed, the final and the best accuracy as mean ± sample std over its seeds; none if no setting
+    has a second seed yet."""
+    from seccl.experiments.comparison import spread
+
+    settings: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        label = re.sub(r"-seed\d+", "", run.name)  # the runs that differ only in their seed
+        data = json.loads((out / "runs" / run.name / "metrics.json").read_text())
+        settings.setdefault(label, []).append(data)
+    if all(len(records) < 2 for records in settings.values()):
+        return []
+    lines = [
+        "Over seeds (mean ± sample std, number of seeds; ¹ a single seed):",
+        "",
+        "| runs | seeds | final accuracy | best accuracy | adversaries elected |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for label, records in settings.items():
+        seeds = ", ".join(str(r.get("config", {}).get("seed", "?")) for r in records)
+        final = [float(r["rounds"][-1]["accuracy"]) for r in records if r["rounds"]]
+        best = [max(float(x["accuracy"]) for x in r["rounds"]) for r in records if r["rounds"]]
+        elected = sum(len(x.get("adversaries_elected", [])) for r in records for x in r["rounds"])
+        slots = sum(len(x.get("elected", [])) for r in records for x in r["rounds"])
+        shown = f"{elected} of {slots}" if any(r.get("adversaries") for r in records) else "—"
+        lines.append(f"| {label} | {seeds} | {spread(final, 4)} | {spread(best, 4)} | {shown} |")
+    return [*lines, ""]
 
 
 def _rows(run: PlannedRun, directory: Path) -> list[dict[str, Any]]:
