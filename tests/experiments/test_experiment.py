@@ -220,3 +220,5 @@ def test_a_setting_run_under_several_seeds_is_reported_with_its_spread(tmp_path:
     report = (out / "results.md").read_text()
     assert "Over seeds (mean ± sample std" in report
     assert f"| g | 0, 1 | {mean:.4f} ± {std:.4f} (2) |" in report
+    assert "![g over seeds](g/seeds.png)" in report
+    assert (out / "g" / "seeds.png").read_bytes()[:4] == b"\x89PNG"

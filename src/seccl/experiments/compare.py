@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,11 @@ def plot(entries: list[Entry], path: Path) -> None:
     plt.close(fig)
 
 
-def compare_runs(paths: list[Path], out: Path) -> tuple[dict[str, Path], str]:
-    """Write compare.png and compare.md for ``paths`` into ``out``; returns the files and the table."""
+def compare_runs(
+    paths: list[Path], out: Path, plot_only: list[Path] | None = None
+) -> tuple[dict[str, Path], str]:
+    """Write compare.png and compare.md for ``paths`` into ``out``; returns the files and the table.
+    ``plot_only``, when given, is the part of ``paths`` the plot shows (the table shows them all)."""
     entries = [load_entry(p) for p in paths]
     labels = [e.label for e in entries]
     for e in entries:
@@ -195,5 +199,37 @@ def compare_runs(paths: list[Path], out: Path) -> tuple[dict[str, Path], str]:
     files = {"plot": out / "compare.png", "table": out / "compare.md"}
     text = table(entries)
     files["table"].write_text(text)
-    plot(entries, files["plot"])
+    shown = set(plot_only if plot_only is not None else paths)
+    plot([e for e, p in zip(entries, paths, strict=True) if p in shown], files["plot"])
     return files, text
+
+
+def plot_over_seeds(curves: dict[str, list[list[float]]], baselines: list[Entry], path: Path) -> None:
+    """Test accuracy per round (round 0 first) of each setting: the mean over its seeds, with a
+    band of ± one sample std; each baseline's final accuracy as a horizontal line."""
+    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, runs) in enumerate(curves.items()):
+        length = min(len(run) for run in runs)  # every seed's rounds so far
+        columns = [[run[r] for run in runs] for r in range(length)]
+        mean = [sum(c) / len(c) for c in columns]
+        std = [statistics.stdev(c) if len(c) > 1 else 0.0 for c in columns]
+        color = colors[i % len(colors)]
+        ax.plot(range(length), mean, marker="o", color=color, label=f"{label} ({len(runs)} seeds)")
+        low = [m - d for m, d in zip(mean, std, strict=True)]
+        high = [m + d for m, d in zip(mean, std, strict=True)]
+        ax.fill_between(range(length), low, high, color=color, alpha=0.2, linewidth=0)
+    for j, e in enumerate(baselines):
+        color = colors[(len(curves) + j) % len(colors)]
+        label = f"{e.label}: centralized, {len(e.accuracy)} epochs ({e.accuracy[-1]:.3f})"
+        ax.axhline(e.accuracy[-1], color=color, linestyle="-.", label=label)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("round")
+    ax.set_ylabel("test accuracy: mean over seeds, ± 1 std", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.06, 0.02), fontsize=7)
+    ax.set_title("SecCL runs over seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -301,12 +301,17 @@ def _write_outputs(experiment: Experiment, out: Path) -> None:
         "",
     ]
     for group, paths in groups.items():
-        files, text = compare_runs(paths, out / group)
+        runs = [r for r in experiment.runs if r.group == group and not r.is_baseline]
+        finished = [r for r in runs if status_of(r, out / "runs" / r.name) == "done"]
+        first = min((r.settings.get("seed", 0) for r in finished), default=0)
+        later = {r.name for r in finished if r.settings.get("seed", 0) != first}
+        # The plot shows every run of the first seed; the table every run of every seed.
+        files, text = compare_runs(paths, out / group, plot_only=[p for p in paths if p.name not in later])
         lines += [f"## {group}", "", f"![{group}]({group}/{files['plot'].name})", "", text.strip(), ""]
-        finished = [r for r in experiment.runs if r.group == group and not r.is_baseline]
-        lines += spread_over_seeds(
-            [r for r in finished if status_of(r, out / "runs" / r.name) == "done"], out
-        )
+        spread = spread_over_seeds(finished, out)
+        if spread:
+            plot_seeds(finished, [p for p in paths if (p / "baseline.json").is_file()], out, group)
+            lines += [f"![{group} over seeds]({group}/seeds.png)", "", *spread]
     done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
     lines.append(f"{done} of {len(experiment.runs)} runs finished.")
     atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())
@@ -340,6 +345,18 @@ def spread_over_seeds(runs: list[PlannedRun], out: Path) -> list[str]:
         shown = f"{elected} of {slots}" if any(r.get("adversaries") for r in records) else "—"
         lines.append(f"| {label} | {seeds} | {spread(final, 4)} | {spread(best, 4)} | {shown} |")
     return [*lines, ""]
+
+
+def plot_seeds(runs: list[PlannedRun], baselines: list[Path], out: Path, group: str) -> None:
+    """GROUP/seeds.png: each setting's accuracy per round, mean ± std over its seeds."""
+    from seccl.experiments.compare import load_entry, plot_over_seeds
+
+    curves: dict[str, list[list[float]]] = {}
+    for run in runs:
+        curves.setdefault(re.sub(r"-seed\d+", "", run.name), []).append(
+            load_entry(out / "runs" / run.name).accuracy
+        )
+    plot_over_seeds(curves, [load_entry(p) for p in baselines], out / group / "seeds.png")
 
 
 def _rows(run: PlannedRun, directory: Path) -> list[dict[str, Any]]:
