@@ -185,7 +185,9 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     statuses = {}
     total = len(experiment.runs)
-    spent: list[float] = []  # seconds of each run this call ran, for the estimate of what is left
+    # The estimate of what is left counts every worker's runs finished since this one began.
+    began = time.perf_counter()
+    done_before = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
     for k, run in enumerate(experiment.runs, start=1):
         directory = out / "runs" / run.name
         status = statuses[run.name] = status_of(run, directory)
@@ -207,11 +209,11 @@ def run_experiment(
             raise KeyboardInterrupt
         if code not in (0, 1):  # 1: evidence found, expected under attack and kept in the run
             raise ConfigError(f"experiment run {run.name} failed with exit code {code}; see above")
-        spent.append(time.perf_counter() - started)
+        now = time.perf_counter()
         done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
-        left = (total - done) * sum(spent) / len(spent)  # this worker's pace, as if it ran alone
+        left = (total - done) * (now - began) / max(1, done - done_before)
         say(
-            f"[{k}/{total}] {run.name}: done in {spent[-1]:.0f} s; {done} of {total} runs finished"
+            f"[{k}/{total}] {run.name}: done in {now - started:.0f} s; {done} of {total} runs finished"
             + (f", about {left / 3600:.1f} h left at this pace" if done < total else "")
         )
         write_outputs(experiment, out)
