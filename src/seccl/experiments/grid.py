@@ -223,7 +223,7 @@ def run_experiment(
 
 @contextlib.contextmanager
 def claim(out: Path, name: str) -> Iterator[bool]:
-    """Hold the exclusive claim on the run (or the report) ``name`` of the experiment in ``out``,
+    """Hold the exclusive claim on the run ``name`` of the experiment in ``out``,
     if no other process holds it: yields whether it was obtained. The claim is a ``flock`` on
     ``out/claims/NAME.lock``, released when the block ends or the process dies."""
     (out / "claims").mkdir(parents=True, exist_ok=True)
