@@ -10,9 +10,12 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
 from seccl.chain.bulletin_board import Phases
+from seccl.deploy import node as node_module
 from seccl.deploy.local import LocalDeployment
-from seccl.deploy.node import ParticipantNode
+from seccl.deploy.node import NodeConfig, ParticipantNode, watch
 from seccl.deploy.server_run import DeployedServer, ServerConfig
 from seccl.protocol.evidence import EvidenceKind
 from tests.deploy.conftest import PER_PARTICIPANT, SETTINGS, N
@@ -94,3 +97,26 @@ def test_an_update_that_reached_the_board_late_reaches_every_voter(tmp_path: Pat
     assert [e["detail"] for e in evidence[0]] == [
         "the server did not post this update; the participant posted it itself"
     ]
+
+
+def test_a_watcher_stops_when_its_supernode_ends_before_any_session_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen in CI: the deployment was SIGKILLed before it wrote the session file, so the watcher
+    # waited for the session (and the chain) for ever, orphaned. Its parent's end must stop it
+    # in that wait too. The parent's death is the one thing simulated: getppid() changes.
+    config = NodeConfig(
+        key_file=tmp_path / "key.json",
+        data=tmp_path / "data.npz",
+        chain_url="http://127.0.0.1:9",  # nobody listens: the chain is "not up yet"
+        session_file=tmp_path / "session.json",  # not written yet
+        state_dir=tmp_path / "state",
+    )
+    parents = iter([4242, 4242])
+    monkeypatch.setattr(node_module.os, "getppid", lambda: next(parents, 1))
+    said: list[str] = []
+
+    watch(config, interval=0.01, log=said.append)
+
+    assert any("waiting for the session" in line for line in said)
+    assert said[-1] == "the process that started this watcher has ended (its SuperNode): stopping"

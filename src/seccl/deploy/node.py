@@ -140,7 +140,11 @@ def watch(config: NodeConfig, *, interval: float = 2.0, log: Callable[[str], Non
     """``seccl node watch``: run :meth:`ParticipantNode.watch_once` every ``interval`` seconds
     until every check of the session is done."""
     up_since: int | None = None
+    parent = os.getppid()  # its SuperNode: when that ends, so does the watcher, even before a session
     while True:
+        if os.getppid() != parent:
+            log("the process that started this watcher has ended (its SuperNode): stopping")
+            return
         try:
             if up_since is None:
                 up_since = _chain_time(config.chain_url)
@@ -153,7 +157,6 @@ def watch(config: NodeConfig, *, interval: float = 2.0, log: Callable[[str], Non
             time.sleep(interval)
     node.up_since = up_since
     log(f"watching the session for {node.address} (state in {node.state_dir})")
-    parent = os.getppid()
     while not node.finished:
         if os.getppid() != parent:
             log("the process that started this watcher has ended (its SuperNode): stopping")
