@@ -189,20 +189,13 @@ class LocalDeployment:
             f'[superlink.local]\naddress = "127.0.0.1:{self.port}"\ninsecure = true\n'
         )
         (self.root / "flwr-home" / "config.toml").write_text(config)
-        self._link = self._spawn(
-            [
-                "flower-superlink",
-                "--insecure",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--database",
-                str(self.root / "superlink.db"),
-            ],
-            self.root / "superlink.log",
-            self.env,
-        )
+        link = ["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(self.port)]
+        link += ["--database", str(self.root / "superlink.db")]
+        # Under a shell that, on the SIGTERM it gets when this process dies (even SIGKILLed), ends
+        # its whole process group: the SuperLink does not stop the ServerApp it started (CI found
+        # a `flwr-serverapp` orphaned after a SIGKILL of `seccl deploy local`).
+        script = f"trap 'trap - TERM; kill 0' TERM; {shlex.join(link)} & wait"
+        self._link = self._spawn(["sh", "-c", script], self.root / "superlink.log", self.env)
         self._wait_port(self.port, "the SuperLink", self._link)
 
     def start_supernode(self, i: int, *, fault: str | None = None) -> subprocess.Popen[bytes]:
