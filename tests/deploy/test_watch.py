@@ -116,7 +116,12 @@ def test_a_watcher_stops_when_its_supernode_ends_before_any_session_exists(
     monkeypatch.setattr(node_module.os, "getppid", lambda: next(parents, 1))
     said: list[str] = []
 
-    watch(config, interval=0.01, log=said.append)
+    # In a thread, so that a watcher that does not stop fails the test instead of hanging it.
+    watcher = threading.Thread(target=watch, args=(config,), kwargs={"interval": 0.01, "log": said.append})
+    watcher.daemon = True
+    watcher.start()
+    watcher.join(timeout=30)
 
+    assert not watcher.is_alive(), f"the watcher kept waiting: {said[-1:]}"
     assert any("waiting for the session" in line for line in said)
     assert said[-1] == "the process that started this watcher has ended (its SuperNode): stopping"

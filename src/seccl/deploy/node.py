@@ -141,9 +141,15 @@ def watch(config: NodeConfig, *, interval: float = 2.0, log: Callable[[str], Non
     until every check of the session is done."""
     up_since: int | None = None
     parent = os.getppid()  # its SuperNode: when that ends, so does the watcher, even before a session
+
+    def orphaned() -> bool:
+        if os.getppid() == parent:
+            return False
+        log("the process that started this watcher has ended (its SuperNode): stopping")
+        return True
+
     while True:
-        if os.getppid() != parent:
-            log("the process that started this watcher has ended (its SuperNode): stopping")
+        if orphaned():
             return
         try:
             if up_since is None:
@@ -158,8 +164,7 @@ def watch(config: NodeConfig, *, interval: float = 2.0, log: Callable[[str], Non
     node.up_since = up_since
     log(f"watching the session for {node.address} (state in {node.state_dir})")
     while not node.finished:
-        if os.getppid() != parent:
-            log("the process that started this watcher has ended (its SuperNode): stopping")
+        if orphaned():
             return
         try:
             node.watch_once()

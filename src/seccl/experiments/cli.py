@@ -692,9 +692,10 @@ def _experiment(name: str, out: Path | None, jobs: int = 1) -> int:
     if failed:  # their runs are not lost: finished ones are kept, cut ones resume on the next call
         _say(f"experiment {experiment.name}: a worker failed; see {', '.join(failed)} in {directory}")
         return 1
-    from seccl.experiments.grid import write_outputs
+    if jobs > 1:  # the helpers may have finished the last runs after this worker's last report
+        from seccl.experiments.grid import write_outputs
 
-    write_outputs(experiment, directory)  # the helpers may have finished the last runs
+        write_outputs(experiment, directory)
     _say(f"results: {directory / 'results.md'}, {directory / 'results.csv'}")
     return 0
 

@@ -319,6 +319,11 @@ def _write_outputs(experiment: Experiment, out: Path) -> None:
     atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())
 
 
+def _without_seed(name: str) -> str:
+    """A run's name without its ``-seedK`` part: the same for the runs that differ only in seed."""
+    return re.sub(r"-seed\d+", "", name)
+
+
 def spread_over_seeds(runs: list[PlannedRun], out: Path) -> list[str]:
     """Markdown lines: for every setting of ``runs`` (finished SecCL runs) run under more than one
     seed, the final and the best accuracy as mean ± sample std over its seeds; none if no setting
@@ -327,7 +332,7 @@ def spread_over_seeds(runs: list[PlannedRun], out: Path) -> list[str]:
 
     settings: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
-        label = re.sub(r"-seed\d+", "", run.name)  # the runs that differ only in their seed
+        label = _without_seed(run.name)
         data = json.loads((out / "runs" / run.name / "metrics.json").read_text())
         settings.setdefault(label, []).append(data)
     if all(len(records) < 2 for records in settings.values()):
@@ -355,9 +360,7 @@ def plot_seeds(runs: list[PlannedRun], baselines: list[Path], out: Path, group: 
 
     curves: dict[str, list[list[float]]] = {}
     for run in runs:
-        curves.setdefault(re.sub(r"-seed\d+", "", run.name), []).append(
-            load_entry(out / "runs" / run.name).accuracy
-        )
+        curves.setdefault(_without_seed(run.name), []).append(load_entry(out / "runs" / run.name).accuracy)
     plot_over_seeds(curves, [load_entry(p) for p in baselines], out / group / "seeds.png")
 
 
