@@ -66,10 +66,12 @@ def test_a_comparison_runs_seed_0_first_skips_what_is_done_and_reruns_what_was_c
     assert "5 of 5 runs finished" in report and "| alie |" in report and " ± " in report
     assert (out / "g" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
 
-    # A chain-free run leaves its one file only when it finishes: without it, it runs again.
+    # A chain-free run leaves its one file only when it finishes, and only then is it recorded:
+    # without both, it runs again.
     cut = out / "runs" / "g-alie+collude-votes-median-seed1" / "metrics.json"
     before = json.loads(cut.read_text())
     cut.unlink()
+    (out / "records" / cut.parent.name / "metrics.json").unlink()
     kept = (out / "runs" / order[0] / "metrics.json").stat().st_mtime_ns
 
     assert main(["experiment", str(spec), "--out", str(out)]) == 0
@@ -111,3 +113,52 @@ def test_the_built_in_comparison_plans_every_method_attack_and_e_seed_0_first() 
     }
     noniid = {r.method for r in planned if r.settings.get("split") == "dirichlet"}
     assert noniid == {"seccl", "multikrum", "median"}
+
+
+def test_a_record_rebuilt_from_an_earlier_results_csv_gives_that_row_back(tmp_path: Path) -> None:
+    import importlib.util
+
+    from seccl.experiments.comparison import FIELDS, outcome
+
+    spec = importlib.util.spec_from_file_location(
+        "import_comparison_records", Path(__file__).parents[2] / "scripts" / "import_comparison_records.py"
+    )
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = next(
+        r for r in load_experiment(experiment_path("compare")).runs if r.name.startswith("e0.2-backdoor")
+    )
+    row = dict.fromkeys(FIELDS, "") | {
+        "run": run.name,
+        "group": "e0.2",
+        "method": run.method,
+        "attack": "backdoor+collude-votes",
+        "attack_fraction": "0.2",
+        "seed": "0",
+        "split": "iid",
+        "final_accuracy": "0.93",
+        "final_macro_f1": "0.92",
+        "best_accuracy": "0.94",
+        "attack_success_rate": "0.5",
+        "adversaries_used": "7",
+        "slots": "40",
+        "seconds": "99.5",
+    }
+    rounds = [
+        {"run": run.name, "round": "1", "accuracy": "0.94", "macro_f1": "0.9", "attack_success_rate": "0.1"},
+        {"run": run.name, "round": "2", "accuracy": "0.93", "macro_f1": "0.92", "attack_success_rate": "0.5"},
+    ]
+    record = script.rebuilt_record(row, rounds, run.settings, "a test")
+    (tmp_path / "metrics.json").write_text(json.dumps(record))
+
+    got = outcome(run, tmp_path)
+
+    assert record["imported"] == "a test"
+    assert (got.adversaries_used, got.slots, got.best_accuracy, got.attack_success_rate) == (7, 40, 0.94, 0.5)
+    assert (got.attack, got.attack_fraction, got.seed, got.final_accuracy) == (
+        "backdoor+collude-votes",
+        0.2,
+        0,
+        0.93,
+    )

@@ -197,6 +197,51 @@ def test_jobs_runs_a_grid_in_two_workers_each_run_once(
     assert "4 of 4 runs finished" in (out / "results.md").read_text()
 
 
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def test_results_are_committed_as_runs_finish_and_a_fresh_clone_resumes_from_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "seccl test")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "test@example.org")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet")
+    (repo / "notes.txt").write_text("someone's work in progress\n")
+    git(repo, "add", "notes.txt")  # staged, and not the experiment's to commit
+    spec = tmp_path / "four.toml"
+    spec.write_text(CHAIN_FREE)
+    argv = ["experiment", str(spec), "--out", str(repo / "results"), "--work", str(tmp_path / "work")]
+
+    assert main([*argv, "--commit", "--jobs", "2"]) == 0
+
+    runs = ["g-fedavg", "g-median", "g-trimmed-mean", "g-dssgd"]
+    log = git(repo, "log", "--format=%s").splitlines()
+    assert log and all(line.startswith("results: four, ") for line in log)
+    assert log[0] == "results: four, 4 of 4 runs" or log[0].startswith("results: four, 4 of 4 runs (")
+    committed = set(git(repo, "log", "--name-only", "--format=").split())
+    assert {f"results/records/{run}/metrics.json" for run in runs} <= committed
+    assert all(name.startswith("results/") for name in committed)  # nothing else was committed
+    assert "A  notes.txt" in git(repo, "status", "--short")  # and the staged file is still staged
+    assert not (repo / "results" / "runs").exists() and (tmp_path / "work" / "runs" / runs[0]).is_dir()
+    capsys.readouterr()
+
+    # A fresh clone, on a machine without the runs: every run is finished, nothing runs again.
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(repo), str(clone)], check=True)
+    again = ["experiment", str(spec), "--out", str(clone / "results"), "--work", str(tmp_path / "fresh")]
+
+    assert main(again) == 0
+
+    printed = capsys.readouterr().out
+    assert printed.count("finished earlier, skipped") == 4 and "starting" not in printed
+    assert not (tmp_path / "fresh" / "runs").exists()
+    assert (clone / "results" / "results.csv").read_text() == (repo / "results" / "results.csv").read_text()
+
+
 def test_jobs_needs_at_least_one_worker(tmp_path: Path) -> None:
     assert main(["experiment", str(write_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--jobs", "0"]) == 2
     assert not (tmp_path / "out").exists()
@@ -222,3 +267,18 @@ def test_a_setting_run_under_several_seeds_is_reported_with_its_spread(tmp_path:
     assert f"| g | 0, 1 | {mean:.4f} ± {std:.4f} (2) |" in report
     assert "![g over seeds](g/seeds.png)" in report
     assert (out / "g" / "seeds.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_results_outside_a_git_repository_are_kept_and_the_commit_refused_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    from seccl.experiments.grid import commit_results
+
+    (tmp_path / "results" / "records").mkdir(parents=True)
+    (tmp_path / "results" / "records" / "r.json").write_text("{}")
+    said: list[str] = []
+
+    assert not commit_results(tmp_path / "results", "results: x", said.append)
+
+    assert said and said[0].startswith("results not committed: git add:") and "git repository" in said[0]
+    assert (tmp_path / "results" / "records" / "r.json").read_text() == "{}"

@@ -234,12 +234,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an experiment: a grid of runs and baselines, resumed where it stopped",
         description="Run the experiment NAME (fig4, fig5, compare) or a TOML file of the same form: every "
         "run not yet finished, in order (runs finished earlier are skipped, runs cut short are "
-        "resumed), then results.csv, a plot and a table per group, and results.md.",
+        "resumed), recording each finished run in OUT/records/ and rewriting results.csv, a plot "
+        "and a table per group, and results.md from the records.",
         formatter_class=_Formatter,
     )
     experiment.add_argument("name", metavar="NAME", help="fig4, fig5, compare, or an experiment TOML file")
     experiment.add_argument(
-        "--out", type=Path, default=None, help="the experiment's directory (default: runs/experiments/NAME)"
+        "--out",
+        type=Path,
+        default=None,
+        help="the results: the reports and every finished run's record, kilobytes per run; a run "
+        "with a record here is finished (default: runs/experiments/NAME)",
+    )
+    experiment.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the runs themselves go (DIR/runs/RUN: chain, models, messages, megabytes each), "
+        "with their configs, the workers' claims and logs (default: the --out directory)",
+    )
+    experiment.add_argument(
+        "--commit",
+        action="store_true",
+        help="after each run, commit the --out directory (and nothing else) to the git repository "
+        "it is in, so that the results survive the machine and a fresh clone resumes from them",
+    )
+    experiment.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: record the runs finished in the work directory, rewrite the reports "
+        "from the records (and commit them with --commit)",
     )
     experiment.add_argument(
         "--jobs",
@@ -247,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="K",
         help="run K runs at a time, in K worker processes that claim runs by lock (each worker's "
-        "output beyond the first goes to DIR/worker-I.log); a second `seccl experiment` on the "
-        "same directory joins in the same way",
+        "output beyond the first goes to worker-I.log in the work directory); a second `seccl "
+        "experiment` on the same directories joins in the same way",
     )
 
     for name, what, path_help in (
@@ -356,7 +381,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "compare":
             return _compare(args.runs, args.out)
         if args.command == "experiment":
-            return _experiment(args.name, args.out, args.jobs)
+            return _experiment(
+                args.name, args.out, args.work, args.jobs, commit=args.commit, report_only=args.report_only
+            )
         if args.command == "run":
             return _run(args)
         if args.command == "federated":
@@ -677,34 +704,49 @@ def _federated(args: argparse.Namespace) -> int:
 # ─────────────────────────────── compare, verify ───────────────────────────────
 
 
-def _experiment(name: str, out: Path | None, jobs: int = 1) -> int:
-    from seccl.experiments.grid import experiment_path, load_experiment, run_experiment
+def _experiment(
+    name: str,
+    out: Path | None,
+    work: Path | None,
+    jobs: int = 1,
+    *,
+    commit: bool = False,
+    report_only: bool = False,
+) -> int:
+    from seccl.experiments.grid import Places, experiment_path, load_experiment, run_experiment, write_outputs
 
     if jobs < 1:
         raise ConfigError(f"--jobs: need at least 1 worker, got {jobs}")
     experiment = load_experiment(experiment_path(name))
-    directory = out or Path("runs") / "experiments" / experiment.name
-    _say(f"experiment {experiment.name}: {experiment.title}; {len(experiment.runs)} runs into {directory}")
-    directory.mkdir(parents=True, exist_ok=True)
-    with _helper_workers(name, directory, jobs - 1) as helpers:
-        run_experiment(experiment, directory, lambda argv: _main(argv), say=_say)
+    results = out or Path("runs") / "experiments" / experiment.name
+    places = Places(results=results, work=work or results)
+    where = f"{results}" + (f" (runs in {places.work})" if places.work != results else "")
+    _say(f"experiment {experiment.name}: {experiment.title}; {len(experiment.runs)} runs into {where}")
+    places.work.mkdir(parents=True, exist_ok=True)
+    if report_only:
+        write_outputs(experiment, places, _say, commit=commit)
+        _say(f"results: {results / 'results.md'}, {results / 'results.csv'}")
+        return 0
+    helper_argv = ["--out", str(results), "--work", str(places.work), *(["--commit"] if commit else [])]
+    with _helper_workers(name, places.work, jobs - 1, helper_argv) as helpers:
+        run_experiment(experiment, places, lambda argv: _main(argv), say=_say, commit=commit)
         failed = [f"worker-{i}.log" for i, worker in enumerate(helpers, 1) if worker.wait() != 0]
     if failed:  # their runs are not lost: finished ones are kept, cut ones resume on the next call
-        _say(f"experiment {experiment.name}: a worker failed; see {', '.join(failed)} in {directory}")
+        _say(f"experiment {experiment.name}: a worker failed; see {', '.join(failed)} in {places.work}")
         return 1
     if jobs > 1:  # the helpers may have finished the last runs after this worker's last report
-        from seccl.experiments.grid import write_outputs
-
-        write_outputs(experiment, directory)
-    _say(f"results: {directory / 'results.md'}, {directory / 'results.csv'}")
+        write_outputs(experiment, places, _say, commit=commit)
+    _say(f"results: {results / 'results.md'}, {results / 'results.csv'}")
     return 0
 
 
 @contextlib.contextmanager
-def _helper_workers(name: str, directory: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``count`` more `seccl experiment` processes on the same directory, each logging to
-    ``worker-I.log`` there; stopped (SIGTERM, so their runs stop where they can resume) if this
-    one is interrupted or fails, and killed with it if it is killed (PR_SET_PDEATHSIG)."""
+def _helper_workers(
+    name: str, directory: Path, count: int, options: list[str]
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` more `seccl experiment NAME OPTIONS` processes, each logging to
+    ``worker-I.log`` in ``directory``; stopped (SIGTERM, so their runs stop where they can resume)
+    if this one is interrupted or fails, and killed with it if it is killed (PR_SET_PDEATHSIG)."""
     from seccl.chain.anvil import die_with_parent
 
     workers: list[subprocess.Popen[bytes]] = []
@@ -714,7 +756,7 @@ def _helper_workers(name: str, directory: Path, count: int) -> Iterator[list[sub
                 argv = [sys.executable, "-m", "seccl.experiments.cli", "experiment", name]
                 workers.append(
                     subprocess.Popen(
-                        [*argv, "--out", str(directory)],
+                        [*argv, *options],
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,

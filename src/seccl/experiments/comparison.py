@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from seccl.files import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from seccl.experiments.grid import Experiment, PlannedRun
+    from seccl.experiments.grid import Experiment, Places, PlannedRun
 
 FIELDS = [
     "run",
@@ -66,11 +66,14 @@ class Outcome:
 
 
 def outcome(run: PlannedRun, directory: Path) -> Outcome:
-    """The outcome of the finished run ``run`` in ``directory`` (SecCL or chain-free)."""
+    """The outcome of the finished run ``run`` recorded in ``directory`` (SecCL or chain-free)."""
     data = json.loads((directory / "metrics.json").read_text())
     rows = data["rounds"]
     config = data["config"]
-    if run.is_federated:
+    if "imported" in data:  # rebuilt from an earlier results.csv, which kept the totals only
+        used, slots = int(data["adversaries_used"]), int(data["slots"])
+        asr = rows[-1].get("attack_success_rate") if rows else None
+    elif run.is_federated:
         used = sum(len(r["adversaries_kept"]) for r in rows)
         slots = sum(len(r["kept"]) for r in rows)
         asr = rows[-1]["extra"].get("attack_success_rate") if rows else None
@@ -182,15 +185,17 @@ def plot_group(outcomes: list[Outcome], methods: list[str], path: Path, title: s
     plt.close(fig)
 
 
-def write_comparison(experiment: Experiment, out: Path) -> None:
+def write_comparison(experiment: Experiment, places: Places) -> None:
     """results.csv (one row per finished run), rounds.csv (every round of every finished run),
-    results.md (per group: accuracy and backdoor tables, time per run) and a PNG per group."""
-    from seccl.experiments.grid import status_of
+    results.md (per group: accuracy and backdoor tables, time per run) and a PNG per group, from
+    the runs' records."""
+    from seccl.experiments.grid import has_record
 
+    out = places.results
     outcomes = [
-        outcome(run, out / "runs" / run.name)
+        outcome(run, places.record_dir(run.name))
         for run in experiment.runs
-        if not run.is_baseline and status_of(run, out / "runs" / run.name) == "done"
+        if not run.is_baseline and has_record(run, places)
     ]
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=FIELDS)
@@ -271,8 +276,8 @@ def write_comparison(experiment: Experiment, out: Path) -> None:
                         cells.append(f"{used} of {slots}" if chosen else "—")
                 lines.append(f"| {_attack_label(attack)} | " + " | ".join(cells) + " |")
         for run in experiment.runs:
-            if run.is_baseline and run.group == group and status_of(run, out / "runs" / run.name) == "done":
-                data = json.loads((out / "runs" / run.name / "baseline.json").read_text())
+            if run.is_baseline and run.group == group and has_record(run, places):
+                data = json.loads((places.record_dir(run.name) / "baseline.json").read_text())
                 seed, accuracy = data["config"].get("seed", 0), float(data["final_accuracy"])
                 lines += [
                     "",

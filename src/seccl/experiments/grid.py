@@ -1,6 +1,13 @@
 """`seccl experiment`: an experiment is a TOML file of runs (a grid of settings per group, and a
 centralized baseline per group); running it runs each run in turn, skips those already finished,
-resumes those cut short, and after each one rewrites the experiment's CSV, plots and table.
+resumes those cut short, and after each one records it and rewrites the experiment's CSV, plots and
+table.
+
+A finished run's record is a copy of its result file (``metrics.json``, or ``baseline.json`` for a
+baseline) under ``RESULTS/records/RUN/``: the reports are written from the records alone, and a run
+with a record is finished, so the results directory (kilobytes per run) can be committed as the
+runs finish and a fresh clone resumes the experiment from it; the runs themselves (chains, models,
+messages: megabytes each) stay in the work directory (see :class:`Places`).
 
 A run's ``method`` (a setting of the file, not of the run) says what runs it: ``seccl`` (the
 default) a SecCL session (`seccl run`), any rule of ``seccl.experiments.baselines`` a chain-free
@@ -17,6 +24,7 @@ import io
 import itertools
 import json
 import re
+import subprocess
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -59,6 +67,27 @@ class Experiment:
     title: str
     runs: list[PlannedRun] = field(default_factory=list)
     report: str = "rounds"  # "rounds": accuracy per round per group; "methods": the comparison
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where an experiment keeps what: ``results`` holds the reports and every finished run's
+    record (small, meant to be committed); ``work`` the runs themselves, their configs, the
+    workers' claims and logs (large, not meant to be committed). They may be one directory."""
+
+    results: Path
+    work: Path
+
+    def run_dir(self, name: str) -> Path:
+        return self.work / "runs" / name
+
+    def record_dir(self, name: str) -> Path:
+        return self.results / "records" / name
+
+
+def result_file(run: PlannedRun) -> str:
+    """The file a finished run leaves, the one its record copies."""
+    return "baseline.json" if run.is_baseline else "metrics.json"
 
 
 def experiment_path(name: str) -> Path:
@@ -160,8 +189,19 @@ RunOne = Callable[[list[str]], int]
 """Runs one `seccl` command line in-process (``seccl.experiments.cli.main``); returns its exit code."""
 
 
-def status_of(run: PlannedRun, directory: Path) -> str:
-    """``done``, ``partial`` (a run cut short: resume it) or ``new``."""
+def status_of(run: PlannedRun, places: Places) -> str:
+    """``done`` (recorded, or finished in the work directory and about to be recorded),
+    ``partial`` (a run cut short: resume it) or ``new``."""
+    if has_record(run, places):
+        return "done"
+    return _run_status(run, places.run_dir(run.name))
+
+
+def has_record(run: PlannedRun, places: Places) -> bool:
+    return (places.record_dir(run.name) / result_file(run)).is_file()
+
+
+def _run_status(run: PlannedRun, directory: Path) -> str:
     if run.is_baseline:
         return "done" if (directory / "baseline.json").is_file() else "new"
     if run.is_federated:  # one file, written atomically when the run ends: done, or start again
@@ -172,52 +212,71 @@ def status_of(run: PlannedRun, directory: Path) -> str:
     return "done" if json.loads(described.read_text()).get("complete") else "partial"
 
 
+def record_finished(experiment: Experiment, places: Places) -> list[str]:
+    """Record every run finished in the work directory that has no record yet (copied atomically,
+    so a record is whole or absent); returns their names."""
+    recorded = []
+    for run in experiment.runs:
+        if not has_record(run, places) and _run_status(run, places.run_dir(run.name)) == "done":
+            name = result_file(run)
+            source = places.run_dir(run.name) / name
+            atomic_write_bytes(places.record_dir(run.name) / name, source.read_bytes())
+            recorded.append(run.name)
+    return recorded
+
+
 def run_experiment(
-    experiment: Experiment, out: Path, run_one: RunOne, say: Callable[[str], None] = print
+    experiment: Experiment,
+    places: Places,
+    run_one: RunOne,
+    say: Callable[[str], None] = print,
+    *,
+    commit: bool = False,
 ) -> dict[str, str]:
-    """Run every planned run not yet finished (in order), then rewrite the outputs; returns each
-    run's status at the start (``done`` runs were skipped).
+    """Run every planned run not yet finished (in order), recording each and rewriting the outputs
+    after it (and committing them with git when ``commit``); returns each run's status at the start
+    (``done`` runs were skipped).
 
     Several workers (processes, on one machine) may run one experiment at once: each claims a run
     with an exclusive lock on its claim file before running it and skips runs another worker holds,
     so no run is run twice; the kernel drops a dead worker's locks, so a killed worker's run is
     resumed by the next worker that reaches it."""
-    out.mkdir(parents=True, exist_ok=True)
+    places.results.mkdir(parents=True, exist_ok=True)
     statuses = {}
     total = len(experiment.runs)
     # The estimate of what is left counts every worker's runs finished since this one began.
     began = time.perf_counter()
-    done_before = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
+    done_before = sum(status_of(r, places) == "done" for r in experiment.runs)
     for k, run in enumerate(experiment.runs, start=1):
-        directory = out / "runs" / run.name
-        status = statuses[run.name] = status_of(run, directory)
+        directory = places.run_dir(run.name)
+        status = statuses[run.name] = status_of(run, places)
         if status == "done":
             say(f"[{k}/{total}] {run.name}: finished earlier, skipped")
             continue
-        with claim(out, run.name) as claimed:
+        with claim(places.work, run.name) as claimed:
             if not claimed:
                 say(f"[{k}/{total}] {run.name}: running in another worker, skipped")
                 continue
-            status = status_of(run, directory)  # another worker may have finished it meanwhile
+            status = status_of(run, places)  # another worker may have finished it meanwhile
             if status == "done":
                 say(f"[{k}/{total}] {run.name}: finished by another worker, skipped")
                 continue
             say(f"[{k}/{total}] {run.name}: {'resuming' if status == 'partial' else 'starting'}")
             started = time.perf_counter()
-            code = run_one(_command(run, directory, out, status))
+            code = run_one(_command(run, directory, places.work, status))
         if code == 130:  # Ctrl-C or SIGTERM: the run said how far it got; the next call resumes it
             raise KeyboardInterrupt
         if code not in (0, 1):  # 1: evidence found, expected under attack and kept in the run
             raise ConfigError(f"experiment run {run.name} failed with exit code {code}; see above")
         now = time.perf_counter()
-        done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
+        done = sum(status_of(r, places) == "done" for r in experiment.runs)
         left = (total - done) * (now - began) / max(1, done - done_before)
         say(
             f"[{k}/{total}] {run.name}: done in {now - started:.0f} s; {done} of {total} runs finished"
             + (f", about {left / 3600:.1f} h left at this pace" if done < total else "")
         )
-        write_outputs(experiment, out)
-    write_outputs(experiment, out)
+        write_outputs(experiment, places, say, commit=commit)
+    write_outputs(experiment, places, say, commit=commit)
     return statuses
 
 
@@ -263,29 +322,63 @@ def _command(run: PlannedRun, directory: Path, out: Path, status: str) -> list[s
     return ["run", "--config", str(config), "--no-progress", "--allow-evidence"]
 
 
-def write_outputs(experiment: Experiment, out: Path) -> None:
-    """results.csv (every finished round of every run), a plot and a table per group, and
-    results.md, from whatever runs have finished so far. Workers of one experiment take turns
-    (a blocking lock), so no report is written from two workers' views at once."""
-    (out / "claims").mkdir(parents=True, exist_ok=True)
-    with open(out / "claims" / "report.lock", "a") as handle:
+def write_outputs(
+    experiment: Experiment, places: Places, say: Callable[[str], None] = print, *, commit: bool = False
+) -> None:
+    """Record the runs finished since the last call, then write results.csv (every finished round
+    of every run), a plot and a table per group, and results.md, from the records; with ``commit``,
+    commit the results directory (git). Workers of one experiment take turns (a blocking lock), so
+    no report is written, nor commit made, from two workers' views at once."""
+    (places.work / "claims").mkdir(parents=True, exist_ok=True)
+    with open(places.work / "claims" / "report.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        _write_outputs(experiment, out)
+        recorded = record_finished(experiment, places)
+        _write_outputs(experiment, places)
+        if commit:
+            done = sum(has_record(r, places) for r in experiment.runs)
+            named = ", ".join(recorded[:3]) + (" …" if len(recorded) > 3 else "")
+            message = f"results: {experiment.name}, {done} of {len(experiment.runs)} runs" + (
+                f" ({named})" if recorded else ""
+            )
+            commit_results(places.results, message, say)
 
 
-def _write_outputs(experiment: Experiment, out: Path) -> None:
+def commit_results(directory: Path, message: str, say: Callable[[str], None] = print) -> bool:
+    """Commit everything under ``directory`` (and nothing else: other staged work is left as it
+    was) to the git repository it is in; returns whether a commit was made. A failure (no
+    repository, a lock held by another git) is reported, not raised: the records stay on disk and
+    the next commit takes them."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True)
+
+    added = git("add", "--all", "--", ".")
+    if added.returncode != 0:
+        say(f"results not committed: git add: {added.stderr.strip() or added.stdout.strip()}")
+        return False
+    if git("diff", "--cached", "--quiet", "--", ".").returncode == 0:
+        return False  # nothing new
+    made = git("commit", "--quiet", "--message", message, "--", ".")
+    if made.returncode != 0:
+        say(f"results not committed: git commit: {made.stderr.strip() or made.stdout.strip()}")
+        return False
+    return True
+
+
+def _write_outputs(experiment: Experiment, places: Places) -> None:
+    out = places.results
     if experiment.report == "methods":
         from seccl.experiments.comparison import write_comparison
 
-        write_comparison(experiment, out)
+        write_comparison(experiment, places)
         return
     from seccl.experiments.compare import compare_runs
 
     rows: list[dict[str, Any]] = []
     groups: dict[str, list[Path]] = {}
     for run in experiment.runs:
-        directory = out / "runs" / run.name
-        if status_of(run, directory) != "done":
+        directory = places.record_dir(run.name)
+        if not has_record(run, places):
             continue
         groups.setdefault(run.group, []).append(directory)
         rows += _rows(run, directory)
@@ -304,17 +397,17 @@ def _write_outputs(experiment: Experiment, out: Path) -> None:
     ]
     for group, paths in groups.items():
         runs = [r for r in experiment.runs if r.group == group and not r.is_baseline]
-        finished = [r for r in runs if status_of(r, out / "runs" / r.name) == "done"]
+        finished = [r for r in runs if has_record(r, places)]
         first = min((r.settings.get("seed", 0) for r in finished), default=0)
         later = {r.name for r in finished if r.settings.get("seed", 0) != first}
         # The plot shows every run of the first seed; the table every run of every seed.
         files, text = compare_runs(paths, out / group, plot_only=[p for p in paths if p.name not in later])
         lines += [f"## {group}", "", f"![{group}]({group}/{files['plot'].name})", "", text.strip(), ""]
-        spread = spread_over_seeds(finished, out)
+        spread = spread_over_seeds(finished, places)
         if spread:
-            plot_seeds(finished, [p for p in paths if (p / "baseline.json").is_file()], out, group)
+            plot_seeds(finished, [p for p in paths if (p / "baseline.json").is_file()], places, group)
             lines += [f"![{group} over seeds]({group}/seeds.png)", "", *spread]
-    done = sum(status_of(r, out / "runs" / r.name) == "done" for r in experiment.runs)
+    done = sum(has_record(r, places) for r in experiment.runs)
     lines.append(f"{done} of {len(experiment.runs)} runs finished.")
     atomic_write_bytes(out / "results.md", ("\n".join(lines) + "\n").encode())
 
@@ -324,7 +417,7 @@ def _without_seed(name: str) -> str:
     return re.sub(r"-seed\d+", "", name)
 
 
-def spread_over_seeds(runs: list[PlannedRun], out: Path) -> list[str]:
+def spread_over_seeds(runs: list[PlannedRun], places: Places) -> list[str]:
     """Markdown lines: for every setting of ``runs`` (finished SecCL runs) run under more than one
     seed, the final and the best accuracy as mean ± sample std over its seeds; none if no setting
     has a second seed yet."""
@@ -333,7 +426,7 @@ def spread_over_seeds(runs: list[PlannedRun], out: Path) -> list[str]:
     settings: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         label = _without_seed(run.name)
-        data = json.loads((out / "runs" / run.name / "metrics.json").read_text())
+        data = json.loads((places.record_dir(run.name) / "metrics.json").read_text())
         settings.setdefault(label, []).append(data)
     if all(len(records) < 2 for records in settings.values()):
         return []
@@ -354,14 +447,16 @@ def spread_over_seeds(runs: list[PlannedRun], out: Path) -> list[str]:
     return [*lines, ""]
 
 
-def plot_seeds(runs: list[PlannedRun], baselines: list[Path], out: Path, group: str) -> None:
+def plot_seeds(runs: list[PlannedRun], baselines: list[Path], places: Places, group: str) -> None:
     """GROUP/seeds.png: each setting's accuracy per round, mean ± std over its seeds."""
     from seccl.experiments.compare import load_entry, plot_over_seeds
 
     curves: dict[str, list[list[float]]] = {}
     for run in runs:
-        curves.setdefault(_without_seed(run.name), []).append(load_entry(out / "runs" / run.name).accuracy)
-    plot_over_seeds(curves, [load_entry(p) for p in baselines], out / group / "seeds.png")
+        curves.setdefault(_without_seed(run.name), []).append(
+            load_entry(places.record_dir(run.name)).accuracy
+        )
+    plot_over_seeds(curves, [load_entry(p) for p in baselines], places.results / group / "seeds.png")
 
 
 def _rows(run: PlannedRun, directory: Path) -> list[dict[str, Any]]:
