@@ -64,6 +64,9 @@ def test_a_comparison_runs_seed_0_first_skips_what_is_done_and_reruns_what_was_c
     assert session["adversaries"] and len(session["rounds"][0]["elected"]) == 1
     report = (out / "results.md").read_text()
     assert "5 of 5 runs finished" in report and "| alie |" in report and " ± " in report
+    summary = report.split("## Summary", 1)[1].split("\n## ", 1)[0]  # every group's runs at once
+    assert "### Split iid: final test accuracy" in summary
+    assert any(line.startswith("| alie, e = 0.25 | ") and "(2)" in line for line in summary.splitlines())
     assert (out / "g" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
 
     # A chain-free run leaves its one file only when it finishes, and only then is it recorded:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,23 +118,58 @@ def _attack_label(attack: str) -> str:
     return attack.replace("+collude-votes", "")
 
 
-def _table(outcomes: list[Outcome], methods: list[str], value: str) -> list[str]:
-    attacks = list(dict.fromkeys(o.attack for o in outcomes))
+def _table(
+    outcomes: list[Outcome], methods: list[str], value: str, row: Callable[[Outcome], str] | None = None
+) -> list[str]:
+    """A markdown table of ``value``: a row per attack (or per ``row(outcome)``), a column per
+    method, each cell its spread over the seeds."""
+    label = row or (lambda o: _attack_label(o.attack))
+    rows = list(dict.fromkeys(label(o) for o in outcomes))
     lines = [
         "| attack | " + " | ".join(methods) + " |",
         "| --- |" + " ---: |" * len(methods),
     ]
-    for attack in attacks:
+    for name in rows:
         cells = []
         for method in methods:
             values = [
                 getattr(o, value)
                 for o in outcomes
-                if o.attack == attack and o.method == method and getattr(o, value) is not None
+                if label(o) == name and o.method == method and getattr(o, value) is not None
             ]
             cells.append(spread(values))
         if any(c != "—" for c in cells):
-            lines.append(f"| {_attack_label(attack)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _attack_and_e(outcome: Outcome) -> str:
+    if outcome.attack == "none":
+        return "none"
+    return f"{_attack_label(outcome.attack)}, e = {outcome.attack_fraction:g}"
+
+
+def summary(outcomes: list[Outcome], methods: list[str]) -> list[str]:
+    """Markdown lines: every group at once, a table per split: final accuracy and backdoor success
+    for each attack and e (rows, sorted by attack then e) and method (columns)."""
+    lines: list[str] = []
+    order = list(dict.fromkeys(o.attack for o in outcomes))
+    for split in dict.fromkeys(o.split for o in outcomes):
+        mine = sorted(
+            (o for o in outcomes if o.split == split),
+            key=lambda o: (order.index(o.attack) if o.attack != "none" else -1, o.attack_fraction or 0.0),
+        )
+        used = [m for m in methods if any(o.method == m for o in mine)]
+        lines += [
+            f"### Split {split}: final test accuracy",
+            "",
+            *_table(mine, used, "final_accuracy", _attack_and_e),
+        ]
+        backdoored = [o for o in mine if o.attack_success_rate is not None]
+        if backdoored:
+            lines += ["", f"### Split {split}: backdoor success rate", ""]
+            lines += _table(backdoored, used, "attack_success_rate", _attack_and_e)
+        lines.append("")
     return lines
 
 
@@ -229,6 +265,9 @@ def write_comparison(experiment: Experiment, places: Places) -> None:
         f"`seccl experiment {experiment.name}`: {len(outcomes)} of {len(planned)} runs finished. "
         "Cells: mean ± sample std over seeds (number of seeds); ¹ marks a single seed.",
         "",
+        "## Summary",
+        "",
+        *summary(outcomes, methods),
     ]
     for group in dict.fromkeys(r.group for r in planned):
         mine = [o for o in outcomes if o.group == group]
