@@ -282,3 +282,27 @@ def test_results_outside_a_git_repository_are_kept_and_the_commit_refused_with_a
 
     assert said and said[0].startswith("results not committed: git add:") and "git repository" in said[0]
     assert (tmp_path / "results" / "records" / "r.json").read_text() == "{}"
+
+
+def test_a_record_made_with_other_settings_than_its_run_plans_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "one.toml"
+    spec.write_text(CHAIN_FREE.replace('"median", "trimmed-mean", "dssgd"', ""))
+    out = tmp_path / "out"
+    assert main(["experiment", str(spec), "--out", str(out)]) == 0
+    before = (out / "results.csv").read_text()
+    spec.write_text(
+        CHAIN_FREE.replace('"median", "trimmed-mean", "dssgd"', "").replace("rounds = 1", "rounds = 2")
+    )
+    capsys.readouterr()
+
+    code = main(["experiment", str(spec), "--out", str(out)])
+
+    printed = capsys.readouterr()
+    assert (
+        code != 0
+        and "the record of g-fedavg was made with other settings (rounds: recorded 1, planned 2)"
+        in (printed.out + printed.err)
+    )
+    assert (out / "results.csv").read_text() == before  # and nothing was lost or rewritten

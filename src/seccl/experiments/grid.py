@@ -212,15 +212,50 @@ def _run_status(run: PlannedRun, directory: Path) -> str:
     return "done" if json.loads(described.read_text()).get("complete") else "partial"
 
 
+# Settings that say where or how a run ran, not what it computed.
+_PLACE_SETTINGS = frozenset({"out_dir", "data_root", "chain", "chain_id", "workers"})
+
+
+def _other_settings(run: PlannedRun, result: Path) -> list[str]:
+    """The settings in which the finished result ``result`` differs from what ``run`` plans, as
+    ``name: recorded X, planned Y``; none for a result of this run."""
+    recorded = json.loads(result.read_text()).get("config", {})
+    planned = config_from(run.settings).to_dict()
+    return [
+        f"{key}: recorded {recorded[key]!r}, planned {planned[key]!r}"
+        for key in sorted(set(recorded) & set(planned) - _PLACE_SETTINGS)
+        if recorded[key] != planned[key]
+    ]
+
+
+def check_records(experiment: Experiment, places: Places) -> None:
+    """Refuse (ConfigError) when a record was made with other settings than its run now plans
+    (the experiment file was edited, say): its results would be reported as this run's."""
+    for run in experiment.runs:
+        if has_record(run, places):
+            other = _other_settings(run, places.record_dir(run.name) / result_file(run))
+            if other:
+                raise ConfigError(
+                    f"experiment {experiment.name}: the record of {run.name} was made with other "
+                    f"settings ({'; '.join(other)}); remove {places.record_dir(run.name)} to run it again"
+                )
+
+
 def record_finished(experiment: Experiment, places: Places) -> list[str]:
     """Record every run finished in the work directory that has no record yet (copied atomically,
-    so a record is whole or absent); returns their names."""
+    so a record is whole or absent); returns their names. A finished run made with other settings
+    than its run plans is refused (ConfigError), not recorded."""
     recorded = []
     for run in experiment.runs:
         if not has_record(run, places) and _run_status(run, places.run_dir(run.name)) == "done":
-            name = result_file(run)
-            source = places.run_dir(run.name) / name
-            atomic_write_bytes(places.record_dir(run.name) / name, source.read_bytes())
+            source = places.run_dir(run.name) / result_file(run)
+            other = _other_settings(run, source)
+            if other:
+                raise ConfigError(
+                    f"experiment {experiment.name}: {places.run_dir(run.name)} was run with other "
+                    f"settings ({'; '.join(other)}); remove it to run {run.name} again"
+                )
+            atomic_write_bytes(places.record_dir(run.name) / result_file(run), source.read_bytes())
             recorded.append(run.name)
     return recorded
 
@@ -242,6 +277,7 @@ def run_experiment(
     so no run is run twice; the kernel drops a dead worker's locks, so a killed worker's run is
     resumed by the next worker that reaches it."""
     places.results.mkdir(parents=True, exist_ok=True)
+    check_records(experiment, places)
     statuses = {}
     total = len(experiment.runs)
     # The estimate of what is left counts every worker's runs finished since this one began.
@@ -332,6 +368,7 @@ def write_outputs(
     (places.work / "claims").mkdir(parents=True, exist_ok=True)
     with open(places.work / "claims" / "report.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        check_records(experiment, places)
         recorded = record_finished(experiment, places)
         _write_outputs(experiment, places)
         if commit:
