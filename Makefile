@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 RUN_ARGS ?=
 
-.PHONY: run test lint contracts bench-gas bench-round clean
+.PHONY: run test lint contracts bench-gas bench-round results clean
 
 run: $(STAMPS)/python $(STAMPS)/node
 	$(VENV)/bin/seccl run $(RUN_ARGS)
@@ -29,6 +29,16 @@ contracts: $(STAMPS)/node
 
 bench-gas: $(STAMPS)/python $(STAMPS)/node
 	$(PY) bench/gas.py
+
+# The experiments of docs/RESULTS.md, each into docs/results/NAME and committed after every run, so
+# that a fresh clone continues where the last machine stopped (hours: the comparison alone is 462
+# runs). The runs themselves, with their chains and models, go to runs/experiments/NAME.
+EXPERIMENT_JOBS ?= 2
+results: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/datasets
+	for name in compare fig4 fig5; do \
+	  $(VENV)/bin/seccl experiment $$name --out docs/results/$$name --work runs/experiments/$$name \
+	    --jobs $(EXPERIMENT_JOBS) --commit || exit $$?; \
+	done
 
 # One round of bare PyTorch, SecCL and Flower side by side (BENCH_ARGS="--scaling" for the table).
 BENCH_ARGS ?=
