@@ -713,7 +713,14 @@ def _experiment(
     commit: bool = False,
     report_only: bool = False,
 ) -> int:
-    from seccl.experiments.grid import Places, experiment_path, load_experiment, run_experiment, write_outputs
+    from seccl.experiments.grid import (
+        Places,
+        check_records,
+        experiment_path,
+        load_experiment,
+        run_experiment,
+        write_outputs,
+    )
 
     if jobs < 1:
         raise ConfigError(f"--jobs: need at least 1 worker, got {jobs}")
@@ -724,6 +731,7 @@ def _experiment(
     _say(f"experiment {experiment.name}: {experiment.title}; {len(experiment.runs)} runs into {where}")
     places.work.mkdir(parents=True, exist_ok=True)
     if report_only:
+        check_records(experiment, places)  # run_experiment checks them before its first run
         write_outputs(experiment, places, _say, commit=commit)
         _say(f"results: {results / 'results.md'}, {results / 'results.csv'}")
         return 0

@@ -368,7 +368,6 @@ def write_outputs(
     (places.work / "claims").mkdir(parents=True, exist_ok=True)
     with open(places.work / "claims" / "report.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        check_records(experiment, places)
         recorded = record_finished(experiment, places)
         _write_outputs(experiment, places)
         if commit:
