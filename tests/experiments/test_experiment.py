@@ -89,18 +89,24 @@ def test_an_experiment_killed_mid_run_resumes_that_run(
     ]
 
 
-def test_the_built_in_experiments_plan_the_papers_figures_for_three_seeds_seed_0_first() -> None:
+def test_the_built_in_experiments_plan_the_papers_figures_for_three_seeds() -> None:
     fig4 = load_experiment(experiment_path("fig4"))
     fig5 = load_experiment(experiment_path("fig5"))
 
     assert [r.name for r in fig4.runs if r.group == "mnist-n20"][:4] == [
         "mnist-n20-l0.1-seed0",
+        "mnist-n20-l0.1-seed1",
+        "mnist-n20-l0.1-seed2",
         "mnist-n20-l0.2-seed0",
-        "mnist-n20-l0.4-seed0",
-        "mnist-n20-baseline",
     ]
     assert {r.settings["dataset"] for r in fig4.runs} == {"mnist", "fashion-mnist"} and len(fig4.runs) == 40
-    assert [r.settings["seed"] for r in fig4.runs] == [0] * 16 + [1] * 12 + [2] * 12
+    # Figure 4 runs group by group, every MNIST run (all three seeds) before the costlier Fashion-MNIST.
+    assert [r.group for r in fig4.runs] == [
+        g for g in ("mnist-n20", "mnist-n30", "fashion-n20", "fashion-n30") for _ in range(10)
+    ]
+    assert (
+        sorted(r.settings["seed"] for r in fig4.runs if not r.is_baseline) == [0] * 12 + [1] * 12 + [2] * 12
+    )
     runs = [r for r in fig5.runs if not r.is_baseline]
     assert [r.settings.get("attack_fraction") for r in runs[:5]] == [None, 0.1, 0.2, 0.25, 0.3]
     assert [r.name for r in runs[5:7]] == ["mnist-n20-l0.2-e0-seed1", "mnist-n20-l0.2-e0.1-seed1"]
