@@ -256,23 +256,29 @@ def test_jobs_needs_at_least_one_worker(tmp_path: Path) -> None:
 def test_a_setting_run_under_several_seeds_is_reported_with_its_spread(tmp_path: Path) -> None:
     spec = tmp_path / "seeds.toml"
     spec.write_text(
-        TINY.format(chain="embedded").split("[[groups]]")[0]
+        TINY.format(chain="embedded").replace("rounds = 1", "rounds = 2").split("[[groups]]")[0]
         + '[[groups]]\nname = "g"\nvary = { seed = [0, 1] }\n'
     )
     out = tmp_path / "out"
 
     assert main(["experiment", str(spec), "--out", str(out)]) == 0
 
-    finals = [
-        json.loads((out / "runs" / f"g-seed{k}" / "metrics.json").read_text())["rounds"][-1]["accuracy"]
-        for k in (0, 1)
-    ]
-    mean, std = statistics.fmean(finals), statistics.stdev(finals)
+    records = [json.loads((out / "runs" / f"g-seed{k}" / "metrics.json").read_text()) for k in (0, 1)]
+    curves = [[r["accuracy"] for r in record["rounds"]] for record in records]
+
+    def cell(values: list[float]) -> str:
+        return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f} (2)"
+
+    after = [cell([curve[r] for curve in curves]) for r in (0, 1)]
+    best = cell([max(curve) for curve in curves])
     report = (out / "results.md").read_text()
     assert "Over seeds (mean ± sample std" in report
-    assert f"| g | 0, 1 | {mean:.4f} ± {std:.4f} (2) |" in report
+    assert f"| g | 0, 1 | {after[1]} | {best} |" in report
     assert "![g over seeds](g/seeds.png)" in report
     assert (out / "g" / "seeds.png").read_bytes()[:4] == b"\x89PNG"
+    # ... and round by round, the numbers behind seeds.png.
+    assert "Accuracy after each round, over seeds" in report
+    assert f"| runs | 1 | 2 |\n| --- | ---: | ---: |\n| g | {after[0]} | {after[1]} |" in report
 
 
 def test_results_outside_a_git_repository_are_kept_and_the_commit_refused_with_a_reason(

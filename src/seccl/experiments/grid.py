@@ -480,6 +480,29 @@ def spread_over_seeds(runs: list[PlannedRun], places: Places) -> list[str]:
         slots = sum(len(x.get("elected", [])) for r in records for x in r["rounds"])
         shown = f"{elected} of {slots}" if any(r.get("adversaries") for r in records) else "—"
         lines.append(f"| {label} | {seeds} | {spread(final, 4)} | {spread(best, 4)} | {shown} |")
+    return [*lines, "", *_rounds_over_seeds(settings)]
+
+
+def _rounds_over_seeds(settings: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown lines: each setting's test accuracy after every round, mean ± sample std over its
+    seeds (the curves of seeds.png, as numbers); rounds a seed has not reached yet are left out."""
+    from seccl.experiments.comparison import spread
+
+    length = max(min(len(r["rounds"]) for r in records) for records in settings.values())
+    header = " | ".join(str(k) for k in range(1, length + 1))
+    lines = [
+        "Accuracy after each round, over seeds (mean ± sample std, number of seeds):",
+        "",
+        f"| runs | {header} |",
+        "| --- |" + " ---: |" * length,
+    ]
+    for label, records in settings.items():
+        reached = min(len(r["rounds"]) for r in records)
+        cells = [
+            spread([float(r["rounds"][k]["accuracy"]) for r in records], 4) if k < reached else "—"
+            for k in range(length)
+        ]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     return [*lines, ""]
 
 
