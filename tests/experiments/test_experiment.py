@@ -99,14 +99,21 @@ def test_the_built_in_experiments_plan_the_papers_figures_for_three_seeds() -> N
         "mnist-n20-l0.1-seed2",
         "mnist-n20-l0.2-seed0",
     ]
-    assert {r.settings["dataset"] for r in fig4.runs} == {"mnist", "fashion-mnist"} and len(fig4.runs) == 40
+    assert {r.settings["dataset"] for r in fig4.runs} == {"mnist", "fashion-mnist"} and len(fig4.runs) == 48
     # Figure 4 runs group by group, every MNIST run (all three seeds) before the costlier Fashion-MNIST.
     assert [r.group for r in fig4.runs] == [
-        g for g in ("mnist-n20", "mnist-n30", "fashion-n20", "fashion-n30") for _ in range(10)
+        g for g in ("mnist-n20", "mnist-n30", "fashion-n20", "fashion-n30") for _ in range(12)
     ]
     assert (
         sorted(r.settings["seed"] for r in fig4.runs if not r.is_baseline) == [0] * 12 + [1] * 12 + [2] * 12
     )
+    # ... and each group's centralized baseline under the same three seeds.
+    assert [(r.name, r.settings["seed"]) for r in fig4.runs if r.is_baseline][:3] == [
+        ("mnist-n20-baseline-seed0", 0),
+        ("mnist-n20-baseline-seed1", 1),
+        ("mnist-n20-baseline-seed2", 2),
+    ]
+    assert sum(r.is_baseline for r in fig4.runs) == 12
     runs = [r for r in fig5.runs if not r.is_baseline]
     assert [r.settings.get("attack_fraction") for r in runs[:5]] == [None, 0.1, 0.2, 0.25, 0.3]
     assert [r.name for r in runs[5:7]] == ["mnist-n20-l0.2-e0-seed1", "mnist-n20-l0.2-e0.1-seed1"]
@@ -257,7 +264,7 @@ def test_a_setting_run_under_several_seeds_is_reported_with_its_spread(tmp_path:
     spec = tmp_path / "seeds.toml"
     spec.write_text(
         TINY.format(chain="embedded").replace("rounds = 1", "rounds = 2").split("[[groups]]")[0]
-        + '[[groups]]\nname = "g"\nvary = { seed = [0, 1] }\n'
+        + '[[groups]]\nname = "g"\nvary = { seed = [0, 1] }\nbaseline_epochs = 2\nbaseline_seeds = [0, 1]\n'
     )
     out = tmp_path / "out"
 
@@ -279,6 +286,24 @@ def test_a_setting_run_under_several_seeds_is_reported_with_its_spread(tmp_path:
     # ... and round by round, the numbers behind seeds.png.
     assert "Accuracy after each round, over seeds" in report
     assert f"| runs | 1 | 2 |\n| --- | ---: | ---: |\n| g | {after[0]} | {after[1]} |" in report
+    # The centralized baseline, one per seed (each trained on its seed's split), has its spread too.
+    baselines = [
+        json.loads((out / "runs" / f"g-baseline-seed{k}" / "baseline.json").read_text()) for k in (0, 1)
+    ]
+    assert [b["config"]["seed"] for b in baselines] == [0, 1]
+    final = cell([b["accuracy_per_epoch"][-1] for b in baselines])
+    best_baseline = cell([max(b["accuracy_per_epoch"]) for b in baselines])
+    assert f"| g-baseline (centralized, 2 epochs) | 0, 1 | {final} | {best_baseline} | — |" in report
+    kinds = {(r["run"], r["kind"]) for r in csv.DictReader((out / "results.csv").open())}
+    assert {("g-baseline-seed0", "baseline"), ("g-baseline-seed1", "baseline")} <= kinds
+
+
+def test_baseline_seeds_must_be_a_list_of_seeds(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(TINY.format(chain="embedded") + "baseline_seeds = 3\n")
+
+    with pytest.raises(ConfigError, match="group g: baseline_seeds must be a list of seeds"):
+        load_experiment(spec)
 
 
 def test_results_outside_a_git_repository_are_kept_and_the_commit_refused_with_a_reason(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +207,8 @@ def compare_runs(
 
 def plot_over_seeds(curves: dict[str, list[list[float]]], baselines: list[Entry], path: Path) -> None:
     """Test accuracy per round (round 0 first) of each setting: the mean over its seeds, with a
-    band of ± one sample std; each baseline's final accuracy as a horizontal line."""
+    band of ± one sample std; the baselines' final accuracy as a horizontal line (several
+    baselines are the one baseline under several seeds: their mean, with its band)."""
     fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, runs) in enumerate(curves.items()):
@@ -219,10 +221,17 @@ def plot_over_seeds(curves: dict[str, list[list[float]]], baselines: list[Entry]
         low = [m - d for m, d in zip(mean, std, strict=True)]
         high = [m + d for m, d in zip(mean, std, strict=True)]
         ax.fill_between(range(length), low, high, color=color, alpha=0.2, linewidth=0)
-    for j, e in enumerate(baselines):
-        color = colors[(len(curves) + j) % len(colors)]
-        label = f"{e.label}: centralized, {len(e.accuracy)} epochs ({e.accuracy[-1]:.3f})"
-        ax.axhline(e.accuracy[-1], color=color, linestyle="-.", label=label)
+    if baselines:
+        color = colors[len(curves) % len(colors)]
+        finals = [e.accuracy[-1] for e in baselines]
+        centre = statistics.fmean(finals)
+        name = re.sub(r"-seed\d+$", "", baselines[0].label)
+        over = f", {len(finals)} seeds" if len(finals) > 1 else ""
+        label = f"{name}: centralized, {len(baselines[0].accuracy)} epochs{over} ({centre:.3f})"
+        ax.axhline(centre, color=color, linestyle="-.", label=label)
+        if len(finals) > 1:
+            spread = statistics.stdev(finals)
+            ax.axhspan(centre - spread, centre + spread, color=color, alpha=0.15, linewidth=0)
     ax.set_ylim(0, 1)
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy: mean over seeds, ± 1 std", fontsize=8)

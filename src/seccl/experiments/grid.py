@@ -13,7 +13,9 @@ A run's ``method`` (a setting of the file, not of the run) says what runs it: ``
 default) a SecCL session (`seccl run`), any rule of ``seccl.experiments.baselines`` a chain-free
 federated run with that rule (`seccl federated`). ``order_by`` (a list of setting names) sorts
 the runs by those settings, stably, so that for example every seed-0 run comes first;
-``report = "methods"`` writes the comparison's tables (``seccl.experiments.comparison``)."""
+``report = "methods"`` writes the comparison's tables (``seccl.experiments.comparison``). A group's
+``baseline_epochs`` adds a centralized baseline, and its ``baseline_seeds`` one per seed, which the
+report then gives as mean ± std like the runs."""
 
 from __future__ import annotations
 
@@ -148,7 +150,18 @@ def load_experiment(path: Path) -> Experiment:
         if "baseline_epochs" in group:
             settings = {k: v for k, v in base.items() if k in BASELINE_FIELDS}
             epochs = int(group["baseline_epochs"])  # a centralized baseline has no method
-            experiment.runs.append(PlannedRun(f"{gname}-baseline", gname, settings, epochs))
+            # `baseline_seeds`: a baseline per seed (each its own split, initial model and
+            # shuffling), so that a gap between the runs and the baseline has both spreads.
+            seeds = group.get("baseline_seeds")
+            if seeds is None:
+                experiment.runs.append(PlannedRun(f"{gname}-baseline", gname, settings, epochs))
+            elif not isinstance(seeds, list) or not seeds:
+                raise ConfigError(f"experiment {path}, group {gname}: baseline_seeds must be a list of seeds")
+            else:
+                experiment.runs += [
+                    PlannedRun(f"{gname}-baseline-seed{seed}", gname, {**settings, "seed": seed}, epochs)
+                    for seed in seeds
+                ]
     names = [r.name for r in experiment.runs]
     if len(set(names)) != len(names) or not names:
         raise ConfigError(f"experiment {path}: its runs need distinct names, and at least one run")
@@ -432,16 +445,19 @@ def _write_outputs(experiment: Experiment, places: Places) -> None:
         "",
     ]
     for group, paths in groups.items():
-        runs = [r for r in experiment.runs if r.group == group and not r.is_baseline]
-        finished = [r for r in runs if has_record(r, places)]
+        done_here = [r for r in experiment.runs if r.group == group and has_record(r, places)]
+        finished = [r for r in done_here if not r.is_baseline]
+        baselines = [r for r in done_here if r.is_baseline]
         first = min((r.settings.get("seed", 0) for r in finished), default=0)
-        later = {r.name for r in finished if r.settings.get("seed", 0) != first}
-        # The plot shows every run of the first seed; the table every run of every seed.
+        # The plot shows every run of the first seed (and its baseline, if there is one per seed);
+        # the table every run of every seed.
+        seeded = finished + (baselines if len(baselines) > 1 else [])
+        later = {r.name for r in seeded if r.settings.get("seed", 0) != first}
         files, text = compare_runs(paths, out / group, plot_only=[p for p in paths if p.name not in later])
         lines += [f"## {group}", "", f"![{group}]({group}/{files['plot'].name})", "", text.strip(), ""]
-        spread = spread_over_seeds(finished, places)
+        spread = spread_over_seeds(finished, places, baselines)
         if spread:
-            plot_seeds(finished, [p for p in paths if (p / "baseline.json").is_file()], places, group)
+            plot_seeds(finished, baselines, places, group)
             lines += [f"![{group} over seeds]({group}/seeds.png)", "", *spread]
     done = sum(has_record(r, places) for r in experiment.runs)
     lines.append(f"{done} of {len(experiment.runs)} runs finished.")
@@ -453,10 +469,13 @@ def _without_seed(name: str) -> str:
     return re.sub(r"-seed\d+", "", name)
 
 
-def spread_over_seeds(runs: list[PlannedRun], places: Places) -> list[str]:
+def spread_over_seeds(
+    runs: list[PlannedRun], places: Places, baselines: list[PlannedRun] | None = None
+) -> list[str]:
     """Markdown lines: for every setting of ``runs`` (finished SecCL runs) run under more than one
-    seed, the final and the best accuracy as mean ± sample std over its seeds; none if no setting
-    has a second seed yet."""
+    seed, the final and the best accuracy as mean ± sample std over its seeds, and the same for the
+    group's centralized ``baselines`` (finished) when there is one per seed; none if no setting has
+    a second seed yet."""
     from seccl.experiments.comparison import spread
 
     settings: dict[str, list[dict[str, Any]]] = {}
@@ -480,6 +499,13 @@ def spread_over_seeds(runs: list[PlannedRun], places: Places) -> list[str]:
         slots = sum(len(x.get("elected", [])) for r in records for x in r["rounds"])
         shown = f"{elected} of {slots}" if any(r.get("adversaries") for r in records) else "—"
         lines.append(f"| {label} | {seeds} | {spread(final, 4)} | {spread(best, 4)} | {shown} |")
+    if baselines and len(baselines) > 1:
+        data = [json.loads((places.record_dir(b.name) / "baseline.json").read_text()) for b in baselines]
+        seeds = ", ".join(str(b.settings.get("seed", "?")) for b in baselines)
+        final = [float(d["accuracy_per_epoch"][-1]) for d in data]
+        best = [max(float(a) for a in d["accuracy_per_epoch"]) for d in data]
+        label = f"{_without_seed(baselines[0].name)} (centralized, {baselines[0].baseline_epochs} epochs)"
+        lines.append(f"| {label} | {seeds} | {spread(final, 4)} | {spread(best, 4)} | — |")
     return [*lines, "", *_rounds_over_seeds(settings)]
 
 
@@ -506,8 +532,9 @@ def _rounds_over_seeds(settings: dict[str, list[dict[str, Any]]]) -> list[str]:
     return [*lines, ""]
 
 
-def plot_seeds(runs: list[PlannedRun], baselines: list[Path], places: Places, group: str) -> None:
-    """GROUP/seeds.png: each setting's accuracy per round, mean ± std over its seeds."""
+def plot_seeds(runs: list[PlannedRun], baselines: list[PlannedRun], places: Places, group: str) -> None:
+    """GROUP/seeds.png: each setting's accuracy per round, mean ± std over its seeds, beside the
+    group's centralized baseline (mean ± std over its seeds, when there are several)."""
     from seccl.experiments.compare import load_entry, plot_over_seeds
 
     curves: dict[str, list[list[float]]] = {}
@@ -515,7 +542,8 @@ def plot_seeds(runs: list[PlannedRun], baselines: list[Path], places: Places, gr
         curves.setdefault(_without_seed(run.name), []).append(
             load_entry(places.record_dir(run.name)).accuracy
         )
-    plot_over_seeds(curves, [load_entry(p) for p in baselines], places.results / group / "seeds.png")
+    entries = [load_entry(places.record_dir(b.name)) for b in baselines]
+    plot_over_seeds(curves, entries, places.results / group / "seeds.png")
 
 
 def _rows(run: PlannedRun, directory: Path) -> list[dict[str, Any]]:
