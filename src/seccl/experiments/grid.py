@@ -469,9 +469,7 @@ def _without_seed(name: str) -> str:
     return re.sub(r"-seed\d+", "", name)
 
 
-def spread_over_seeds(
-    runs: list[PlannedRun], places: Places, baselines: list[PlannedRun] | None = None
-) -> list[str]:
+def spread_over_seeds(runs: list[PlannedRun], places: Places, baselines: list[PlannedRun]) -> list[str]:
     """Markdown lines: for every setting of ``runs`` (finished SecCL runs) run under more than one
     seed, the final and the best accuracy as mean ± sample std over its seeds, and the same for the
     group's centralized ``baselines`` (finished) when there is one per seed; none if no setting has
@@ -499,7 +497,7 @@ def spread_over_seeds(
         slots = sum(len(x.get("elected", [])) for r in records for x in r["rounds"])
         shown = f"{elected} of {slots}" if any(r.get("adversaries") for r in records) else "—"
         lines.append(f"| {label} | {seeds} | {spread(final, 4)} | {spread(best, 4)} | {shown} |")
-    if baselines and len(baselines) > 1:
+    if len(baselines) > 1:
         data = [json.loads((places.record_dir(b.name) / "baseline.json").read_text()) for b in baselines]
         seeds = ", ".join(str(b.settings.get("seed", "?")) for b in baselines)
         final = [float(d["accuracy_per_epoch"][-1]) for d in data]
