@@ -18,8 +18,9 @@ from typing import Any
 from web3 import Web3
 
 from seccl.chain.backends import ChainBackend, EmbeddedChain
+from seccl.learning.data import load_participant_data
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.simulation import Simulation, load_participant_data
+from seccl.runtime.simulation import Simulation
 
 ROUNDS = 2
 PER_PARTICIPANT = 40

@@ -29,11 +29,11 @@ import torch
 from torch.nn import functional as F
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from seccl.experiments.config import RunConfig
-from seccl.experiments.session import learning_settings, participant_data
 from seccl.learning.data import ParticipantData
 from seccl.learning.evaluation import macro_f1_score
 from seccl.learning.model import build_model
+from seccl.runs.config import RunConfig
+from seccl.runs.launch import learning_settings, participant_data
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = {"bare": "(a) bare PyTorch", "seccl": "(b) SecCL", "flower": "(c) Flower FedAvg"}
@@ -366,7 +366,8 @@ class FineTimer:
 
 def run_seccl(config: RunConfig, warmup: int) -> dict[str, Any]:
     """SecCL's Simulation as `seccl run` builds it, on the default chain, every round timed."""
-    from seccl.runtime.simulation import Simulation, open_backend
+    from seccl.chain.anvil import open_backend
+    from seccl.runtime.simulation import Simulation
 
     parts, test = participant_data(config)
     counter = RequestCounter()

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from seccl.experiments.comparison import FIELDS, outcome
-from seccl.experiments.config import config_from
+from seccl.runs.config import config_from
 from seccl.experiments.grid import Places, experiment_path, has_record, load_experiment
 from seccl.files import atomic_write_bytes
 

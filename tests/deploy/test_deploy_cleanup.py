@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.processes import MARKER, marked, new_marker
-from tests.e2e.processes import wait_for
+from tests.processes import wait_for
 
 SECCL = str(Path(sys.executable).parent / "seccl")
 

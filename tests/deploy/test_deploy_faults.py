@@ -23,7 +23,7 @@ from seccl.protocol.evidence import EvidenceKind
 from seccl.protocol.verification import Status
 from tests.deploy.conftest import PER_PARTICIPANT, SETTINGS, N
 from tests.deploy.processes import MARKER, marked, new_marker
-from tests.e2e.processes import wait_for
+from tests.processes import wait_for
 
 DEAD = 2
 

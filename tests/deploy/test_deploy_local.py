@@ -14,7 +14,7 @@ import numpy as np
 
 from tests.deploy.conftest import PER_PARTICIPANT, ROUNDS, N, simulated_model
 from tests.deploy.processes import MARKER, marked, new_marker
-from tests.e2e.processes import wait_for
+from tests.processes import wait_for
 
 SECCL = str(Path(sys.executable).parent / "seccl")
 

@@ -17,8 +17,6 @@ from seccl.experiments.baselines import (
     multikrum,
     trimmed_mean,
 )
-from seccl.experiments.config import config_from
-from seccl.experiments.session import participant_data
 from seccl.learning.attacks import alie, alie_z, ipm, largest_passing_scale
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import apply_update, delta, select_top_fraction
@@ -30,6 +28,8 @@ from seccl.roles.malicious_participant import (
     choose_adversaries,
     dense_update,
 )
+from seccl.runs.config import config_from
+from seccl.runs.launch import participant_data
 
 HONEST = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, 0.5], [2.0, -1.0, 2.0]])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seccl.experiments.cli import main
+from seccl.cli.main import main
 from seccl.experiments.grid import experiment_path, load_experiment
 
 TINY = """

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from seccl.experiments.cli import main
-from seccl.experiments.config import ConfigError
+from seccl.cli.main import main
 from seccl.experiments.grid import claim, experiment_path, load_experiment
+from seccl.runs.config import ConfigError
 
 TINY = """
 title = "a tiny grid"
@@ -70,7 +70,7 @@ def test_an_experiment_killed_mid_run_resumes_that_run(
 ) -> None:
     out = tmp_path / "out"
     spec = write_tiny(tmp_path, chain="anvil", rounds=2)
-    argv = [sys.executable, "-m", "seccl.experiments.cli", "experiment", str(spec), "--out", str(out)]
+    argv = [sys.executable, "-m", "seccl.cli.main", "experiment", str(spec), "--out", str(out)]
     killed = subprocess.run(
         argv, capture_output=True, text=True, env={**os.environ, "SECCL_KILL_AT": "2:tally"}
     )

@@ -23,6 +23,7 @@ from seccl.chain.accounts import new_account
 from seccl.chain.backends import EmbeddedChain
 from seccl.chain.bulletin_board import MessageKind
 from seccl.election import ABSTAIN, MAX_SCORE
+from seccl.learning.data import load_participant_data
 from seccl.learning.sparse import SparseUpdate, select_top_fraction
 from seccl.protocol import errors
 from seccl.protocol.envelope import SignedMessage, SigningDomain, sign_message
@@ -39,7 +40,7 @@ from seccl.protocol.verification import Status
 from seccl.roles.participant import Participant
 from seccl.roles.server import Rejection
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.simulation import RunResult, Simulation, load_participant_data
+from seccl.runtime.simulation import RunResult, Simulation
 
 ROUND = 1
 GOOD = 3  # the only participant whose update the direct tests accept

@@ -8,10 +8,10 @@ from typing import Any
 from seccl.chain.backends import EmbeddedChain
 from seccl.chain.consensus import Ballot, ballot_from_event
 from seccl.election import ABSTAIN, ElectionOutcome, borda_tally
-from seccl.learning.data import Dataset, ParticipantData
+from seccl.learning.data import Dataset, ParticipantData, load_participant_data
 from seccl.roles.malicious_participant import ParticipantFactory, attack_factory
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.simulation import RunResult, Simulation, load_participant_data
+from seccl.runtime.simulation import RunResult, Simulation
 
 # 3 local epochs at learning rate 0.1 (the paper's 0.02 needs ~10 epochs to leave the loss
 # plateau on 160 digits): measured on seeds 0-4, the global model goes from ~0.07 to

@@ -20,6 +20,13 @@ from seccl.chain.transactions import TxReceipt
 # 0.4 ether at 1 gwei, nearly all of it the server's; a dev node's 10,000 ether fund many runs.
 SERVER_FUNDS_WEI = 10**19
 
+PASSPHRASE_ENV = "SECCL_KEYS_PASSPHRASE"
+"""If set, the passphrase of a party's keystores (a run's keys, a node's key): no passphrase file."""
+
+# The passphrase is 256 random bits (or the user's own), so the KDF's work factor adds nothing
+# against guessing; eth-account's default (scrypt, 0.7 s a key) would add 15 s to a 21-key run.
+KDF_ITERATIONS = 100_000
+
 
 def new_account() -> LocalAccount:
     """A fresh random key (from the operating system's randomness), never derived from a seed."""

@@ -4,6 +4,7 @@ atomically to a state file that a later node reopens."""
 from __future__ import annotations
 
 import binascii
+import contextlib
 import ctypes
 import gzip
 import json
@@ -13,12 +14,13 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 from web3 import Web3
 
-from seccl.chain.backends import RpcChain
+from seccl.chain.backends import ChainBackend, EmbeddedChain, RpcChain
 from seccl.chain.errors import ChainUnavailableError
 from seccl.files import atomic_write_bytes
 
@@ -223,3 +225,17 @@ def _continue_clock(w3: Web3) -> None:
     (the phases are an hour of chain time) and turn the pause into the server's silence."""
     latest = int(w3.eth.get_block("latest")["timestamp"])
     w3.provider.make_request("evm_setTime", [latest + 1])  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def open_backend(chain: str, state_dir: Path) -> Iterator[ChainBackend]:
+    """The chain a run uses: ``embedded``, ``anvil`` (started and stopped here), or a URL."""
+    if chain == "embedded":
+        yield EmbeddedChain()
+    elif chain == "anvil":
+        with AnvilNode(state_dir / "anvil-state.json") as node:
+            yield node.backend()
+    elif chain.startswith(("http://", "https://")):
+        yield RpcChain(chain)
+    else:
+        raise ValueError(f"chain must be 'embedded', 'anvil' or an http(s) JSON-RPC URL, got {chain!r}")

@@ -22,7 +22,7 @@ from eth_account.messages import encode_defunct
 from eth_keys.exceptions import BadSignature
 from eth_utils.exceptions import ValidationError
 
-from seccl.chain.accounts import load_keystore
+from seccl.chain.accounts import PASSPHRASE_ENV, load_keystore
 from seccl.chain.backends import RpcChain
 from seccl.chain.errors import ChainError, ChainUnavailableError
 from seccl.deploy.data_files import read_participant_data
@@ -38,7 +38,6 @@ from seccl.protocol.instructions import (
     TrainRequest,
 )
 from seccl.roles.participant import Participant
-from seccl.runtime.checkpoint import PASSPHRASE_ENV
 
 PHASES = ("updates", "ballots", "election", "model")
 """A participant's own checks after each phase of a round, in order (``Participant.after_*``)."""

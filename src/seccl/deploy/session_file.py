@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from seccl.files import atomic_write_bytes
+from seccl.protocol.session import session_from_dict, session_to_dict
 from seccl.roles.settings import LearningSettings, SessionInfo
-from seccl.runtime.checkpoint import session_from_dict, session_to_dict
 
 FORMAT = "seccl-session/1"
 MODEL = "lenet"

@@ -12,15 +12,14 @@ from pathlib import Path
 
 from eth_account import Account
 
-from seccl.chain.accounts import fund, load_keystore, new_account, signing_connection
+from seccl.chain.accounts import KDF_ITERATIONS, fund, load_keystore, new_account, signing_connection
 from seccl.chain.backends import RpcChain
 from seccl.chain.bulletin_board import Phases
 from seccl.deploy.data_files import write_dataset_file, write_participant_file
 from seccl.deploy.session_file import SessionFile
+from seccl.learning.data import load_participant_data
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.checkpoint import KDF_ITERATIONS
 from seccl.runtime.establish import establish_session
-from seccl.runtime.simulation import load_participant_data
 
 
 def new_key(path: Path, passphrase_file: Path) -> str:

@@ -1,1 +1,1 @@
-"""Experiments and the `seccl` command line."""
+"""The research bench: experiment grids, the comparison, chain-free baselines, the attack table."""

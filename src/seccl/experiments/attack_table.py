@@ -20,13 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from seccl.experiments.config import RunConfig
-from seccl.experiments.records import write_run
-from seccl.experiments.session import run_config
 from seccl.protocol.evidence import EvidenceKind
 from seccl.protocol.verification import Status
 from seccl.roles.malicious_participant import PARTICIPANT_ATTACKS
 from seccl.roles.malicious_server import SERVER_ATTACKS
+from seccl.runs.config import RunConfig
+from seccl.runs.launch import run_config
+from seccl.runs.records import write_run
 
 
 def participant_row(config: RunConfig, name: str, out: Path) -> dict[str, Any]:

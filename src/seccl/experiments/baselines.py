@@ -50,13 +50,13 @@ from typing import Any
 
 import numpy as np
 
-from seccl.experiments.config import RunConfig
 from seccl.files import atomic_write_bytes
 from seccl.learning.aggregation import aggregate
 from seccl.learning.data import Dataset, concat_datasets
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.training import train_local
+from seccl.runs.config import RunConfig
 
 __all__ = [
     "ASSUMED_ATTACK_FRACTION",
@@ -184,8 +184,8 @@ class FederatedRound:
 def _participants(config: RunConfig, parts: Any, test: Dataset, adversaries: set[int]) -> list[Any]:
     """The participants a SecCL session of ``config`` would have, built by a throwaway session."""
     from seccl.chain.backends import EmbeddedChain
-    from seccl.experiments.session import learning_settings
     from seccl.roles.malicious_participant import attack_factory
+    from seccl.runs.launch import learning_settings
     from seccl.runtime.simulation import Simulation
 
     factory = None
@@ -212,7 +212,6 @@ def run_federated(
     run's record (what :func:`write_result` saves)."""
     import torch
 
-    from seccl.experiments.session import participant_data
     from seccl.learning.backdoor import BackdoorProbe
     from seccl.roles.malicious_participant import (
         BackdoorParticipant,
@@ -221,6 +220,7 @@ def run_federated(
         choose_adversaries,
         dense_update,
     )
+    from seccl.runs.launch import participant_data
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")

@@ -35,8 +35,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from seccl.experiments.config import BASELINE_FIELDS, FIELD_NAMES, ConfigError, config_from
 from seccl.files import atomic_write_bytes
+from seccl.runs.config import BASELINE_FIELDS, FIELD_NAMES, ConfigError, config_from
 
 BUILT_IN = ("fig4", "fig5", "compare")
 """The experiments shipped with SecCL (``src/seccl/experiments/grids/NAME.toml``)."""
@@ -199,7 +199,7 @@ def _tag(key: str) -> str:
 
 
 RunOne = Callable[[list[str]], int]
-"""Runs one `seccl` command line in-process (``seccl.experiments.cli.main``); returns its exit code."""
+"""Runs one `seccl` command line in-process (``seccl.cli.main.main``); returns its exit code."""
 
 
 def status_of(run: PlannedRun, places: Places) -> str:
@@ -421,7 +421,7 @@ def _write_outputs(experiment: Experiment, places: Places) -> None:
 
         write_comparison(experiment, places)
         return
-    from seccl.experiments.compare import compare_runs
+    from seccl.runs.compare import compare_runs
 
     rows: list[dict[str, Any]] = []
     groups: dict[str, list[Path]] = {}
@@ -533,7 +533,7 @@ def _rounds_over_seeds(settings: dict[str, list[dict[str, Any]]]) -> list[str]:
 def plot_seeds(runs: list[PlannedRun], baselines: list[PlannedRun], places: Places, group: str) -> None:
     """GROUP/seeds.png: each setting's accuracy per round, mean ± std over its seeds, beside the
     group's centralized baseline (mean ± std over its seeds, when there are several)."""
-    from seccl.experiments.compare import load_entry, plot_over_seeds
+    from seccl.runs.compare import load_entry, plot_over_seeds
 
     curves: dict[str, list[list[float]]] = {}
     for run in runs:

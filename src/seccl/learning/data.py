@@ -478,3 +478,28 @@ def _dirichlet_shares(
             taken[i, c] += 1
             remaining[c] -= 1
     return [np.asarray(s, dtype=np.int64) for s in shares]
+
+
+def load_participant_data(
+    *,
+    dataset: str,
+    data_root: str | None,
+    participants: int,
+    split: str,
+    alpha: float,
+    per_participant: int | None,
+    validation_fraction: float,
+    seed: int,
+) -> tuple[list[ParticipantData], Dataset]:
+    """The participants' private (train, validation) parts and the held-out test set."""
+    train, test = load_dataset(dataset, root=Path(data_root) if data_root else None, seed=seed)
+    parts = split_participants(
+        train,
+        participants,
+        scheme=split,
+        alpha=alpha,
+        validation_fraction=validation_fraction,
+        per_participant=per_participant,
+        seed=seed,
+    )
+    return parts, test

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
@@ -106,3 +106,22 @@ def session_from_chain(
         max_abs_value=max_abs_value,
         initial_model=initial or b"\x00" * 32,
     )
+
+
+def session_to_dict(session: SessionInfo) -> dict[str, Any]:
+    """``session`` as JSON-ready values (bytes as 0x-hex), as checkpoints and session files hold it."""
+    raw = asdict(session)
+    for key in ("nonce", "tie_seed", "initial_model"):
+        raw[key] = "0x" + bytes(raw[key]).hex()
+    raw["participants"] = list(session.participants)
+    return raw
+
+
+def session_from_dict(raw: dict[str, Any]) -> SessionInfo:
+    """The inverse of :func:`session_to_dict`."""
+    fields = dict(raw)
+    for key in ("nonce", "tie_seed", "initial_model"):
+        fields[key] = bytes.fromhex(str(fields[key]).removeprefix("0x"))
+    fields["participants"] = tuple(fields["participants"])
+    fields["phases"] = Phases(**fields["phases"])
+    return SessionInfo(**fields)

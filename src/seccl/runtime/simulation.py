@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,13 @@ from tqdm import tqdm
 from web3 import Web3
 
 from seccl.chain.accounts import fund, new_account, signing_connection
-from seccl.chain.anvil import AnvilNode
-from seccl.chain.backends import ChainBackend, EmbeddedChain, RpcChain
+from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.ledger import Ledger, LedgerEntry
 from seccl.chain.transactions import TxReceipt
 from seccl.election import ABSTAIN
-from seccl.learning.data import Dataset, ParticipantData, load_dataset, split_participants
+from seccl.learning.data import Dataset, ParticipantData
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params, save_state_dict, set_flat_params
 from seccl.learning.training import recording_losses
@@ -33,11 +31,12 @@ from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.evidence import Evidence
 from seccl.protocol.instructions import EvaluateRequest, Request, TrainRequest
 from seccl.protocol.messages import ModelMessage, decode_message
+from seccl.protocol.session import session_from_dict, session_to_dict
 from seccl.protocol.verification import Verdict, verify_evidence
 from seccl.roles.participant import Compute, Participant
 from seccl.roles.server import ParameterServer, Rejection, RoundOutcome, SendAndReceive, TxEntry
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.checkpoint import array_key, session_from_dict, session_to_dict, write_checkpoint
+from seccl.runs.checkpoint import array_key, write_checkpoint
 from seccl.runtime.establish import establish_session
 from seccl.runtime.faults import ENVIRONMENT as KILL_ENVIRONMENT
 from seccl.runtime.faults import maybe_kill
@@ -105,45 +104,6 @@ class RunResult:
     @property
     def final_accuracy(self) -> float:
         return self.rounds[-1].accuracy if self.rounds else self.initial_accuracy
-
-
-@contextlib.contextmanager
-def open_backend(chain: str, state_dir: Path) -> Iterator[ChainBackend]:
-    """The chain a run uses: ``embedded``, ``anvil`` (started and stopped here), or a URL."""
-    if chain == "embedded":
-        yield EmbeddedChain()
-    elif chain == "anvil":
-        with AnvilNode(state_dir / "anvil-state.json") as node:
-            yield node.backend()
-    elif chain.startswith(("http://", "https://")):
-        yield RpcChain(chain)
-    else:
-        raise ValueError(f"chain must be 'embedded', 'anvil' or an http(s) JSON-RPC URL, got {chain!r}")
-
-
-def load_participant_data(
-    *,
-    dataset: str,
-    data_root: str | None,
-    participants: int,
-    split: str,
-    alpha: float,
-    per_participant: int | None,
-    validation_fraction: float,
-    seed: int,
-) -> tuple[list[ParticipantData], Dataset]:
-    """The participants' private (train, validation) parts and the held-out test set."""
-    train, test = load_dataset(dataset, root=Path(data_root) if data_root else None, seed=seed)
-    parts = split_participants(
-        train,
-        participants,
-        scheme=split,
-        alpha=alpha,
-        validation_fraction=validation_fraction,
-        per_participant=per_participant,
-        seed=seed,
-    )
-    return parts, test
 
 
 @dataclass(frozen=True)
@@ -634,7 +594,7 @@ class Simulation:
 
     def checkpoint(self, r: int) -> None:
         """Make round ``r`` survive a crash: save the chain first (so it is never behind the
-        checkpoint), then commit every party's state (see :mod:`seccl.runtime.checkpoint`)."""
+        checkpoint), then commit every party's state (see :mod:`seccl.runs.checkpoint`)."""
         persist = getattr(self.backend, "persist", None)
         if persist is not None:
             persist()

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seccl.cli import main as cli
+from seccl.cli.main import main
 from seccl.election import MAX_SCORE
-from seccl.experiments import cli
-from seccl.experiments.cli import main
-from seccl.experiments.config import load_config
+from seccl.runs.config import load_config
 from seccl.runtime import simulation
 
 SMALL = ["-r", "1", "--per-participant", "100", "--local-epochs", "1", "--no-progress"]
@@ -213,7 +213,7 @@ def test_a_node_that_dies_mid_run_is_a_clear_error_exit_2(
 
 
 def test_a_wrong_chain_id_is_refused_before_any_work(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    from seccl.experiments import session
+    from seccl.runs import launch as session
 
     answers = {"eth_chainId": "0x7a69", "eth_accounts": ["0x" + "11" * 20]}
     monkeypatch.setattr(session, "_rpc", lambda _url, method, timeout=5.0: answers[method])
@@ -242,7 +242,7 @@ def test_the_readme_option_table_is_the_parsers() -> None:
     table = cli.options_markdown()
     assert table in text, (
         "README's option table differs from `seccl run --help`; replace it with the output of "
-        "`python -c 'from seccl.experiments.cli import options_markdown as o; print(o())'`"
+        "`python -c 'from seccl.cli.main import options_markdown as o; print(o())'`"
     )
     for flags, _, _ in cli.run_options():
         for flag in flags.split(", "):
@@ -260,7 +260,7 @@ def test_nothing_in_the_repository_points_outside_it() -> None:
 
 
 def test_a_run_never_overwrites_an_earlier_run(tmp_path: Path, monkeypatch, capsys) -> None:
-    from seccl.experiments.cli import main
+    from seccl.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     argv = [
@@ -292,8 +292,8 @@ def test_a_run_never_overwrites_an_earlier_run(tmp_path: Path, monkeypatch, caps
 def test_each_round_is_on_disk_as_it_ends_and_the_run_says_whether_it_completed(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from seccl.experiments import records
-    from seccl.experiments.cli import main
+    from seccl.cli.main import main
+    from seccl.runs import records
 
     seen: list[dict] = []
     write_run = records.write_run

@@ -10,7 +10,7 @@ import pytest
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.chain.errors import BulletinAccusationRefuted
-from seccl.experiments.cli import main
+from seccl.cli.main import main
 from seccl.learning.model import build_model, get_flat_params
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.evidence import Evidence, EvidenceKind
@@ -18,7 +18,7 @@ from seccl.protocol.messages import ModelMessage
 from seccl.protocol.statements import Delivery, Receipt
 from seccl.protocol.verification import Status
 from seccl.runtime.simulation import Simulation
-from tests.e2e.conftest import TARGET, simulate
+from tests.sessions import TARGET, simulate
 
 
 @pytest.fixture(scope="module")

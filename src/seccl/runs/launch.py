@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from seccl.chain.accounts import new_account
-from seccl.chain.anvil import find_anvil
+from seccl.chain.anvil import find_anvil, open_backend
 from seccl.chain.errors import ChainUnavailableError
-from seccl.experiments.config import SETTINGS, ConfigError, RunConfig, is_url
 from seccl.learning.backdoor import BackdoorProbe
 from seccl.learning.data import (
     Dataset,
@@ -33,8 +32,9 @@ from seccl.roles.malicious_participant import (
 )
 from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.checkpoint import KEYS_DIR, load_keys, read_checkpoint, save_keys
-from seccl.runtime.simulation import RunResult, Simulation, open_backend
+from seccl.runs.checkpoint import KEYS_DIR, load_keys, read_checkpoint, save_keys
+from seccl.runs.config import SETTINGS, ConfigError, RunConfig, is_url
+from seccl.runtime.simulation import RunResult, Simulation
 
 ARCHIVE_NAME = "messages.sqlite"
 """Every signed message and model of a run, by digest (see :mod:`seccl.protocol.archive`)."""

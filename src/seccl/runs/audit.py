@@ -221,8 +221,8 @@ class AuditReport:
 
 def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
     """Audit the run directory ``path`` from its chain and its archive alone."""
-    from seccl.experiments.session import ARCHIVE_NAME
-    from seccl.experiments.verify import RunFiles, VerifyError, check_findings, load_findings, open_session
+    from seccl.runs.launch import ARCHIVE_NAME
+    from seccl.runs.verify import RunFiles, VerifyError, check_findings, load_findings, open_session
 
     files = RunFiles.locate(path)
     store = files.chain.parent / ARCHIVE_NAME

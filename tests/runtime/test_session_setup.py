@@ -22,7 +22,7 @@ from seccl.protocol.messages import ModelMessage, UpdateMessage
 from seccl.protocol.session import SessionInfo
 from seccl.roles.participant import Participant, initial_model_digest
 from seccl.roles.settings import LearningSettings
-from tests.e2e.conftest import N
+from tests.sessions import N
 
 SEED = 0
 PHASES = Phases(update=3600, ballot=3600, model=3600)

@@ -27,8 +27,8 @@ matplotlib.use("Agg")  # files only: no display on these machines
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from seccl.experiments.config import RunConfig
 from seccl.files import atomic_write_bytes
+from seccl.runs.config import RunConfig
 from seccl.runtime.simulation import TIME_PARTS, RoundRecord, RunResult
 
 SCORES_NOTE = (

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from seccl.chain.anvil import AnvilNode
-from tests.e2e.processes import alive, anvil_children, wait_for
+from tests.processes import alive, anvil_children, wait_for
 
 pytestmark = pytest.mark.anvil
 
@@ -29,7 +29,7 @@ def seccl(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess
     env = {k: v for k, v in os.environ.items() if k != "SECCL_KILL_AT"}
     if kill_at is not None:
         env["SECCL_KILL_AT"] = kill_at
-    argv = [sys.executable, "-m", "seccl.experiments.cli", *args]
+    argv = [sys.executable, "-m", "seccl.cli.main", *args]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
@@ -108,7 +108,7 @@ def test_a_run_killed_on_a_node_that_keeps_its_posts_reconciles_without_posting_
 
 
 def test_a_killed_run_leaves_no_anvil_running(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "seccl.experiments.cli", "run", *SETTINGS, "--out", str(tmp_path / "run")]
+    argv = [sys.executable, "-m", "seccl.cli.main", "run", *SETTINGS, "--out", str(tmp_path / "run")]
     env = {**os.environ, "SECCL_KILL_AT": "2:tally"}
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     anvils: set[int] = set()

@@ -28,7 +28,7 @@ from typing import Annotated, Any, NoReturn
 from pydantic import Field
 
 from seccl.chain.errors import ChainError, ChainUnavailableError
-from seccl.experiments.config import (
+from seccl.runs.config import (
     BASELINE_FIELDS,
     FIELD_NAMES,
     SETTINGS,
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="a JSON-RPC URL of a node holding the run's chain "
             "(default: the run's persisted anvil state)",
         )
-    from seccl.deploy.cli import add_commands
+    from seccl.cli.deploy import add_commands
 
     add_commands(sub, _Formatter)
     return parser
@@ -328,7 +328,7 @@ def run_options() -> list[tuple[str, str, str]]:
 
 def options_markdown() -> str:
     """The README's option table of `seccl run`, made from the parser (a test checks the README
-    holds exactly this; `python -c "from seccl.experiments.cli import options_markdown as o;
+    holds exactly this; `python -c "from seccl.cli.main import options_markdown as o;
     print(o())"` prints it)."""
 
     def cell(text: str) -> str:
@@ -500,7 +500,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _execute(args: argparse.Namespace, config: RunConfig, warnings: list[str], *, resume: bool) -> int:
     run_dir = config.run_dir
-    from seccl.experiments.session import check_chain
+    from seccl.runs.launch import check_chain
 
     check_chain(config)
     for warning in warnings:
@@ -513,7 +513,7 @@ def _execute(args: argparse.Namespace, config: RunConfig, warnings: list[str], *
         f"{config.local_epochs} local epochs, chain {config.chain}, seed {config.seed}"
     )
     started = time.perf_counter()
-    from seccl.experiments.records import write_run, write_run_start
+    from seccl.runs.records import write_run, write_run_start
 
     if not resume:
         write_run_start(config, run_dir)
@@ -579,8 +579,8 @@ def _who(index: int | None, address: str) -> str:
 
 def _session(config: RunConfig, **kwargs: Any) -> Any:
     """run_config, with a chain that fails during the run turned into a clear error."""
-    from seccl.experiments.session import chain_answers, run_config
-    from seccl.runtime.checkpoint import ResumeError
+    from seccl.runs.checkpoint import ResumeError
+    from seccl.runs.launch import chain_answers, run_config
 
     try:
         return run_config(config, log=_say, **kwargs)
@@ -635,10 +635,10 @@ def _baseline(args: argparse.Namespace) -> int:
 
     import torch
 
-    from seccl.experiments.records import write_baseline
-    from seccl.experiments.session import participant_data
     from seccl.learning.data import concat_datasets
     from seccl.learning.training import train_centralized_history
+    from seccl.runs.launch import participant_data
+    from seccl.runs.records import write_baseline
 
     torch.set_num_threads(1)
     parts, test = participant_data(config)
@@ -761,7 +761,7 @@ def _helper_workers(
     try:
         for i in range(1, count + 1):
             with open(directory / f"worker-{i}.log", "ab") as log:
-                argv = [sys.executable, "-m", "seccl.experiments.cli", "experiment", name]
+                argv = [sys.executable, "-m", "seccl.cli.main", "experiment", name]
                 workers.append(
                     subprocess.Popen(
                         [*argv, *options],
@@ -781,7 +781,7 @@ def _helper_workers(
 
 
 def _compare(runs: list[Path], out: Path | None) -> int:
-    from seccl.experiments.compare import CompareError, compare_runs, default_out
+    from seccl.runs.compare import CompareError, compare_runs, default_out
 
     try:
         target = out or default_out(runs)
@@ -795,7 +795,7 @@ def _compare(runs: list[Path], out: Path | None) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from seccl.deploy.cli import CommandError, run_command
+    from seccl.cli.deploy import CommandError, run_command
 
     try:
         return run_command(args)
@@ -805,8 +805,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _audit(path: Path, url: str | None) -> int:
     """Print the per-round audit and a one-line verdict; exit 1 on any discrepancy."""
-    from seccl.experiments.audit import audit_run
-    from seccl.experiments.verify import VerifyError
+    from seccl.runs.audit import audit_run
+    from seccl.runs.verify import VerifyError
 
     try:
         report = audit_run(path, url=url)
@@ -820,7 +820,7 @@ def _audit(path: Path, url: str | None) -> int:
 
 def _verify_evidence(path: Path, url: str | None) -> int:
     """Print each finding's verdict; exit 1 if any finding is refuted (fabricated or false)."""
-    from seccl.experiments.verify import VerifyError, verify_run
+    from seccl.runs.verify import VerifyError, verify_run
 
     try:
         checked = verify_run(path, url=url)

@@ -11,7 +11,7 @@ from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.evidence import EvidenceKind
 from seccl.protocol.verification import Status
 from seccl.roles.participant import Participant
-from tests.e2e.conftest import N, simulate
+from tests.sessions import N, simulate
 
 CHEAT = 2
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from seccl.roles.malicious_participant import attack_factory
-from tests.e2e.conftest import simulate
+from tests.sessions import simulate
 
 
 def outcome(sim, result) -> tuple:

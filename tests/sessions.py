@@ -1,18 +1,17 @@
-"""Shared set-up of the end-to-end tests: four participants' real MNIST digits, and one small
-session runner on the embedded EVM."""
+"""Small whole sessions for the tests of the runtime and of run directories: four participants'
+real MNIST digits (the ``data`` fixture of ``tests/conftest.py``), and one session runner on the
+embedded EVM."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from seccl.chain.backends import ChainBackend, EmbeddedChain
-from seccl.experiments.session import server_factory
-from seccl.learning.data import Dataset, ParticipantData
+from seccl.learning.data import Dataset, ParticipantData, load_participant_data
 from seccl.roles.settings import LearningSettings
-from seccl.runtime.simulation import RunResult, Simulation, load_participant_data
+from seccl.runs.launch import server_factory
+from seccl.runtime.simulation import RunResult, Simulation
 
 N = 4
 TARGET = 1
@@ -20,8 +19,8 @@ TARGET = 1
 Data = tuple[list[ParticipantData], Dataset]
 
 
-@pytest.fixture(scope="session")
-def data() -> Data:
+def four_participants() -> Data:
+    """Four participants' MNIST parts (100 digits each) and the test set."""
     return load_participant_data(
         dataset="mnist",
         data_root=None,

@@ -15,7 +15,7 @@ from seccl.protocol.verification import Status
 from seccl.roles.server import ParameterServer
 from seccl.runtime.simulation import RunResult, Simulation
 from seccl.runtime.transport import InMemoryTransport
-from tests.e2e.conftest import TARGET, N, attack, simulate
+from tests.sessions import TARGET, N, attack, simulate
 
 
 def sender_of(sim: Simulation, tx_id: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import alive, anvil_children, children, wait_for
+from tests.processes import alive, anvil_children, children, wait_for
 
 pytestmark = pytest.mark.anvil
 
@@ -23,7 +23,7 @@ def test_a_run_stopped_by_a_signal_leaves_no_process_running(tmp_path: Path, how
     argv = [
         sys.executable,
         "-m",
-        "seccl.experiments.cli",
+        "seccl.cli.main",
         "run",
         "-n",
         "4",

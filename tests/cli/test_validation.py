@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from seccl.experiments import session
-from seccl.experiments.cli import main
-from seccl.experiments.config import ConfigError, RunConfig, check_given, load_config, read_toml
+from seccl.cli.main import main
+from seccl.runs import launch as session
+from seccl.runs.config import ConfigError, RunConfig, check_given, load_config, read_toml
 
 SMALL = ["-n", "3", "-r", "1", "--per-participant", "100", "--local-epochs", "1", "--no-progress"]
 
@@ -175,7 +175,7 @@ def test_the_command_line_prints_no_traceback_in_a_real_process(tmp_path: Path) 
     bad.write_text('rounds = "2"\n')
     for argv in (["run", "--chain", "notaurl"], ["run", "--config", str(bad)], ["baseline", "--epochs", "0"]):
         done = subprocess.run(
-            [sys.executable, "-m", "seccl.experiments.cli", *argv],
+            [sys.executable, "-m", "seccl.cli.main", *argv],
             capture_output=True,
             text=True,
             timeout=120,

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from seccl.experiments.audit import audit_session
-from seccl.experiments.cli import main
+from seccl.cli.main import main
 from seccl.protocol.archive import RunArchive
+from seccl.runs.audit import audit_session
 from seccl.runtime.simulation import Simulation
-from tests.e2e.conftest import N, attack, simulate
+from tests.sessions import N, attack, simulate
 
 
 def run_with_archive(data, tmp_path: Path, server=None) -> tuple[Simulation, RunArchive]:

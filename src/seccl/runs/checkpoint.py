@@ -15,7 +15,6 @@ import io
 import json
 import os
 import secrets
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,11 @@ import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from seccl.chain.accounts import load_keystore
-from seccl.chain.bulletin_board import Phases
+from seccl.chain.accounts import KDF_ITERATIONS, PASSPHRASE_ENV, load_keystore
 from seccl.files import atomic_write_bytes
-from seccl.roles.settings import SessionInfo
 
 KEYS_DIR = "keys"
 CHECKPOINT = "checkpoint.json"
-PASSPHRASE_ENV = "SECCL_KEYS_PASSPHRASE"
-"""If set, the run's keystores are encrypted with it and no passphrase file is written."""
-
-# The passphrase is 256 random bits (or the user's own), so the KDF's work factor adds nothing
-# against guessing; eth-account's default (scrypt, 0.7 s a key) would add 15 s to a 21-key run.
-KDF_ITERATIONS = 100_000
 
 
 class ResumeError(Exception):
@@ -121,19 +112,3 @@ def read_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray
         raise ResumeError(f"the checkpoint in {run_dir} cannot be read: {exc}") from None
     return document, arrays
 
-
-def session_to_dict(session: SessionInfo) -> dict[str, Any]:
-    raw = asdict(session)
-    for key in ("nonce", "tie_seed", "initial_model"):
-        raw[key] = "0x" + bytes(raw[key]).hex()
-    raw["participants"] = list(session.participants)
-    return raw
-
-
-def session_from_dict(raw: dict[str, Any]) -> SessionInfo:
-    fields = dict(raw)
-    for key in ("nonce", "tie_seed", "initial_model"):
-        fields[key] = bytes.fromhex(str(fields[key]).removeprefix("0x"))
-    fields["participants"] = tuple(fields["participants"])
-    fields["phases"] = Phases(**fields["phases"])
-    return SessionInfo(**fields)

@@ -11,7 +11,7 @@ from seccl.chain.accounts import load_keystore, new_account, save_keystore
 from seccl.chain.backends import EmbeddedChain
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.simulation import Simulation
-from tests.e2e.conftest import N
+from tests.sessions import N
 
 PASSWORD = "correct horse battery staple"
 

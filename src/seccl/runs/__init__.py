@@ -1,0 +1,1 @@
+"""A run directory and what reads it: config, launch, records, checkpoints, audit, verification."""
