@@ -23,6 +23,7 @@ test: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/datasets lint
 lint: $(STAMPS)/python
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 contracts: $(STAMPS)/node
 	node scripts/compile_contracts.js

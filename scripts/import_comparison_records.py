@@ -23,7 +23,7 @@ from pathlib import Path
 
 from seccl.experiments.comparison import FIELDS, outcome
 from seccl.runs.config import config_from
-from seccl.experiments.grid import Places, experiment_path, has_record, load_experiment
+from seccl.experiments.plan import Places, experiment_path, has_record, load_experiment
 from seccl.files import atomic_write_bytes
 
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from seccl.chain.backends import ChainBackend, EmbeddedChain
-from seccl.learning.data import Dataset, ParticipantData, load_participant_data
+from seccl.learning.data import Dataset, ParticipantData
+from seccl.learning.splits import load_participant_data
 from seccl.roles.settings import LearningSettings
 from seccl.runs.launch import server_factory
 from seccl.runtime.simulation import RunResult, Simulation

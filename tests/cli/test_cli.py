@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seccl.cli import main as cli
+from seccl.cli import options as cli_options
 from seccl.cli.main import main
 from seccl.election import MAX_SCORE
 from seccl.runs.config import load_config
@@ -231,7 +231,7 @@ def test_version_and_help(capsys) -> None:
 
 
 def test_every_option_has_help_and_a_default() -> None:
-    options = cli.run_options()
+    options = cli_options.run_options()
     assert len(options) > 20
     for flags, meaning, default in options:
         assert meaning and default, flags
@@ -239,12 +239,12 @@ def test_every_option_has_help_and_a_default() -> None:
 
 def test_the_readme_option_table_is_the_parsers() -> None:
     text = README.read_text()
-    table = cli.options_markdown()
+    table = cli_options.options_markdown()
     assert table in text, (
         "README's option table differs from `seccl run --help`; replace it with the output of "
-        "`python -c 'from seccl.cli.main import options_markdown as o; print(o())'`"
+        "`python -c 'from seccl.cli.options import options_markdown as o; print(o())'`"
     )
-    for flags, _, _ in cli.run_options():
+    for flags, _, _ in cli_options.run_options():
         for flag in flags.split(", "):
             assert f"`{flag}`" in text
 

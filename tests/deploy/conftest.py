@@ -12,7 +12,7 @@ import pytest
 from seccl.chain.accounts import load_keystore
 from seccl.chain.backends import EmbeddedChain
 from seccl.deploy.local import LocalDeployment
-from seccl.learning.data import load_participant_data
+from seccl.learning.splits import load_participant_data
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.simulation import Simulation
 

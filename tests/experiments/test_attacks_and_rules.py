@@ -20,14 +20,14 @@ from seccl.experiments.baselines import (
 from seccl.learning.attacks import alie, alie_z, ipm, largest_passing_scale
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import apply_update, delta, select_top_fraction
-from seccl.roles.malicious_participant import (
+from seccl.roles.adversaries.base import dense_update
+from seccl.roles.adversaries.coalition import (
     AdaptiveBackdoorParticipant,
     ALIEParticipant,
     IPMParticipant,
     ObservedParticipant,
-    choose_adversaries,
-    dense_update,
 )
+from seccl.roles.adversaries.registry import choose_adversaries
 from seccl.runs.config import config_from
 from seccl.runs.launch import participant_data
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from seccl.cli.main import main
-from seccl.experiments.grid import experiment_path, load_experiment
+from seccl.experiments.plan import experiment_path, load_experiment
 
 TINY = """
 title = "a tiny comparison"

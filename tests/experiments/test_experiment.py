@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from seccl.cli.main import main
-from seccl.experiments.grid import claim, experiment_path, load_experiment
+from seccl.experiments.grid import claim
+from seccl.experiments.plan import experiment_path, load_experiment
 from seccl.runs.config import ConfigError
 
 TINY = """
@@ -309,7 +310,7 @@ def test_baseline_seeds_must_be_a_list_of_seeds(tmp_path: Path) -> None:
 def test_results_outside_a_git_repository_are_kept_and_the_commit_refused_with_a_reason(
     tmp_path: Path,
 ) -> None:
-    from seccl.experiments.grid import commit_results
+    from seccl.experiments.reports import commit_results
 
     (tmp_path / "results" / "records").mkdir(parents=True)
     (tmp_path / "results" / "records" / "r.json").write_text("{}")

@@ -9,9 +9,10 @@ import pytest
 from sklearn.metrics import accuracy_score as sk_accuracy
 from sklearn.metrics import f1_score
 
-from seccl.learning.data import Dataset, split_participants
+from seccl.learning.data import Dataset
 from seccl.learning.evaluation import Evaluator, confusion_matrix, macro_f1_score
 from seccl.learning.model import build_model, get_flat_params
+from seccl.learning.splits import split_participants
 from seccl.learning.training import train_local
 
 

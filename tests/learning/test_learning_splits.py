@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seccl.learning.data import (
-    Dataset,
-    ParticipantData,
-    concat_datasets,
-    label_entropy,
-    split_participants,
-)
+from seccl.learning.data import Dataset, ParticipantData, concat_datasets, label_entropy
+from seccl.learning.splits import split_participants
 
 
 def _ids(data: Dataset, n: int) -> np.ndarray:

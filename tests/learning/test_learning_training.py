@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seccl.learning.data import Dataset, split_participants
+from seccl.learning.data import Dataset
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params, set_flat_params
+from seccl.learning.splits import split_participants
 from seccl.learning.training import train_centralized, train_local
 
 

@@ -23,8 +23,8 @@ from seccl.chain.accounts import new_account
 from seccl.chain.backends import EmbeddedChain
 from seccl.chain.bulletin_board import MessageKind
 from seccl.election import ABSTAIN, MAX_SCORE
-from seccl.learning.data import load_participant_data
 from seccl.learning.sparse import SparseUpdate, select_top_fraction
+from seccl.learning.splits import load_participant_data
 from seccl.protocol import errors
 from seccl.protocol.envelope import SignedMessage, SigningDomain, sign_message
 from seccl.protocol.evidence import EvidenceKind

@@ -8,8 +8,9 @@ from typing import Any
 from seccl.chain.backends import EmbeddedChain
 from seccl.chain.consensus import Ballot, ballot_from_event
 from seccl.election import ABSTAIN, ElectionOutcome, borda_tally
-from seccl.learning.data import Dataset, ParticipantData, load_participant_data
-from seccl.roles.malicious_participant import ParticipantFactory, attack_factory
+from seccl.learning.data import Dataset, ParticipantData
+from seccl.learning.splits import load_participant_data
+from seccl.roles.adversaries.registry import ParticipantFactory, attack_factory
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.simulation import RunResult, Simulation
 

@@ -9,7 +9,7 @@ from typing import Any
 from web3 import Web3
 
 from seccl.chain.backends import EmbeddedChain
-from seccl.learning.data import load_participant_data
+from seccl.learning.splits import load_participant_data
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.simulation import Simulation
 

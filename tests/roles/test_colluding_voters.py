@@ -22,7 +22,7 @@ import pytest
 
 from seccl.election import ABSTAIN, borda_tally, voter_ranking
 from seccl.protocol.messages import score_to_ppm
-from seccl.roles.malicious_participant import choose_adversaries
+from seccl.roles.adversaries.registry import choose_adversaries
 from seccl.runtime.simulation import RunResult, Simulation
 from tests.roles.adversary_helpers import check_reference_election, recorded_ballots, run_attack
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import seccl.roles.malicious_participant as mp
+import seccl.roles.adversaries.base as adversary_base
 import seccl.roles.participant as participant_module
 from seccl.chain.backends import EmbeddedChain
 from seccl.election import ABSTAIN, tie_key, voter_ranking
@@ -18,21 +18,25 @@ from seccl.learning.evaluation import Evaluator
 from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction
 from seccl.protocol.envelope import open_message, sign_message
 from seccl.protocol.messages import UpdateMessage, score_to_ppm
-from seccl.roles.malicious_participant import (
-    PARTICIPANT_ATTACKS,
+from seccl.roles.adversaries.poisoning import (
     BackdoorParticipant,
-    CollusionVoter,
-    FreeRider,
     LabelFlippingParticipant,
     LowQualityParticipant,
-    NoiseParticipant,
-    ScalingParticipant,
-    SignFlippingParticipant,
+)
+from seccl.roles.adversaries.registry import (
+    PARTICIPANT_ATTACKS,
     adversary_count,
     attack_class,
     attack_factory,
     choose_adversaries,
 )
+from seccl.roles.adversaries.updates import (
+    FreeRider,
+    NoiseParticipant,
+    ScalingParticipant,
+    SignFlippingParticipant,
+)
+from seccl.roles.adversaries.voting import CollusionVoter
 from seccl.roles.participant import Participant
 from seccl.runtime.simulation import Simulation
 from tests.roles.adversary_helpers import SETTINGS, mnist_parts
@@ -142,13 +146,13 @@ def test_noise_with_a_fixed_sigma_does_not_train(lab: Lab, honest: SparseUpdate)
 def count_training(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts every call of train_local, wherever a participant calls it from."""
     calls: list[int] = []
-    real = mp.train_local
+    real = adversary_base.train_local
 
     def counted(*args: Any, **kwargs: Any) -> np.ndarray:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mp, "train_local", counted)
+    monkeypatch.setattr(adversary_base, "train_local", counted)
     monkeypatch.setattr(participant_module, "train_local", counted)
     return calls
 

@@ -23,7 +23,8 @@ import pytest
 
 from seccl.election import ABSTAIN
 from seccl.learning.data import Dataset, ParticipantData
-from seccl.roles.malicious_participant import FreeRider, attack_factory, choose_adversaries
+from seccl.roles.adversaries.registry import attack_factory, choose_adversaries
+from seccl.roles.adversaries.updates import FreeRider
 from seccl.runtime.simulation import RunResult, Simulation
 from tests.roles.adversary_helpers import (
     PER_PARTICIPANT,

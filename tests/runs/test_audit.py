@@ -13,13 +13,14 @@ import torch
 from seccl.cli.main import main
 from seccl.protocol.archive import RunArchive
 from seccl.runs.audit import audit_session
+from seccl.runs.durability import RunRecorder
 from seccl.runtime.simulation import Simulation
 from tests.sessions import N, attack, simulate
 
 
 def run_with_archive(data, tmp_path: Path, server=None) -> tuple[Simulation, RunArchive]:
     archive = RunArchive(tmp_path / "messages.sqlite")
-    sim, _ = simulate(data, server, archive=archive, model_dir=tmp_path / "models")
+    sim, _ = simulate(data, server, recorder=RunRecorder(archive, model_dir=tmp_path / "models"))
     return sim, archive
 
 

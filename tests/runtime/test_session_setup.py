@@ -20,7 +20,8 @@ from seccl.protocol.envelope import open_message, sign_message
 from seccl.protocol.errors import InvalidSignatureError
 from seccl.protocol.messages import ModelMessage, UpdateMessage
 from seccl.protocol.session import SessionInfo
-from seccl.roles.participant import Participant, initial_model_digest
+from seccl.roles.participant import Participant
+from seccl.roles.participant_state import initial_model_digest
 from seccl.roles.settings import LearningSettings
 from tests.sessions import N
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seccl.roles.malicious_participant import attack_factory
+from seccl.roles.adversaries.registry import attack_factory
 from tests.sessions import simulate
 
 

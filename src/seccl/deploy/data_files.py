@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from seccl.files import atomic_write_bytes
-from seccl.learning.data import Dataset, ParticipantData, load_dataset, split_participants
+from seccl.learning.data import Dataset, ParticipantData, load_dataset
+from seccl.learning.splits import split_participants
 
 KEYS = ("train_images", "train_labels", "validation_images", "validation_labels", "num_classes")
 

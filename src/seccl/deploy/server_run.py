@@ -26,7 +26,7 @@ from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params, save_state_dict, set_flat_params
 from seccl.protocol.archive import RunArchive
 from seccl.protocol.instructions import TrainRequest
-from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
+from seccl.roles.adversaries.server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.server import ParameterServer, RoundOutcome
 
 

@@ -17,7 +17,7 @@ from seccl.chain.backends import RpcChain
 from seccl.chain.bulletin_board import Phases
 from seccl.deploy.data_files import write_dataset_file, write_participant_file
 from seccl.deploy.session_file import SessionFile
-from seccl.learning.data import load_participant_data
+from seccl.learning.splits import load_participant_data
 from seccl.roles.settings import LearningSettings
 from seccl.runtime.establish import establish_session
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from seccl.protocol.evidence import EvidenceKind
 from seccl.protocol.verification import Status
-from seccl.roles.malicious_participant import PARTICIPANT_ATTACKS
-from seccl.roles.malicious_server import SERVER_ATTACKS
+from seccl.roles.adversaries.registry import PARTICIPANT_ATTACKS
+from seccl.roles.adversaries.server import SERVER_ATTACKS
 from seccl.runs.config import RunConfig
 from seccl.runs.launch import run_config
 from seccl.runs.records import write_run

@@ -184,7 +184,7 @@ class FederatedRound:
 def _participants(config: RunConfig, parts: Any, test: Dataset, adversaries: set[int]) -> list[Any]:
     """The participants a SecCL session of ``config`` would have, built by a throwaway session."""
     from seccl.chain.backends import EmbeddedChain
-    from seccl.roles.malicious_participant import attack_factory
+    from seccl.roles.adversaries.registry import attack_factory
     from seccl.runs.launch import learning_settings
     from seccl.runtime.simulation import Simulation
 
@@ -213,13 +213,9 @@ def run_federated(
     import torch
 
     from seccl.learning.backdoor import BackdoorProbe
-    from seccl.roles.malicious_participant import (
-        BackdoorParticipant,
-        adversary_count,
-        attack_class,
-        choose_adversaries,
-        dense_update,
-    )
+    from seccl.roles.adversaries.base import dense_update
+    from seccl.roles.adversaries.poisoning import BackdoorParticipant
+    from seccl.roles.adversaries.registry import adversary_count, attack_class, choose_adversaries
     from seccl.runs.launch import participant_data
 
     if method not in METHODS:

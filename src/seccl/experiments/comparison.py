@@ -10,12 +10,10 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from seccl.experiments.plan import Experiment, Places, PlannedRun, has_record
 from seccl.files import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from seccl.experiments.grid import Experiment, Places, PlannedRun
 
 FIELDS = [
     "run",
@@ -225,8 +223,6 @@ def write_comparison(experiment: Experiment, places: Places) -> None:
     """results.csv (one row per finished run), rounds.csv (every round of every finished run),
     results.md (per group: accuracy and backdoor tables, time per run) and a PNG per group, from
     the runs' records."""
-    from seccl.experiments.grid import has_record
-
     out = places.results
     outcomes = [
         outcome(run, places.record_dir(run.name))

@@ -13,7 +13,7 @@ the papers (not taken from a library: byzfl, the usual one, needs a CUDA build o
   update as far as the defence's own acceptance test allows.
 
 Both ALIE and IPM assume an *omniscient* coalition that knows the honest updates of the round
-before it sends its own (see ``seccl.roles.malicious_participant.Coalition`` for how a
+before it sends its own (see ``seccl.roles.adversaries.coalition.Coalition`` for how a
 simulation grants that knowledge, and why it is more than SecCL's one-phase upload allows).
 """
 

@@ -92,7 +92,7 @@ class RunArchive:
             )
         return cursor.rowcount > 0
 
-    # A participant's journal (see ``seccl.roles.participant.Journal``): what it signed is stored
+    # A participant's journal (see ``seccl.roles.participant_state.Journal``): what it signed is stored
     # before the message leaves it, and recalled after a crash instead of signing another.
 
     def record(self, round_: int, kind: MessageKind, signed: SignedMessage) -> None:

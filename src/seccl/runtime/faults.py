@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # a deployment's ClientApp imports this module: keep it light to import
+    import numpy as np
+
+    from seccl.protocol.envelope import SignedMessage
+    from seccl.roles.server import ParameterServer
 
 KILL_POINTS = ("training", "relay", "tally", "model", "archived")
 """Where a run can be killed: after the first participant of the round has trained; after the
@@ -20,6 +27,27 @@ def maybe_kill(round_: int, point: str) -> None:
     """SIGKILL this process if ``SECCL_KILL_AT`` names ``round_`` and ``point`` (else nothing)."""
     if os.environ.get(ENVIRONMENT) == f"{round_}:{point}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm_server(server: ParameterServer) -> None:
+    """The crash points inside the server's phases, when ``SECCL_KILL_AT`` is set (otherwise the
+    server keeps its own methods)."""
+    if not os.environ.get(ENVIRONMENT):
+        return
+    relay_update, post_model = server.relay_update, server.post_model
+
+    def relayed(round_: int, author: str, signed: SignedMessage) -> Any:
+        receipt = relay_update(round_, author, signed)
+        maybe_kill(round_, "relay")
+        return receipt
+
+    def posted(round_: int, params: np.ndarray) -> bool:
+        done = post_model(round_, params)
+        maybe_kill(round_, "model")
+        return done
+
+    setattr(server, "relay_update", relayed)  # noqa: B010
+    setattr(server, "post_model", posted)  # noqa: B010
 
 
 NODE_ENVIRONMENT = "SECCL_KILL_NODE_AT"

@@ -1,0 +1,294 @@
+"""The participant's checks against the chain: of what the server hands it, and after each phase."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from seccl.chain.bulletin_board import MessageKind
+from seccl.chain.errors import ContractRevert
+from seccl.learning.aggregation import aggregate
+from seccl.learning.sparse import SparseUpdate
+from seccl.protocol.envelope import SignedMessage
+from seccl.protocol.errors import MalformedMessageError, ProtocolError
+from seccl.protocol.evidence import EvidenceKind
+from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage, decode_message
+from seccl.protocol.statements import Delivery, Receipt
+from seccl.roles.participant_state import ParticipantState
+
+
+class ChainChecks(ParticipantState):
+    """The checks every participant runs over its own connection, the same for honest and
+    malicious ones: the chain, not the server, is the record it trusts."""
+
+    if TYPE_CHECKING:
+        # The round itself is Participant's: an after-phase check falls back on it when the
+        # server never asked for this participant's update or ballot.
+        def _train(self, round_: int) -> SignedMessage | None: ...
+
+        def _evaluation(self, round_: int) -> SignedMessage | None: ...
+
+    # ─────────────── the participant's own checks after each phase (the runtime calls them) ───────────────
+
+    def after_updates(self, round_: int) -> SignedMessage | None:
+        """Is my update on the board? If the server never asked for it or did not post it, post it
+        myself while the phase is open. Returns an update I posted myself, for the server to deliver."""
+        if self._round != round_:
+            self._reset(round_)
+        if not self._trained:
+            if self.board.current_round() != round_:
+                return None  # a round the chain has closed (replayed after a crash): nothing to sign
+            self._train(round_)
+            if self._own_update is not None:
+                self._report(
+                    EvidenceKind.SERVER_SILENT,
+                    self.session.server,
+                    None,
+                    None,
+                    None,
+                    "the server never asked for this round's update; trained from the trusted model",
+                )
+        own = self._own_update
+        if own is None or self.board.digest_of(round_, MessageKind.UPDATE, self.address) == own.digest():
+            return None
+        try:
+            receipt = self.board.post_update(round_, self.address, own.digest(), own.signature)
+        except ContractRevert as exc:
+            self._report(
+                EvidenceKind.SERVER_SILENT,
+                self.session.server,
+                exc.tx_hash,
+                own.digest(),
+                None,
+                f"the update was not relayed and could not be posted directly: {exc}",
+            )
+            return None
+        self._report(
+            EvidenceKind.SERVER_SILENT,
+            self.session.server,
+            receipt.tx_hash,
+            own.digest(),
+            own.digest(),
+            "the server did not post this update; the participant posted it itself",
+        )
+        return own
+
+    def after_ballots(self, round_: int) -> None:
+        """Was my ballot counted? If not (never asked, not relayed, altered), submit it myself."""
+        if self._params is None or self.consensus.has_voted(round_, self.address):
+            return
+        asked = self._own_evaluation is not None
+        own = self._evaluation(round_)
+        if own is None:
+            return
+        message = decode_message(own.data)
+        assert isinstance(message, EvaluationMessage)
+        try:
+            receipt = self.consensus.submit_scores(round_, self.address, message.scores, own.signature)
+        except ContractRevert as exc:
+            self._report(
+                EvidenceKind.SERVER_SILENT,
+                self.session.server,
+                exc.tx_hash,
+                own.digest(),
+                None,
+                f"the ballot was not counted and could not be submitted directly: {exc}",
+            )
+            return
+        what = "relayed" if asked else "asked for"
+        self._report(
+            EvidenceKind.SERVER_SILENT,
+            self.session.server,
+            receipt.tx_hash,
+            own.digest(),
+            own.digest(),
+            f"the server never {what} this ballot; the participant submitted it itself",
+        )
+
+    def after_election(self, round_: int) -> None:
+        """Is the election tallied? Once every ballot is in or the ballot phase is over, anyone
+        may tally, so a server that stalls cannot hold the election open: I tally myself."""
+        election = self.consensus.election_of(round_)
+        if election.tallied:
+            return
+        if election.ballots == self.session.n or self._now() > self.board.round_info(round_).ballot_deadline:
+            with contextlib.suppress(ContractRevert):  # someone else tallied in between
+                self.consensus.tally(round_, n=self.session.n)
+
+    def after_model(self, round_: int) -> bool:
+        """Is θ_r on the board, and is it the aggregate of the elected candidates? Returns whether
+        it is posted; once its deadline has passed without it, accuse the server on-chain."""
+        info = self.board.round_info(round_)
+        if not info.model_posted:
+            if info.opened_at and self._now() > info.model_deadline:
+                tx: str | None
+                try:
+                    tx = self.board.accuse_missing_model(round_).tx_hash
+                except ContractRevert as exc:
+                    tx = exc.tx_hash
+                self._report(
+                    EvidenceKind.MODEL_NOT_POSTED,
+                    self.session.server,
+                    tx,
+                    None,
+                    None,
+                    f"the model of round {round_} was not posted by its deadline {info.model_deadline}",
+                )
+            return False
+        recorded = self.board.digest_of(round_, MessageKind.MODEL, self.session.server)
+        updates = self._candidate_updates(round_)
+        if self._params is None or updates is None:
+            self._params = None  # wait for the delivered model, checked against the board
+            return True
+        expected = ModelMessage(
+            round_, self.session.server, aggregate(self._params, updates, rule=self.settings.aggregation)
+        )
+        board = self._board_model
+        if board is not None and board[0] == round_ - 1:
+            # The provable check: the board's θ_{r-1} and the candidates' recorded updates must give
+            # the board's θ_r (the same computation as above unless the server already cheated).
+            same = np.array_equal(board[1], self._params)
+            claimed = (
+                expected
+                if same
+                else ModelMessage(
+                    round_, self.session.server, aggregate(board[1], updates, rule=self.settings.aggregation)
+                )
+            )
+            if claimed.digest() != recorded:
+                own = {self.index: self._own_update} if self._own_update is not None else {}
+                signed = {**self._invalid, **{j: s for j, (_, s) in self._verified.items()}, **own}
+                self._report(
+                    EvidenceKind.MODEL_NOT_AGGREGATED,
+                    self.session.server,
+                    None,
+                    claimed.digest(),
+                    recorded,
+                    f"the model of round {round_} is not the aggregate of the candidates the consensus "
+                    "contract elected",
+                    proof={
+                        "previous_model": board[2].to_dict(),
+                        "updates": [signed[c].to_dict() for c in self.consensus.elected_of(round_)],
+                    },
+                )
+        # Continue from the model SecCL's rules define, whatever the server did.
+        self._params = expected.params
+        if expected.digest() == recorded:
+            self._board_model = (round_, expected.params, SignedMessage(expected.to_bytes(), b""))
+        return True
+
+    # ─────────────── checks against the chain ───────────────
+
+    def _check_delivered_model(
+        self, model_round: int, signed: SignedMessage, delivery: Delivery
+    ) -> np.ndarray | None:
+        """The delivered θ of ``model_round`` if it is the one the board records (else evidence)."""
+        server = self.session.server
+        recorded = self.board.digest_of(model_round, MessageKind.MODEL, server)
+        signed_ok = delivery.signer(self.session.domain) == server and delivery.authors == (server,)
+        if signed_ok and delivery.digests[0] != recorded and delivery.round == model_round:
+            self._report(
+                EvidenceKind.MODEL_MISMATCH,
+                server,
+                self._accuse(delivery, 0),
+                delivery.digests[0],
+                recorded,
+                f"the server signed for a model of round {model_round} other than the one the board records",
+                proof={"delivery": delivery.to_dict(), "position": 0},
+            )
+            return None
+        if signed.digest() != recorded:
+            if self._params is None:
+                self._report(
+                    EvidenceKind.UNSIGNED_DELIVERY,
+                    server,
+                    None,
+                    signed.digest(),
+                    recorded,
+                    f"the model bytes of round {model_round} do not match the board",
+                )
+            return None
+        try:
+            message = decode_message(signed.data, dimension=self.session.dimension)
+        except ProtocolError:
+            return None
+        return message.params if isinstance(message, ModelMessage) else None
+
+    def _accuse(self, delivery: Delivery, position: int) -> str | None:
+        """File the server's signed ``delivery`` as an on-chain accusation: the board compares it
+        with its own record and, where they differ, records the server as caught. Returns the
+        accusation's Tx-ID (None if the chain refused it, which the evidence then shows)."""
+        try:
+            return self.board.accuse_delivery(
+                delivery.round,
+                delivery.kind,
+                delivery.recipient,
+                delivery.authors,
+                delivery.digests,
+                position,
+                delivery.signature,
+            ).tx_hash
+        except ContractRevert:
+            return None
+
+    def _check_receipt(self, receipt: Receipt, kind: MessageKind, own: SignedMessage) -> None:
+        if receipt.signer(self.session.domain) != self.session.server or receipt.digest != own.digest():
+            return  # not the server's word about this message: proves nothing either way
+        if kind is MessageKind.UPDATE:
+            record = self.board.record_in_transaction(receipt.tx_id) if receipt.tx_id else None
+            holds = record is not None and (record.round, record.author, record.digest) == (
+                receipt.round,
+                self.address,
+                own.digest(),
+            )
+            evidence = EvidenceKind.UPDATE_NOT_RECORDED
+        else:
+            ballot = self.consensus.ballot_in_transaction(receipt.tx_id) if receipt.tx_id else None
+            holds = ballot is not None and (ballot.voter, ballot.digest) == (self.address, own.digest())
+            evidence = EvidenceKind.BALLOT_NOT_COUNTED
+        if not holds:
+            self._report(
+                evidence,
+                self.address,
+                receipt.tx_id,
+                own.digest(),
+                None,
+                f"the server signed a receipt for this {kind.name.lower()} citing a transaction "
+                "that does not record it",
+                proof={"receipt": receipt.to_dict()},
+            )
+
+    def _decode_update(self, round_: int, author: str, signed: SignedMessage) -> SparseUpdate | None:
+        """The update in ``author``'s recorded bytes, or None (with evidence against the author)."""
+        try:
+            message = decode_message(signed.data, **self.session.bounds())
+            if not isinstance(message, UpdateMessage) or (message.round, message.author) != (round_, author):
+                raise MalformedMessageError(f"the recorded bytes are not {author}'s update of round {round_}")
+        except ProtocolError as exc:
+            self._report(
+                EvidenceKind.INVALID_MESSAGE,
+                author,
+                None,
+                signed.digest(),
+                signed.digest(),
+                f"{type(exc).__name__}: {exc}",
+                proof={"message": signed.to_dict()},
+            )
+            return None
+        return message.update
+
+    def _candidate_updates(self, model_round: int) -> list[SparseUpdate] | None:
+        """The elected candidates' valid updates (the aggregate's inputs), or None if this
+        participant does not hold them all (a withheld candidate, already reported)."""
+        if model_round != self._round:
+            return None
+        candidates = self.consensus.elected_of(model_round)
+        updates = {j: u for j, (u, _) in self._verified.items()}
+        if self._own_sparse is not None:
+            updates[self.index] = self._own_sparse
+        valid = [c for c in candidates if c not in self._invalid]
+        if any(c not in updates for c in valid):
+            return None
+        return [updates[c] for c in valid]
