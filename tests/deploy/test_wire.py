@@ -12,6 +12,7 @@ from seccl.deploy import wire
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import MalformedMessageError, OversizedMessageError
 from seccl.protocol.instructions import BallotReceipt, EvaluateRequest, FinalModelRequest, Reply, TrainRequest
+from seccl.protocol.json_input import parse_json
 from seccl.protocol.statements import Delivery, Receipt
 
 ADDRESS = "0x" + "11" * 20
@@ -85,3 +86,89 @@ def test_an_oversized_request_is_refused_before_it_is_parsed(monkeypatch) -> Non
 def test_a_malformed_reply_is_refused(data: bytes, says: str) -> None:
     with pytest.raises(MalformedMessageError, match=says):
         wire.decode_reply(data)
+
+
+# ─────────────── what crashed the decoders before they were hardened ───────────────
+
+DEEP = b"[" * 50_000
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        DEEP,
+        DEEP + b"]" * 50_000,
+        b'{"type": "train", "round": 1, "model": ' + b"[" * 200_000 + b"1" + b"]" * 200_000 + b"}",
+        b'{"type": "reply", "message": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}",
+    ],
+    ids=["50000-open", "50000-closed", "200000-in-a-request", "100000-objects-in-a-reply"],
+)
+def test_deep_nesting_is_refused_before_the_parser_recurses(data: bytes) -> None:
+    """Regression: 50,000 nested ``[`` raised RecursionError (and, past the 100,000 levels
+    py_ecc lets Python recurse, the parser overflowed the C stack and killed the process)."""
+    for decode in (wire.decode_request, wire.decode_reply):
+        with pytest.raises(MalformedMessageError, match="nested deeper than 8 levels"):
+            decode(data)
+
+
+@pytest.mark.parametrize("digits", [81, 4_300, 5_000, 100_000])
+def test_a_huge_integer_is_refused_with_a_typed_error(digits: int) -> None:
+    """Regression: a 5,000-digit integer raised ValueError (Python's int-string conversion limit)."""
+    number = b"1" * digits
+    for data in (
+        b'{"type": "train", "round": ' + number + b"}",
+        b'{"type": "reply", "message": ' + number + b"}",
+    ):
+        for decode in (wire.decode_request, wire.decode_reply):
+            with pytest.raises(MalformedMessageError, match=f"an integer of {digits} digits"):
+                decode(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (_tampered(round=2**64), "non-negative integer below 2\\^64"),
+        (_tampered(round=2**64 - 1, delivery=DELIVERY.to_dict() | {"round": 2**64}), "round: got 1844"),
+        (_tampered(delivery=DELIVERY.to_dict() | {"round": -1}), "ValueError in Delivery: round: got -1"),
+        (_tampered(delivery=DELIVERY.to_dict() | {"digests": ["0x" + "07" * 33]}), "digests\\[0\\]"),
+        (_tampered(delivery=DELIVERY.to_dict() | {"signature": "0x" + "09" * 64}), "signature: got"),
+        (_tampered(delivery=DELIVERY.to_dict() | {"authors": []}), "0 authors but 1 digests"),
+        (_tampered(model={"data": "00", "signature": "ab" * 64}), "signature: got 64 bytes"),
+        (b'{"type": "train", "round": NaN}', "NaN is not a JSON number"),
+        (b'{"type": "train", "round": 1, "x": "\\ud800' + b"\xff" + b'"}', "not UTF-8"),
+        (b'{"type": ["train"], "round": 1}', "unknown request type \\['train'\\]"),
+        (b'{"type": "' + b"x" * 1_000_000 + b'"}', "unknown request type 'xxxxx"),
+    ],
+    ids=[
+        "round-2^64",
+        "delivery-round-2^64",
+        "delivery-round-negative",
+        "digest-33-bytes",
+        "signature-64-bytes",
+        "authors-and-digests-differ",
+        "model-signature-64-bytes",
+        "nan",
+        "not-utf8",
+        "type-a-list",
+        "type-a-megabyte",
+    ],
+)
+def test_a_field_out_of_its_range_is_refused_at_decoding(data: bytes, says: str) -> None:
+    with pytest.raises(MalformedMessageError, match=says) as refused:
+        wire.decode_request(data)
+    assert len(str(refused.value)) < 500  # a peer's megabyte is not quoted back in full
+
+
+def test_a_receipt_with_an_over_long_tx_id_is_refused_at_decoding() -> None:
+    data = wire.encode_request(BallotReceipt(3, RECEIPT)).replace(b"ab" * 32, b"ab" * 33)
+    with pytest.raises(MalformedMessageError, match="tx_id: got"):
+        wire.decode_request(data)
+
+
+def test_escaped_quotes_and_brackets_in_strings_do_not_count_as_nesting() -> None:
+    text = '[[{]}\\"\\\\' * 1_000
+    data = json.dumps({"type": "reply", "message": None, "note": text}).encode()
+    assert wire.decode_reply(data) == Reply()
+    assert parse_json(json.dumps([[[text]]]).encode(), max_depth=3) == [[[text]]]
+    with pytest.raises(ValueError, match="nested deeper than 2"):
+        parse_json(json.dumps([[[text]]]).encode(), max_depth=2)

@@ -19,6 +19,7 @@ from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage, SigningDomain, open_message, sign_message
 from seccl.protocol.errors import (
     InvalidSignatureError,
+    MalformedFieldError,
     MalformedMessageError,
     OversizedMessageError,
     ValueOutOfBoundsError,
@@ -28,9 +29,7 @@ from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessa
 from tests.protocol.helpers import deploy_session
 
 ALICE, BOB, CAROL = (new_account() for _ in range(3))
-DOMAIN = SigningDomain(
-    chain_id=31337, board="0x" + "ab" * 20, consensus="0x" + "ef" * 20, nonce=b"\x07" * 32
-)
+DOMAIN = SigningDomain(chain_id=31337, board="0x" + "ab" * 20, consensus="0x" + "ef" * 20, nonce=b"\x07" * 32)
 
 
 def update_of(author: str, round_: int = 1) -> UpdateMessage:
@@ -68,6 +67,32 @@ def test_a_signed_message_round_trips_through_to_dict() -> None:
     signed = sign_message(update_of(ALICE.address), ALICE, DOMAIN)
 
     assert SignedMessage.from_dict(signed.to_dict()) == signed
+
+
+def test_an_unsigned_copy_round_trips_through_to_dict() -> None:
+    """A party's own recomputed model travels in evidence proofs with no signature at all."""
+    unsigned = SignedMessage(update_of(ALICE.address).to_bytes(), b"")
+
+    assert SignedMessage.from_dict(unsigned.to_dict()) == unsigned
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (None, "not an object but NoneType"),
+        ([], "not an object but list"),
+        ({"data": "00"}, "KeyError in SignedMessage: 'signature'"),
+        ({"data": 5, "signature": ""}, "data: got int"),
+        ({"data": "0g", "signature": ""}, "data: got '0g'"),
+        ({"data": "00", "signature": "ab" * 64}, "signature: got 64 bytes"),
+        ({"data": "00", "signature": "ab" * 66}, "signature: got 66 bytes"),
+        ({"data": "00", "signature": ["ab"]}, "signature: got list"),
+    ],
+    ids=["none", "list", "no-signature", "data-int", "data-not-hex", "short", "long", "signature-list"],
+)
+def test_a_malformed_signed_message_is_refused_with_a_typed_error(raw, says: str) -> None:
+    with pytest.raises(MalformedFieldError, match=says):
+        SignedMessage.from_dict(raw)
 
 
 def test_a_signature_by_another_account_is_rejected() -> None:

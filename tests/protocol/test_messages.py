@@ -17,6 +17,7 @@ from seccl.election import ABSTAIN, MAX_SCORE
 from seccl.learning.sparse import SparseUpdate, select_top_fraction, update_size
 from seccl.protocol.errors import (
     InvalidSignatureError,
+    MalformedFieldError,
     MalformedMessageError,
     NonFiniteValueError,
     OversizedMessageError,
@@ -35,6 +36,7 @@ from seccl.protocol.messages import (
     ModelMessage,
     UpdateMessage,
     decode_message,
+    header_author,
     score_to_ppm,
 )
 
@@ -202,9 +204,19 @@ def test_decode_rejects_a_message_over_max_bytes_before_parsing_it() -> None:
         decode_message(b"garbage" * 10, max_bytes=10)
 
 
+@pytest.mark.parametrize(
+    "data", [None, "SCCL" + "0" * 40, 12345, [1, 2, 3]], ids=["none", "str", "int", "list"]
+)
+def test_decode_refuses_what_is_not_bytes_with_a_typed_error(data) -> None:
+    with pytest.raises(MalformedMessageError, match="a message is bytes"):
+        decode_message(data)
+    assert header_author(data) is None
+
+
 def test_every_typed_error_is_a_protocol_error() -> None:
     for cls in (
         MalformedMessageError,
+        MalformedFieldError,
         OversizedMessageError,
         NonFiniteValueError,
         ValueOutOfBoundsError,

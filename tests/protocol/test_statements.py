@@ -17,6 +17,7 @@ from seccl.chain.bulletin_board import MessageKind, Offence
 from seccl.chain.signing import SigningDomain
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import sign_message
+from seccl.protocol.errors import MalformedFieldError, MalformedMessageError
 from seccl.protocol.messages import UpdateMessage
 from seccl.protocol.statements import Delivery, Receipt
 from tests.protocol.helpers import BareSession, deploy_session
@@ -163,6 +164,91 @@ def test_a_receipt_signed_for_another_chain_does_not_verify_here() -> None:
 
     assert elsewhere.signer(other) == SERVER.address
     assert elsewhere.signer(DOMAIN) != SERVER.address
+
+
+# ─────────────── fields no signature can cover ───────────────
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"round": 2**64}, "round"),
+        ({"round": -1}, "round"),
+        ({"digests": (D1 + b"\x00", D2)}, "digests\\[0\\]"),
+        ({"digests": (D1, D2[:31])}, "digests\\[1\\]"),
+        ({"recipient": "0x1234"}, "recipient"),
+        ({"authors": (ALICE.address, "not an address")}, "authors\\[1\\]"),
+    ],
+    ids=["round-2^64", "round-negative", "digest-33-bytes", "digest-31-bytes", "short-recipient", "author"],
+)
+def test_a_delivery_no_signature_can_cover_recovers_to_nobody_and_is_refused_at_decoding(
+    change: dict, field: str
+) -> None:
+    """Regression: ``signer`` raised eth_abi's ValueOutOfBounds for a round of 2^64 or -1 and for a
+    33-byte digest; now it answers None, and decoding refuses the field by name."""
+    malformed = delivery(**change)
+
+    assert malformed.signer(DOMAIN) is None
+    with pytest.raises(MalformedFieldError, match=f"in Delivery: {field}"):
+        Delivery.from_dict(json.loads(json.dumps(malformed.to_dict())))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"round": 2**64}, "round"),
+        ({"round": -1}, "round"),
+        ({"digest": D1 + b"\x00"}, "digest"),
+        ({"tx_id": "0x" + "12" * 33}, "tx_id"),
+        ({"tx_id": "0x" + "12" * 4_000}, "tx_id"),
+        ({"tx_id": "12" * 32}, "tx_id"),
+    ],
+    ids=[
+        "round-2^64",
+        "round-negative",
+        "digest-33-bytes",
+        "tx-id-33-bytes",
+        "tx-id-4000-bytes",
+        "tx-id-no-0x",
+    ],
+)
+def test_a_receipt_no_signature_can_cover_recovers_to_nobody_and_is_refused_at_decoding(
+    change: dict, field: str
+) -> None:
+    """Regression: ``signer`` raised ValueOutOfBounds for an out-of-range round, a 33-byte digest
+    or an over-long Tx-ID."""
+    malformed = receipt(**change)
+
+    assert malformed.signer(DOMAIN) is None
+    with pytest.raises(MalformedFieldError, match=f"in Receipt: {field}"):
+        Receipt.from_dict(json.loads(json.dumps(malformed.to_dict())))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        [1, 2],
+        {},
+        {**delivery().to_dict(), "round": "2"},
+        {**delivery().to_dict(), "round": 2.0},
+        {**delivery().to_dict(), "round": True},
+        {**delivery().to_dict(), "kind": "steal"},
+        {**delivery().to_dict(), "kind": 0},
+        {**delivery().to_dict(), "authors": "0x" + "11" * 20},
+        {**delivery().to_dict(), "digests": [1]},
+        {**delivery().to_dict(), "signature": "0x" + "zz" * 65},
+        {**delivery().to_dict(), "signature": "0x" + "00" * 66},
+    ],
+    ids=lambda raw: (
+        "-".join(f"{k}={str(v)[:12]}" for k, v in raw.items()) if isinstance(raw, dict) else repr(raw)
+    ),
+)
+def test_a_malformed_delivery_document_is_refused_with_a_typed_error_that_is_also_a_value_error(raw) -> None:
+    with pytest.raises(MalformedFieldError) as refused:
+        Delivery.from_dict(raw)
+    # Both: the protocol's family, and a ValueError for callers that refuse a malformed proof as one.
+    assert isinstance(refused.value, MalformedMessageError) and isinstance(refused.value, ValueError)
 
 
 # ─────────────── the board checks a signed delivery itself ───────────────

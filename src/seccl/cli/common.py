@@ -39,6 +39,7 @@ def setup_command(handler: Handler) -> Handler:
     @functools.wraps(handler)
     def command(args: argparse.Namespace) -> int:
         # Imported when a command runs, not when the parser is built: `seccl --help` needs none of them.
+        from seccl.chain.accounts import KeystoreError
         from seccl.chain.errors import ChainError
         from seccl.deploy.data_files import DataFileError
         from seccl.deploy.local import DeployError
@@ -51,6 +52,7 @@ def setup_command(handler: Handler) -> Handler:
         except (
             OSError,
             ChainError,
+            KeystoreError,
             DataFileError,
             DeployError,
             NodeConfigError,

@@ -13,7 +13,7 @@ from flwr.clientapp import ClientApp
 
 from seccl.deploy.node import NodeConfig, ParticipantNode
 from seccl.deploy.wire import decode_request, encode_reply
-from seccl.protocol.errors import ProtocolError
+from seccl.protocol.errors import MalformedMessageError, ProtocolError, shown
 from seccl.protocol.instructions import TrainRequest
 from seccl.runtime.faults import maybe_kill_node
 
@@ -23,8 +23,37 @@ PAYLOAD = "seccl"
 """The RecordDict key of a SecCL message: one ConfigRecord holding its bytes (``data``)."""
 
 
+MAX_REASON = 1000
+"""The longest refusal or failure reason quoted from a peer (it ends up in logs and run records)."""
+
+
 def payload(data: bytes, **extra: str | int) -> RecordDict:
     return RecordDict({PAYLOAD: ConfigRecord({"data": data, **extra})})
+
+
+def payload_record(message: Message) -> ConfigRecord:
+    """The SecCL record of a message from the other side, or MalformedMessageError if it has none."""
+    if not message.has_content():
+        raise MalformedMessageError(f"the message carries no content, so no {PAYLOAD!r} record")
+    record = message.content.get(PAYLOAD)
+    if not isinstance(record, ConfigRecord):
+        raise MalformedMessageError(f"the message carries no {PAYLOAD!r} ConfigRecord")
+    return record
+
+
+def payload_bytes(record: ConfigRecord, field: str = "data") -> bytes:
+    """``record[field]``, which must be bytes (a peer may send any ConfigRecord value instead:
+    an int such as -1 or 10**12 would make ``bytes()`` fail or allocate that much)."""
+    value = record.get(field)
+    if not isinstance(value, bytes):
+        raise MalformedMessageError(f"{field}: got {type(value).__name__}; allowed: bytes")
+    return value
+
+
+def quoted(reason: object) -> str:
+    """A peer's free-text reason, cut to :data:`MAX_REASON` characters."""
+    text = reason if isinstance(reason, str) else shown(reason)
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON] + f"… ({len(text)} characters)"
 
 
 def _node(context: Context) -> ParticipantNode:
@@ -47,8 +76,8 @@ def request(msg: Message, context: Context) -> Message:
     node = _node(context)
     rebuilt = time.time()
     try:
-        decoded = decode_request(bytes(msg.content[PAYLOAD]["data"]))  # type: ignore[arg-type]
-    except (KeyError, TypeError, ProtocolError) as exc:
+        decoded = decode_request(payload_bytes(payload_record(msg)))
+    except ProtocolError as exc:
         node.log(f"refused a message: {type(exc).__name__}: {exc}")
         return Message(payload(b"", error=f"{type(exc).__name__}: {exc}"), reply_to=msg)
     if isinstance(decoded, TrainRequest):

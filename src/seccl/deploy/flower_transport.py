@@ -1,6 +1,7 @@
 """The :class:`~seccl.runtime.transport.Transport` of a deployment: each request goes to the
 participant's own SuperNode through Flower's ``Grid.send_and_receive``, and a participant that
-does not answer within the phase's time limit is skipped for that phase, and recorded."""
+does not answer within the phase's time limit, or answers something malformed, is skipped for
+that phase, and recorded."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import Any
 from flwr.app import Message
 from flwr.serverapp import Grid
 
-from seccl.deploy.client_app import PAYLOAD, payload
+from seccl.deploy.client_app import payload, payload_bytes, payload_record, quoted
 from seccl.deploy.node import hello_signer
 from seccl.deploy.wire import decode_reply, encode_request
-from seccl.protocol.errors import ProtocolError
+from seccl.protocol.errors import MalformedMessageError, ProtocolError, shown
 from seccl.protocol.instructions import Reply, Request
 from seccl.roles.settings import SessionInfo
+
+HELLO_SIGNATURE_BYTES = 65  # an EIP-191 signature: r, s and v
 
 
 @dataclass(frozen=True)
@@ -76,18 +79,23 @@ class FlowerTransport:
             time.sleep(1.0)
 
     def _greet(self, node_ids: list[int]) -> None:
+        """Learn which participant answers on each of ``node_ids`` from its signed hello. A node
+        whose hello is malformed or unsigned is ignored (and not asked again): its participant,
+        if any, is then recorded as a dropout of every phase, "not connected"."""
         messages = [Message(payload(b""), dst_node_id=node, message_type="query.hello") for node in node_ids]
         for reply in self.grid.send_and_receive(messages, timeout=self.timeout):
             node = reply.metadata.src_node_id
             self._greeted.add(node)
             if reply.has_error():
-                self.log(f"node {node} failed to say hello: {reply.error.reason}")
+                self.log(f"node {node} failed to say hello: {quoted(reply.error.reason)}")
                 continue
-            record = reply.content[PAYLOAD]
-            address = str(record.get("address", ""))
-            signature = bytes(record.get("data", b""))  # type: ignore[arg-type]
+            try:
+                address, signature = _hello(reply)
+            except ProtocolError as exc:
+                self.log(f"node {node} said a malformed hello: {exc}")
+                continue
             if address not in self.session.participants:
-                self.log(f"node {node} claims {address!r}, not a participant of this session: ignored")
+                self.log(f"node {node} claims {shown(address)}, not a participant of this session: ignored")
                 continue
             if hello_signer(self.session.nonce, node, signature) != address:
                 self.log(f"node {node} claims {address} without its signature: ignored")
@@ -119,15 +127,16 @@ class FlowerTransport:
                 continue  # a reply nobody asked for, or a second one
             answered.add(index)
             if reply.has_error():
-                self._dropped(requests[index], index, f"its ClientApp failed: {reply.error.reason}")
+                self._dropped(requests[index], index, f"its ClientApp failed: {quoted(reply.error.reason)}")
                 continue
             try:
-                record = reply.content[PAYLOAD]
+                record = payload_record(reply)
                 if "error" in record:
-                    self._dropped(requests[index], index, f"it refused the request: {record['error']!s}")
+                    reason = quoted(record["error"])
+                    self._dropped(requests[index], index, f"it refused the request: {reason}")
                     continue
-                replies[index] = decode_reply(bytes(record["data"]))  # type: ignore[arg-type]
-            except (KeyError, TypeError, ProtocolError) as exc:
+                replies[index] = decode_reply(payload_bytes(record))
+            except ProtocolError as exc:
                 self._dropped(requests[index], index, f"its reply is malformed: {exc}")
         for index in sorted(set(by_node.values()) - answered):
             self._silent[index] = requests[index].round
@@ -142,3 +151,17 @@ class FlowerTransport:
         self.log(f"round {dropout.round}: participant {index} skipped for {dropout.phase}: {reason}")
         if self.on_dropout is not None:
             self.on_dropout(dropout)
+
+
+def _hello(reply: Message) -> tuple[str, bytes]:
+    """The address a hello claims and its signature, or MalformedMessageError naming what is wrong."""
+    record = payload_record(reply)
+    address = record.get("address")
+    if not isinstance(address, str):
+        raise MalformedMessageError(f"address: got {type(address).__name__}; allowed: a string")
+    signature = payload_bytes(record)
+    if len(signature) != HELLO_SIGNATURE_BYTES:
+        raise MalformedMessageError(
+            f"data: got {len(signature)} bytes; allowed: a {HELLO_SIGNATURE_BYTES}-byte signature"
+        )
+    return address, signature

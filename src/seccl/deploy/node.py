@@ -29,6 +29,7 @@ from seccl.deploy.data_files import read_participant_data
 from seccl.deploy.session_file import SessionFile, SessionFileError
 from seccl.files import atomic_write_bytes
 from seccl.protocol.archive import RunArchive
+from seccl.protocol.errors import shown
 from seccl.protocol.instructions import (
     BallotReceipt,
     EvaluateRequest,
@@ -67,6 +68,11 @@ class NodeConfigError(ValueError):
     """A SuperNode's node config does not name what a participant needs, or names it wrongly."""
 
 
+_NODE_CONFIG_KEYS = ("key-file", "data", "chain-url", "session", "state-dir")
+MAX_NODE_CONFIG_VALUE = 4096  # PATH_MAX: a longer path cannot be opened anyway
+MAX_PASSPHRASE_BYTES = 4096
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     """What a participant's SuperNode is configured with (``--node-config``)."""
@@ -80,7 +86,20 @@ class NodeConfig:
 
     @classmethod
     def from_node_config(cls, raw: Mapping[str, Any]) -> NodeConfig:
-        required = ("key-file", "data", "chain-url", "session", "state-dir")
+        if not isinstance(raw, Mapping):
+            raise NodeConfigError(f"the SuperNode's node config is not a mapping but {type(raw).__name__}")
+        for key in (*_NODE_CONFIG_KEYS, "passphrase-file"):
+            value = raw.get(key, "")
+            # What Flower's --node-config can give; an integer str() cannot even print is no path.
+            huge = isinstance(value, int) and value.bit_length() > 64
+            if not isinstance(value, (str, int, float)) or huge:
+                raise NodeConfigError(f"{key}: got {shown(value)}; allowed: a path or URL")
+            if "\x00" in str(value) or len(str(value)) > MAX_NODE_CONFIG_VALUE:
+                raise NodeConfigError(
+                    f"{key}: got {shown(str(value))}; allowed: a path or URL of at most "
+                    f"{MAX_NODE_CONFIG_VALUE} characters, without NUL"
+                )
+        required = _NODE_CONFIG_KEYS
         missing = [k for k in required if not str(raw.get(k, "")).strip()]
         if missing:
             raise NodeConfigError(
@@ -89,7 +108,7 @@ class NodeConfig:
             )
         url = str(raw["chain-url"])
         if not url.startswith(("http://", "https://")):
-            raise NodeConfigError(f"chain-url: got {url!r}; allowed: an http(s) JSON-RPC URL")
+            raise NodeConfigError(f"chain-url: got {shown(url)}; allowed: an http(s) JSON-RPC URL")
         passphrase = str(raw.get("passphrase-file", "")).strip()
         return cls(
             key_file=Path(str(raw["key-file"])),
@@ -124,9 +143,19 @@ class NodeConfig:
     def passphrase(self) -> str:
         if self.passphrase_file is not None:
             try:
-                return self.passphrase_file.read_text().strip()
-            except OSError as exc:
-                raise NodeConfigError(f"passphrase-file {self.passphrase_file}: {exc.strerror}") from None
+                with open(self.passphrase_file, "rb") as handle:
+                    data = handle.read(MAX_PASSPHRASE_BYTES + 1)
+            except (OSError, ValueError) as exc:  # ValueError: a path with a NUL in it
+                reason = getattr(exc, "strerror", None) or exc
+                raise NodeConfigError(f"passphrase-file {self.passphrase_file}: {reason}") from None
+            if len(data) > MAX_PASSPHRASE_BYTES:
+                raise NodeConfigError(
+                    f"passphrase-file {self.passphrase_file}: longer than {MAX_PASSPHRASE_BYTES} bytes"
+                )
+            try:
+                return data.decode().strip()
+            except UnicodeDecodeError:
+                raise NodeConfigError(f"passphrase-file {self.passphrase_file}: not UTF-8 text") from None
         value = os.environ.get(PASSPHRASE_ENV)
         if value is None:
             raise NodeConfigError(

@@ -5,7 +5,6 @@ participant nor the server."""
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import code_matches
 from seccl.deploy.session_file import SessionFile
 from seccl.protocol.evidence import Evidence
+from seccl.protocol.json_input import MAX_RECORD_DEPTH, parse_json
 from seccl.protocol.session import session_from_chain
 from seccl.protocol.verification import Verdict, verify_evidence
 
@@ -47,7 +47,8 @@ def verify_node_evidence(
 ) -> list[tuple[Evidence, Verdict]]:
     """Every finding in a participant's ``evidence.json`` with the verdict the chain gives it."""
     try:
-        findings = [Evidence.from_dict(item) for item in json.loads(Path(evidence_file).read_text())]
+        raw = parse_json(Path(evidence_file).read_bytes(), max_depth=MAX_RECORD_DEPTH)
+        findings = [Evidence.from_dict(item) for item in raw]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NodeVerifyError(f"{evidence_file} is not a participant's evidence file: {exc}") from None
     w3 = backend.connect()

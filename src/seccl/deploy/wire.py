@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from seccl.protocol.envelope import SignedMessage
-from seccl.protocol.errors import MalformedMessageError, OversizedMessageError
+from seccl.protocol.errors import MalformedMessageError, OversizedMessageError, ProtocolError, shown
 from seccl.protocol.instructions import (
     BallotReceipt,
     EvaluateRequest,
@@ -17,12 +17,19 @@ from seccl.protocol.instructions import (
     Request,
     TrainRequest,
 )
+from seccl.protocol.json_input import parse_json
 from seccl.protocol.statements import Delivery, Receipt
 
 MAX_WIRE_BYTES = 256 * 1024 * 1024
 """The largest request or reply accepted: N = 1,000 updates of a 1.2 M-parameter model at s = 0.1
 hex-encoded is about 2 GB, so this bounds sessions far beyond what the simulation runs, while a
 peer cannot make the other side parse an unbounded document."""
+
+MAX_WIRE_DEPTH = 8
+"""The deepest nesting of arrays and objects accepted. An honest document nests 3 levels (a
+request, its delivery, the delivery's digests); Python's JSON parser recurses once per level
+and, with the recursion limit py_ecc raises to 100,000, a deep enough document overflows the C
+stack and kills the process, so depth is checked before anything is parsed."""
 
 
 def encode_request(request: Request) -> bytes:
@@ -43,8 +50,13 @@ def encode_request(request: Request) -> bytes:
 
 
 def decode_request(data: bytes) -> Request:
+    """The request ``data`` encodes, or a typed :class:`ProtocolError` naming what is wrong."""
     raw = _load(data, "request")
     kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in _TYPES.values():
+        raise MalformedMessageError(
+            f"unknown request type {shown(kind)} (known: {', '.join(_TYPES.values())})"
+        )
     try:
         round_ = _round(raw)
         if kind == "train":
@@ -62,12 +74,12 @@ def decode_request(data: bytes) -> Request:
                 tuple(_signed(u) for u in updates),
                 Delivery.from_dict(raw["delivery"]),
             )
-        if kind == "ballot-receipt":
-            receipt = raw["receipt"]
-            return BallotReceipt(round_, None if receipt is None else Receipt.from_dict(receipt))
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        receipt = raw["receipt"]  # "ballot-receipt", the one type left
+        return BallotReceipt(round_, None if receipt is None else Receipt.from_dict(receipt))
+    except ProtocolError as exc:  # a statement or envelope that names its own faulty field
+        raise MalformedMessageError(f"malformed {kind} request: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
         raise MalformedMessageError(f"malformed {kind} request: {type(exc).__name__}: {exc}") from None
-    raise MalformedMessageError(f"unknown request type {kind!r} (known: {', '.join(_TYPES.values())})")
 
 
 def encode_reply(reply: Reply) -> bytes:
@@ -75,13 +87,16 @@ def encode_reply(reply: Reply) -> bytes:
 
 
 def decode_reply(data: bytes) -> Reply:
+    """The reply ``data`` encodes, or a typed :class:`ProtocolError` naming what is wrong."""
     raw = _load(data, "reply")
     if raw.get("type") != "reply":
-        raise MalformedMessageError(f"not a reply (type {raw.get('type')!r})")
+        raise MalformedMessageError(f"not a reply (type {shown(raw.get('type'))})")
     try:
         message = raw["message"]
         return Reply(None if message is None else _signed(message))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except ProtocolError as exc:
+        raise MalformedMessageError(f"malformed reply: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
         raise MalformedMessageError(f"malformed reply: {type(exc).__name__}: {exc}") from None
 
 
@@ -103,8 +118,8 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
     if len(data) > MAX_WIRE_BYTES:
         raise OversizedMessageError(f"a {what} of {len(data)} bytes; at most {MAX_WIRE_BYTES} accepted")
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = parse_json(bytes(data), max_depth=MAX_WIRE_DEPTH)
+    except ValueError as exc:
         raise MalformedMessageError(f"a {what} that is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise MalformedMessageError(f"a {what} must be a JSON object, got {type(raw).__name__}")
@@ -113,8 +128,8 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
 
 def _round(raw: dict[str, Any]) -> int:
     value = raw["round"]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"round must be a non-negative integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+        raise ValueError(f"round must be a non-negative integer below 2^64, got {shown(value)}")
     return value
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from seccl.chain.signing import SigningDomain
-from seccl.protocol.errors import InvalidSignatureError
+from seccl.protocol.errors import InvalidSignatureError, MalformedFieldError, shown
 from seccl.protocol.messages import DEFAULT_MAX_BYTES, Message, decode_message
+from seccl.protocol.statements import SIGNATURE_BYTES
 
 __all__ = ["SignedMessage", "SigningDomain", "open_message", "sign_message"]
 
@@ -33,8 +35,31 @@ class SignedMessage:
         return {"data": self.data.hex(), "signature": self.signature.hex()}
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> SignedMessage:
-        return cls(bytes.fromhex(raw["data"]), bytes.fromhex(raw["signature"]))
+    def from_dict(cls, raw: Any) -> SignedMessage:
+        """The signed message ``raw`` describes (hex, as :meth:`to_dict` writes it); a
+        MalformedFieldError names a field that is missing, not hex, or a signature that is
+        neither 65 bytes nor empty (a party's own unsigned copy of a model it recomputed)."""
+        if not isinstance(raw, Mapping):
+            raise MalformedFieldError(f"TypeError in SignedMessage: not an object but {type(raw).__name__}")
+        try:
+            data, signature = _hex(raw["data"], "data"), _hex(raw["signature"], "signature")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedFieldError(f"{type(exc).__name__} in SignedMessage: {exc}") from None
+        if len(signature) not in (0, SIGNATURE_BYTES):
+            raise MalformedFieldError(
+                f"ValueError in SignedMessage: signature: got {len(signature)} bytes; "
+                f"allowed: {SIGNATURE_BYTES} (or none)"
+            )
+        return cls(data, signature)
+
+
+def _hex(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{what}: got {type(value).__name__}; allowed: a hex string")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ValueError(f"{what}: got {shown(value)}; allowed: a hex string") from None
 
 
 def sign_message(message: Message, account: LocalAccount, domain: SigningDomain) -> SignedMessage:

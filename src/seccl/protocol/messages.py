@@ -136,7 +136,7 @@ def score_to_ppm(score: float) -> int:
 
 def header_author(data: bytes) -> str | None:
     """The author named in a message's header, read without decoding the rest (None if too short)."""
-    if len(data) < HEADER_SIZE:
+    if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) < HEADER_SIZE:
         return None
     return to_checksum_address(_HEADER.unpack_from(data)[4])
 
@@ -157,6 +157,8 @@ def decode_message(
     exactly ⌈s·d⌉ coordinates, no more and no fewer) and ``max_abs_value`` (no update value
     beyond it in magnitude).
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MalformedMessageError(f"a message is bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
         raise OversizedMessageError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
     if len(data) < HEADER_SIZE:

@@ -23,6 +23,7 @@ from seccl.chain.bulletin_board import BulletinBoardClient
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import code_matches
 from seccl.protocol.evidence import Evidence
+from seccl.protocol.json_input import MAX_RECORD_DEPTH, parse_json
 from seccl.protocol.session import SessionInfo, session_from_chain
 from seccl.protocol.verification import Verdict, verify_evidence
 
@@ -51,7 +52,7 @@ class RunFiles:
 
 def load_findings(path: Path) -> list[Evidence]:
     try:
-        raw = json.loads(path.read_text())
+        raw = parse_json(path.read_bytes(), max_depth=MAX_RECORD_DEPTH)
         return [Evidence.from_dict(item) for item in raw["evidence"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VerifyError(f"{path} is not a SecCL evidence file: {exc}") from exc
