@@ -296,3 +296,33 @@ def test_the_board_refuses_a_signature_made_for_another_sessions_domain(
     with pytest.raises(errors.BulletinInvalidSignature):
         board.post_update(1, BOB.address, signed.digest(), signed.signature)
     assert board.digest_of(1, MessageKind.UPDATE, BOB.address) is None
+
+
+def _high_s_twin(signature: bytes) -> bytes:
+    """The other valid ECDSA signature of the same hash by the same key: (r, n − s, v flipped)."""
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    s = int.from_bytes(signature[32:64], "big")
+    return signature[:32] + (n - s).to_bytes(32, "big") + bytes([55 - signature[64]])
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [_high_s_twin, lambda sig: sig[:64] + bytes([sig[64] - 27])],
+    ids=["high-s-twin", "v-0-or-1"],
+)
+def test_a_signature_form_the_board_refuses_recovers_to_nobody_off_chain(
+    board: BulletinBoardClient, variant
+) -> None:
+    """Off-chain and on-chain checks agree on which signatures count: a statement signed in a form
+    the contracts refuse must not convict anyone off-chain that the chain would then clear."""
+    domain = domain_of(board)
+    message = UpdateMessage(1, BOB.address, SparseUpdate(3, [1], [0.5]))
+    signed = sign_message(message, BOB, domain)
+    other = variant(signed.signature)
+    hash_ = domain.signed_hash(1, int(MessageKind.UPDATE), signed.digest())
+    # The twin is a real signature by BOB to a lax recoverer (eth-keys), which is why it matters.
+    assert other != signed.signature
+
+    assert recover_signer(hash_, other) is None
+    with pytest.raises(errors.BulletinInvalidSignature):
+        board.post_update(1, BOB.address, signed.digest(), other)

@@ -76,8 +76,18 @@ def sign_hash(account: LocalAccount, hash_: bytes) -> bytes:
     return bytes(account.sign_message(encode_defunct(primitive=hash_)).signature)
 
 
+SECP256K1_HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+"""The largest ``s`` a signature may carry: the contracts refuse the high-s twin of a signature
+(EIP-2), so this side must too, or a statement signed high-s would convict off-chain and never on."""
+
+
 def recover_signer(hash_: bytes, signature: bytes) -> str | None:
-    """The address that signed ``hash_`` under EIP-191, or None for a malformed signature."""
+    """The address that signed ``hash_`` under EIP-191, or None for a signature the contracts
+    would refuse: not 65 bytes, ``v`` other than 27 or 28, or a high ``s``."""
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        return None
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_ORDER:
+        return None
     try:
         return str(Account.recover_message(encode_defunct(primitive=hash_), signature=signature))
     except Exception:  # eth-account raises several types for malformed signatures
