@@ -47,12 +47,17 @@ bench-round: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/bench
 	$(PY) bench/round.py $(BENCH_ARGS)
 
 # Python: torch first, pinned to the CPU build on local disk (an unpinned torch pulls CUDA);
-# then the project with every version pinned by constraints.txt.
+# then the project with every version pinned by constraints.txt; then byzfl, the reference that
+# tests/learning/test_attacks_reference.py checks the attacks and robust rules against, with
+# --no-deps: its declared dependencies, for its own benchmark, add torchvision (which pulls a torch
+# of its own, PyPI's CUDA build), matplotlib and seaborn; the modules the test loads need only
+# numpy, scipy and torch, all installed by then.
 $(STAMPS)/python: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps byzfl==0.0.11
 	@mkdir -p $(STAMPS) && touch $@
 
 # Flower and Ray for bench/round.py (the [bench] extra), pinned by constraints.txt like the rest.

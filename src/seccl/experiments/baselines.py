@@ -32,6 +32,15 @@ the coordinates SecCL's updates carry. The defender of Multi-Krum and the trimme
 for the worst case of the comparison, f = round(0.3·N) attackers (``ASSUMED_ATTACK_FRACTION``),
 not told the actual number.
 
+The attacks are the registry's (``seccl.roles.adversaries.registry``): any name ``seccl run
+--attack`` takes, built by the same ``attack_factory``, so nothing here is particular to one.
+The omniscient colluders (``alie``, ``alie-z1.5``, ``ipm``, ``ipm-large``, ``sign-flip-mean``,
+``min-max``, ``min-sum``, ``min-max-std``, ``min-sum-std``; formulas in ``seccl.learning.attacks``)
+forge one vector from the honest participants' whole Δs of the round: a rule below that takes
+whole updates gets that vector (``dense_update``), DSSGD its top-``s`` coordinates, as SecCL does.
+The robust rules and the attacks are checked against byzfl's in
+``tests/learning/test_attacks_reference.py``.
+
 The participants are built the way a SecCL session builds them, by a ``Simulation`` on an
 in-process EVM that is used for nothing else (a participant checks the session's contracts
 when it is made); the rounds themselves never touch it. One finished run is one file,

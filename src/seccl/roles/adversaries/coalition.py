@@ -1,4 +1,5 @@
-"""Omniscient colluders (ALIE, IPM, the adaptive backdoor): they forge from the round's honest updates."""
+"""Omniscient colluders (ALIE, IPM, the colluding sign flip, Min-Max, Min-Sum, the adaptive
+backdoor): they forge from the round's honest updates."""
 
 from __future__ import annotations
 
@@ -7,7 +8,21 @@ from typing import Any
 
 import numpy as np
 
-from seccl.learning.attacks import IPM_EPSILON, alie, alie_z, ipm, largest_passing_scale
+from seccl.learning.attacks import (
+    ALIE_REFERENCE_Z,
+    IPM_EPSILON,
+    IPM_LARGE_EPSILON,
+    PERTURBATIONS,
+    SHEJWALKAR_GAMMA_INIT,
+    SHEJWALKAR_TAU,
+    alie,
+    alie_z,
+    ipm,
+    largest_passing_scale,
+    min_max,
+    min_sum,
+    sign_flip_mean,
+)
 from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.roles.adversaries.base import Adversary
 from seccl.roles.adversaries.poisoning import BackdoorParticipant
@@ -18,18 +33,26 @@ __all__ = [
     "AdaptiveBackdoorParticipant",
     "Coalition",
     "IPMParticipant",
+    "LargeIPMParticipant",
+    "MeanSignFlipParticipant",
+    "MinMaxParticipant",
+    "MinMaxStdParticipant",
+    "MinSumParticipant",
+    "MinSumStdParticipant",
     "ObservedParticipant",
     "OmniscientColluder",
+    "ReferenceALIEParticipant",
 ]
 
 
 class Coalition:
     """What omniscient colluders know: every honest participant's local model of the round.
 
-    ALIE and IPM (:mod:`seccl.learning.attacks`) forge their update from the honest updates of
-    the same round, and the papers grant the attacker that knowledge. SecCL does not: every
-    update is posted in one phase (the board records each digest before anyone scores), so a
-    colluder would have to guess, or to post last after reading the others off the server.
+    ALIE, IPM, the colluding sign flip, Min-Max and Min-Sum (:mod:`seccl.learning.attacks`) forge
+    their update from the honest updates of the same round, and the papers grant the attacker
+    that knowledge. SecCL does not: every update is posted in one phase (the board records each
+    digest before anyone scores), so a colluder would have to guess, or to post last after
+    reading the others off the server.
     The simulation grants it anyway, the strongest case for the attacker: every participant of
     the run is a member (:func:`attack_factory` enrols them), honest ones record the local
     model they train (:class:`ObservedParticipant`), and a colluder reads them before it
@@ -109,7 +132,7 @@ class OmniscientColluder(Adversary):
         raise NotImplementedError
 
     def local_model(self, params: np.ndarray, round_: int) -> np.ndarray:
-        # ALIE and IPM need no Δ of their own: skip the training (the adaptive backdoor trains).
+        # A forged vector needs no Δ of its own: skip the training (the adaptive backdoor trains).
         if self.attacking(round_):
             return params.copy()
         return super().local_model(params, round_)
@@ -129,14 +152,26 @@ class OmniscientColluder(Adversary):
 class ALIEParticipant(OmniscientColluder):
     """ALIE, "a little is enough" (Baruch et al., NeurIPS 2019): sends ``μ − z·σ`` of the honest Δs,
     coordinate-wise, with ``z`` from the paper's formula for ``n`` participants and the
-    coalition's size (:func:`seccl.learning.attacks.alie_z`) unless ``z`` is given."""
+    coalition's size (:func:`seccl.learning.attacks.alie_z`) unless ``z`` is given, and ``σ`` the
+    population deviation (``ddof`` 0) unless ``ddof`` is given."""
 
-    def __init__(self, *args: Any, z: float | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, z: float | None = None, ddof: int = 0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.z = alie_z(self.session.n, len(self.coalition.adversaries)) if z is None else z
+        self.ddof = ddof
 
     def forge(self, honest: np.ndarray) -> np.ndarray:
-        return alie(honest, self.z)
+        return alie(honest, self.z, ddof=self.ddof)
+
+
+class ReferenceALIEParticipant(ALIEParticipant):
+    """ALIE as its reference implementations run it (Baruch et al., NeurIPS 2019): ``μ − z·σ`` of
+    the honest Δs with the fixed ``z = 1.5`` (:data:`~seccl.learning.attacks.ALIE_REFERENCE_Z`,
+    the default of the authors' code and of byzfl) and their sample deviation (``ddof = 1``), not
+    the paper's formula's z (0.126-0.674 for N = 20): a shift 2-12 times as large."""
+
+    def __init__(self, *args: Any, z: float | None = ALIE_REFERENCE_Z, ddof: int = 1, **kwargs: Any):
+        super().__init__(*args, z=z, ddof=ddof, **kwargs)
 
 
 class IPMParticipant(OmniscientColluder):
@@ -149,6 +184,83 @@ class IPMParticipant(OmniscientColluder):
 
     def forge(self, honest: np.ndarray) -> np.ndarray:
         return ipm(honest, self.epsilon)
+
+
+class LargeIPMParticipant(IPMParticipant):
+    """Inner-product manipulation with a large ε (Xie et al., UAI 2019): sends ``−ε·μ`` of the
+    honest Δs with ``ε = 2`` (:data:`~seccl.learning.attacks.IPM_LARGE_EPSILON`, byzfl's default):
+    against the plain mean it cuts the honest step to ``(n − 3q)/n`` of it for ``q`` colluders and
+    reverses it beyond a third, where ε = 0.1 only trims it."""
+
+    def __init__(self, *args: Any, epsilon: float = IPM_LARGE_EPSILON, **kwargs: Any):
+        super().__init__(*args, epsilon=epsilon, **kwargs)
+
+
+class MeanSignFlipParticipant(OmniscientColluder):
+    """The colluding sign flip (byzfl's ``SignFlipping``, after Allen-Zhu et al., ICLR 2021): every
+    colluder sends ``−μ``, the honest Δs' mean reversed
+    (:func:`~seccl.learning.attacks.sign_flip_mean`). The plain ``sign-flip`` sends each attacker's
+    own ``−Δ`` instead, one vector each, from its own training; this one trains nothing."""
+
+    def forge(self, honest: np.ndarray) -> np.ndarray:
+        return sign_flip_mean(honest)
+
+
+class _ShejwalkarColluder(OmniscientColluder):
+    """Shejwalkar & Houmansadr's aggregation-agnostic attacks (NDSS 2021): ``μ + γ·∇p`` with the
+    perturbation ``∇p`` of ``perturbation`` (one of
+    :data:`~seccl.learning.attacks.PERTURBATIONS`) and the largest γ their oracle passes, searched
+    from ``gamma_init`` down to steps of ``tau`` (their code's 10 and 1e-5)."""
+
+    DEFAULT_PERTURBATION = "unit-vector"  # their code's default dev_type, "unit_vec"
+
+    def __init__(
+        self,
+        *args: Any,
+        perturbation: str | None = None,
+        gamma_init: float = SHEJWALKAR_GAMMA_INIT,
+        tau: float = SHEJWALKAR_TAU,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        chosen = self.DEFAULT_PERTURBATION if perturbation is None else perturbation
+        if chosen not in PERTURBATIONS:
+            raise ValueError(f"unknown perturbation {chosen!r}; known: {', '.join(PERTURBATIONS)}")
+        self.perturbation = chosen
+        self.gamma_init = gamma_init
+        self.tau = tau
+
+
+class MinMaxParticipant(_ShejwalkarColluder):
+    """Min-Max (Shejwalkar & Houmansadr, NDSS 2021; :func:`~seccl.learning.attacks.min_max`): sends
+    ``μ + γ·∇p`` with the largest γ that keeps it no farther from any honest Δ than the two
+    farthest honest Δs are from each other; ∇p the inverse unit vector ``−μ/‖μ‖`` by default."""
+
+    def forge(self, honest: np.ndarray) -> np.ndarray:
+        return min_max(honest, self.perturbation, gamma_init=self.gamma_init, tau=self.tau)
+
+
+class MinSumParticipant(_ShejwalkarColluder):
+    """Min-Sum (Shejwalkar & Houmansadr, NDSS 2021; :func:`~seccl.learning.attacks.min_sum`): sends
+    ``μ + γ·∇p`` with the largest γ that keeps its summed squared distance to the honest Δs no
+    more than the most central honest Δ's; ∇p the inverse unit vector ``−μ/‖μ‖`` by default."""
+
+    def forge(self, honest: np.ndarray) -> np.ndarray:
+        return min_sum(honest, self.perturbation, gamma_init=self.gamma_init, tau=self.tau)
+
+
+class MinMaxStdParticipant(MinMaxParticipant):
+    """Min-Max with the inverse standard deviation ``∇p = −σ`` (ddof = 1, as their code's
+    ``torch.std``): it pushes every coordinate by its own spread, as ALIE does."""
+
+    DEFAULT_PERTURBATION = "std"
+
+
+class MinSumStdParticipant(MinSumParticipant):
+    """Min-Sum with the inverse standard deviation ``∇p = −σ`` (ddof = 1, as their code's
+    ``torch.std``)."""
+
+    DEFAULT_PERTURBATION = "std"
 
 
 class AdaptiveBackdoorParticipant(BackdoorParticipant):

@@ -14,8 +14,15 @@ from seccl.roles.adversaries.coalition import (
     ALIEParticipant,
     Coalition,
     IPMParticipant,
+    LargeIPMParticipant,
+    MeanSignFlipParticipant,
+    MinMaxParticipant,
+    MinMaxStdParticipant,
+    MinSumParticipant,
+    MinSumStdParticipant,
     ObservedParticipant,
     OmniscientColluder,
+    ReferenceALIEParticipant,
 )
 from seccl.roles.adversaries.poisoning import (
     BackdoorParticipant,
@@ -59,10 +66,21 @@ SIMULATION_ATTACKS: dict[str, type[Participant]] = {
     "alie": ALIEParticipant,
     "ipm": IPMParticipant,
     "adaptive-backdoor": AdaptiveBackdoorParticipant,
+    # The stronger settings of the literature's reference codes (issue 23), beside the ones above,
+    # which stay as they were (the comparison's records were made with them):
+    "alie-z1.5": ReferenceALIEParticipant,  # z = 1.5, sample σ: Baruch et al.'s code, byzfl
+    "ipm-large": LargeIPMParticipant,  # ε = 2, byzfl's default, beside Xie et al.'s 0.1
+    "sign-flip-mean": MeanSignFlipParticipant,  # −μ of the honest Δs, byzfl's SignFlipping
+    "min-max": MinMaxParticipant,  # Shejwalkar & Houmansadr 2021, inverse unit vector
+    "min-sum": MinSumParticipant,
+    "min-max-std": MinMaxStdParticipant,  # the same, inverse standard deviation
+    "min-sum-std": MinSumStdParticipant,
 }
 """Attacks of an omniscient coalition (see :class:`Coalition`): they read the honest participants'
 local models in the same process, so they exist in the simulation and the chain-free baselines
-only, never in a deployment, where each participant is a process of its own."""
+only, never in a deployment, where each participant is a process of its own. The formulas are in
+:mod:`seccl.learning.attacks`; a name takes no parameters: the options of :func:`attack_factory`
+(e.g. ``{"z": 1.0}``, ``{"epsilon": 5.0}``, ``{"perturbation": "sign"}``) set other values."""
 
 
 def _known() -> dict[str, type[Participant]]:
@@ -102,7 +120,7 @@ def attack_factory(
     ``adversaries`` run attack ``name`` (see :func:`attack_class`) from ``start_round`` with
     the keyword ``options``; colluding voters get ``colluders=adversaries``. Everyone else is
     an honest :class:`Participant`; when the attack needs the honest updates of the round
-    (ALIE, IPM, the adaptive backdoor), everyone joins one :class:`Coalition` and the honest
+    (:data:`SIMULATION_ATTACKS`), everyone joins one :class:`Coalition` and the honest
     participants are honest ObservedParticipant objects (their local models seen)."""
     cls = attack_class(name)
     chosen = frozenset(int(a) for a in adversaries)
