@@ -43,3 +43,9 @@ def test_deploy_local_runs_the_simulations_session_over_flower(tmp_path: Path) -
     assert record["dropouts"] == []
     assert all(r["ballots"] == N for r in record["rounds"])
     assert wait_for(lambda: not marked(marker), timeout=15), f"left running: {marked(marker)}"
+    # `seccl audit` re-checks the server's records and a participant's own against the session
+    # file and the chain the deployment saved (root/session.json, root/chain/anvil-state.json).
+    for records in (root / "server" / "records", root / "participant-0001" / "state"):
+        audited = subprocess.run([SECCL, "audit", str(records)], capture_output=True, text=True, timeout=300)
+        assert audited.returncode == 0, audited.stdout + audited.stderr
+        assert audited.stdout.splitlines()[-1] == "clean", audited.stdout

@@ -12,7 +12,10 @@ import torch
 
 from seccl.cli.main import main
 from seccl.protocol.archive import RunArchive
-from seccl.runs.audit import audit_session
+from seccl.protocol.evidence import Evidence, EvidenceKind
+from seccl.protocol.verification import Status, Verdict
+from seccl.runs.audit import RoundAudit, audit_session
+from seccl.runs.audit_report import AuditReport, FindingCheck, Section
 from seccl.runs.durability import RunRecorder
 from seccl.runtime.simulation import Simulation
 from tests.sessions import N, attack, simulate
@@ -163,3 +166,105 @@ def test_an_edited_chain_state_file_is_refused_before_any_check(tmp_path: Path, 
 
     assert main(["audit", str(run)]) == 2
     assert "changed after the run" in capsys.readouterr().err
+
+
+def test_what_cannot_be_audited_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["audit", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere does not exist" in err
+
+    (tmp_path / "deployment" / "server" / "records").mkdir(parents=True)
+    assert main(["audit", str(tmp_path / "deployment")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "audit its server's records" in err
+
+    state = tmp_path / "participant-0000" / "state"
+    state.mkdir(parents=True)
+    (state / "journal.sqlite").write_bytes(b"")
+    (state / "evidence.json").write_text("[]")
+    assert main(["audit", str(state)]) == 2  # no session file beside it, none given
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--session" in err
+
+
+def finding(kind: EvidenceKind, round_: int = 1, finder_index: int = 1) -> Evidence:
+    return Evidence(
+        round_, kind, f"0x{finder_index:040x}", "0x" + "ee" * 20, None, None, None, "", {}, finder_index
+    )
+
+
+def test_the_verdict_line_says_clean_consistent_incomplete_or_inconsistent() -> None:
+    deviation = "θ_1 on the board is not the aggregate of the elected candidates' stored updates"
+    bad_model = RoundAudit(
+        1, problems=[deviation], explainable=[(deviation, EvidenceKind.MODEL_NOT_AGGREGATED)]
+    )
+    caught = FindingCheck(
+        finding(EvidenceKind.MODEL_NOT_AGGREGATED), Verdict(Status.CONFIRMED, "proved"), "confirmed"
+    )
+    false = FindingCheck(finding(EvidenceKind.MODEL_MISMATCH, 2, 3), Verdict(Status.REFUTED, "no"), "refuted")
+
+    assert (
+        AuditReport([RoundAudit(0), RoundAudit(1)], [], rounds_done=1, rounds_planned=1).verdict() == "clean"
+    )
+    # The server's deviation, caught and recorded: a correct record of a bad server.
+    recorded = AuditReport([RoundAudit(0), bad_model], [caught], rounds_done=1, rounds_planned=1)
+    assert recorded.ok and recorded.verdict() == "consistent, with 1 confirmed finding against the server"
+    assert any(
+        line.startswith("  - caught (a confirmed model-not-aggregated finding") for line in recorded.lines()
+    )
+    # The same deviation with the finding gone from the record: inconsistent, and named.
+    dropped = AuditReport([RoundAudit(0), bad_model], [], rounds_done=1, rounds_planned=1)
+    assert not dropped.ok
+    assert dropped.verdict() == f"inconsistent (1 discrepancy, in round 1: {deviation})"
+    # A false accusation recorded as refuted is a consistent record, against its finder.
+    assert AuditReport([RoundAudit(0)], [false], rounds_done=2, rounds_planned=2).verdict() == (
+        "consistent, with 1 refuted finding (false, by participant 3)"
+    )
+    assert AuditReport([RoundAudit(0)], [caught], rounds_done=1, rounds_planned=3).verdict() == (
+        "incomplete (1 of 3 rounds), with 1 confirmed finding against the server"
+    )
+    section = Section("metrics.json")
+    section.same("round 1: elected", [1, 2], [2, 1])
+    lines = AuditReport([RoundAudit(0)], [], [section], rounds_done=1, rounds_planned=1).lines()
+    assert lines[-2] == "AUDIT FAILED: 1 discrepancies, 0 refuted findings"
+    assert lines[-1] == (
+        "inconsistent (1 discrepancy, in metrics.json: round 1: elected: the record says [1, 2]; "
+        "the chain says [2, 1])"
+    )
+
+
+class _Blocks:
+    """A chain of three blocks whose block 0 is answered as ``answered`` while block 1 builds on
+    ``genesis``: what an anvil that reloaded a saved chain (a resumed run's) serves."""
+
+    def __init__(self, genesis: str, answered: str):
+        self.genesis, self.answered = genesis, answered
+        self.block_number = 2
+
+    def get_block(self, which: object) -> dict[str, object]:
+        if which == 0:
+            return {"hash": bytes.fromhex(self.answered[2:]), "number": 0}
+        if which == 1:
+            return {"hash": b"\x01" * 32, "parentHash": bytes.fromhex(self.genesis[2:]), "number": 1}
+        if which in (self.genesis, self.answered):
+            return {"hash": bytes.fromhex(str(which)[2:]), "number": 0}
+        raise ValueError(f"no block {which}")
+
+
+def test_a_genesis_hash_must_be_a_block_0_of_the_chain_whichever_anvil_answers() -> None:
+    from types import SimpleNamespace
+
+    from seccl.runs.audit_chain import check_genesis
+
+    genesis, remade = "0x" + "aa" * 32, "0x" + "bb" * 32
+    w3 = SimpleNamespace(eth=_Blocks(genesis, answered=remade))
+    for recorded in (genesis, remade):
+        section = Section("chain.json")
+        check_genesis(section, recorded, w3)  # type: ignore[arg-type]
+        assert section.problems == [] and section.checked == {"block hashes": 1}
+    doctored = Section("chain.json")
+    check_genesis(doctored, "0x" + "ab" * 32, w3)  # type: ignore[arg-type]
+    assert doctored.problems == [
+        f"the genesis block's hash (genesis_hash): the record says '0x{'ab' * 32}'; "
+        f"the chain says '{genesis}'"
+    ]

@@ -1,272 +1,276 @@
-"""`seccl audit`: re-verifies a run from the chain and its stored messages alone.
+"""`seccl audit`: re-verifies a run's records from the chain, trusting none of them.
 
-Neither the server's records nor the participants' are trusted: every stored message must hash
-to the digest its author signed on the chain, every counted ballot must be a stored signed
-evaluation, every election must equal the reference Borda tally of the counted ballots, and
-every model must be exactly the aggregate of the elected candidates' stored updates.
+What it audits is a run directory (`seccl run`), a deployment's server records
+(``server/records``) or a participant's state directory (``participant-NNNN/state``). Round by
+round, every stored message is checked against the chain (:mod:`seccl.runs.audit_rounds`); then
+every other record: each fact of ``chain.json`` against the chain's own blocks, receipts and the
+contracts' views (:mod:`seccl.runs.audit_chain`), ``metrics.json``, ``metrics.csv``,
+``evidence.json``, ``run.json`` and ``checkpoint.json`` against the chain and against each other,
+with the accuracy recomputed from the model files when the test set is at hand
+(:mod:`seccl.runs.audit_records`), a deployment's records likewise
+(:mod:`seccl.runs.audit_deploy`). The report ends with one line (:mod:`seccl.runs.audit_report`):
+``clean``, ``consistent, with N confirmed findings against the server``, ``incomplete (K of R
+rounds)`` or ``inconsistent (...)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import tomllib
 from pathlib import Path
+from typing import Any
 
-from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient
-from seccl.election import borda_tally
-from seccl.learning.aggregation import aggregate
-from seccl.protocol.archive import ArchivedMessage, RunArchive
-from seccl.protocol.errors import ProtocolError
+from seccl.learning.data import Dataset, ParticipantData
+from seccl.learning.sparse import update_size
 from seccl.protocol.evidence import Evidence
-from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message
-from seccl.protocol.session import SessionInfo
-from seccl.protocol.verification import Status, Verdict
+from seccl.protocol.verification import verify_evidence
+from seccl.runs.audit_chain import (
+    check_bounds,
+    check_chain_record,
+    model_dimension,
+    rounds_done,
+    run_chain,
+    session_ledger,
+)
+from seccl.runs.audit_evidence import check_checkpoint, check_evidence
+from seccl.runs.audit_records import (
+    check_config,
+    check_metrics,
+    check_metrics_csv,
+    check_run_json,
+    evaluate_models,
+)
+from seccl.runs.audit_report import (
+    MALFORMED,
+    AuditInputError,
+    AuditReport,
+    FindingCheck,
+    Section,
+    guarded,
+    open_archive,
+    read_json,
+)
+from seccl.runs.audit_rounds import RoundAudit, audit_model_files, audit_session
+from seccl.runs.config import ConfigError, RunConfig, load_config
+
+__all__ = [
+    "AuditInputError",
+    "AuditReport",
+    "RoundAudit",
+    "audit_model_files",
+    "audit_path",
+    "audit_run",
+    "audit_session",
+]
+
+ARCHIVE = "messages.sqlite"
+MAX_ABS_VALUE = 10.0  # the simulation's agreed bound (runtime.simulation.SessionOptions)
 
 
-@dataclass
-class RoundAudit:
-    """What one round's audit checked, and every discrepancy it found."""
+def audit_path(path: Path, *, url: str | None = None, session_file: Path | None = None) -> AuditReport:
+    """Audit whatever ``path`` holds: a run directory (or its evidence.json), a deployment's
+    server records, or a participant's state directory."""
+    from seccl.runs.audit_deploy import audit_participant_state, audit_server_records, is_participant_state
 
-    round: int
-    checked: dict[str, int] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-    def count(self, what: str) -> None:
-        self.checked[what] = self.checked.get(what, 0) + 1
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def summary(self) -> str:
-        figures = ", ".join(f"{n} {what}" for what, n in self.checked.items())
-        if self.ok:
-            return f"round {self.round}: ok ({figures})"
-        return f"round {self.round}: {len(self.problems)} problem(s) ({figures})\n" + "\n".join(
-            f"  - {p}" for p in self.problems
+    path = Path(path)
+    if not path.exists():
+        raise AuditInputError(
+            f"{path} does not exist: give a run directory, a deployment's server/records "
+            "or a participant's state"
         )
-
-
-def audit_session(
-    session: SessionInfo,
-    board: BulletinBoardClient,
-    consensus: ConsensusClient,
-    archive: RunArchive,
-    *,
-    aggregation: str,
-) -> list[RoundAudit]:
-    """Audit every round of the session, from round 0 (θ_0) to the last model on the board."""
-    last = board.current_round() - 1  # every round before the open one has its model posted
-    audits = [_audit_initial_model(session, board, archive)]
-    for r in range(1, last + 1):
-        audits.append(_audit_round(r, session, board, consensus, archive, aggregation))
-    return audits
-
-
-def _fetch(archive: RunArchive, digest: bytes | None, audit: RoundAudit, what: str) -> ArchivedMessage | None:
-    """The stored message the chain records as ``digest``, if its bytes hash to it; else None,
-    with the discrepancy named (missing, or altered since it was stored)."""
-    if digest is None:
-        audit.problems.append(f"{what} is not on the board")
-        return None
-    stored = archive.get(digest)
-    if stored is None:
-        audit.problems.append(f"{what} {_hex(digest)} is on the chain but missing from the store")
-        return None
-    if stored.signed.digest() != digest:
-        audit.problems.append(
-            f"{what}: the stored bytes hash to {_hex(stored.signed.digest())}, "
-            f"not to the chain's {_hex(digest)}"
+    directory = path if path.is_dir() else path.parent
+    if (directory / "chain.json").is_file():
+        return audit_run(directory, url=url)
+    if is_participant_state(directory):
+        return audit_participant_state(directory, url=url, session_file=session_file)
+    if (directory / "run.json").is_file() and (directory / ARCHIVE).is_file():
+        return audit_server_records(directory, url=url, session_file=session_file)
+    if (directory / "server" / "records").is_dir():
+        raise AuditInputError(
+            f"{directory} is a deployment: audit its server's records ({directory / 'server' / 'records'}) "
+            "or a participant's state (participant-NNNN/state)"
         )
-        return None
-    return stored
+    raise AuditInputError(
+        f"{directory / 'chain.json'} does not exist: give a run directory, a deployment's server/records "
+        "or a participant's state"
+    )
 
 
-def _audit_initial_model(session: SessionInfo, board: BulletinBoardClient, archive: RunArchive) -> RoundAudit:
-    audit = RoundAudit(0)
-    recorded = board.digest_of(0, MessageKind.MODEL, session.server)
-    if _fetch(archive, recorded, audit, "θ_0") is not None:
-        audit.count("models")
-    return audit
+_DATA_CACHE: dict[str, tuple[list[ParticipantData], Dataset]] = {}
 
 
-def _audit_round(
-    r: int,
-    session: SessionInfo,
-    board: BulletinBoardClient,
-    consensus: ConsensusClient,
-    archive: RunArchive,
-    aggregation: str,
-) -> RoundAudit:
-    audit = RoundAudit(r)
-    domain = session.domain
-    # 1. Every record of the round on the chain is a stored message under its author's signature,
-    # stored with the Tx-ID that recorded it.
-    recorded_in = {record.digest: tx for record, tx in board.records(round_=r)}
-    recorded_in.update({b.digest: b.tx_hash for b in consensus.ballots_of(r)})
+def run_data(config: RunConfig) -> tuple[list[ParticipantData], Dataset] | str:
+    """The participants' data and the test set of ``config`` (loaded once per process), or why
+    they are not at hand."""
+    from seccl.runs.launch import participant_data
 
-    def check_tx(stored: ArchivedMessage, what: str) -> None:
-        chain_tx = recorded_in.get(stored.signed.digest())
-        if chain_tx is not None and (stored.tx_id or "").lower() != chain_tx.lower():
-            audit.problems.append(
-                f"{what} is stored with Tx-ID {stored.tx_id}, but the chain recorded it in {chain_tx}"
-            )
-
-    updates: dict[int, bytes] = {}
-    for i, digest in enumerate(board.updates_of(r)):
-        if digest is None:
-            continue
-        author = session.participants[i]
-        stored = _fetch(archive, digest, audit, f"participant {i}'s update")
-        if stored is None:
-            continue
-        if domain.signer(r, int(MessageKind.UPDATE), digest, stored.signed.signature) != author:
-            audit.problems.append(f"participant {i}'s stored update is not signed by its author {author}")
-            continue
-        updates[i] = stored.signed.data
-        check_tx(stored, f"participant {i}'s update")
-        audit.count("updates")
-    ballots = {}
-    for ballot in consensus.ballots_of(r):
-        index = session.participants.index(ballot.voter)
-        stored = _fetch(archive, ballot.digest, audit, f"participant {index}'s counted ballot")
-        if stored is None:
-            pass
-        elif (
-            domain.signer(r, int(MessageKind.EVALUATION), ballot.digest, stored.signed.signature)
-            != ballot.voter
-        ):
-            audit.problems.append(f"participant {index}'s stored evaluation is not signed by it")
-        else:
-            check_tx(stored, f"participant {index}'s counted ballot")
-            audit.count("ballots")
-        ballots[index] = ballot.scores
-    # 2. The election is the reference Borda tally of the counted ballots.
-    elected = consensus.elected_of(r)
-    eligible = board.round_info(r).eligible
-    reference = borda_tally(
-        ballots, session.n, session.candidates, tie_seed=session.tie_seed, round_=r, eligible=eligible
-    ).candidates
-    if tuple(reference) != tuple(elected):
-        audit.problems.append(
-            f"the contract elected {list(elected)}; the reference tally elects {list(reference)}"
-        )
-    else:
-        audit.count("elections")
-    # 3. θ_r is exactly the aggregate of θ_{r-1} and the elected candidates' stored updates.
-    previous_digest = board.digest_of(r - 1, MessageKind.MODEL, session.server)
-    recorded = board.digest_of(r, MessageKind.MODEL, session.server)
-    previous = _fetch(archive, previous_digest, audit, f"θ_{r - 1}")
-    model = _fetch(archive, recorded, audit, f"θ_{r}")
-    if previous is None or model is None or recorded is None:
-        return audit
-    if domain.signer(r, int(MessageKind.MODEL), recorded, model.signed.signature) != session.server:
-        audit.problems.append("the stored model of the round is not signed by the server")
-    check_tx(model, f"θ_{r}")
-    before = decode_message(previous.signed.data, dimension=session.dimension)
-    assert isinstance(before, ModelMessage)
-    chosen = []
-    for c in elected:
-        if c not in updates:
-            audit.problems.append(f"elected candidate {c} has no stored update")
-            continue
+    key = json.dumps({**config.data_key(), "participants": config.participants}, sort_keys=True)
+    if key not in _DATA_CACHE:
         try:
-            message = decode_message(updates[c], **session.bounds())
-        except ProtocolError:
-            continue  # an invalid recorded update is left out of the aggregate by every party
-        if isinstance(message, UpdateMessage):
-            chosen.append(message.update)
-    expected = ModelMessage(r, session.server, aggregate(before.params, chosen, rule=aggregation))
-    if expected.digest() != recorded:
-        audit.problems.append(
-            f"θ_{r} on the board ({_hex(recorded)}) is not the aggregate of the elected candidates' "
-            f"stored updates ({_hex(expected.digest())})"
-        )
-    else:
-        audit.count("models")
-    return audit
-
-
-def _hex(digest: bytes | None) -> str:
-    return "none" if digest is None else "0x" + digest.hex()[:16] + "…"
-
-
-@dataclass
-class AuditReport:
-    """A whole run's audit: each round's checks, and the verdict on each finding."""
-
-    rounds: list[RoundAudit]
-    findings: list[tuple[Evidence, Verdict]]
-
-    @property
-    def ok(self) -> bool:
-        refuted = any(v.status is Status.REFUTED for _, v in self.findings)
-        return all(r.ok for r in self.rounds) and not refuted
-
-    def lines(self) -> list[str]:
-        out = [r.summary() for r in self.rounds]
-        for evidence, verdict in self.findings:
-            out.append(f"finding {verdict.status.upper()}: {evidence.summary()} ({verdict.reason})")
-        problems = sum(len(r.problems) for r in self.rounds)
-        refuted = sum(v.status is Status.REFUTED for _, v in self.findings)
-        if self.ok:
-            out.append(
-                f"AUDIT PASSED: {len(self.rounds) - 1} rounds, every stored message, ballot, election "
-                f"and model matches the chain; {len(self.findings)} findings checked"
-            )
-        else:
-            out.append(f"AUDIT FAILED: {problems} discrepancies, {refuted} refuted findings")
-        return out
+            _DATA_CACHE.clear()  # one data set at a time: a test set is megabytes
+            _DATA_CACHE[key] = participant_data(config)
+        except ConfigError as exc:
+            return str(exc)
+    return _DATA_CACHE[key]
 
 
 def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
-    """Audit the run directory ``path`` from its chain and its archive alone."""
-    from seccl.runs.launch import ARCHIVE_NAME
-    from seccl.runs.verify import RunFiles, VerifyError, check_findings, load_findings, open_session
-
-    files = RunFiles.locate(path)
-    store = files.chain.parent / ARCHIVE_NAME
-    if not store.is_file():
-        raise VerifyError(f"{store} does not exist: the run stored no messages to audit")
-    findings = load_findings(files.evidence)
-    with open_session(files, url) as chain, RunArchive(store) as archive:
-        rounds = audit_session(
-            chain.session, chain.board, chain.consensus, archive, aggregation=chain.aggregation
+    """Audit the run directory ``path`` (or the one holding it) from its chain: its messages,
+    models and every record."""
+    run_dir = path if path.is_dir() else path.parent
+    facts = read_json(run_dir / "chain.json", ": give a run directory")
+    if not isinstance(facts, dict):
+        raise AuditInputError(f"{run_dir / 'chain.json'} is not a run's chain record")
+    archive = open_archive(run_dir / ARCHIVE)
+    with archive:
+        evidence = read_json(run_dir / "evidence.json")
+        metrics = read_json(run_dir / "metrics.json")
+        described = read_json(run_dir / "run.json")
+        checkpoint = (
+            read_json(run_dir / "checkpoint.json") if (run_dir / "checkpoint.json").is_file() else None
         )
-        audit_model_files(files.chain.parent / "models", chain.session, chain.board, rounds)
-        return AuditReport(rounds, check_findings(findings, chain))
-
-
-def audit_model_files(
-    models: Path, session: SessionInfo, board: BulletinBoardClient, rounds: list[RoundAudit]
-) -> None:
-    """The ``state_dict`` files users load must hold the models the board records: each
-    ``round-NNNN.pt`` that round's θ, and ``final.pt`` the last one."""
-    import torch
-
-    from seccl.learning.model import build_model, get_flat_params
-
-    last = rounds[-1].round if rounds else 0
-    named = [(a, models / f"round-{a.round:04d}.pt") for a in rounds]
-    if rounds and last > 0:
-        named.append((rounds[-1], models / "final.pt"))
-    for audit, path in named:
-        recorded = board.digest_of(audit.round, MessageKind.MODEL, session.server)
-        if not path.is_file():
-            audit.problems.append(f"{path.name} is missing from {models}")
-            continue
-        try:
-            net = build_model(0)
-            net.load_state_dict(torch.load(path, weights_only=True))
-            params = get_flat_params(net)
-        except Exception as exc:  # not a state_dict of the model: say so, whatever it is
-            audit.problems.append(f"{path.name} is not a state_dict of the session's model ({exc})")
-            continue
-        held = ModelMessage(audit.round, session.server, params).digest()
-        if held != recorded:
-            audit.problems.append(
-                f"{path.name} holds a model hashing to {_hex(held)}, not θ_{audit.round} on the board "
-                f"({_hex(recorded)})"
+        config = _config(run_dir / "config.toml")
+        findings, recorded = _findings(run_dir / "evidence.json", evidence)
+        data = run_data(config)
+        # The decoding bounds from what fixes them (the architecture, the settings' s, the
+        # session the checkpoint kept), not from chain.json, whose figures are checked below.
+        dimension = model_dimension()
+        bounds = {
+            "dimension": dimension,
+            "update_size": update_size(config.share_fraction, dimension),
+            "max_abs_value": _max_abs_value(checkpoint, facts),
+        }
+        with run_chain(run_dir, facts, url, bounds=bounds) as (chain, w3):
+            done = rounds_done(chain.board, config.rounds)
+            header = [f"run {run_dir}: the chain at {url or 'its pinned anvil state (anvil-state.json)'}"]
+            rounds = audit_session(
+                chain.session, chain.board, chain.consensus, archive, aggregation=config.aggregation
             )
-        else:
-            audit.count("model files")
+            held = audit_model_files(run_dir / "models", chain.session, chain.board, rounds)
+            checks = [
+                FindingCheck(
+                    e,
+                    verify_evidence(
+                        e, chain.session, chain.board, chain.consensus, aggregation=config.aggregation
+                    ),
+                    status,
+                )
+                for e, status in zip(findings, recorded, strict=True)
+            ]
+            sections = []
+            record = Section("chain.json")
+            check_bounds(record, facts, share_fraction=config.share_fraction, aggregation=config.aggregation)
+            first = checkpoint.get("first_block") if isinstance(checkpoint, dict) else None
+            first = first if isinstance(first, int) else None
+            try:
+                ledger = check_chain_record(record, facts, chain, w3, first_block=first)
+            except MALFORMED as exc:
+                record.problems.append(f"malformed ({type(exc).__name__}: {exc})")
+                ledger = session_ledger(w3, chain.session, first or 1, int(w3.eth.block_number))
+            accuracy = None
+            parts = None
+            if isinstance(data, str):
+                header.append(f"accuracy not rechecked (test set not at hand: {data})")
+            else:
+                parts, test = data
+                record.same(
+                    "the test set's SHA-256 (test_set_sha256)",
+                    facts.get("test_set_sha256"),
+                    test.sha256(),
+                    "data facts",
+                    per="the test set, reloaded",
+                )
+                accuracy = evaluate_models(held, test, batch_size=250)
+            sections.append(record)
+            settings = Section("config.toml")
+            guarded(check_config, settings, config, chain, done)
+            sections.append(settings)
+            figures = Section("metrics.json")
+            if not isinstance(metrics, dict):
+                figures.problems.append("not a run's metrics")
+                metrics = {}
+            guarded(
+                check_metrics,
+                figures,
+                metrics,
+                config=config,
+                chain=chain,
+                ledger=ledger,
+                evidence=evidence if isinstance(evidence, dict) else {},
+                rounds_done=done,
+                accuracy=accuracy,
+                parts=parts,
+            )
+            sections.append(figures)
+            if (run_dir / "metrics.csv").is_file():
+                table = Section("metrics.csv")
+                guarded(
+                    check_metrics_csv, table, (run_dir / "metrics.csv").read_text(errors="replace"), metrics
+                )
+                sections.append(table)
+            found = Section("evidence.json")
+            guarded(
+                check_evidence,
+                found,
+                checks,
+                findings,
+                chain,
+                checkpoint if isinstance(checkpoint, dict) else None,
+            )
+            sections.append(found)
+            about = Section("run.json")
+            guarded(check_run_json, about, described if isinstance(described, dict) else {}, config, done)
+            sections.append(about)
+            if isinstance(checkpoint, dict):
+                kept = Section("checkpoint.json")
+                guarded(check_checkpoint, kept, checkpoint, chain, facts, done)
+                sections.append(kept)
+        incomplete_run = isinstance(described, dict) and described.get("complete") is False
+        report = AuditReport(
+            rounds,
+            checks,
+            sections,
+            rounds_done=done,
+            rounds_planned=config.rounds,
+            header=header,
+        )
+        if incomplete_run and done == config.rounds:
+            report.header.append(
+                "run.json says the run did not end (its last steps after the rounds may be missing)"
+            )
+        return report
+
+
+def _config(path: Path) -> RunConfig:
+    if not path.is_file():
+        raise AuditInputError(f"{path} does not exist")
+    try:
+        return load_config(path)
+    except (ConfigError, tomllib.TOMLDecodeError, OSError) as exc:
+        raise AuditInputError(
+            f"{path} cannot be read: {str(exc).splitlines()[0] if str(exc) else exc}"
+        ) from None
+
+
+def _findings(path: Path, raw: Any) -> tuple[list[Evidence], list[str | None]]:
+    """The findings of a run's evidence.json with the verdict each records."""
+    items = raw.get("evidence") if isinstance(raw, dict) else raw
+    if not isinstance(items, list):
+        raise AuditInputError(f"{path} is not a SecCL evidence file (no list of findings)")
+    findings, recorded = [], []
+    for k, item in enumerate(items):
+        try:
+            findings.append(Evidence.from_dict(item))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise AuditInputError(f"{path}: finding {k} is malformed ({type(exc).__name__}: {exc})") from None
+        verdict = item.get("verdict") if isinstance(item, dict) else None
+        recorded.append(str(verdict.get("status")) if isinstance(verdict, dict) else None)
+    return findings, recorded
+
+
+def _max_abs_value(checkpoint: Any, facts: dict[str, Any]) -> float:
+    for source in ((checkpoint or {}).get("session") if isinstance(checkpoint, dict) else None, facts):
+        value = source.get("max_abs_value") if isinstance(source, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return MAX_ABS_VALUE
