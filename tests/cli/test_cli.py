@@ -43,9 +43,10 @@ def test_a_run_writes_its_config_metrics_chain_records_evidence_and_plot(tmp_pat
     assert "round  1/1" in printed and "evidence: none" in printed
     assert load_config(out / "config.toml").participants == 3
     rows = list(csv.DictReader((out / "metrics.csv").open()))
-    assert [int(r["round"]) for r in rows] == [1]
-    assert 0.0 <= float(rows[0]["accuracy"]) <= 1.0 and int(rows[0]["gas"]) > 0
-    assert float(rows[0]["time_training"]) > 0 and float(rows[0]["training_loss"]) > 0
+    assert [int(r["round"]) for r in rows] == [0, 1]  # round 0: θ_0, before any training
+    assert 0.0 <= float(rows[1]["accuracy"]) <= 1.0 and int(rows[1]["gas"]) > 0
+    assert float(rows[1]["time_training"]) > 0 and float(rows[1]["training_loss"]) > 0
+    assert 0.0 <= float(rows[0]["macro_f1"]) <= 1.0 and rows[0]["gas"] == ""
     chain = json.loads((out / "chain.json").read_text())
     assert chain["backend"] == "anvil" and len(chain["participants"]) == 3  # the default chain
     assert (out / "anvil-state.json").is_file() and (out / "checkpoint.json").is_file()

@@ -91,6 +91,8 @@ class AnvilNode:
         startup_timeout: float = 30.0,
         save_on_stop: bool = True,
         block_time: int | None = None,
+        hardfork: str | None = None,
+        chain_id: int | None = None,
     ):
         self.state_file = Path(state_file) if state_file is not None else None
         self._port_was_chosen = port is None
@@ -99,6 +101,10 @@ class AnvilNode:
         self.url = f"http://127.0.0.1:{self.port}"
         self.save_on_stop = save_on_stop
         self.block_time = block_time
+        # anvil's defaults (its latest hardfork, chain id 31337) unless given: for tests of a node
+        # that is not what SecCL needs, as a ganache is ("shanghai", 1337).
+        self.hardfork = hardfork
+        self.chain_id = chain_id
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -121,6 +127,10 @@ class AnvilNode:
             # moves on while nobody transacts, as on any public chain, so a phase deadline passes
             # in real time for every party watching it (a deployment's parties wait for real).
             command += ["--block-time", str(self.block_time), "--mixed-mining"]
+        if self.hardfork is not None:
+            command += ["--hardfork", self.hardfork]
+        if self.chain_id is not None:
+            command += ["--chain-id", str(self.chain_id)]
         loaded = self.state_file is not None and self.state_file.is_file()
         if loaded:
             assert self.state_file is not None

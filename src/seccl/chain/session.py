@@ -14,7 +14,7 @@ from web3.utils.address import get_create_address
 from seccl.chain.artifacts import load_artifact
 from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind, Phases
 from seccl.chain.consensus import ConsensusClient
-from seccl.chain.errors import ChainError
+from seccl.chain.errors import ChainError, ChainUnavailableError
 from seccl.chain.transactions import TxReceipt
 
 
@@ -56,6 +56,42 @@ def deploy_session(
 
 class SessionMismatchError(ChainError):
     """The contracts at the announced addresses are not the session the participant agreed to."""
+
+
+class EvmTooOldError(ChainError):
+    """The node's EVM predates Cancun: the contracts (compiled for Cancun) cannot run on it."""
+
+
+CANCUN_PROBE = "0x" + "600160006000" + "5e" + "6000" + "5c" + "50" + "6000" + "49" + "50" + "00"
+"""Creation code that runs one opcode of each Cancun EIP and stops: MCOPY (EIP-5656, which solc
+emits for memory copies under evmVersion cancun), TLOAD (EIP-1153) and BLOBHASH (EIP-4844).
+An EVM of Cancun or later runs it and returns nothing; an older one stops at the first of them."""
+
+
+def check_cancun(w3: Web3, where: str) -> None:
+    """Raise :class:`EvmTooOldError` unless the node behind ``w3`` runs Cancun opcodes.
+
+    Asked with an ``eth_call`` of :data:`CANCUN_PROBE` as creation code: nothing is mined and
+    nothing is paid, so it is asked before anything is deployed (an older EVM, ganache's, or a
+    node started with an older hardfork, would otherwise fail the first deployment with an
+    "invalid opcode"). ``where`` names the node in the message.
+    """
+    from requests.exceptions import RequestException
+    from web3.exceptions import Web3Exception
+
+    try:
+        w3.eth.call({"data": CANCUN_PROBE})  # type: ignore[typeddict-item]
+    except RequestException as exc:  # not an answer at all
+        raise ChainUnavailableError(
+            f"{where} did not answer an eth_call ({type(exc).__name__}: {exc})"
+        ) from None
+    except (Web3Exception, ValueError) as exc:  # the node refused the code
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise EvmTooOldError(
+            f"{where} cannot run the Cancun opcodes MCOPY, TLOAD and BLOBHASH (it answered: {reason}), "
+            "and SecCL's contracts are compiled for Cancun; allowed: a node whose EVM is Cancun or "
+            "later (ganache's is not; anvil, which --chain anvil starts, is)"
+        ) from None
 
 
 def counter_bits(candidates: int, participants: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import sys
 from collections.abc import Callable, Iterable
@@ -31,6 +32,15 @@ def positive(value: int, flag: str) -> int:
     return value
 
 
+def file_error(exc: OSError) -> str:
+    """An OSError as `FILE: REASON`, not Python's `[Errno N] REASON: 'FILE'`."""
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EEXIST and names:
+        reason += " (a file or directory of that name is in the way)"
+    return f"{' → '.join(names)}: {reason}" if names else reason
+
+
 def setup_command(handler: Handler) -> Handler:
     """``handler`` of a set-up or deployment command (`seccl keys new`, …), with what the user
     must fix (a missing file, a node that refuses, a bad session file) turned into one line
@@ -45,12 +55,15 @@ def setup_command(handler: Handler) -> Handler:
         from seccl.deploy.local import DeployError
         from seccl.deploy.node import NodeConfigError
         from seccl.deploy.session_file import SessionFileError
+        from seccl.deploy.setup import SetupError
         from seccl.deploy.verify import NodeVerifyError
 
         try:
             return handler(args)
+        except OSError as exc:
+            # Reached only by a file error no step words itself: say which file, and why.
+            raise ConfigError(f"{args.command} {args.action}: {file_error(exc)}") from None
         except (
-            OSError,
             ChainError,
             KeystoreError,
             DataFileError,
@@ -58,7 +71,7 @@ def setup_command(handler: Handler) -> Handler:
             NodeConfigError,
             SessionFileError,
             NodeVerifyError,
-            FileExistsError,
+            SetupError,
         ) as exc:
             raise ConfigError(f"{args.command} {args.action}: {exc}") from None
 

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from seccl.cli.common import say
+from seccl.cli.common import say, warn
 from seccl.cli.options import Formatter
 from seccl.runs.config import ConfigError, check_output_dir
+from seccl.runs.directory import check_writable
 
 
 def add_parser(sub: Any) -> None:
@@ -30,11 +31,13 @@ def add_parser(sub: Any) -> None:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from seccl.runs.compare import CompareError, compare_runs, default_out
+    from seccl.runs.compare import CompareError, compare_runs, compare_warnings, default_out
 
     try:
         target = args.out or default_out(args.runs)
         check_output_dir(target, "--out")
+        check_writable(target, "--out")
+        warn(compare_warnings(args.runs))
         files, table = compare_runs(args.runs, target)
     except CompareError as exc:
         raise ConfigError(f"compare: {exc}") from None

@@ -46,6 +46,13 @@ def add_parser(sub: Any) -> None:
         "--server-attack", metavar="NAME", help="a malicious server, for trials (default: none)"
     )
     local.add_argument("--attack-target", type=int, default=0, help="its target participant (default: 0)")
+    local.add_argument(
+        "--insecure",
+        action="store_true",
+        help="for debugging only: Flower without TLS and without SuperNode authentication "
+        "(by default the SuperLink serves TLS with a certificate made for the run, and accepts "
+        "only the SuperNodes whose public keys were registered)",
+    )
     local.set_defaults(handler=deploy_local)
 
     app = actions.add_parser(
@@ -101,6 +108,7 @@ def deploy_local(args: argparse.Namespace) -> int:
         phase_timeout=args.phase_timeout,
         server_attack=args.server_attack,
         attack_target=args.attack_target,
+        insecure=args.insecure,
     ) as deployment:
         print(f"deploying {n} participants on 127.0.0.1 in {out}", flush=True)
         deployment.start()

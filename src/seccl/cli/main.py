@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from seccl.cli import audit, baselines, compare, data, deploy, experiment, keys, node, run, session
+from seccl.cli import audit, baselines, compare, data, deploy, evaluate, experiment, keys, node, run, session
 from seccl.cli.common import EXIT_INTERNAL, EXIT_USAGE
 from seccl.cli.options import RawFormatter
 from seccl.runs.config import ConfigError
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(sub)
     baselines.add_parsers(sub)
     compare.add_parser(sub)
+    evaluate.add_parser(sub)
     experiment.add_parser(sub, run_argv=_main)  # an experiment's runs run in this process
     audit.add_parsers(sub)
     for group in (keys, session, data, node, deploy):

@@ -8,6 +8,7 @@ from typing import Any
 
 from seccl.cli.common import setup_command
 from seccl.cli.options import Formatter
+from seccl.runs.config import ConfigError
 
 # The flags of `seccl node watch` that are the keys of a SuperNode's node config.
 _NODE_CONFIG = ("key-file", "data", "chain-url", "session", "state-dir")
@@ -43,6 +44,14 @@ def add_parser(sub: Any) -> None:
         "--passphrase-file", help="its keystore's passphrase (default: $SECCL_KEYS_PASSPHRASE)"
     )
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between checks (default: 2)")
+    watch.add_argument(
+        "--chain-wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up (exit 2) if chain-url has not answered once within SECONDS; the session "
+        "file is waited for as long as it takes (default: 120)",
+    )
     watch.set_defaults(handler=node_watch)
 
     check = actions.add_parser(
@@ -63,11 +72,21 @@ def add_parser(sub: Any) -> None:
 
 @setup_command
 def node_watch(args: argparse.Namespace) -> int:
-    from seccl.deploy.node import NodeConfig, watch
+    from seccl.deploy.node import CHAIN_WAIT, NodeConfig, watch
 
     raw = {key: getattr(args, key.replace("-", "_")) for key in _NODE_CONFIG}
     raw["passphrase-file"] = args.passphrase_file or ""
-    watch(NodeConfig.from_node_config(raw), interval=args.interval, log=lambda line: print(line, flush=True))
+    wait = CHAIN_WAIT if args.chain_wait is None else args.chain_wait
+    if not (wait >= 0 and args.interval > 0):  # also refuses NaN
+        flag, value = ("--chain-wait", wait) if not wait >= 0 else ("--interval", args.interval)
+        allowed = "0 or more" if flag == "--chain-wait" else "more than 0"
+        raise ConfigError(f"node watch: {flag}: got {value:g}; allowed: {allowed} seconds")
+    watch(
+        NodeConfig.from_node_config(raw),
+        interval=args.interval,
+        log=lambda line: print(line, flush=True),
+        chain_wait=wait,
+    )
     return 0
 
 

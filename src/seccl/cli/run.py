@@ -11,7 +11,7 @@ from typing import Any
 from seccl.cli.common import EXIT_EVIDENCE, say, warn
 from seccl.cli.options import Formatter, add_run_options, settings_from
 from seccl.runs.config import FIELD_NAMES, ConfigError, RunConfig, check_given, check_output_dir
-from seccl.runs.directory import fresh_run_dir, resume_config, run_into_dir
+from seccl.runs.directory import check_writable, fresh_run_dir, resume_config, run_into_dir
 from seccl.runs.settings import SETTINGS
 
 
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         notice = f"seccl: {config.run_dir} already holds a run; this one goes to {fresh.run_dir}"
         print(notice, file=sys.stderr)
     check_output_dir(fresh.run_dir)
+    check_writable(fresh.run_dir, SETTINGS["out_dir"].label("out_dir"))
     return _execute(args, fresh, warnings, resume=False)
 
 
@@ -64,7 +65,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _execute(args: argparse.Namespace, config: RunConfig, warnings: list[str], *, resume: bool) -> int:
     # Imported here, not above: they pull in torch and matplotlib, which `seccl --help` never needs.
     from seccl.runs.launch import check_chain
-    from seccl.runs.records import write_run
+    from seccl.runs.records import chain_cost, write_run
 
     run_dir = config.run_dir
     check_chain(config)
@@ -103,7 +104,13 @@ def _execute(args: argparse.Namespace, config: RunConfig, warnings: list[str], *
         f"final test accuracy {result.final_accuracy:.4f} after {len(result.rounds)} rounds "
         f"in {elapsed:.1f} s"
     )
-    say(f"transactions: {len(result.transactions)}, gas {sum(t.gas for t in result.transactions):,}")
+    cost = chain_cost(result)
+    rounds, session, server = cost["rounds"], cost["session"], cost["server_sent"]
+    say(
+        f"transactions in the rounds: {rounds['transactions']}, gas {rounds['gas']:,} (every party's, "
+        f"{server['transactions']} sent by the server); in the whole session, with its funding and "
+        f"deployment: {session['transactions']}, gas {session['gas']:,}"
+    )
     if found:
         say(f"EVIDENCE: {len(result.evidence)} findings (see {files['evidence']})")
         findings = Counter(

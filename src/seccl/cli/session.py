@@ -9,7 +9,6 @@ from typing import Any
 from seccl.cli.common import positive, setup_command
 from seccl.cli.keys import passphrase_file
 from seccl.cli.options import Formatter
-from seccl.runs.config import ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -51,24 +50,10 @@ def add_parser(sub: Any) -> None:
     create.set_defaults(handler=session_create)
 
 
-def _roster(path: Path) -> list[str]:
-    """The addresses of the roster file ``path``: one a line, `#` starts a comment."""
-    from eth_utils import is_address, to_checksum_address
-
-    lines = [line.split("#")[0].strip() for line in Path(path).read_text().splitlines()]
-    addresses = [line for line in lines if line]
-    bad = [a for a in addresses if not is_address(a)]
-    if bad:
-        raise ConfigError(f"--roster {path}: not addresses: {', '.join(bad)}")
-    if len(addresses) < 2:
-        raise ConfigError(f"--roster {path}: a session needs at least 2 participants, got {len(addresses)}")
-    return [to_checksum_address(a) for a in addresses]
-
-
 @setup_command
 def session_create(args: argparse.Namespace) -> int:
     from seccl.chain.bulletin_board import Phases
-    from seccl.deploy.setup import create_session
+    from seccl.deploy.setup import create_session, read_roster
     from seccl.roles.settings import LearningSettings
 
     phase = positive(args.phase_seconds, "--phase-seconds")
@@ -76,7 +61,7 @@ def session_create(args: argparse.Namespace) -> int:
         chain_url=args.chain,
         server_key=args.server_key,
         passphrase_file=passphrase_file(args.server_key, args.passphrase_file),
-        participants=_roster(args.roster),
+        participants=read_roster(args.roster),
         out=args.out,
         seed=args.seed,
         rounds=positive(args.rounds, "--rounds"),

@@ -5,11 +5,12 @@ seeded fraction is kept aside for scoring the others)."""
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from seccl.files import atomic_write_bytes
 from seccl.learning.data import Dataset, ParticipantData, load_dataset
 from seccl.learning.splits import split_participants
 
@@ -20,8 +21,28 @@ class DataFileError(ValueError):
     """A participant's data file is missing or is not what SecCL expects."""
 
 
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner alone (0600), atomically: a crash leaves
+    the old file or the new one, never half; the file is private from its first byte (a temporary
+    file of mkstemp, 0600, renamed into place), never readable by others even for a moment."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_participant_file(path: Path, data: ParticipantData) -> Path:
-    """``data`` as one ``.npz`` file (written atomically, readable by numpy alone)."""
+    """``data`` as one ``.npz`` file, readable by numpy alone, written atomically and private
+    (0600): it is the participant's own data, which SecCL never shows anyone."""
     buffer = io.BytesIO()
     np.savez(
         buffer,
@@ -31,15 +52,16 @@ def write_participant_file(path: Path, data: ParticipantData) -> Path:
         validation_labels=data.validation.labels,
         num_classes=np.int64(data.train.num_classes),
     )
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    write_private_bytes(Path(path), buffer.getvalue())
     return Path(path)
 
 
 def write_dataset_file(path: Path, data: Dataset) -> Path:
-    """A held-out set (the server's test set, in trials) as ``.npz``: ``images``, ``labels``."""
+    """A held-out set (the server's test set, in trials) as ``.npz``: ``images``, ``labels``;
+    private (0600) like the participants' files, for the server to share as it chooses."""
     buffer = io.BytesIO()
     np.savez(buffer, images=data.images, labels=data.labels, num_classes=np.int64(data.num_classes))
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    write_private_bytes(Path(path), buffer.getvalue())
     return Path(path)
 
 

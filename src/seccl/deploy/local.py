@@ -1,7 +1,12 @@
 """``seccl deploy local``: a whole consortium on this machine, each party its own process, on
 127.0.0.1 only: an anvil, a Flower SuperLink and one SuperNode per participant (each with its
 own key, data, chain URL and state directory), a session run through ``flwr run``, and every
-process it started stopped, by pid, however the run ends."""
+process it started stopped, by pid, however the run ends.
+
+Flower's transport is secured as across machines: TLS with a CA and a SuperLink certificate made
+for the run (every SuperNode and ``flwr run`` verify the SuperLink against that CA), and SuperNode
+authentication (each SuperNode signs with its own key; the SuperLink accepts only the public keys
+registered with ``flwr supernode register``). ``insecure=True`` turns both off, for debugging."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from types import TracebackType
 
 from seccl.chain.anvil import AnvilNode, die_with_parent, free_port
 from seccl.chain.bulletin_board import Phases
+from seccl.deploy.certificates import NodeKey, ServerCredentials, make_server_credentials, new_node_key
 from seccl.deploy.node import NodeConfig
 from seccl.deploy.session_file import SessionFile
 from seccl.deploy.setup import create_session, new_key, split_data
@@ -62,6 +68,13 @@ test-data = ""
 server-attack = ""
 attack-target = 0
 """
+
+
+# A SuperNode's attempts to join, 5 s apart. A SuperNode that dies without a word (SIGKILL) stays
+# "online" at the SuperLink for up to two heartbeats (60 s), and the SuperLink refuses to activate
+# a node that is online, so the SuperNode that comes back with the same key is refused until then.
+SUPERNODE_ATTEMPTS = 24
+SUPERNODE_RETRY_SECONDS = 5
 
 
 class DeployError(RuntimeError):
@@ -108,6 +121,7 @@ class LocalDeployment:
     server_attack: str | None = None
     attack_target: int = 0
     faults: dict[int, str] = field(default_factory=dict)  # participant -> SECCL_KILL_NODE_AT
+    insecure: bool = False  # plain HTTP and no SuperNode authentication: for debugging only
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -117,6 +131,8 @@ class LocalDeployment:
         self._nodes: dict[int, subprocess.Popen[bytes]] = {}
         self.env = flower_environment(self.root / "flwr-home")
         self.roster: list[str] = []
+        self.credentials: ServerCredentials | None = None
+        self.node_ids: dict[int, int] = {}  # participant -> its node id, once registered
 
     # ─────────────── files ───────────────
 
@@ -126,6 +142,24 @@ class LocalDeployment:
     @property
     def server_dir(self) -> Path:
         return self.root / "server"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.root / "tls"
+
+    def node_key(self, i: int) -> NodeKey:
+        """Participant ``i``'s SuperNode authentication key pair (OpenSSH format)."""
+        private = self.party_dir(i) / "flwr-node-key"
+        return NodeKey(private_key=private, public_key=private.with_name(private.name + ".pub"))
+
+    def make_credentials(self) -> None:
+        """The run's CA and SuperLink certificate, and each participant's SuperNode key pair
+        (private keys 0600); nothing in insecure mode."""
+        if self.insecure:
+            return
+        self.credentials = make_server_credentials(self.tls_dir, hosts=("127.0.0.1", "localhost"))
+        for i in range(self.participants):
+            new_node_key(self.node_key(i).private_key, comment=f"participant-{i:04d}")
 
     def node_config(self, i: int) -> NodeConfig:
         home = self.party_dir(i)
@@ -156,6 +190,7 @@ class LocalDeployment:
         )
         for i in range(self.participants):
             os.replace(data / f"participant-{i:04d}.npz", self.party_dir(i) / "data.npz")
+        self.make_credentials()
         return self.roster
 
     def open_session(self) -> SessionFile:
@@ -182,14 +217,56 @@ class LocalDeployment:
         self.anvil = AnvilNode(self.root / "chain" / "anvil-state.json", block_time=1)
         self.anvil.start()
 
-    def start_superlink(self) -> None:
+    def superlink_flags(self) -> list[str]:
+        """TLS with the run's certificate, and only registered SuperNodes (or ``--insecure``)."""
+        if self.insecure:
+            return ["--insecure"]
+        if self.credentials is None:
+            raise DeployError("no certificates: prepare the deployment first")
+        return [
+            "--ssl-ca-certfile",
+            str(self.credentials.ca_certificate),
+            "--ssl-certfile",
+            str(self.credentials.certificate),
+            "--ssl-keyfile",
+            str(self.credentials.private_key),
+            "--enable-supernode-auth",
+        ]
+
+    def supernode_flags(self, i: int) -> list[str]:
+        """Verify the SuperLink against the run's CA, and sign with participant ``i``'s key."""
+        if self.insecure:
+            return ["--insecure"]
+        if self.credentials is None:
+            raise DeployError("no certificates: prepare the deployment first")
+        return [
+            "--root-certificates",
+            str(self.credentials.ca_certificate),
+            "--auth-supernode-private-key",
+            str(self.node_key(i).private_key),
+        ]
+
+    def write_flower_config(self) -> Path:
+        """``flwr``'s connection to the SuperLink (``FLWR_HOME/config.toml``): its address and
+        the CA that signed its certificate."""
         (self.root / "flwr-home").mkdir(parents=True, exist_ok=True)
+        if self.insecure:
+            security = "insecure = true\n"
+        elif self.credentials is None:
+            raise DeployError("no certificates: prepare the deployment first")
+        else:
+            security = f"root-certificates = {json.dumps(str(self.credentials.ca_certificate))}\n"
         config = (
             '[superlink]\ndefault = "local"\n\n'
-            f'[superlink.local]\naddress = "127.0.0.1:{self.port}"\ninsecure = true\n'
+            f'[superlink.local]\naddress = "127.0.0.1:{self.port}"\n{security}'
         )
-        (self.root / "flwr-home" / "config.toml").write_text(config)
-        link = ["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(self.port)]
+        path = self.root / "flwr-home" / "config.toml"
+        path.write_text(config)
+        return path
+
+    def start_superlink(self) -> None:
+        self.write_flower_config()
+        link = ["flower-superlink", *self.superlink_flags(), "--host", "127.0.0.1", "--port", str(self.port)]
         link += ["--database", str(self.root / "superlink.db")]
         # Under a shell that, on the SIGTERM it gets when this process dies (even SIGKILLed), ends
         # its whole process group: the SuperLink does not stop the ServerApp it started (CI found
@@ -198,6 +275,31 @@ class LocalDeployment:
         self._link = self._spawn(["sh", "-c", script], self.root / "superlink.log", self.env)
         self._wait_port(self.port, "the SuperLink", self._link)
 
+    def register_supernode(self, i: int) -> int:
+        """Register participant ``i``'s public key with the SuperLink (what its operator does with
+        the key a participant gives it: ``flwr supernode register KEY.pub``); returns the node id
+        the SuperLink assigned. Nothing to do in insecure mode (a SuperNode registers itself)."""
+        if self.insecure:
+            return 0
+        command = ["flwr", "supernode", "register", str(self.node_key(i).public_key), "local"]
+        command += ["--format", "json"]
+        done = subprocess.run(
+            command, env=self.env, capture_output=True, text=True, timeout=120, preexec_fn=die_with_parent
+        )
+        with open(self.root / "flwr-register.log", "a") as log:
+            log.write(f"$ {shlex.join(command)}\n{done.stdout}{done.stderr}\n")
+        try:
+            node_id = int(json.loads(done.stdout)["node-id"])
+        except (ValueError, KeyError, TypeError):
+            node_id = 0
+        if done.returncode != 0 or not node_id:
+            raise DeployError(
+                f"the SuperLink did not register participant {i}'s SuperNode key; "
+                f"see {self.root / 'flwr-register.log'}"
+            )
+        self.node_ids[i] = node_id
+        return node_id
+
     def start_supernode(self, i: int, *, fault: str | None = None) -> subprocess.Popen[bytes]:
         env = dict(self.env)
         env.pop("SECCL_KILL_NODE_AT", None)
@@ -205,7 +307,7 @@ class LocalDeployment:
             env["SECCL_KILL_NODE_AT"] = fault
         command = [
             "flower-supernode",
-            "--insecure",
+            *self.supernode_flags(i),
             "--superlink",
             f"127.0.0.1:{self.port}",
             "--host",
@@ -216,8 +318,10 @@ class LocalDeployment:
             self.node_config(i).to_node_config(),
         ]
         # The participant's own watcher shares its SuperNode's process group (one shell starts
-        # both, then becomes the SuperNode): it lives and dies with the participant's "machine",
-        # and acts on the chain's deadlines without being asked.
+        # both): it lives and dies with the participant's "machine", and acts on the chain's
+        # deadlines without being asked. The shell restarts a SuperNode that could not join (one
+        # that comes back after a crash is refused for up to a minute: see SUPERNODE_ATTEMPTS),
+        # and on the SIGTERM it gets when this process dies, ends its whole process group.
         watch = [
             str(Path(sys.executable).parent / "seccl"),
             "node",
@@ -225,7 +329,13 @@ class LocalDeployment:
             *self.node_config(i).to_options(),
         ]
         watch_log = shlex.quote(str(self.party_dir(i) / "watch.log"))
-        script = f"{shlex.join(watch)} >> {watch_log} 2>&1 & exec {shlex.join(command)}"
+        script = (
+            "trap 'trap - TERM; kill 0' TERM; "
+            f"{shlex.join(watch)} >> {watch_log} 2>&1 & "
+            f"attempt=1; while :; do {shlex.join(command)} & wait $!; code=$?; "
+            f'if [ "$code" -eq 0 ] || [ "$attempt" -ge {SUPERNODE_ATTEMPTS} ]; then exit "$code"; fi; '
+            f"attempt=$((attempt + 1)); sleep {SUPERNODE_RETRY_SECONDS} & wait $!; done"
+        )
         process = self._spawn(["sh", "-c", script], self.party_dir(i) / "supernode.log", env)
         self._nodes[i] = process
         return process
@@ -265,6 +375,8 @@ class LocalDeployment:
         self.start_chain()
         self.prepare()
         self.start_superlink()
+        for i in range(self.participants):
+            self.register_supernode(i)
         for i in range(self.participants):
             self.start_supernode(i, fault=self.faults.get(i))
 

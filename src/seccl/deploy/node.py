@@ -153,9 +153,15 @@ class NodeConfig:
                     f"passphrase-file {self.passphrase_file}: longer than {MAX_PASSPHRASE_BYTES} bytes"
                 )
             try:
-                return data.decode().strip()
+                passphrase = data.decode().strip()
             except UnicodeDecodeError:
                 raise NodeConfigError(f"passphrase-file {self.passphrase_file}: not UTF-8 text") from None
+            if not passphrase:
+                raise NodeConfigError(
+                    f"passphrase-file {self.passphrase_file}: the file is empty; allowed: a file "
+                    "holding the keystore's passphrase"
+                )
+            return passphrase
         value = os.environ.get(PASSPHRASE_ENV)
         if value is None:
             raise NodeConfigError(
@@ -164,11 +170,28 @@ class NodeConfig:
         return value
 
 
-def watch(config: NodeConfig, *, interval: float = 2.0, log: Callable[[str], None] = print) -> None:
+CHAIN_WAIT = 120.0
+"""Seconds ``seccl node watch`` waits for its chain-url to answer at all before it gives up: a
+node that is still starting answers within them; a wrong URL never does."""
+
+
+def watch(
+    config: NodeConfig,
+    *,
+    interval: float = 2.0,
+    log: Callable[[str], None] = print,
+    chain_wait: float = CHAIN_WAIT,
+) -> None:
     """``seccl node watch``: run :meth:`ParticipantNode.watch_once` every ``interval`` seconds
-    until every check of the session is done."""
+    until every check of the session is done.
+
+    Until its chain answers and its session file exists it waits, checking every ``interval``
+    seconds: the session file may well come later (the server writes it once every SuperNode is
+    up), but a chain-url that has not answered once within ``chain_wait`` seconds is a
+    :class:`ChainUnavailableError`. Once the chain has answered, an outage is waited out."""
     up_since: int | None = None
     parent = os.getppid()  # its SuperNode: when that ends, so does the watcher, even before a session
+    give_up = time.monotonic() + chain_wait
 
     def orphaned() -> bool:
         if os.getppid() == parent:
@@ -187,6 +210,12 @@ def watch(config: NodeConfig, *, interval: float = 2.0, log: Callable[[str], Non
         except (SessionFileError, ChainUnavailableError) as exc:
             if isinstance(exc, SessionFileError) and config.session_file.exists():
                 raise  # a session file it cannot accept: nothing to watch
+            if up_since is None and time.monotonic() > give_up:
+                raise ChainUnavailableError(
+                    f"chain-url {config.chain_url}: no Ethereum JSON-RPC node answered within "
+                    f"{chain_wait:g} s; allowed: the URL of a running node (--chain-wait sets how "
+                    "long to wait)"
+                ) from None
             log(f"watch: waiting for the session: {type(exc).__name__}: {exc}")  # not written yet
             time.sleep(interval)
     node.up_since = up_since
@@ -229,6 +258,15 @@ class ParticipantNode:
         self.config = config
         self.agreed = SessionFile.read(config.session_file)
         session = self.agreed.session
+        # Its own node must serve the session's chain: on another chain, the session's addresses
+        # hold other code or none, which the checks below would blame on the contracts.
+        chain_id = int(RpcChain(config.chain_url).connect().eth.chain_id)
+        if chain_id != session.chain_id:
+            raise NodeConfigError(
+                f"chain-url {config.chain_url}: the node serves another chain than the session's: "
+                f"chain id {chain_id}, expected {session.chain_id} (the session file "
+                f"{config.session_file}'s); allowed: a node of the session's chain"
+            )
         try:
             self.account = load_keystore(config.key_file, config.passphrase())
         except (OSError, ValueError) as exc:

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, RpcChain
@@ -24,6 +25,24 @@ from seccl.protocol.verification import Verdict, verify_evidence
 
 class NodeVerifyError(ValueError):
     """The findings or the chain cannot be checked (what is wrong is said)."""
+
+
+def findings_from(items: Any) -> list[Evidence]:
+    """The findings of a list of evidence objects as evidence.json holds them; a ValueError that
+    names the finding and what is wrong with it (the field it lacks, the value it cannot hold)."""
+    if not isinstance(items, list):
+        raise ValueError(f"its findings are not a list but {type(items).__name__}")
+    findings = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"finding {i} is not an object but {type(item).__name__}")
+        try:
+            findings.append(Evidence.from_dict(item))
+        except KeyError as exc:
+            raise ValueError(f"finding {i} lacks the field {exc.args[0]!r}") from None
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"finding {i} holds a wrong value ({type(exc).__name__}: {exc})") from None
+    return findings
 
 
 @contextlib.contextmanager
@@ -47,9 +66,14 @@ def verify_node_evidence(
 ) -> list[tuple[Evidence, Verdict]]:
     """Every finding in a participant's ``evidence.json`` with the verdict the chain gives it."""
     try:
-        raw = parse_json(Path(evidence_file).read_bytes(), max_depth=MAX_RECORD_DEPTH)
-        findings = [Evidence.from_dict(item) for item in raw]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        data = Path(evidence_file).read_bytes()
+    except OSError as exc:
+        raise NodeVerifyError(
+            f"evidence file {evidence_file}: cannot read it: {exc.strerror or exc}"
+        ) from None
+    try:
+        findings = findings_from(parse_json(data, max_depth=MAX_RECORD_DEPTH))
+    except (ValueError, TypeError) as exc:
         raise NodeVerifyError(f"{evidence_file} is not a participant's evidence file: {exc}") from None
     w3 = backend.connect()
     board = BulletinBoardClient(w3, agreed.session.board)

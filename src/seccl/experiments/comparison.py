@@ -173,11 +173,13 @@ def summary(outcomes: list[Outcome], methods: list[str]) -> list[str]:
 
 def plot_group(outcomes: list[Outcome], methods: list[str], path: Path, title: str) -> None:
     """Grouped bars: final accuracy (and backdoor success, when any) per attack and method,
-    the mean over seeds with the sample std as an error bar."""
+    the mean over seeds with the sample std as an error bar, kept within [0, 1]."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from seccl.runs.plots import clipped_band
 
     attacks = list(dict.fromkeys(o.attack for o in outcomes))
     backdoors = [
@@ -187,12 +189,17 @@ def plot_group(outcomes: list[Outcome], methods: list[str], path: Path, title: s
     if backdoors:
         panels.append(("attack_success_rate", "backdoor success rate", backdoors))
     fig, axes = plt.subplots(
-        len(panels), 1, figsize=(max(6.0, 1.3 * len(attacks) + 2), 3.4 * len(panels)), dpi=110, squeeze=False
+        len(panels),
+        1,
+        figsize=(max(6.0, 1.3 * len(attacks) + 2), 3.4 * len(panels) + 0.4),
+        dpi=110,
+        squeeze=False,
+        layout="constrained",
     )
     width = 0.8 / max(1, len(methods))
     for ax, (key, label, names) in zip(axes[:, 0], panels, strict=True):
         for j, method in enumerate(methods):
-            means, stds, xs = [], [], []
+            means, below, above, xs = [], [], [], []
             for i, attack in enumerate(names):
                 values = [
                     getattr(o, key)
@@ -200,11 +207,13 @@ def plot_group(outcomes: list[Outcome], methods: list[str], path: Path, title: s
                     if o.attack == attack and o.method == method and getattr(o, key) is not None
                 ]
                 if values:
+                    mean, low, high = clipped_band(values)
                     xs.append(i + (j - (len(methods) - 1) / 2) * width)
-                    means.append(statistics.fmean(values))
-                    stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+                    means.append(mean)
+                    below.append(mean - low)
+                    above.append(high - mean)
             if xs:
-                ax.bar(xs, means, width, yerr=stds, capsize=2, label=method)
+                ax.bar(xs, means, width, yerr=[below, above], capsize=2, label=method)
         ax.set_xticks(range(len(names)), [_attack_label(a) for a in names], fontsize=8)
         ax.set_xlim(-0.5, len(names) - 0.5)  # the same bar width however few runs have finished
         ax.set_ylim(0, 1)
@@ -213,8 +222,7 @@ def plot_group(outcomes: list[Outcome], methods: list[str], path: Path, title: s
     axes[0, 0].set_title(title, fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     # Below the panels, clear of the bars (accuracies sit near the top, backdoor rates anywhere).
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels) or 1, fontsize=7)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels) or 1, fontsize=7)
     fig.savefig(path)
     plt.close(fig)
 

@@ -173,15 +173,16 @@ def _rounds_over_seeds(settings: dict[str, list[dict[str, Any]]]) -> list[str]:
 def plot_seeds(runs: list[PlannedRun], baselines: list[PlannedRun], places: Places, group: str) -> None:
     """GROUP/seeds.png: each setting's accuracy per round, mean ± std over its seeds, beside the
     group's centralized baseline (mean ± std over its seeds, when there are several)."""
-    from seccl.runs.compare import load_entry, plot_over_seeds
+    from seccl.runs.compare import load_entry, plot_over_seeds, title
 
     curves: dict[str, list[list[float]]] = {}
+    loaded = []
     for run in runs:
-        curves.setdefault(_without_seed(run.name), []).append(
-            load_entry(places.record_dir(run.name)).accuracy
-        )
+        loaded.append(load_entry(places.record_dir(run.name)))
+        curves.setdefault(_without_seed(run.name), []).append(loaded[-1].accuracy)
     entries = [load_entry(places.record_dir(b.name)) for b in baselines]
-    plot_over_seeds(curves, entries, places.results / group / "seeds.png")
+    heading = f"{group} over seeds: " + title(loaded + entries)
+    plot_over_seeds(curves, entries, places.results / group / "seeds.png", heading)
 
 
 def _rows(run: PlannedRun, directory: Path) -> list[dict[str, Any]]:

@@ -2,8 +2,10 @@
 
 A run is a directory ``seccl run`` wrote (metrics.json); a baseline one ``seccl baseline`` wrote
 (baseline.json). The plot overlays every run's test accuracy (solid) and macro-F1 (dashed) per
-round on a 0-1 axis, each baseline's final accuracy as a horizontal line, and, when a run had
-adversaries, the adversaries elected per round on an axis of their own.
+round on a 0-1 axis, each baseline's final accuracy as a horizontal line labelled with its epochs
+(a baseline has no rounds), each attack's first round as a dotted line, and, when a run had
+adversaries, the adversaries elected per round on an axis of their own; its title says what was
+compared (data set, N, attacks), its legend sits below the axes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+
+from seccl.runs.plots import ADVERSARY, clipped_band
 
 
 class CompareError(Exception):
@@ -37,7 +42,7 @@ class Entry:
     config: dict[str, Any]
     rounds: list[int] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)  # after each round (runs: round 0 first)
-    macro_f1: list[float] = field(default_factory=list)
+    macro_f1: list[float] = field(default_factory=list)  # runs: round 0 first when it was measured
     adversaries_elected: list[int] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +71,8 @@ def load_entry(path: Path) -> Entry:
             entry.rounds = [0] + [int(r["round"]) for r in rows]
             entry.accuracy = [float(data["initial_accuracy"])] + [float(r["accuracy"]) for r in rows]
             entry.macro_f1 = [float(r["macro_f1"]) for r in rows]
+            if data.get("initial_macro_f1") is not None:
+                entry.macro_f1.insert(0, float(data["initial_macro_f1"]))
             if data.get("adversaries"):
                 entry.adversaries_elected = [len(r.get("adversaries_elected", [])) for r in rows]
             return entry
@@ -91,6 +98,32 @@ def default_out(paths: list[Path]) -> Path:
     return Path("runs") / f"compare-{names}"
 
 
+def compare_warnings(paths: list[Path]) -> list[str]:
+    """What makes the comparison of ``paths`` misleading, though it can be drawn: one run given
+    twice (or two copies of one run's records), or runs of different N (their accuracies are
+    not of one setting, and the table's N column is easy to miss)."""
+    entries = [load_entry(p) for p in paths]
+    warnings = []
+    seen: dict[Path, Path] = {}
+    for path, entry in zip(paths, entries, strict=True):
+        where = entry.path.resolve()
+        if where in seen:
+            warnings.append(
+                f"{seen[where]} and {path} are the same {entry.kind} ({where}): it is compared with itself"
+            )
+        else:
+            seen[where] = path
+    for i, a in enumerate(entries):
+        for b in entries[i + 1 :]:
+            if a.path.resolve() != b.path.resolve() and a.kind == b.kind and a.record == b.record:
+                warnings.append(f"{a.path} and {b.path} hold identical records: copies of one {a.kind}")
+    sizes = {str(e.path): e.config.get("participants") for e in entries if e.config.get("participants")}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{path}: N = {n}" for path, n in sizes.items())
+        warnings.append(f"the runs have different numbers of participants ({listed}): not one setting")
+    return warnings
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "—"
@@ -107,12 +140,20 @@ def _attack(config: dict[str, Any]) -> str:
     return text + (f" from round {start}" if start != 1 else "")
 
 
+def _backdoor(entry: Entry) -> float | None:
+    """The backdoor success of a run's last round (triggered test digits classified as the
+    target), None when it was not measured."""
+    rows = entry.record.get("rounds", []) if entry.kind == "run" else []
+    value = rows[-1].get("attack_success_rate") if rows else None
+    return None if value is None else float(value)
+
+
 def table(entries: list[Entry]) -> str:
     """One markdown row per run or baseline."""
     lines = [
         "| run | N | rounds | l | attack | server attack | final accuracy | final macro-F1 | best accuracy "
-        "| adversaries elected | evidence | s / round |",
-        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| backdoor success | adversaries elected | evidence | s / round |",
+        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for e in entries:
         c = e.config
@@ -121,7 +162,7 @@ def table(entries: list[Entry]) -> str:
             lines.append(
                 f"| {e.label} (centralized baseline) | {c.get('participants', '—')} | "
                 f"{len(e.accuracy)} epochs | — | — | — | {_fmt(e.accuracy[-1] if e.accuracy else None)} | "
-                f"{_fmt(final_f1)} | {_fmt(max(e.accuracy) if e.accuracy else None)} | — | — | — |"
+                f"{_fmt(final_f1)} | {_fmt(max(e.accuracy) if e.accuracy else None)} | — | — | — | — |"
             )
             continue
         rows = e.record.get("rounds", [])
@@ -133,44 +174,86 @@ def table(entries: list[Entry]) -> str:
             f"{_fmt(c.get('candidate_fraction'), 2)} "
             f"| {_attack(c)} | {c.get('server_attack') or '—'} | {_fmt(e.accuracy[-1])} | "
             f"{_fmt(e.macro_f1[-1] if e.macro_f1 else None)} | {_fmt(max(e.accuracy[1:] or e.accuracy))} | "
-            f"{elected} | {e.record.get('evidence', '—')} | {_fmt(seconds, 1)} |"
+            f"{_fmt(_backdoor(e))} | {elected} | {e.record.get('evidence', '—')} | {_fmt(seconds, 1)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _attack_words(config: dict[str, Any]) -> str:
+    parts = [] if not config.get("attack") else [_attack(config)]
+    if config.get("server_attack"):
+        parts.append(f"server attack {config['server_attack']}")
+    return " + ".join(parts) or "none"
+
+
+def title(entries: list[Entry]) -> str:
+    """What the plot compares: the data sets, the N, the attacks, how many runs and baselines."""
+    configs = [e.config for e in entries]
+    datasets = ", ".join(dict.fromkeys(str(c.get("dataset", "?")) for c in configs))
+    sizes = sorted({int(c["participants"]) for c in configs if c.get("participants") is not None})
+    runs = [e for e in entries if e.kind == "run"]
+    baselines = len(entries) - len(runs)
+    counted = f"{len(runs)} run{'' if len(runs) == 1 else 's'}"
+    if baselines:
+        counted += f", {baselines} centralized baseline{'' if baselines == 1 else 's'}"
+    attacks = list(dict.fromkeys(_attack_words(e.config) for e in runs))
+    n = f", N={', '.join(map(str, sizes))}" if sizes else ""
+    named = f"attack{'s' if len(attacks) > 1 else ''}: {', '.join(attacks)}" if attacks else ""
+    return f"{datasets}{n}: {counted}" + (f"\n{named}" if named else "")
 
 
 def plot(entries: list[Entry], path: Path) -> None:
     runs = [e for e in entries if e.kind == "run"]
     attacked = [e for e in runs if e.adversaries_elected]
+    layout: dict[str, Any] = {"figsize": (7.5, 5.2), "dpi": 110, "layout": "constrained"}
     if attacked:
-        fig, (ax, bottom) = plt.subplots(
-            2, 1, figsize=(7, 5.6), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-        )
+        layout.update(figsize=(7.5, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        fig, (ax, bottom) = plt.subplots(2, 1, **layout)
     else:
-        fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
+        fig, ax = plt.subplots(**layout)
         bottom = None
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles: list[Any] = []
+    starts: dict[int, str] = {}
     for i, e in enumerate(entries):
         color = colors[i % len(colors)]
         if e.kind == "baseline":
-            ax.axhline(
+            # A baseline has epochs, not rounds: its final accuracy as a level, labelled with them.
+            line = ax.axhline(
                 e.accuracy[-1],
                 color=color,
                 linestyle="-.",
                 label=f"{e.label}: centralized, {len(e.accuracy)} epochs ({e.accuracy[-1]:.3f})",
             )
+            handles.append(line)
             continue
-        ax.plot(e.rounds, e.accuracy, marker="o", color=color, label=f"{e.label}: accuracy")
+        (line,) = ax.plot(e.rounds, e.accuracy, marker="o", color=color, label=e.label)
+        handles.append(line)
         ax.plot(
-            e.rounds[1:], e.macro_f1, marker="s", linestyle="--", color=color, label=f"{e.label}: macro-F1"
+            e.rounds[len(e.rounds) - len(e.macro_f1) :], e.macro_f1, marker="s", linestyle="--", color=color
         )
+        start = int(e.config.get("attack_start_round") or 1)
+        if e.config.get("attack") and start <= e.rounds[-1]:
+            starts.setdefault(start, color)
         if bottom is not None and e.adversaries_elected:
             bottom.plot(e.rounds[1:], e.adversaries_elected, marker="^", color=color, label=e.label)
+    for start in starts:
+        for axis in (ax, bottom):
+            if axis is not None:
+                axis.axvline(start - 0.5, color=ADVERSARY, linestyle=":", linewidth=1.3)
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy (solid) / macro-F1 (dashed)", fontsize=8)
     ax.grid(alpha=0.3)
-    # Lower left, clear of the curves: runs start low only at round 0 and fall, if ever, later on.
-    ax.legend(loc="lower left", bbox_to_anchor=(0.06, 0.02), fontsize=7)
-    ax.set_title("SecCL runs compared", fontsize=10)
+    ax.set_title(title(entries), fontsize=9)
+    if runs:
+        handles.append(Line2D([], [], color="black", marker="o", label="accuracy"))
+        handles.append(Line2D([], [], color="black", marker="s", linestyle="--", label="macro-F1"))
+    if starts:
+        rounds = ", ".join(str(s) for s in sorted(starts))
+        label = f"attack starts (round {rounds})"
+        handles.append(Line2D([], [], color=ADVERSARY, linestyle=":", label=label))
+    # Below the axes: it covers no curve, however many runs there are.
+    fig.legend(handles=handles, loc="outside lower center", ncol=2 if len(handles) > 2 else 1, fontsize=7)
     last = ax
     if bottom is not None:
         bottom.set_ylabel("adversaries\nelected", fontsize=8)
@@ -178,10 +261,13 @@ def plot(entries: list[Entry], path: Path) -> None:
         bottom.set_ylim(0, max(top, *(max(e.adversaries_elected) for e in attacked), 1))
         bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
         bottom.grid(alpha=0.3)
+        if not any(any(e.adversaries_elected) for e in attacked):
+            bottom.text(
+                0.5, 0.5, "no adversary elected", transform=bottom.transAxes, ha="center", color="dimgrey"
+            )
         last = bottom
     last.set_xlabel("round")
     last.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
@@ -205,21 +291,28 @@ def compare_runs(
     return files, text
 
 
-def plot_over_seeds(curves: dict[str, list[list[float]]], baselines: list[Entry], path: Path) -> None:
+def band_over_seeds(runs: list[list[float]]) -> tuple[list[float], list[float], list[float]]:
+    """Per round, over the seeds' curves ``runs`` (every seed's rounds so far): the mean, and the
+    band of ± one sample std clipped to [0, 1] (see :func:`seccl.runs.plots.clipped_band`)."""
+    length = min(len(run) for run in runs)
+    bands = [clipped_band([run[r] for run in runs]) for r in range(length)]
+    return [b[0] for b in bands], [b[1] for b in bands], [b[2] for b in bands]
+
+
+def plot_over_seeds(
+    curves: dict[str, list[list[float]]], baselines: list[Entry], path: Path, heading: str | None = None
+) -> None:
     """Test accuracy per round (round 0 first) of each setting: the mean over its seeds, with a
-    band of ± one sample std; the baselines' final accuracy as a horizontal line (several
-    baselines are the one baseline under several seeds: their mean, with its band)."""
-    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
+    band of ± one sample std within [0, 1]; the baselines' final accuracy as a horizontal line
+    (several baselines are the one baseline under several seeds: their mean, with its band).
+    ``heading`` says what was compared (default: "SecCL runs over seeds")."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110, layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, runs) in enumerate(curves.items()):
-        length = min(len(run) for run in runs)  # every seed's rounds so far
-        columns = [[run[r] for run in runs] for r in range(length)]
-        mean = [sum(c) / len(c) for c in columns]
-        std = [statistics.stdev(c) if len(c) > 1 else 0.0 for c in columns]
+        mean, low, high = band_over_seeds(runs)
+        length = len(mean)
         color = colors[i % len(colors)]
         ax.plot(range(length), mean, marker="o", color=color, label=f"{label} ({len(runs)} seeds)")
-        low = [m - d for m, d in zip(mean, std, strict=True)]
-        high = [m + d for m, d in zip(mean, std, strict=True)]
         ax.fill_between(range(length), low, high, color=color, alpha=0.2, linewidth=0)
     if baselines:
         color = colors[len(curves) % len(colors)]
@@ -230,15 +323,15 @@ def plot_over_seeds(curves: dict[str, list[list[float]]], baselines: list[Entry]
         label = f"{name}: centralized, {len(baselines[0].accuracy)} epochs{over} ({centre:.3f})"
         ax.axhline(centre, color=color, linestyle="-.", label=label)
         if len(finals) > 1:
-            spread = statistics.stdev(finals)
-            ax.axhspan(centre - spread, centre + spread, color=color, alpha=0.15, linewidth=0)
+            _, bottom, top = clipped_band(finals)
+            ax.axhspan(bottom, top, color=color, alpha=0.15, linewidth=0)
     ax.set_ylim(0, 1)
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy: mean over seeds, ± 1 std", fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", bbox_to_anchor=(0.06, 0.02), fontsize=7)
-    ax.set_title("SecCL runs over seeds", fontsize=10)
-    fig.tight_layout()
+    # Below the axes, clear of the curves and their bands.
+    fig.legend(loc="outside lower center", ncol=2 if len(curves) + bool(baselines) > 2 else 1, fontsize=7)
+    ax.set_title(heading or "SecCL runs over seeds", fontsize=9)
     fig.savefig(path)
     plt.close(fig)

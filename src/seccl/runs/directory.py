@@ -34,6 +34,17 @@ def fresh_run_dir(config: RunConfig) -> RunConfig:
     return dataclasses.replace(config, out_dir=str(run_dir.with_name(f"{run_dir.name}-{stamp}")))
 
 
+def check_writable(path: Path, label: str) -> None:
+    """Refuse, before any work, an output directory that cannot be made or written (see
+    :func:`seccl.deploy.setup.unwritable`, which leaves nothing behind): root passes the
+    ``os.access`` check of :func:`seccl.runs.config.check_output_dir` everywhere."""
+    from seccl.deploy.setup import unwritable
+
+    problem = unwritable(Path(path))
+    if problem is not None:
+        raise ConfigError(f"{label}: {problem}; allowed: a directory this user can create and write")
+
+
 def first_free(path: Path) -> Path:
     """``path``, or the first of ``path-2``, ``path-3``, … that does not exist yet."""
     candidate, k = path, 2
@@ -75,11 +86,17 @@ def run_into_dir(
     """Run the session of ``config`` into its run directory (from its last checkpoint when
     ``resume``): run.json says the run is incomplete from the start, and every round's results
     are on disk as the round ends. A chain that stops answering during the run is a
-    :class:`ConfigError` that says how to resume."""
+    :class:`ConfigError` that says how to resume.
+
+    The data is loaded and checked first: a data set that is missing, or too small for the
+    participants, is a :class:`ConfigError` before anything is written, so it never leaves a
+    run directory that offers a --resume which would fail the same way."""
     # Imported here, not above: they pull in torch and matplotlib, which `seccl --help` never needs.
+    from seccl.runs.launch import participant_data
     from seccl.runs.records import write_run, write_run_start
 
     run_dir = config.run_dir
+    data = participant_data(config)
     started = time.perf_counter()
     if not resume:
         write_run_start(config, run_dir)
@@ -90,7 +107,13 @@ def run_into_dir(
         )
 
     return _session(
-        config, log=log, progress=progress, progress_log=progress_log, on_round=round_done, resume=resume
+        config,
+        log=log,
+        progress=progress,
+        progress_log=progress_log,
+        on_round=round_done,
+        resume=resume,
+        data=data,
     )
 
 

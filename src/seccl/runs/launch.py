@@ -13,7 +13,9 @@ from typing import Any
 
 from seccl.chain.accounts import new_account
 from seccl.chain.anvil import find_anvil, open_backend
-from seccl.chain.errors import ChainUnavailableError
+from seccl.chain.backends import RpcChain
+from seccl.chain.errors import ChainError, ChainUnavailableError
+from seccl.chain.session import check_cancun
 from seccl.learning.backdoor import BackdoorProbe
 from seccl.learning.data import Dataset, DatasetNotFoundError, IdxFormatError, ParticipantData, load_dataset
 from seccl.learning.splits import split_participants
@@ -58,7 +60,10 @@ def participant_data(config: RunConfig) -> tuple[list[ParticipantData], Dataset]
         )
     except (DatasetNotFoundError, IdxFormatError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    except (OSError, ValueError) as exc:  # an unreadable file, a malformed npm digit file
+    except OSError as exc:  # an unreadable file: which one, and why (not "[Errno 13] ...")
+        file = f" {exc.filename}" if exc.filename is not None else ""
+        raise ConfigError(f"{where}: cannot read the data set{file}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a malformed npm digit file
         raise ConfigError(f"{where}: cannot read the data set: {exc}") from None
     n = config.participants
     wanted = config.per_participant
@@ -113,7 +118,8 @@ def check_chain(config: RunConfig) -> None:
     """Before any data loads or process starts: the chain ``config`` names can be used.
 
     anvil must be installed; a URL must answer JSON-RPC, report ``chain_id`` when one is given,
-    and have an unlocked account to fund the session from.
+    have an unlocked account to fund the session from, and run an EVM of Cancun or later (the
+    contracts' target: an older one, ganache's, would fail the first deployment).
     """
     label = SETTINGS["chain"].label("chain")
     if config.chain == "anvil":
@@ -142,6 +148,10 @@ def check_chain(config: RunConfig) -> None:
         raise ConfigError(
             f"{label}: the node at {url} has no unlocked account to fund the session's accounts from"
         )
+    try:
+        check_cancun(RpcChain(url, timeout=PROBE_TIMEOUT).connect(), f"the node at {url}")
+    except ChainError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
 
 
 def server_factory(name: str, target: int) -> functools.partial:
@@ -160,15 +170,17 @@ def run_config(
     progress_log: Callable[[str], None] | None = None,
     on_round: Callable[[RunResult], None] | None = None,
     resume: bool = False,
+    data: tuple[list[ParticipantData], Dataset] | None = None,
 ) -> RunResult:
     """Run the session ``config`` describes, on its chain backend. ``progress`` shows a progress
     bar; ``progress_log`` receives a line at the end of every phase instead (for a log file).
 
     ``resume`` continues the run in ``config.run_dir`` from its last checkpoint, with its own
     keys and chain; a run that died before its first checkpoint starts again with its keys.
+    ``data`` is :func:`participant_data` of ``config``, when the caller has loaded it already.
     """
     say = log or (lambda _line: None)
-    parts, test = participant_data(config)
+    parts, test = data if data is not None else participant_data(config)
     participants = None
     adversaries: set[int] = set()
     round_metrics = None

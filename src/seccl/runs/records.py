@@ -1,5 +1,5 @@
 """Writes a run directory (config, per-round metrics in CSV and JSON, chain records, evidence,
-plot) and a baseline directory (baseline.json, baseline.png).
+plots, TensorBoard events) and a baseline directory (baseline.json, baseline.png).
 
 metrics.json holds, per round and with JSON types: accuracy and macro-F1, the elected set, the
 adversaries, the score matrix the consensus contract counted, its Borda points and abstentions,
@@ -29,6 +29,8 @@ from matplotlib.ticker import MaxNLocator
 
 from seccl.files import atomic_write_bytes
 from seccl.runs.config import RunConfig
+from seccl.runs.plots import plot_accuracy, plot_rounds
+from seccl.runs.tensorboard import write_events
 from seccl.runtime.results import RoundRecord, RunResult
 from seccl.runtime.timing import TIME_PARTS
 
@@ -37,6 +39,31 @@ SCORES_NOTE = (
     "per million of macro-F1 on i's validation set; null: i abstained on j (itself, or an update "
     "it could not verify); a null row: no ballot of i was counted"
 )
+
+
+COST_NOTE = (
+    "transactions and gas as the chain records them (chain.json's transactions, reverted ones "
+    "included). A round's (metrics.csv, metrics.json's rounds, the round's line) counts every "
+    "party's transactions of that round: the server's posts, ballots relayed, tally and model, and "
+    "the participants' own posts, ballots and accusations. rounds: their sum over the rounds; "
+    "session: every transaction of the session, with the funding and the deployment before round 1; "
+    "server_sent: the ones the server sent itself in the rounds, by its own account"
+)
+
+
+def chain_cost(result: RunResult) -> dict[str, Any]:
+    """The run's transactions and gas, each total saying what it counts (:data:`COST_NOTE`):
+    ``rounds`` is the sum of the rounds' own counts, so the summary and the rounds agree."""
+    server_gas = sum(t.gas for t in result.transactions)
+    return {
+        "rounds": {
+            "transactions": sum(r.transactions for r in result.rounds),
+            "gas": sum(r.gas for r in result.rounds),
+        },
+        "session": {"transactions": len(result.ledger), "gas": sum(e.gas for e in result.ledger)},
+        "server_sent": {"transactions": len(result.transactions), "gas": server_gas},
+        "note": COST_NOTE,
+    }
 
 
 def write_run_start(config: RunConfig, run_dir: Path) -> None:
@@ -62,40 +89,42 @@ def write_run(
         "plot": run_dir / "accuracy.png",
     }
     atomic_write_bytes(files["config"], config.to_toml().encode())
+    initial_macro_f1 = result.initial_macro_f1
+    if initial_macro_f1 is None:  # a resumed run: measured before the crash, kept in metrics.json
+        initial_macro_f1 = _recorded(files["metrics_json"], "initial_macro_f1")
     rows = [csv_row(r) for r in result.rounds]
-    columns = list(rows[0]) if rows else ["round"]
+    columns = list(rows[0]) if rows else ["round", "accuracy", "macro_f1"]
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=columns)
     writer.writeheader()
+    writer.writerow(initial_csv_row(result.initial_accuracy, initial_macro_f1, columns))
     writer.writerows(rows)
     atomic_write_bytes(files["metrics_csv"], table.getvalue().encode())
     adversaries = sorted({i for r in result.rounds for i in r.adversaries})
     if not adversaries:
         adversaries = [p["index"] for p in result.participants if p.get("adversary")]
     baseline = find_baseline(config, run_dir)
-    _write_json(
-        files["metrics_json"],
-        {
-            "config": config.to_dict(),
-            "candidates_per_round": result.chain.get("candidates_per_round", config.candidates),
-            "adversaries": adversaries,
-            "initial_accuracy": result.initial_accuracy,
-            "final_accuracy": result.final_accuracy,
-            "final_macro_f1": result.rounds[-1].macro_f1 if result.rounds else None,
-            "evidence": len(result.evidence),
-            "baseline": None
-            if baseline is None
-            else {
-                k: baseline[k]
-                for k in ("path", "epochs", "final_accuracy", "final_macro_f1")
-                if k in baseline
-            },
-            **summary,
-            "participants": result.participants,
-            "scores_note": SCORES_NOTE,
-            "rounds": [json_row(r) for r in result.rounds],
+    metrics = {
+        "config": config.to_dict(),
+        "candidates_per_round": result.chain.get("candidates_per_round", config.candidates),
+        "adversaries": adversaries,
+        "initial_accuracy": result.initial_accuracy,
+        "initial_macro_f1": initial_macro_f1,
+        "final_accuracy": result.final_accuracy,
+        "final_macro_f1": result.rounds[-1].macro_f1 if result.rounds else None,
+        "evidence": len(result.evidence),
+        "baseline": None
+        if baseline is None
+        else {
+            k: baseline[k] for k in ("path", "epochs", "final_accuracy", "final_macro_f1") if k in baseline
         },
-    )
+        **summary,
+        "participants": result.participants,
+        "scores_note": SCORES_NOTE,
+        "chain_cost": chain_cost(result),
+        "rounds": [json_row(r) for r in result.rounds],
+    }
+    _write_json(files["metrics_json"], metrics)
     # Every transaction as the chain itself records it (funding, deployment, the participants' own
     # posts, reverted ones), not only what the server says it sent.
     chain = {**result.chain, "transactions": [asdict(t) for t in result.ledger]}
@@ -113,7 +142,9 @@ def write_run(
             "rejected_messages": [asdict(r) for r in result.rejections],
         },
     )
-    plot_accuracy(config, result, files["plot"], baseline=baseline)
+    plot_accuracy(config, result, files["plot"], baseline=baseline, initial_macro_f1=initial_macro_f1)
+    files.update(plot_rounds(config, metrics, run_dir))
+    files["tensorboard"] = write_events(run_dir, result, initial_macro_f1)
     files["run"] = run_dir / "run.json"
     _write_json(files["run"], run_description(config, result, complete=complete))
     return files
@@ -122,13 +153,19 @@ def write_run(
 RUN_FILES = {
     "run.json": "this file: what the run is, whether it completed, and what made it",
     "config.toml": "the run's settings; `seccl run --config` loads them back",
-    "metrics.csv": "the scalar figures per round",
+    "metrics.csv": "the scalar figures per round (round 0: θ_0's accuracy and macro-F1)",
     "metrics.json": "per round: accuracy, F1, the counted score matrix, Borda totals, times, losses",
     "chain.json": "the contracts, the session's public facts, every Tx-ID with its gas, the block hashes",
     "evidence.json": "every finding with its signed proof and verdict, every refused message",
     "messages.sqlite": "every signed message and model by digest, with its Tx-ID (seccl audit reads it)",
     "models/": "each round's global model as a PyTorch state_dict (round-NNNN.pt, final.pt)",
-    "accuracy.png": "accuracy and macro-F1 per round",
+    "accuracy.png": "accuracy and macro-F1 per round (and backdoor success, adversaries elected)",
+    "elected.png": "who was elected in each round, the adversaries marked",
+    "scores.png": "the last round's score matrix as counted, and its Borda totals",
+    "loss.png": "the mean training loss per round, and each participant's",
+    "tensorboard/": "the per-round figures as TensorBoard events (`tensorboard --logdir runs/`)",
+    "anvil-state.log": "with --chain anvil: the anvil node's own output (every JSON-RPC method "
+    "called, every transaction mined), to read when anvil fails; nothing reads it back",
     "anvil-state.json": "with --chain anvil (the default): the chain itself, saved at every round's end "
     "(seccl audit reopens it; `anvil --load-state` serves it to cast or any web3 client)",
     "keys/": "every party's key as an encrypted V3 keystore, and the passphrase unless "
@@ -164,6 +201,23 @@ def run_description(config: RunConfig, result: RunResult | None, *, complete: bo
 
 def _write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def _recorded(path: Path, key: str) -> Any:
+    """``key`` of the JSON object in ``path``, None if there is none (no file, not JSON)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def initial_csv_row(accuracy: float, macro_f1: float | None, columns: list[str]) -> dict[str, Any]:
+    """Round 0 of metrics.csv: θ_0, before any training, on the test set; nothing else happened
+    in it that a round's other columns count (they are left empty)."""
+    row: dict[str, Any] = dict.fromkeys(columns)
+    row.update(round=0, accuracy=accuracy, macro_f1=macro_f1)
+    return row
 
 
 def csv_row(record: RoundRecord) -> dict[str, Any]:
@@ -302,84 +356,3 @@ def find_baseline(config: RunConfig, run_dir: Path) -> dict[str, Any] | None:
         return None
     same = [b for b in found if b.get("epochs") == config.rounds]
     return same[0] if same else max(found, key=lambda b: b.get("epochs", 0))
-
-
-# ─────────────────────────────── plots ───────────────────────────────
-
-
-def attack_title(config: RunConfig, adversaries: int | None = None) -> str:
-    """The attacks of a run in words, for plot titles and tables."""
-    parts = []
-    if config.attack:
-        who = "round(e·N) adversaries"
-        if adversaries is not None:
-            who = f"{adversaries} adversar{'y' if adversaries == 1 else 'ies'}"
-        parts.append(
-            f"attack {config.attack}, e={config.attack_fraction:g} "
-            f"({who} from round {config.attack_start_round})"
-        )
-    if config.server_attack:
-        target = "" if "attack_target" in config.inert() else f" on participant {config.attack_target}"
-        parts.append(f"server attack {config.server_attack}{target}")
-    return "; ".join(parts) or "no attack"
-
-
-def plot_accuracy(
-    config: RunConfig, result: RunResult, path: Path, *, baseline: dict[str, Any] | None = None
-) -> None:
-    """Test accuracy and macro-F1 per round on a 0-1 axis (with the centralized baseline when one
-    exists), and, under an attack, the adversaries elected per round on an axis of their own."""
-    rounds = [0] + [r.round for r in result.rounds]
-    accuracy = [result.initial_accuracy] + [r.accuracy for r in result.rounds]
-    adversaries = sorted({i for r in result.rounds for i in r.adversaries})
-    if adversaries:
-        fig, (ax, bottom) = plt.subplots(
-            2, 1, figsize=(6.4, 5.4), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-        )
-    else:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-        bottom = None
-    ax.plot(rounds, accuracy, marker="o", label="test accuracy")
-    ax.plot(
-        rounds[1:], [r.macro_f1 for r in result.rounds], marker="s", linestyle="--", label="test macro-F1"
-    )
-    for key in sorted({k for r in result.rounds for k in r.extra if k != "adversaries_elected"}):
-        ax.plot(
-            rounds[1:],
-            [r.extra.get(key, float("nan")) for r in result.rounds],
-            marker="x",
-            linestyle=":",
-            label=key.replace("_", " "),
-        )
-    if baseline is not None:
-        ax.axhline(
-            baseline["final_accuracy"],
-            color="grey",
-            linestyle="-.",
-            label=f"centralized baseline, {baseline['epochs']} epochs ({baseline['final_accuracy']:.3f})",
-        )
-    ax.set_ylabel("accuracy / macro-F1")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    m = result.chain.get("candidates_per_round", config.candidates)
-    ax.set_title(
-        f"{config.dataset}: N={config.participants}, M={m} (l={config.candidate_fraction:g}), "
-        f"s={config.share_fraction:g}, {config.local_epochs} local epochs\n"
-        f"{attack_title(config, len(adversaries) if adversaries else None)}",
-        fontsize=9,
-    )
-    last = ax
-    if bottom is not None:
-        elected = [len(set(r.adversaries) & set(r.candidates)) for r in result.rounds]
-        bottom.bar(rounds[1:], elected, color="tab:red", width=0.6, label="adversaries elected")
-        bottom.set_ylim(0, max(m, 1))
-        bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
-        bottom.set_ylabel(f"adversaries\nelected (of {m})", fontsize=8)
-        bottom.grid(alpha=0.3, axis="y")
-        last = bottom
-    last.set_xlabel("round")
-    last.set_xticks(rounds)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

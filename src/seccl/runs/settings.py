@@ -39,7 +39,7 @@ class Setting:
 def _participant_attacks() -> tuple[str, ...]:
     from seccl.roles.adversaries.registry import PARTICIPANT_ATTACKS, SIMULATION_ATTACKS
 
-    # The omniscient coalition's attacks (alie, ipm, adaptive-backdoor) run in the simulation.
+    # The omniscient coalition's attacks (alie, ipm, min-max, … adaptive-backdoor) run in the simulation.
     return (*PARTICIPANT_ATTACKS, *SIMULATION_ATTACKS)
 
 
@@ -167,7 +167,8 @@ SETTINGS: dict[str, Setting] = {
     "attack": Setting(
         ("--attack",),
         "participant attack: low-quality, label-flip, backdoor, noise, sign-flip, scale, "
-        "free-rider, collude-votes; in the simulation also alie, ipm, adaptive-backdoor; a+b combines two",
+        "free-rider, collude-votes; in the simulation also alie, alie-z1.5, ipm, ipm-large, "
+        "sign-flip-mean, min-max, min-sum (-std), adaptive-backdoor; a+b combines two",
         "attack names joined by +, none repeated",
         default="none",
     ),

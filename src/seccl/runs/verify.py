@@ -22,6 +22,7 @@ from seccl.chain.backends import ChainBackend, RpcChain
 from seccl.chain.bulletin_board import BulletinBoardClient
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import code_matches
+from seccl.deploy.verify import findings_from
 from seccl.protocol.evidence import Evidence
 from seccl.protocol.json_input import MAX_RECORD_DEPTH, parse_json
 from seccl.protocol.session import SessionInfo, session_from_chain
@@ -41,21 +42,36 @@ class RunFiles:
 
     @classmethod
     def locate(cls, path: Path) -> RunFiles:
-        """``path`` is a run directory or its ``evidence.json``; ``chain.json`` lies beside it."""
+        """``path`` is a run directory or its ``evidence.json``; ``chain.json`` lies beside it.
+
+        A file that is not an evidence file is said to be so, before ``chain.json`` is looked for."""
         evidence = path / "evidence.json" if path.is_dir() else path
         chain = evidence.parent / "chain.json"
-        for needed in (evidence, chain):
-            if not needed.is_file():
-                raise VerifyError(f"{needed} does not exist: give a run directory or its evidence.json")
+        if not evidence.is_file():
+            raise VerifyError(f"{evidence} does not exist: give a run directory or its evidence.json")
+        if not chain.is_file():
+            load_findings(evidence)  # a file that is not an evidence file at all: say that first
+            raise VerifyError(
+                f"{chain} does not exist: {evidence} must lie in its run directory, beside chain.json"
+            )
         return cls(evidence, chain)
 
 
 def load_findings(path: Path) -> list[Evidence]:
+    """The findings of a run's evidence.json; a :class:`VerifyError` naming what is wrong."""
     try:
-        raw = parse_json(path.read_bytes(), max_depth=MAX_RECORD_DEPTH)
-        return [Evidence.from_dict(item) for item in raw["evidence"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise VerifyError(f"{path} is not a SecCL evidence file: {exc}") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VerifyError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        raw = parse_json(data, max_depth=MAX_RECORD_DEPTH)
+        if not isinstance(raw, dict) or "evidence" not in raw:
+            raise ValueError('it is not a JSON object with an "evidence" list')
+        return findings_from(raw["evidence"])
+    except json.JSONDecodeError as exc:
+        raise VerifyError(f"{path} is not a SecCL evidence file: not JSON ({exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise VerifyError(f"{path} is not a SecCL evidence file: {exc}") from None
 
 
 @contextlib.contextmanager

@@ -60,6 +60,8 @@ class RunResult:
     counts."""
     ledger: list[LedgerEntry] = field(default_factory=list)
     """Every transaction of the session on the chain (funding, deployment, reverted ones too)."""
+    initial_macro_f1: float | None = None
+    """The test-set macro-F1 of θ_0, beside ``initial_accuracy`` (None when not measured here)."""
 
     @property
     def final_accuracy(self) -> float:

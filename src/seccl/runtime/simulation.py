@@ -214,6 +214,7 @@ class Simulation:
         self.evidence: list[Evidence] = []
         self.stopped = False
         self.initial_accuracy: float | None = None
+        self.initial_macro_f1: float | None = None  # None after a resume: metrics.json keeps it
         self.start_round = 1
         if adopt is None:  # a new session: its set-up is round 0 of the run's record
             self.recorder.archive_round(self, 0)
@@ -328,7 +329,7 @@ class Simulation:
         compute = timed_compute(pool, self.watch, self.losses) if pool is not None else None
         transport = InMemoryTransport(self.participants, on_reply=on_reply, compute=compute)
         if self.initial_accuracy is None:
-            self.initial_accuracy, _ = self.test_evaluator.evaluate(self.server.params)
+            self.initial_accuracy, self.initial_macro_f1 = self.test_evaluator.evaluate(self.server.params)
         initial_accuracy = self.initial_accuracy
         records, evidence = self.records, self.evidence
         seen = [len(p.evidence) for p in self.participants]
@@ -425,6 +426,7 @@ class Simulation:
                 test_set=self.test_set,
             ),
             initial_accuracy=initial_accuracy,
+            initial_macro_f1=self.initial_macro_f1,
             participants=participant_facts(self.participants, self.adversaries),
             ledger=self.ledger.update(),
         )
