@@ -122,7 +122,10 @@ def _execute(args: argparse.Namespace, config: RunConfig, warnings: list[str], *
             say(f"  {finding}: {count}")
     else:
         say("evidence: none — every message, ballot and model matched the chain")
-    say(f"run directory: {run_dir}  (metrics.csv, metrics.json, chain.json, evidence.json, accuracy.png)")
+    say(
+        f"run directory: {run_dir}  (metrics.csv, metrics.json, chain.json, evidence.json, "
+        "accuracy.png, elected.png, scores.png, loss.png, tensorboard/)"
+    )
     if code == EXIT_EVIDENCE:
         print(
             f"seccl: exit {EXIT_EVIDENCE}: evidence was found ({len(result.evidence)} findings); "
