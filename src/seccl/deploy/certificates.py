@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from seccl.files import atomic_write_bytes
+from seccl.files import atomic_write_bytes, write_new_private
 
 # What the certificates are good for: one run (a longer deployment makes its own).
 VALIDITY = datetime.timedelta(days=30)
@@ -46,21 +45,6 @@ class NodeKey:
 
     private_key: Path
     public_key: Path
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret to ``path``: created 0600, and never over an existing file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -148,8 +132,8 @@ def make_server_credentials(
         certificate=directory / "server.crt",
         private_key=directory / "server.key",
     )
-    write_private(directory / "ca.key", _pem_key(ca_key))
-    write_private(credentials.private_key, _pem_key(server_key))
+    write_new_private(directory / "ca.key", _pem_key(ca_key))
+    write_new_private(credentials.private_key, _pem_key(server_key))
     atomic_write_bytes(credentials.ca_certificate, ca_certificate.public_bytes(serialization.Encoding.PEM))
     atomic_write_bytes(credentials.certificate, server_certificate.public_bytes(serialization.Encoding.PEM))
     return credentials
@@ -162,7 +146,7 @@ def new_node_key(private_key: Path, comment: str = "") -> NodeKey:
     private_key = Path(private_key)
     public_key = private_key.with_name(private_key.name + ".pub")
     key = ec.generate_private_key(NODE_CURVE())
-    write_private(
+    write_new_private(
         private_key,
         key.private_bytes(
             serialization.Encoding.PEM,

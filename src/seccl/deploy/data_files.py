@@ -5,12 +5,11 @@ seeded fraction is kept aside for scoring the others)."""
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from seccl.files import atomic_write_bytes
 from seccl.learning.data import Dataset, ParticipantData, load_dataset
 from seccl.learning.splits import split_participants
 
@@ -19,25 +18,6 @@ KEYS = ("train_images", "train_labels", "validation_images", "validation_labels"
 
 class DataFileError(ValueError):
     """A participant's data file is missing or is not what SecCL expects."""
-
-
-def write_private_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` readable by its owner alone (0600), atomically: a crash leaves
-    the old file or the new one, never half; the file is private from its first byte (a temporary
-    file of mkstemp, 0600, renamed into place), never readable by others even for a moment."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_participant_file(path: Path, data: ParticipantData) -> Path:
@@ -52,7 +32,7 @@ def write_participant_file(path: Path, data: ParticipantData) -> Path:
         validation_labels=data.validation.labels,
         num_classes=np.int64(data.train.num_classes),
     )
-    write_private_bytes(Path(path), buffer.getvalue())
+    atomic_write_bytes(Path(path), buffer.getvalue(), private=True)
     return Path(path)
 
 
@@ -61,7 +41,7 @@ def write_dataset_file(path: Path, data: Dataset) -> Path:
     private (0600) like the participants' files, for the server to share as it chooses."""
     buffer = io.BytesIO()
     np.savez(buffer, images=data.images, labels=data.labels, num_classes=np.int64(data.num_classes))
-    write_private_bytes(Path(path), buffer.getvalue())
+    atomic_write_bytes(Path(path), buffer.getvalue(), private=True)
     return Path(path)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import tempfile
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from seccl.chain.bulletin_board import Phases
 from seccl.chain.session import check_cancun
 from seccl.deploy.data_files import write_dataset_file, write_participant_file
 from seccl.deploy.session_file import SessionFile
+from seccl.files import write_new_private
 from seccl.learning.data import load_dataset
 from seccl.learning.splits import split_participants
 from seccl.roles.settings import LearningSettings
@@ -136,12 +136,9 @@ def _write_private(path: Path, data: bytes, what: str) -> None:
     if above is not None and not above.is_dir():
         raise SetupError(f"cannot write {what} {path}: {above} is a file, not a directory")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_new_private(path, data)
     except OSError as exc:
         raise SetupError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 def create_session(

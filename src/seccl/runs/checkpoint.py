@@ -43,11 +43,11 @@ def save_keys(run_dir: Path, server: LocalAccount, participants: list[LocalAccou
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if passphrase is None:
         passphrase = secrets.token_hex(32)
-        _write_private(keys / "passphrase", passphrase.encode())
+        atomic_write_bytes(keys / "passphrase", passphrase.encode(), private=True)
     named = [("server", server), *((f"participant-{i:04d}", a) for i, a in enumerate(participants))]
     for name, account in named:
         keystore = Account.encrypt(account.key, passphrase, kdf="pbkdf2", iterations=KDF_ITERATIONS)
-        _write_private(keys / f"{name}.json", json.dumps(keystore).encode())
+        atomic_write_bytes(keys / f"{name}.json", json.dumps(keystore).encode(), private=True)
     return keys
 
 
@@ -66,16 +66,6 @@ def load_keys(run_dir: Path) -> tuple[LocalAccount, list[LocalAccount]]:
         return server, [load_keystore(p, passphrase) for p in paths]
     except (OSError, ValueError) as exc:
         raise ResumeError(f"cannot read the run's keys in {keys}: {exc}") from None
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def array_key(array: np.ndarray) -> str:
