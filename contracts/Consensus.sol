@@ -13,17 +13,17 @@ import {SecclSigning} from "./SecclSigning.sol";
 /// @dev The rule, exactly as `seccl.election.borda_tally` specifies it:
 ///      - A score is in parts per million, or ABSTAIN (2^32-1): the voter could not assess that
 ///        participant (its own entry must be ABSTAIN). Only participants whose update of the
-///        round is on the board are eligible; entries for the others count as abstentions.
+///        round was revealed on the board and not proven invalid are eligible; entries for the
+///        others count as abstentions.
 ///      - Each voter ranks the eligible participants it scored, higher score first; equal scores
 ///        rank the lower tie key first ({SecclSigning-tieKey}: a per-round order from the
-///        session's tie seed). Its top M (or all of them, if fewer) get M, M-1, ... points.
+///        round's tie seed, which the board derives from every revealed update's salt). Its top
+///        M (or all of them, if fewer) get M, M-1, ... points.
 ///      - A participant's assessors are the ballots of the other voters that did not abstain on
 ///        it; its mean is its points divided by its assessors. Abstaining is thus neutral: it
 ///        neither rewards nor punishes.
 ///      - Electable are the eligible participants assessed by more than half of the other
-///        voters' ballots: a server that keeps updates from most voters (silently, so nobody can
-///        prove it) leaves them unelectable instead of electing by the tie order or by a few
-///        colluders' votes.
+///        voters' ballots, so a few colluders' votes alone never elect anybody.
 ///      - The candidates are the min(M, electable) electable participants with the highest
 ///        means; equal means elect the lower tie key first. With no ballot, nobody is elected.
 ///      The voter supplies its top-M ranking; the contract verifies it in O(n) instead of sorting.
@@ -31,6 +31,15 @@ import {SecclSigning} from "./SecclSigning.sol";
 ///      election's result); each ballot's scores and ranking are recorded once, in its event.
 contract Consensus is IElectionRecord {
     // ───────────────────────────── TYPES ─────────────────────────────
+
+    /// @dev What counting one ballot needs besides the ballot: its round, the round's tie seed,
+    ///      the voter's index and the round's eligible participants.
+    struct BallotContext {
+        uint64 round;
+        bytes32 seed;
+        uint256 self;
+        uint256 eligible;
+    }
 
     /// @notice One round's election, as {electionOf} reports it (derived, not stored as such).
     struct Election {
@@ -49,7 +58,7 @@ contract Consensus is IElectionRecord {
     ///      abi.encodePacked(MAGIC, VERSION, KIND_EVALUATION, round, voter, scores), where `scores`
     ///      holds one big-endian uint32 (SCORE_BYTES bytes) per participant, by index.
     bytes4 private constant MAGIC = "SCCL";
-    uint8 private constant VERSION = 3;
+    uint8 private constant VERSION = 4;
     uint256 private constant SCORE_BYTES = 4;
     uint256 private constant MASK64 = type(uint64).max;
     uint8 private constant KIND_EVALUATION = uint8(BulletinBoard.Kind.Evaluation);
@@ -73,8 +82,9 @@ contract Consensus is IElectionRecord {
     error ConsensusBoardMismatch(address board, address named);
     /// @notice `round` has not been opened on the board.
     error ConsensusRoundNotOpen(uint64 round);
-    /// @notice The ballots of `round` open when every update is in or at `updateDeadline`.
-    error ConsensusBallotPhaseNotOpen(uint64 round, uint64 updateDeadline);
+    /// @notice The ballots of `round` open when every committed update is revealed, or at
+    ///         `revealDeadline` (and never before the commitments have closed).
+    error ConsensusBallotPhaseNotOpen(uint64 round, uint64 revealDeadline);
     /// @notice The ballot phase of `round` ended at `deadline`.
     error ConsensusBallotPhaseOver(uint64 round, uint64 deadline);
     /// @notice The election of `round` has already been tallied.
@@ -104,7 +114,6 @@ contract Consensus is IElectionRecord {
     uint256 private immutable _participantCount;
     uint256 private immutable _candidates;
     bytes32 private immutable _nonce;
-    bytes32 private immutable _tieSeed;
     uint256 private immutable _counterBits;
     mapping(uint64 round => uint256 bitmap) private _voted;
     /// @dev Borda points and abstentions, packed counters (see {_lanePosition}), so a ballot
@@ -130,7 +139,6 @@ contract Consensus is IElectionRecord {
         _participantCount = count;
         _candidates = candidates;
         _nonce = board_.nonce();
-        _tieSeed = board_.tieSeed();
         _counterBits = candidates * (count - 1) < 256 ? 8 : 16;
     }
 
@@ -147,7 +155,7 @@ contract Consensus is IElectionRecord {
         bytes calldata ranking,
         bytes calldata signature
     ) external {
-        uint256 eligible = _ballotPhase(round);
+        (uint256 eligible, bytes32 seed) = _ballotPhase(round);
         (bool registered, uint256 self) = _board.participantIndex(voter);
         if (!registered) revert ConsensusUnknownVoter(voter);
         if (_voted[round] & (1 << self) != 0) revert ConsensusAlreadyVoted(round, voter);
@@ -157,7 +165,7 @@ contract Consensus is IElectionRecord {
         if (_score(scores, self) != ABSTAIN) revert ConsensusSelfScore(round, voter);
 
         bytes32 digest = _verifySignature(round, voter, scores, signature);
-        _countBallot(round, voter, self, scores, ranking, eligible);
+        _countBallot(BallotContext(round, seed, self, eligible), voter, scores, ranking);
         _voted[round] |= 1 << self;
         emit ScoresSubmitted(round, voter, digest, scores, ranking);
     }
@@ -173,7 +181,9 @@ contract Consensus is IElectionRecord {
         if (ballots < _participantCount && block.timestamp <= info.ballotDeadline) {
             revert ConsensusElectionStillOpen(round, ballots, _participantCount, info.ballotDeadline);
         }
-        candidates = ballots == 0 ? new uint16[](0) : _topCandidates(round, ballots, info.updateBitmap);
+        uint256 eligible = info.revealBitmap & ~info.invalidBitmap;
+        candidates =
+            ballots == 0 ? new uint16[](0) : _topCandidates(round, _board.tieSeedOf(round), ballots, eligible);
         bytes memory record = new bytes(candidates.length + 1);
         record[0] = bytes1(uint8(candidates.length));
         for (uint256 k = 0; k < candidates.length; ++k) {
@@ -206,11 +216,6 @@ contract Consensus is IElectionRecord {
     /// @notice The session nonce this contract checks ballot signatures with (the board's).
     function nonce() external view returns (bytes32) {
         return _nonce;
-    }
-
-    /// @notice The tie seed this contract breaks ties with (the board's).
-    function tieSeed() external view returns (bytes32) {
-        return _tieSeed;
     }
 
     /// @notice The width of each Borda counter, in bits: 8 when no total can reach 256
@@ -263,15 +268,18 @@ contract Consensus is IElectionRecord {
 
     // ───────────────────────────── INTERNAL ─────────────────────────────
 
-    /// @dev Reverts unless `round` takes ballots now; returns the bitmap of its eligible participants.
-    function _ballotPhase(uint64 round) private view returns (uint256 eligible) {
+    /// @dev Reverts unless `round` takes ballots now; returns the bitmap of its eligible
+    ///      participants (revealed, not proven invalid) and the round's tie seed.
+    function _ballotPhase(uint64 round) private view returns (uint256 eligible, bytes32 seed) {
         BulletinBoard.RoundInfo memory info = _board.roundInfo(round);
         if (info.openedAt == 0) revert ConsensusRoundNotOpen(round);
-        if (info.updates < _participantCount && block.timestamp <= info.updateDeadline) {
-            revert ConsensusBallotPhaseNotOpen(round, info.updateDeadline);
+        bool committed = info.updates == _participantCount || block.timestamp > info.updateDeadline;
+        bool revealed = committed && info.revealBitmap == info.updateBitmap;
+        if (!revealed && block.timestamp <= info.revealDeadline) {
+            revert ConsensusBallotPhaseNotOpen(round, info.revealDeadline);
         }
         if (block.timestamp > info.ballotDeadline) revert ConsensusBallotPhaseOver(round, info.ballotDeadline);
-        return info.updateBitmap;
+        return (info.revealBitmap & ~info.invalidBitmap, _board.tieSeedOf(round));
     }
 
     /// @dev The digest of `voter`'s evaluation message; reverts unless `signature` is the voter's.
@@ -290,35 +298,27 @@ contract Consensus is IElectionRecord {
 
     /// @dev Verifies in O(n) that `ranking` is the voter's top-M of the eligible participants it
     ///      scored, adds the positional points M, M-1, ..., and counts its abstentions.
-    function _countBallot(
-        uint64 round,
-        address voter,
-        uint256 self,
-        bytes calldata scores,
-        bytes calldata ranking,
-        uint256 eligible
-    ) private {
-        uint256 ranked = _addRankingPoints(round, voter, self, scores, ranking, eligible);
-        uint256 last = ranking.length == 0 ? self : uint8(ranking[ranking.length - 1]);
-        uint256 rankable = _checkUnranked(round, self, scores, eligible, ranked, last);
+    function _countBallot(BallotContext memory ballot, address voter, bytes calldata scores, bytes calldata ranking)
+        private
+    {
+        uint256 ranked = _addRankingPoints(ballot, voter, scores, ranking);
+        uint256 last = ranking.length == 0 ? ballot.self : uint8(ranking[ranking.length - 1]);
+        uint256 rankable = _checkUnranked(ballot, scores, ranked, last);
         uint256 expected = rankable < _candidates ? rankable : _candidates;
         if (ranking.length != expected) revert ConsensusWrongLength(expected, ranking.length);
     }
 
     /// @dev Checks every score, counts the abstentions on eligible participants, and checks that
     ///      each eligible participant scored but not `ranked` ranks after `last`, the last one
-    ///      ranked (`self` when none is: then the length check fails unless none is rankable).
-    ///      Returns how many eligible participants other than the voter it scored.
-    function _checkUnranked(
-        uint64 round,
-        uint256 self,
-        bytes calldata scores,
-        uint256 eligible,
-        uint256 ranked,
-        uint256 last
-    ) private returns (uint256 rankable) {
+    ///      ranked (the voter itself when none is: then the length check fails unless none is
+    ///      rankable). Returns how many eligible participants other than the voter it scored.
+    function _checkUnranked(BallotContext memory ballot, bytes calldata scores, uint256 ranked, uint256 last)
+        private
+        returns (uint256 rankable)
+    {
+        uint256 self = ballot.self;
         // Only a score at least the last ranked one's needs the full comparison.
-        uint256 unranked = last == self ? 0 : eligible & ~ranked & ~(1 << self);
+        uint256 unranked = last == self ? 0 : ballot.eligible & ~ranked & ~(1 << self);
         uint32 floor = last == self ? 0 : _score(scores, last);
         uint256 abstained;
         for (uint256 j = 0; j < _participantCount; ++j) {
@@ -328,14 +328,14 @@ contract Consensus is IElectionRecord {
                 continue;
             }
             if (score > MAX_SCORE) revert ConsensusInvalidScore(j, score);
-            if (score >= floor && (unranked >> j) & 1 != 0 && !_ranksBefore(scores, round, last, j)) {
+            if (score >= floor && (unranked >> j) & 1 != 0 && !_ranksBefore(scores, ballot, last, j)) {
                 revert ConsensusInvalidRanking(Bitmaps.count(ranked));
             }
         }
-        uint256 others = eligible & ~(1 << self);
+        uint256 others = ballot.eligible & ~(1 << self);
         abstained &= others;
         for (uint256 j = 0; abstained >> j != 0; ++j) {
-            if ((abstained >> j) & 1 != 0) _add(_abstentions[round], j, 1); // once per voter: at most N-1
+            if ((abstained >> j) & 1 != 0) _add(_abstentions[ballot.round], j, 1); // once per voter: at most N-1
         }
         return Bitmaps.count(others) - Bitmaps.count(abstained);
     }
@@ -343,32 +343,34 @@ contract Consensus is IElectionRecord {
     /// @dev Checks each ranked entry (in range, once, not the voter, scored, eligible, in order)
     ///      and adds its points; returns the bitmap of the ranked participants.
     function _addRankingPoints(
-        uint64 round,
+        BallotContext memory ballot,
         address voter,
-        uint256 self,
         bytes calldata scores,
-        bytes calldata ranking,
-        uint256 eligible
+        bytes calldata ranking
     ) private returns (uint256 ranked) {
         if (ranking.length > _candidates) revert ConsensusWrongLength(_candidates, ranking.length);
         uint256 previous;
         for (uint256 k = 0; k < ranking.length; ++k) {
             uint256 c = uint8(ranking[k]);
             if (c >= _participantCount || (ranked & (1 << c)) != 0) revert ConsensusInvalidRanking(k);
-            if (c == self) revert ConsensusSelfScore(round, voter);
-            if (_score(scores, c) == ABSTAIN || (eligible & (1 << c)) == 0) revert ConsensusInvalidRanking(k);
-            if (k > 0 && !_ranksBefore(scores, round, previous, c)) revert ConsensusInvalidRanking(k);
+            if (c == ballot.self) revert ConsensusSelfScore(ballot.round, voter);
+            if (_score(scores, c) == ABSTAIN || (ballot.eligible & (1 << c)) == 0) revert ConsensusInvalidRanking(k);
+            if (k > 0 && !_ranksBefore(scores, ballot, previous, c)) revert ConsensusInvalidRanking(k);
             previous = c;
             ranked |= 1 << c;
-            _add(_points[round], c, _candidates - k); // at most N-1 voters give c at most M each
+            _add(_points[ballot.round], c, _candidates - k); // at most N-1 voters give c at most M each
         }
     }
 
     /// @dev Whether participant `a` ranks strictly before `b`: higher score, or equal and lower tie key.
-    function _ranksBefore(bytes calldata scores, uint64 round, uint256 a, uint256 b) private view returns (bool) {
+    function _ranksBefore(bytes calldata scores, BallotContext memory ballot, uint256 a, uint256 b)
+        private
+        pure
+        returns (bool)
+    {
         (uint32 sa, uint32 sb) = (_score(scores, a), _score(scores, b));
         if (sa != sb) return sa > sb;
-        return SecclSigning.tieKey(_tieSeed, round, a) < SecclSigning.tieKey(_tieSeed, round, b);
+        return SecclSigning.tieKey(ballot.seed, ballot.round, a) < SecclSigning.tieKey(ballot.seed, ballot.round, b);
     }
 
     /// @dev Participant `index`'s score in a ballot's `scores`; callers keep `index` below N, and
@@ -382,7 +384,7 @@ contract Consensus is IElectionRecord {
     /// @dev The best min(M, electable) electable participants by mean points, best first; equal
     ///      means prefer the lower tie key. Means compare exactly by cross-multiplication. One pass
     ///      that keeps the best so far in order (an insertion): O(n·M) at worst, far less usually.
-    function _topCandidates(uint64 round, uint256 ballots, uint256 eligible)
+    function _topCandidates(uint64 round, bytes32 seed, uint256 ballots, uint256 eligible)
         private
         view
         returns (uint16[] memory top)
@@ -397,7 +399,7 @@ contract Consensus is IElectionRecord {
             uint256 entry = _entry(ballots, voted, i, points, abstentions);
             if (entry == 0) continue; // assessed by half of the others or fewer
             uint256 k = filled < m ? filled : m;
-            while (k > 0 && _beats(round, entry, best[k - 1])) {
+            while (k > 0 && _beats(round, seed, entry, best[k - 1])) {
                 if (k < m) best[k] = best[k - 1];
                 --k;
             }
@@ -440,11 +442,11 @@ contract Consensus is IElectionRecord {
     }
 
     /// @dev Whether entry `a` ranks before entry `b`: a higher mean, or an equal one and a lower tie key.
-    function _beats(uint64 round, uint256 a, uint256 b) private view returns (bool) {
+    function _beats(uint64 round, bytes32 seed, uint256 a, uint256 b) private pure returns (bool) {
         uint256 mine = (a >> 128) * ((b >> 64) & MASK64);
         uint256 theirs = (b >> 128) * ((a >> 64) & MASK64);
         if (mine != theirs) return mine > theirs;
-        return SecclSigning.tieKey(_tieSeed, round, a & MASK64) < SecclSigning.tieKey(_tieSeed, round, b & MASK64);
+        return SecclSigning.tieKey(seed, round, a & MASK64) < SecclSigning.tieKey(seed, round, b & MASK64);
     }
 
     /// @dev Where participant `index`'s counters sit: their word of `_points` and `_abstentions`,

@@ -42,7 +42,7 @@ library SecclSigning {
     }
 
     /// @notice The tie-break key of participant `index` in `round`: lower keys rank first.
-    /// @dev A pseudorandom order per round, fixed by the session's public tie seed, so ties
+    /// @dev A pseudorandom order per round, fixed by the round's tie seed (see the board), so ties
     ///      favour no position of the roster and every implementation breaks them alike.
     function tieKey(bytes32 tieSeed, uint64 round, uint256 index) internal pure returns (uint256) {
         return uint256(keccak256(abi.encode(tieSeed, round, index)));

@@ -4,20 +4,20 @@ The rule (the contract's NatSpec states the same):
 
 - A score is in parts per million of macro-F1, or :data:`ABSTAIN`: the voter could not assess
   that participant (it never received a verifiable update, or it is the voter itself). Only
-  *eligible* participants (those whose update of the round is on the board) can be ranked or
-  elected; entries for the others count as abstentions and change nothing.
+  *eligible* participants (those whose update of the round was revealed on the board and not
+  proven invalid) can be ranked or elected; entries for the others count as abstentions.
 - Each voter ranks the eligible participants it scored, higher score first; equal scores rank
   the lower tie key first. Its top ``m`` (all of them if fewer) get ``m, m-1, ...`` points.
 - A participant's assessors are the other voters that did not abstain on it; its mean is its
   points over its assessors. Abstaining is neutral: it neither rewards nor punishes.
 - *Electable* are the eligible participants assessed by more than half of the other voters'
-  ballots. A server that keeps updates from most voters (silently, so nobody can prove it)
-  thereby leaves them unelectable, instead of electing by the tie order or by a few colluders.
+  ballots, so a few colluders' votes alone never elect anybody.
 - The candidates are the ``min(m, electable)`` electable participants with the highest means;
   equal means elect the lower tie key first. With no ballot at all nobody is elected.
 
 Tie keys are ``keccak256(abi.encode(tie_seed, round, index))``: a fresh pseudorandom order every
-round, fixed by the session's public tie seed, so ties favour no place in the roster.
+round, fixed by the round's tie seed (the XOR of the salts its revealed updates carry, so no
+single party chooses it), and ties favour no place in the roster.
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+import numpy as np
 from eth_utils import to_checksum_address
 from web3 import Web3
 
@@ -22,9 +24,15 @@ GAS_POST = 150_000
 GAS_ACCUSE = 150_000
 
 
+def gas_for_message(size: int) -> int:
+    """A gas limit for a call that carries a ``size``-byte update message (a reveal, or a proof
+    of invalidity): 16 gas a calldata byte, SHA-256 at 12 gas a word, and the checks."""
+    return 200_000 + 16 * size + 12 * (size // 32 + 1)
+
+
 def gas_for_deploy(n: int) -> int:
     """A gas limit for deploying a board of ``n`` participants (two storage slots each)."""
-    return 2_000_000 + 60_000 * n
+    return 3_000_000 + 60_000 * n
 
 
 class MessageKind(IntEnum):
@@ -39,8 +47,7 @@ class Offence(IntEnum):
     """What an upheld accusation proved, numbered as the contract's ``Offence`` enum."""
 
     DELIVERY_MISMATCH = 0
-    DELIVERED_UNRECORDED = 1
-    MODEL_NOT_POSTED = 2
+    MODEL_NOT_POSTED = 1
 
 
 @dataclass(frozen=True)
@@ -54,12 +61,26 @@ class BoardRecord:
 
 
 @dataclass(frozen=True)
+class RevealedUpdate:
+    """An update's bytes as revealed on the board: its author's committed ``digest`` and the
+    ``message`` the revealing transaction ``tx_hash`` carried."""
+
+    round: int
+    author: str
+    digest: bytes
+    message: bytes
+    tx_hash: str
+
+
+@dataclass(frozen=True)
 class Phases:
-    """How long each phase of a round lasts, in seconds of chain time (fixed at deployment)."""
+    """How long each phase of a round lasts, in seconds of chain time (fixed at deployment):
+    commitments (``update``), then reveals, ballots and the model, in that order on the chain."""
 
     update: int
     ballot: int
     model: int
+    reveal: int
 
 
 @dataclass(frozen=True)
@@ -68,19 +89,59 @@ class RoundInfo:
 
     opened_at: int
     update_deadline: int
+    reveal_deadline: int
     ballot_deadline: int
     model_deadline: int
     updates: int
     model_posted: bool
     update_bitmap: int
+    reveal_bitmap: int = 0
+    invalid_bitmap: int = 0
 
     def has_update(self, index: int) -> bool:
+        """Whether participant ``index`` committed an update this round."""
         return bool(self.update_bitmap >> index & 1)
+
+    def has_revealed(self, index: int) -> bool:
+        return bool(self.reveal_bitmap >> index & 1)
+
+    def is_invalid(self, index: int) -> bool:
+        return bool(self.invalid_bitmap >> index & 1)
 
     @property
     def eligible(self) -> tuple[int, ...]:
-        """The participants whose update of the round is on the board."""
-        return tuple(i for i in range(self.update_bitmap.bit_length()) if self.update_bitmap >> i & 1)
+        """The participants whose update of the round is revealed and not proven invalid."""
+        bitmap = self.reveal_bitmap & ~self.invalid_bitmap
+        return tuple(i for i in range(bitmap.bit_length()) if bitmap >> i & 1)
+
+    def commitments_closed(self, n: int, now: int) -> bool:
+        """Whether the update phase is over: every participant committed, or its deadline passed."""
+        return self.opened_at != 0 and (self.updates == n or now > self.update_deadline)
+
+    def reveals_closed(self, n: int, now: int) -> bool:
+        """Whether the reveal phase is over (so ballots are open, until their deadline): every
+        committed update is revealed once the commitments closed, or the reveal deadline passed."""
+        if self.opened_at == 0:
+            return False
+        return (self.commitments_closed(n, now) and self.reveal_bitmap == self.update_bitmap) or (
+            now > self.reveal_deadline
+        )
+
+
+@dataclass(frozen=True)
+class UpdateFormat:
+    """What every update of a session must be, fixed on the board at deployment: a
+    ``dimension``-parameter model, exactly ``update_size`` coordinates, values of magnitude at most
+    ``max_abs_value`` (a float32)."""
+
+    dimension: int
+    update_size: int
+    max_abs_value: float
+
+    @property
+    def value_bound_bits(self) -> int:
+        """The float32 bits of the bound, as the board compares a value's magnitude with it."""
+        return int(np.array([self.max_abs_value], dtype="<f4").view("<u4")[0])
 
 
 @dataclass(frozen=True)
@@ -89,20 +150,23 @@ class DeploySettings:
 
     consensus: str
     nonce: bytes
-    tie_seed: bytes
     phases: Phases
     initial_model: bytes
+    update_format: UpdateFormat
 
     def as_tuple(self) -> tuple:
-        p = self.phases
+        p, f = self.phases, self.update_format
         return (
             to_checksum_address(self.consensus),
             self.nonce,
-            self.tie_seed,
             p.update,
+            p.reveal,
             p.ballot,
             p.model,
             self.initial_model,
+            f.dimension,
+            f.update_size,
+            f.value_bound_bits,
         )
 
 
@@ -140,6 +204,16 @@ class BulletinBoardClient:
         """Record ``digest`` as ``author``'s update of ``round_``; returns the Tx-ID."""
         function = self.contract.functions.postUpdate(round_, to_checksum_address(author), digest, signature)
         return transact(self.w3, function, sender=self._sender(), gas=GAS_POST)[0]
+
+    def reveal_update(self, round_: int, author: str, message: bytes) -> TxReceipt:
+        """Reveal the bytes of ``author``'s committed update of ``round_`` on the board."""
+        function = self.contract.functions.revealUpdate(round_, to_checksum_address(author), message)
+        return transact(self.w3, function, sender=self._sender(), gas=gas_for_message(len(message)))[0]
+
+    def prove_invalid(self, round_: int, author: str, message: bytes, position: int) -> TxReceipt:
+        """Prove ``author``'s revealed update of ``round_`` (``message``) invalid at entry ``position``."""
+        function = self.contract.functions.proveInvalid(round_, to_checksum_address(author), message, position)
+        return transact(self.w3, function, sender=self._sender(), gas=gas_for_message(len(message)))[0]
 
     def post_model(self, round_: int, digest: bytes, signature: bytes) -> TxReceipt:
         """Record the server-signed model ``digest`` of ``round_`` and open the next round."""
@@ -184,11 +258,18 @@ class BulletinBoardClient:
     def nonce(self) -> bytes:
         return bytes(self._call(self.contract.functions.nonce()))
 
-    def tie_seed(self) -> bytes:
-        return bytes(self._call(self.contract.functions.tieSeed()))
+    def tie_seed_of(self, round_: int) -> bytes:
+        """The round's tie seed: the XOR of its revealed updates' salts (final once reveals close)."""
+        return bytes(self._call(self.contract.functions.tieSeedOf(round_)))
 
     def phases(self) -> Phases:
-        return Phases(*(int(v) for v in self._call(self.contract.functions.phases())))
+        update, reveal, ballot, model = (int(v) for v in self._call(self.contract.functions.phases()))
+        return Phases(update=update, ballot=ballot, model=model, reveal=reveal)
+
+    def update_format(self) -> UpdateFormat:
+        dimension, size, bits = (int(v) for v in self._call(self.contract.functions.updateFormat()))
+        bound = float(np.array([bits], dtype="<u4").view("<f4")[0])
+        return UpdateFormat(dimension, size, bound)
 
     def current_round(self) -> int:
         return int(self._call(self.contract.functions.currentRound()))
@@ -215,15 +296,18 @@ class BulletinBoardClient:
 
     def round_info(self, round_: int) -> RoundInfo:
         values = self._call(self.contract.functions.roundInfo(round_))
-        opened, update_deadline, ballot_deadline, model_deadline, updates, posted, bitmap = values
+        opened, update_dl, reveal_dl, ballot_dl, model_dl, updates, posted, committed, revealed, invalid = values
         return RoundInfo(
             int(opened),
-            int(update_deadline),
-            int(ballot_deadline),
-            int(model_deadline),
+            int(update_dl),
+            int(reveal_dl),
+            int(ballot_dl),
+            int(model_dl),
             int(updates),
             bool(posted),
-            int(bitmap),
+            int(committed),
+            int(revealed),
+            int(invalid),
         )
 
     def caught_count(self) -> int:
@@ -258,6 +342,56 @@ class BulletinBoardClient:
                     str(log["args"]["author"]),
                     bytes(log["args"]["digest"]),
                 ),
+                "0x" + bytes(log["transactionHash"]).hex(),
+            )
+            for log in logs
+        ]
+
+    def revealed_updates(self, round_: int, from_block: int = 0) -> dict[str, RevealedUpdate]:
+        """The revealed bytes of every update of ``round_``, by author, read from the chain alone:
+        each :class:`UpdateRevealed` event names its transaction, whose calldata carries the bytes.
+
+        Only a direct call of this board's ``revealUpdate`` whose bytes hash to the event's digest
+        is taken (a reveal relayed through another contract is not read from calldata here; the
+        board's own event still makes its author eligible, so such a relay would only hurt
+        the author, who reveals directly).
+        """
+        logs = self.contract.events.UpdateRevealed().get_logs(
+            from_block=from_block, argument_filters={"round": round_}
+        )
+        found: dict[str, RevealedUpdate] = {}
+        for log in logs:
+            author, digest = str(log["args"]["author"]), bytes(log["args"]["digest"])
+            tx_hash = "0x" + bytes(log["transactionHash"]).hex()
+            message = self._revealed_bytes(tx_hash, round_, author, digest)
+            if message is not None:
+                found[author] = RevealedUpdate(round_, author, digest, message, tx_hash)
+        return found
+
+    def _revealed_bytes(self, tx_hash: str, round_: int, author: str, digest: bytes) -> bytes | None:
+        tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        if tx.get("to") is None or to_checksum_address(str(tx["to"])) != self.address:
+            return None
+        try:
+            function, args = self.contract.decode_function_input(tx["input"])
+        except ValueError:
+            return None
+        if function.fn_name != "revealUpdate":
+            return None
+        message = bytes(args["message"])
+        if (int(args["round"]), str(args["author"])) != (round_, author):
+            return None
+        return message if hashlib.sha256(message).digest() == digest else None
+
+    def invalidity_proofs(self, from_block: int = 0) -> list[tuple[int, str, int, str, str]]:
+        """Every upheld proof of invalidity: (round, author, position, prover, Tx-ID)."""
+        logs = self.contract.events.UpdateProvenInvalid().get_logs(from_block=from_block)
+        return [
+            (
+                int(log["args"]["round"]),
+                str(log["args"]["author"]),
+                int(log["args"]["position"]),
+                str(log["args"]["prover"]),
                 "0x" + bytes(log["transactionHash"]).hex(),
             )
             for log in logs

@@ -123,9 +123,9 @@ class ConsensusClient:
         board = self._board_contract()
         registered, index = self._call(board.functions.participantIndex(to_checksum_address(voter)))
         info = self._call(board.functions.roundInfo(round_))
-        bitmap = int(info[6])
+        bitmap = int(info[8]) & ~int(info[9])  # revealed and not proven invalid
         eligible = [i for i in range(len(scores)) if bitmap >> i & 1]
-        tie_seed = bytes(self._call(board.functions.tieSeed()))
+        tie_seed = bytes(self._call(board.functions.tieSeedOf(round_)))
         # An unknown voter gets index 0: the contract rejects it with its own typed error.
         return voter_ranking(
             scores,
@@ -170,10 +170,6 @@ class ConsensusClient:
     def nonce(self) -> bytes:
         """The session nonce this contract checks ballot signatures with (copied from the board)."""
         return bytes(self._call(self.contract.functions.nonce()))
-
-    def tie_seed(self) -> bytes:
-        """The tie seed this contract breaks ties with (copied from the board)."""
-        return bytes(self._call(self.contract.functions.tieSeed()))
 
     def counter_bits(self) -> int:
         """The width of the contract's packed Borda counters (8 or 16 bits, fixed at deployment)."""

@@ -57,7 +57,10 @@ class BulletinInvalidParticipants(BulletinError):
 
 
 class BulletinInvalidSettings(BulletinError):
-    template = "invalid session settings: every phase must last at least 1 s and the consensus address be set"
+    template = (
+        "invalid session settings: every phase must last at least 1 s, the consensus address be set "
+        "and the update format be possible (0 < update size <= dimension, a finite value bound)"
+    )
 
 
 class BulletinRoundNotOpen(BulletinError):
@@ -82,6 +85,45 @@ class BulletinAlreadyPosted(BulletinError):
 
 class BulletinInvalidSignature(BulletinError):
     template = "the signature is not {expected}'s: it recovers to {signer}"
+
+
+class BulletinRevealPhaseNotOpen(BulletinError):
+    template = "the reveals of round {round} open when every update is committed or at {updateDeadline}"
+
+
+class BulletinRevealPhaseOver(BulletinError):
+    template = "the reveal phase of round {round} ended at {deadline}"
+
+
+class BulletinNotCommitted(BulletinError):
+    template = "{author} committed no update in round {round}"
+
+
+class BulletinAlreadyRevealed(BulletinError):
+    template = "the update of {author} in round {round} is already revealed"
+
+
+class BulletinNotRevealed(BulletinError):
+    template = "the update of {author} in round {round} has not been revealed"
+
+
+class BulletinRevealMismatch(BulletinError):
+    template = "the bytes hash to {actual}, not to the committed digest {committed}"
+
+
+class BulletinMalformedUpdate(BulletinError):
+    template = (
+        "the revealed bytes are not an update of round {round} by its author in the session's format "
+        "(first wrong at byte {offset})"
+    )
+
+
+class BulletinProofRefuted(BulletinError):
+    template = "entry {position} of the update of {author} in round {round} is valid: the proof is refuted"
+
+
+class BulletinAlreadyInvalid(BulletinError):
+    template = "the update of {author} in round {round} was already proven invalid"
 
 
 class BulletinNotTallied(BulletinError):
@@ -116,7 +158,7 @@ class ConsensusRoundNotOpen(ConsensusError):
 
 
 class ConsensusBallotPhaseNotOpen(ConsensusError):
-    template = "the ballots of round {round} open when every update is on the board or at {updateDeadline}"
+    template = "the ballots of round {round} open when every committed update is revealed or after {revealDeadline}"
 
 
 class ConsensusBallotPhaseOver(ConsensusError):

@@ -12,7 +12,7 @@ from web3.types import Nonce
 from web3.utils.address import get_create_address
 
 from seccl.chain.artifacts import load_artifact
-from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind, Phases
+from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind, Phases, UpdateFormat
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.errors import ChainError, ChainUnavailableError
 from seccl.chain.transactions import TxReceipt
@@ -26,9 +26,9 @@ class SessionTerms:
     participants: tuple[str, ...]
     candidates: int
     nonce: bytes
-    tie_seed: bytes
     phases: Phases
     initial_model: bytes
+    update_format: UpdateFormat
 
 
 def deploy_session(
@@ -42,7 +42,7 @@ def deploy_session(
     server = to_checksum_address(terms.server)
     nonce = w3.eth.get_transaction_count(server)
     predicted = get_create_address(server, Nonce(nonce + 1))
-    settings = DeploySettings(predicted, terms.nonce, terms.tie_seed, terms.phases, terms.initial_model)
+    settings = DeploySettings(predicted, terms.nonce, terms.phases, terms.initial_model, terms.update_format)
     board, board_receipt = BulletinBoardClient.deploy(
         w3, server=server, participants=terms.participants, settings=settings
     )
@@ -123,7 +123,8 @@ def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: 
 
     Checked over the caller's own connection: both addresses run the committed code; they point
     at each other; the board registers exactly the agreed server and roster, in order, with the
-    agreed nonce, tie seed, phases and initial model; the consensus contract elects the agreed M.
+    agreed nonce, phases, update format and initial model; the consensus contract elects the
+    agreed M. (There is no tie seed to agree: each round's comes from its revealed updates.)
     """
     for address, name in ((board_address, "BulletinBoard"), (consensus_address, "Consensus")):
         if not code_matches(w3, address, name):
@@ -140,8 +141,8 @@ def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: 
             tuple(to_checksum_address(p) for p in terms.participants),
         ),
         ("the session nonce", board.nonce(), terms.nonce),
-        ("the tie seed", board.tie_seed(), terms.tie_seed),
         ("the phases", board.phases(), terms.phases),
+        ("the update format", board.update_format(), terms.update_format),
         ("the candidates per round", consensus.candidate_count(), terms.candidates),
         # The consensus contract's own copies (immutables the code comparison masks).
         (
@@ -150,7 +151,6 @@ def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: 
             len(terms.participants),
         ),
         ("the consensus contract's nonce", consensus.nonce(), terms.nonce),
-        ("the consensus contract's tie seed", consensus.tie_seed(), terms.tie_seed),
         (
             "the consensus contract's counter width",
             consensus.counter_bits(),

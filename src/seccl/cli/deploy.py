@@ -104,7 +104,7 @@ def deploy_local(args: argparse.Namespace) -> int:
         per_participant=args.per_participant,
         candidate_fraction=args.candidate_fraction,
         settings=LearningSettings(local_epochs=positive(args.local_epochs, "--local-epochs")),
-        phases=Phases(update=phase, ballot=phase, model=phase),
+        phases=Phases(update=phase, ballot=phase, model=phase, reveal=phase),
         phase_timeout=args.phase_timeout,
         server_attack=args.server_attack,
         attack_target=args.attack_target,

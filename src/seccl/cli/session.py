@@ -67,7 +67,7 @@ def session_create(args: argparse.Namespace) -> int:
         rounds=positive(args.rounds, "--rounds"),
         candidate_fraction=args.candidate_fraction,
         settings=LearningSettings(local_epochs=positive(args.local_epochs, "--local-epochs")),
-        phases=Phases(update=phase, ballot=phase, model=phase),
+        phases=Phases(update=phase, ballot=phase, model=phase, reveal=phase),
         fund_parties=args.fund,
     )
     s = agreed.session

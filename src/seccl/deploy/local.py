@@ -116,7 +116,7 @@ class LocalDeployment:
     per_participant: int | None = None
     candidate_fraction: float = 0.2
     settings: LearningSettings = field(default_factory=LearningSettings)
-    phases: Phases = field(default_factory=lambda: Phases(update=120, ballot=120, model=120))
+    phases: Phases = field(default_factory=lambda: Phases(update=120, ballot=120, model=120, reveal=120))
     phase_timeout: float = 90.0
     server_attack: str | None = None
     attack_target: int = 0

@@ -40,7 +40,7 @@ from seccl.protocol.instructions import (
 )
 from seccl.roles.participant import Participant
 
-PHASES = ("updates", "ballots", "election", "model")
+PHASES = ("updates", "reveals", "ballots", "election", "model")
 """A participant's own checks after each phase of a round, in order (``Participant.after_*``)."""
 
 STATE = "state.pickle"
@@ -60,6 +60,7 @@ _KEPT = (
     "_own_evaluation",
     "_verified",
     "_invalid",
+    "_reveals_read",
     "_trained",
 )
 
@@ -352,10 +353,14 @@ class ParticipantNode:
                     if (current, phase) not in self._done and current not in self._seen:
                         self.log(f"round {current}: came up after it opened; sits it out ({phase})")
                         self._done.add((current, phase))
+            n = self.agreed.session.n
             if now > info.update_deadline - phases.update // 3:
                 self._check(current, "updates")
-            closed = info.updates == self.agreed.session.n or now > info.update_deadline
-            if closed and now > info.ballot_deadline - phases.ballot // 3:
+            if info.commitments_closed(n, now):
+                # Reveal at once: nobody else holds the bytes, and the ballots wait for them.
+                self._check(current, "updates")
+                self._check(current, "reveals")
+            if info.reveals_closed(n, now) and now > info.ballot_deadline - phases.ballot // 3:
                 self._check(current, "ballots")
             if now > info.ballot_deadline:
                 self._check(current, "election")
@@ -374,7 +379,7 @@ class ParticipantNode:
         if isinstance(request, TrainRequest):
             last = (request.round - 1, len(PHASES))
         elif isinstance(request, (EvaluateRequest, BallotReceipt)):
-            last = (request.round, 1)
+            last = (request.round, 2)
         elif isinstance(request, FinalModelRequest):
             last = (request.round, len(PHASES))
         else:  # pragma: no cover - the union is closed
@@ -391,6 +396,8 @@ class ParticipantNode:
             self.log(f"round {round_}: missed the {phase} phase (this participant was not running)")
         elif phase == "updates":
             p.after_updates(round_)
+        elif phase == "reveals":
+            p.after_commitments(round_)
         elif phase == "ballots":
             p.after_ballots(round_)
         elif phase == "election":

@@ -25,7 +25,7 @@ from seccl.files import atomic_write_bytes
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params, save_state_dict, set_flat_params
 from seccl.protocol.archive import RunArchive
-from seccl.protocol.instructions import TrainRequest
+from seccl.protocol.envelope import SignedMessage
 from seccl.roles.adversaries.server import SERVER_ATTACKS, TargetedServer
 from seccl.roles.server import ParameterServer, RoundOutcome
 
@@ -147,8 +147,7 @@ class DeployedServer:
             started = time.perf_counter()
             self.transport.discover()  # a participant whose SuperNode came back rejoins here
             self.server.train_phase(r, send)
-            self._collect_late_updates(r)
-            self.server.evaluate_phase(r, send)
+            self.server.evaluate_phase(r, send)  # waits for the participants' reveals to close
             election = self.server.close_election(r)
             outcome = self.server.publish_phase(r, election)
             self._record_round(outcome, time.perf_counter() - started)
@@ -160,37 +159,11 @@ class DeployedServer:
         self._write_run(complete=True)
         return self.rounds
 
-    def _collect_late_updates(self, r: int) -> None:
-        """Once the update phase has closed, ask again each participant whose update the board
-        records but this server never received (its answer came too late, and its watcher posted
-        it itself): asked twice, a participant answers with the update it already signed. Every
-        voter must be handed every recorded update, or it would rightly accuse the server of
-        withholding it (the simulation hands such updates over with ``ParameterServer.receive``)."""
-        board, session = self.server.board, self.session
-        if board.round_info(r).updates == session.n:
-            return  # everything is on the board, and the server posted all of it
-        self.server.wait_until(board.round_info(r).update_deadline)
-        recorded = board.updates_of(r)
-        missing = [
-            i
-            for i, digest in enumerate(recorded)
-            if digest is not None
-            and self.server.store.get(r, MessageKind.UPDATE, session.participants[i]) is None
-            and self.server.contacts(i, r, "train")
-        ]
-        if not missing:
-            return
-        self.log(f"round {r}: asking participants {missing} again for the updates they posted themselves")
-        requests = {i: TrainRequest(r, *self.server.deliver_model(i, r - 1)) for i in missing}
-        for i, reply in sorted(self.transport.send_and_receive(requests).items()):
-            if reply.message is not None:
-                self.server.receive(r, i, reply.message)
-
     def _record_round(self, outcome: RoundOutcome, seconds: float) -> None:
         r = outcome.round
         with RunArchive(self.out / "messages.sqlite") as archive:
-            for stored in self.server.store.of_round(r, MessageKind.UPDATE):
-                archive.put(r, stored.kind, stored.signed, stored.tx_id)
+            for revealed in self.server.board.revealed_updates(r).values():
+                archive.put(r, MessageKind.UPDATE, SignedMessage(revealed.message, b""), revealed.tx_hash)
             for stored in self.server.store.of_round(r, MessageKind.EVALUATION):
                 archive.put(r, stored.kind, stored.signed, stored.tx_id)
             archive.put(r, MessageKind.MODEL, self.server.model_signed)

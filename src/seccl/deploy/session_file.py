@@ -146,7 +146,7 @@ def _check_session(s: SessionInfo) -> None:
         _address(f"session.participants[{i}]", address)
     _integer("session.dimension", s.dimension, 1, 2**32 - 1)  # messages carry it as a u32
     _integer("session.candidates", s.candidates, 0, s.n)
-    for name in ("nonce", "tie_seed", "initial_model"):
+    for name in ("nonce", "initial_model"):
         _bytes32(f"session.{name}", getattr(s, name))
     for phase in fields(Phases):
         _integer(f"session.phases.{phase.name}", getattr(s.phases, phase.name), 0, 2**64 - 1)

@@ -82,9 +82,6 @@ def verify_node_evidence(
     consensus = ConsensusClient(w3, board.consensus())  # the one the board names
     if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
         raise NodeVerifyError(f"the board's consensus contract {consensus.address} is not the committed one")
-    s = agreed.session
-    session = session_from_chain(
-        board, consensus, dimension=s.dimension, update_size=s.update_size, max_abs_value=s.max_abs_value
-    )
+    session = session_from_chain(board, consensus)
     aggregation = agreed.settings.aggregation
     return [(e, verify_evidence(e, session, board, consensus, aggregation=aggregation)) for e in findings]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from seccl.protocol.envelope import SignedMessage
+from seccl.protocol.envelope import Commitment, SignedMessage
 from seccl.protocol.errors import MalformedMessageError, OversizedMessageError, ProtocolError, shown
 from seccl.protocol.instructions import (
     BallotReceipt,
@@ -21,13 +21,14 @@ from seccl.protocol.json_input import parse_json
 from seccl.protocol.statements import Delivery, Receipt
 
 MAX_WIRE_BYTES = 256 * 1024 * 1024
-"""The largest request or reply accepted: N = 1,000 updates of a 1.2 M-parameter model at s = 0.1
-hex-encoded is about 2 GB, so this bounds sessions far beyond what the simulation runs, while a
-peer cannot make the other side parse an unbounded document."""
+"""The largest request or reply accepted. The largest honest one carries a model (updates are
+revealed on the board, not sent here): 256 MB holds a hex-encoded model of 32 M parameters, far
+beyond what the simulation runs, while a peer cannot make the other side parse an unbounded
+document."""
 
 MAX_WIRE_DEPTH = 8
 """The deepest nesting of arrays and objects accepted. An honest document nests 3 levels (a
-request, its delivery, the delivery's digests); Python's JSON parser recurses once per level
+request, its delivery, the delivery's authors); Python's JSON parser recurses once per level
 and, with the recursion limit py_ecc raises to 100,000, a deep enough document overflows the C
 stack and kills the process, so depth is checked before anything is parsed."""
 
@@ -37,11 +38,7 @@ def encode_request(request: Request) -> bytes:
     if isinstance(request, (TrainRequest, FinalModelRequest)):
         body |= {"model": request.model.to_dict(), "delivery": request.delivery.to_dict()}
     elif isinstance(request, EvaluateRequest):
-        body |= {
-            "own_receipt": None if request.own_receipt is None else request.own_receipt.to_dict(),
-            "updates": [u.to_dict() for u in request.updates],
-            "delivery": request.delivery.to_dict(),
-        }
+        body |= {"own_receipt": None if request.own_receipt is None else request.own_receipt.to_dict()}
     elif isinstance(request, BallotReceipt):
         body |= {"receipt": None if request.receipt is None else request.receipt.to_dict()}
     else:  # pragma: no cover - the union is closed
@@ -65,15 +62,7 @@ def decode_request(data: bytes) -> Request:
             return FinalModelRequest(round_, _signed(raw["model"]), Delivery.from_dict(raw["delivery"]))
         if kind == "evaluate":
             own = raw["own_receipt"]
-            updates = raw["updates"]
-            if not isinstance(updates, list):
-                raise TypeError("updates is not a list")
-            return EvaluateRequest(
-                round_,
-                None if own is None else Receipt.from_dict(own),
-                tuple(_signed(u) for u in updates),
-                Delivery.from_dict(raw["delivery"]),
-            )
+            return EvaluateRequest(round_, None if own is None else Receipt.from_dict(own))
         receipt = raw["receipt"]  # "ballot-receipt", the one type left
         return BallotReceipt(round_, None if receipt is None else Receipt.from_dict(receipt))
     except ProtocolError as exc:  # a statement or envelope that names its own faulty field
@@ -83,7 +72,13 @@ def decode_request(data: bytes) -> Request:
 
 
 def encode_reply(reply: Reply) -> bytes:
-    return _dump({"type": "reply", "message": None if reply.message is None else reply.message.to_dict()})
+    return _dump(
+        {
+            "type": "reply",
+            "message": None if reply.message is None else reply.message.to_dict(),
+            "commitment": None if reply.commitment is None else reply.commitment.to_dict(),
+        }
+    )
 
 
 def decode_reply(data: bytes) -> Reply:
@@ -92,8 +87,11 @@ def decode_reply(data: bytes) -> Reply:
     if raw.get("type") != "reply":
         raise MalformedMessageError(f"not a reply (type {shown(raw.get('type'))})")
     try:
-        message = raw["message"]
-        return Reply(None if message is None else _signed(message))
+        message, commitment = raw["message"], raw["commitment"]
+        return Reply(
+            None if message is None else _signed(message),
+            None if commitment is None else Commitment.from_dict(commitment),
+        )
     except ProtocolError as exc:
         raise MalformedMessageError(f"malformed reply: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import is_checksum_address
 
 from seccl.chain.signing import SigningDomain
 from seccl.protocol.errors import InvalidSignatureError, MalformedFieldError, shown
 from seccl.protocol.messages import DEFAULT_MAX_BYTES, Message, decode_message
 from seccl.protocol.statements import SIGNATURE_BYTES
 
-__all__ = ["SignedMessage", "SigningDomain", "open_message", "sign_message"]
+__all__ = ["Commitment", "SignedMessage", "SigningDomain", "open_message", "sign_message"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,54 @@ def open_message(
             f"{message.author}'s (it recovers to {signer})"
         )
     return message
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """An update as it travels before the reveal: the digest of its author's update message and
+    the author's signature of it. The bytes stay with the author until the commitments have
+    closed, so nobody (the server included) can copy an update before committing its own."""
+
+    round: int
+    author: str
+    digest: bytes
+    signature: bytes
+
+    @classmethod
+    def of(cls, signed: SignedMessage) -> Commitment:
+        """The commitment to an update its author has signed (header read, not decoded)."""
+        message = decode_message(signed.data)
+        return cls(message.round, message.author, signed.digest(), signed.signature)
+
+    def signer(self, domain: SigningDomain) -> str | None:
+        """Who signed this digest as the update of this round (None for a malformed signature)."""
+        return domain.signer(self.round, 0, self.digest, self.signature)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "author": self.author,
+            "digest": self.digest.hex(),
+            "signature": self.signature.hex(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Commitment:
+        """The commitment ``raw`` describes, or a MalformedFieldError naming the faulty field."""
+        if not isinstance(raw, Mapping):
+            raise MalformedFieldError(f"TypeError in Commitment: not an object but {type(raw).__name__}")
+        try:
+            round_, author = raw["round"], raw["author"]
+            if not isinstance(round_, int) or isinstance(round_, bool) or not 0 <= round_ < 2**64:
+                raise ValueError(f"round: got {shown(round_)}; allowed: an integer in [0, 2^64)")
+            if not isinstance(author, str) or not is_checksum_address(author):
+                raise ValueError(f"author: got {shown(author)}; allowed: a checksummed address")
+            digest, signature = _hex(raw["digest"], "digest"), _hex(raw["signature"], "signature")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedFieldError(f"{type(exc).__name__} in Commitment: {exc}") from None
+        if len(digest) != 32 or len(signature) != SIGNATURE_BYTES:
+            raise MalformedFieldError(
+                f"ValueError in Commitment: digest of {len(digest)} bytes and signature of "
+                f"{len(signature)}; allowed: 32 and {SIGNATURE_BYTES}"
+            )
+        return cls(round_, author, digest, signature)

@@ -3,13 +3,16 @@
 These are the only things a transport carries, so the in-memory simulation and a networked
 deployment drive the same participant code. Everything the server hands over comes with its
 signed :class:`Delivery` or :class:`Receipt`, so a participant can prove what it was given.
+Updates never travel here: a participant answers a train request with its commitment, reveals
+the bytes on the bulletin board itself once the commitments have closed, and reads the others'
+from the board over its own connection.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seccl.protocol.envelope import SignedMessage
+from seccl.protocol.envelope import Commitment, SignedMessage
 from seccl.protocol.statements import Delivery, Receipt
 
 
@@ -24,13 +27,11 @@ class TrainRequest:
 
 @dataclass(frozen=True)
 class EvaluateRequest:
-    """Score the others' updates (``delivery`` lists their authors and digests, in this order).
-    ``own_receipt`` is the server's receipt for your own update, if it took one."""
+    """The reveals have closed: score the others' updates, as the board reveals them.
+    ``own_receipt`` is the server's receipt for your own commitment, if it took one."""
 
     round: int
     own_receipt: Receipt | None
-    updates: tuple[SignedMessage, ...]
-    delivery: Delivery
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ Request = TrainRequest | EvaluateRequest | BallotReceipt | FinalModelRequest
 
 @dataclass(frozen=True)
 class Reply:
-    """A participant's answer: a signed message where the phase calls for one. Findings never
-    travel here: they go to the run's records directly, not through the accused server."""
+    """A participant's answer: its update's commitment to a train request, its signed ballot to
+    an evaluate request, nothing otherwise. Findings never travel here: they go to the run's
+    records directly, not through the accused server."""
 
     message: SignedMessage | None = None
+    commitment: Commitment | None = None

@@ -4,9 +4,11 @@ Every message starts with the same 34-byte header::
 
     b"SCCL" | version u8 | kind u8 | round u64 | author (20 bytes)
 
-and all integers are big-endian. The evaluation message's body is one big-endian u32 per
-participant, so its encoding is exactly
-``abi.encodePacked(bytes4("SCCL"), uint8(3), uint8(1), uint64 round, address voter, bytes scores)``
+and all integers are big-endian. An update's body starts with its author's secret 32-byte salt
+(its share of the round's tie seed, hidden by the commitment until the reveal), then the model's
+size, the count, the indices and the values; the bulletin board checks that layout at the reveal.
+The evaluation message's body is one big-endian u32 per participant, so its encoding is exactly
+``abi.encodePacked(bytes4("SCCL"), uint8(4), uint8(1), uint64 round, address voter, bytes scores)``
 with those ``4·N`` bytes: the consensus contract takes the body as it is, recomputes the digest
 from it and checks the voter's signature itself.
 """
@@ -33,11 +35,12 @@ from seccl.protocol.errors import (
 )
 
 MAGIC = b"SCCL"
-VERSION = 3  # 3: an evaluation's scores are 4 bytes each (2: 32-byte words, ABSTAIN entries, bound sessions)
+VERSION = 4  # 4: updates carry a salt and are revealed on chain (3: 4-byte scores; 2: 32-byte words)
 _HEADER = struct.Struct(">4sBBQ20s")
 HEADER_SIZE = _HEADER.size
 SCORE_BYTES = 4  # one big-endian u32 per score, as the consensus contract reads them
 SCORE_SCALE = MAX_SCORE  # scores travel as parts per million of macro-F1
+SALT_BYTES = 32
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -56,20 +59,24 @@ def _digest(data: bytes) -> bytes:
 
 @dataclass(frozen=True, eq=False)
 class UpdateMessage:
-    """Type (a): a participant's sparse update of round ``round``."""
+    """Type (a): a participant's sparse update of round ``round``, with its secret ``salt``."""
 
     kind: ClassVar[MessageKind] = MessageKind.UPDATE
     round: int
     author: str
     update: SparseUpdate
+    salt: bytes = field(default=b"\x00" * SALT_BYTES, repr=False)
 
     def __post_init__(self) -> None:
         _checksummed(self)
+        if not isinstance(self.salt, bytes) or len(self.salt) != SALT_BYTES:
+            raise ValueError(f"an update's salt is {SALT_BYTES} bytes")
 
     def to_bytes(self) -> bytes:
         u = self.update
         return (
             _header(self.kind, self.round, self.author)
+            + self.salt
             + struct.pack(">II", u.dimension, len(u))
             + u.indices.astype(">u4").tobytes()
             + u.values.astype(">f4").tobytes()
@@ -175,7 +182,10 @@ def decode_message(
     author = to_checksum_address(author_bytes)
     body = data[HEADER_SIZE:]
     if kind is MessageKind.UPDATE:
-        return UpdateMessage(round_, author, _decode_update(body, dimension, update_size, max_abs_value))
+        if len(body) < SALT_BYTES:
+            raise MalformedMessageError(f"update body is shorter than its {SALT_BYTES}-byte salt")
+        update = _decode_update(body[SALT_BYTES:], dimension, update_size, max_abs_value)
+        return UpdateMessage(round_, author, update, bytes(body[:SALT_BYTES]))
     if kind is MessageKind.EVALUATION:
         return EvaluationMessage(round_, author, _decode_scores(body, participants))
     return ModelMessage(round_, author, _decode_model(body, dimension))
@@ -203,7 +213,8 @@ def _decode_update(
     values = np.frombuffer(body, dtype=">f4", count=count, offset=8 + 4 * count).astype(np.float32)
     if not np.isfinite(values).all():
         raise NonFiniteValueError(f"update carries {int((~np.isfinite(values)).sum())} NaN/Inf values")
-    if max_abs_value is not None and count and float(np.abs(values).max()) > max_abs_value:
+    # In float32, as the board compares (a bound that float32 cannot hold rounds the same way).
+    if max_abs_value is not None and count and np.abs(values).max() > np.float32(max_abs_value):
         raise ValueOutOfBoundsError(
             f"update value {float(np.abs(values).max()):g} exceeds the session's bound {max_abs_value:g}"
         )
@@ -237,3 +248,24 @@ def _decode_model(body: bytes, dimension: int | None) -> np.ndarray:
     if not np.isfinite(params).all():
         raise NonFiniteValueError(f"model carries {int((~np.isfinite(params)).sum())} NaN/Inf values")
     return params
+
+
+def invalid_entry(data: bytes, *, dimension: int, update_size: int, max_abs_value: float) -> int | None:
+    """The first entry of an update, in a format the board accepted at its reveal (header, sizes
+    and length), that breaks a rule, or None: the position a proof of invalidity names.
+
+    Exactly the board's ``proveInvalid`` check: an index not below ``dimension`` or not above the
+    previous one, or a value whose float32 magnitude bits exceed the bound's (NaN and infinities
+    among them). For such bytes, :func:`decode_message` with the session's bounds fails exactly
+    when this returns a position.
+    """
+    entries = HEADER_SIZE + SALT_BYTES + 8
+    if len(data) != entries + 8 * update_size:
+        raise MalformedMessageError(f"an update of {update_size} entries is {entries + 8 * update_size} bytes")
+    indices = np.frombuffer(data, dtype=">u4", count=update_size, offset=entries).astype(np.int64)
+    bits = np.frombuffer(data, dtype=">u4", count=update_size, offset=entries + 4 * update_size)
+    bound = int(np.array([max_abs_value], dtype="<f4").view("<u4")[0])
+    bad = (indices >= dimension) | ((bits & 0x7FFFFFFF) > bound)
+    bad[1:] |= indices[1:] <= indices[:-1]
+    found = np.flatnonzero(bad)
+    return int(found[0]) if len(found) else None

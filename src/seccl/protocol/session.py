@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases, UpdateFormat
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import SessionTerms
 from seccl.chain.signing import SigningDomain
-from seccl.protocol.messages import HEADER_SIZE, SCORE_BYTES
+from seccl.protocol.messages import HEADER_SIZE, SALT_BYTES, SCORE_BYTES
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class SessionInfo:
 
     ``update_size`` is the exact number of coordinates every update carries (⌈s·d⌉) and
     ``max_abs_value`` the largest magnitude an update value may have; a message outside either is
-    refused at decoding.
+    refused at decoding, and the board records both (with ``dimension``) as the update format.
     """
 
     chain_id: int
@@ -30,7 +30,6 @@ class SessionInfo:
     dimension: int
     candidates: int
     nonce: bytes
-    tie_seed: bytes
     phases: Phases
     update_size: int
     max_abs_value: float
@@ -45,15 +44,19 @@ class SessionInfo:
         return len(self.participants)
 
     @property
+    def update_format(self) -> UpdateFormat:
+        return UpdateFormat(self.dimension, self.update_size, self.max_abs_value)
+
+    @property
     def terms(self) -> SessionTerms:
         return SessionTerms(
             self.server,
             self.participants,
             self.candidates,
             self.nonce,
-            self.tie_seed,
             self.phases,
             self.initial_model,
+            self.update_format,
         )
 
     def bounds(self) -> dict[str, Any]:
@@ -71,39 +74,30 @@ class SessionInfo:
         """The largest message this session can produce (a model, or an evaluation at large N):
         anything longer is refused before it is parsed or hashed."""
         model = HEADER_SIZE + 4 + 4 * self.dimension
+        update = HEADER_SIZE + SALT_BYTES + 8 + 8 * self.update_size
         evaluation = HEADER_SIZE + SCORE_BYTES * self.n
-        return max(model, evaluation)
+        return max(model, update, evaluation)
 
 
-def session_from_chain(
-    board: BulletinBoardClient,
-    consensus: ConsensusClient,
-    *,
-    dimension: int,
-    update_size: int,
-    max_abs_value: float,
-) -> SessionInfo:
-    """The session as the chain itself records it, read through the caller's own connection.
-
-    Only the decoding bounds (the model's size, ⌈s·d⌉ and the value bound) are agreed off-chain;
-    everything else (server, roster, nonce, tie seed, phases, M, θ_0's digest) comes from the
-    contracts, so an outside verifier trusts neither side's records.
-    """
+def session_from_chain(board: BulletinBoardClient, consensus: ConsensusClient) -> SessionInfo:
+    """The session as the chain itself records it, read through the caller's own connection:
+    server, roster, nonce, phases, update format, M and θ_0's digest all come from the
+    contracts, so an outside verifier trusts neither side's records."""
     server = board.server()
     initial = board.digest_of(0, MessageKind.MODEL, server)
+    update_format = board.update_format()
     return SessionInfo(
         chain_id=int(board.w3.eth.chain_id),
         board=board.address,
         consensus=consensus.address,
         server=server,
         participants=tuple(board.participants()),
-        dimension=dimension,
+        dimension=update_format.dimension,
         candidates=consensus.candidate_count(),
         nonce=board.nonce(),
-        tie_seed=board.tie_seed(),
         phases=board.phases(),
-        update_size=update_size,
-        max_abs_value=max_abs_value,
+        update_size=update_format.update_size,
+        max_abs_value=update_format.max_abs_value,
         initial_model=initial or b"\x00" * 32,
     )
 
@@ -111,7 +105,7 @@ def session_from_chain(
 def session_to_dict(session: SessionInfo) -> dict[str, Any]:
     """``session`` as JSON-ready values (bytes as 0x-hex), as checkpoints and session files hold it."""
     raw = asdict(session)
-    for key in ("nonce", "tie_seed", "initial_model"):
+    for key in ("nonce", "initial_model"):
         raw[key] = "0x" + bytes(raw[key]).hex()
     raw["participants"] = list(session.participants)
     return raw
@@ -120,7 +114,7 @@ def session_to_dict(session: SessionInfo) -> dict[str, Any]:
 def session_from_dict(raw: dict[str, Any]) -> SessionInfo:
     """The inverse of :func:`session_to_dict`."""
     fields = dict(raw)
-    for key in ("nonce", "tie_seed", "initial_model"):
+    for key in ("nonce", "initial_model"):
         fields[key] = bytes.fromhex(str(fields[key]).removeprefix("0x"))
     fields["participants"] = tuple(fields["participants"])
     fields["phases"] = Phases(**fields["phases"])

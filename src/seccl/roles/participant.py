@@ -1,5 +1,6 @@
-"""The participant: trains, shares a sparse update, scores the others, and checks everything it
-is handed, and the chain itself after every phase, over its own connection."""
+"""The participant: trains, commits to a sparse update and reveals it on the board, scores the
+others' revealed updates, and checks everything it is handed, and the chain itself after every
+phase, over its own connection."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from seccl.chain.bulletin_board import MessageKind
 from seccl.election import ABSTAIN
 from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.learning.training import train_local
-from seccl.protocol.envelope import SignedMessage
-from seccl.protocol.evidence import EvidenceKind, hex_digest
+from seccl.protocol.envelope import Commitment, SignedMessage
+from seccl.protocol.evidence import EvidenceKind
 from seccl.protocol.instructions import (
     BallotReceipt,
     EvaluateRequest,
@@ -59,7 +60,9 @@ class Participant(ChainChecks):
         computation (:class:`Compute`) for the runtime to run here or in a worker process, and
         returns the reply. The checks and the signing stay in the participant."""
         if isinstance(request, TrainRequest):
-            return Reply((yield from self._on_train(request)))
+            signed = yield from self._on_train(request)
+            # Only the commitment leaves: the bytes wait for the reveal, after the commitments close.
+            return Reply(commitment=None if signed is None else Commitment.of(signed))
         if isinstance(request, EvaluateRequest):
             return Reply((yield from self._on_evaluate(request)))
         if isinstance(request, BallotReceipt):
@@ -146,7 +149,7 @@ class Participant(ChainChecks):
             self._report(EvidenceKind.SAT_OUT, self.address, None, None, None, "local training diverged")
             return None
         update = self.make_update(self._params, local, round_)
-        signed = self._sign(UpdateMessage(round_, self.address, update))
+        signed = self._sign(UpdateMessage(round_, self.address, update, self._salt(round_)))
         self._own_update, self._own_sparse = signed, update
         return signed
 
@@ -156,73 +159,6 @@ class Participant(ChainChecks):
             return None  # not the round this participant is in: it signs nothing for it
         if request.own_receipt is not None and self._own_update is not None:
             self._check_receipt(request.own_receipt, MessageKind.UPDATE, self._own_update)
-        info = self.board.round_info(round_)
-        if info.updates < self.session.n and self._now() <= info.update_deadline:
-            # Asked to score before the update phase closed: an update posted later would be
-            # missing from what I score. Wait for the phase to close and vote on my own then.
-            return None
-        recorded = self.board.updates_of(round_)
-        delivery = request.delivery
-        signed_by_server = delivery.signer(self.session.domain) == self.session.server
-        by_digest = {m.digest(): m for m in request.updates}
-        for j, author in enumerate(self.session.participants):
-            digest = recorded[j]
-            if j == self.index or digest is None:
-                continue
-            if not signed_by_server or (delivery.recipient, delivery.round, delivery.kind) != (
-                self.address,
-                round_,
-                MessageKind.UPDATE,
-            ):
-                self._report(
-                    EvidenceKind.UNSIGNED_DELIVERY,
-                    self.session.server,
-                    None,
-                    None,
-                    hex_digest(digest),
-                    "the server's delivery of this round's updates is not signed by it",
-                )
-                break
-            position = delivery.authors.index(author) if author in delivery.authors else None
-            if position is None:
-                self._report(
-                    EvidenceKind.UPDATE_WITHHELD,
-                    author,
-                    None,
-                    None,
-                    digest,
-                    "the board records this update but the server's signed delivery leaves it out",
-                    proof={"delivery": delivery.to_dict()},
-                )
-                continue
-            claimed = delivery.digests[position]
-            if claimed != digest:
-                self._report(
-                    EvidenceKind.DELIVERED_UPDATE_MISMATCH,
-                    author,
-                    self._accuse(delivery, position),
-                    claimed,
-                    digest,
-                    "the server signed for an update other than the one its author signed on the board",
-                    proof={"delivery": delivery.to_dict(), "position": position},
-                )
-                continue
-            signed = by_digest.get(digest)
-            if signed is None:
-                self._report(
-                    EvidenceKind.UNSIGNED_DELIVERY,
-                    author,
-                    None,
-                    None,
-                    digest,
-                    "the bytes delivered for this update are not the ones the server's statement signs",
-                )
-                continue
-            update = self._decode_update(round_, author, signed)
-            if update is None:
-                self._invalid[j] = signed
-            else:
-                self._verified[j] = (update, signed)
         return (yield from self._evaluation_steps(round_))
 
     def _evaluation(self, round_: int) -> SignedMessage | None:
@@ -235,10 +171,15 @@ class Participant(ChainChecks):
         if earlier is not None:
             self._own_evaluation = earlier
             return earlier
+        if not self.board.round_info(round_).reveals_closed(self.session.n, self._now()):
+            # Asked to score before the reveals closed: an update revealed later would be
+            # missing from what I score. Wait for the phase to close and vote on my own then.
+            return None
+        self._read_reveals(round_)
         verified = {j: u for j, (u, _) in self._verified.items()}
         scores = yield Compute("score_updates", (round_, self._params, verified))
-        # Only what it could verify gets a score: any other entry abstains, which the election
-        # treats as neutral, so a delivery the server spoiled cannot lower its author's standing.
+        # Every revealed update gets a score (0 if it breaks the rules: it is proven invalid, so not
+        # eligible anyway); an update nobody revealed is not eligible, and its entry abstains.
         ppm = tuple(
             score_to_ppm(scores[j]) if j in verified else 0 if j in self._invalid else ABSTAIN
             for j in range(self.session.n)

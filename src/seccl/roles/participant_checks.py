@@ -14,7 +14,13 @@ from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import MalformedMessageError, ProtocolError
 from seccl.protocol.evidence import EvidenceKind
-from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage, decode_message
+from seccl.protocol.messages import (
+    EvaluationMessage,
+    ModelMessage,
+    UpdateMessage,
+    decode_message,
+    invalid_entry,
+)
 from seccl.protocol.statements import Delivery, Receipt
 from seccl.roles.participant_state import ParticipantState
 
@@ -32,14 +38,14 @@ class ChainChecks(ParticipantState):
 
     # ─────────────── the participant's own checks after each phase (the runtime calls them) ───────────────
 
-    def after_updates(self, round_: int) -> SignedMessage | None:
-        """Is my update on the board? If the server never asked for it or did not post it, post it
-        myself while the phase is open. Returns an update I posted myself, for the server to deliver."""
+    def after_updates(self, round_: int) -> None:
+        """Is my commitment on the board? If the server never asked for it or did not post it, post
+        it myself while the phase is open."""
         if self._round != round_:
             self._reset(round_)
         if not self._trained:
             if self.board.current_round() != round_:
-                return None  # a round the chain has closed (replayed after a crash): nothing to sign
+                return  # a round the chain has closed (replayed after a crash): nothing to sign
             self._train(round_)
             if self._own_update is not None:
                 self._report(
@@ -52,7 +58,7 @@ class ChainChecks(ParticipantState):
                 )
         own = self._own_update
         if own is None or self.board.digest_of(round_, MessageKind.UPDATE, self.address) == own.digest():
-            return None
+            return
         try:
             receipt = self.board.post_update(round_, self.address, own.digest(), own.signature)
         except ContractRevert as exc:
@@ -62,18 +68,41 @@ class ChainChecks(ParticipantState):
                 exc.tx_hash,
                 own.digest(),
                 None,
-                f"the update was not relayed and could not be posted directly: {exc}",
+                f"the commitment was not relayed and could not be posted directly: {exc}",
             )
-            return None
+            return
         self._report(
             EvidenceKind.SERVER_SILENT,
             self.session.server,
             receipt.tx_hash,
             own.digest(),
             own.digest(),
-            "the server did not post this update; the participant posted it itself",
+            "the server did not post this commitment; the participant posted it itself",
         )
-        return own
+
+    def after_commitments(self, round_: int) -> None:
+        """Once the commitments have closed, reveal my committed update's bytes on the board myself,
+        over my own connection: nobody else holds them, and nobody else need be trusted with them."""
+        if self._round != round_:
+            self._reset(round_)
+        own = self._own_update or self._recall(round_, MessageKind.UPDATE)
+        if own is None or self.board.digest_of(round_, MessageKind.UPDATE, self.address) != own.digest():
+            return  # nothing committed (any reason is reported already)
+        info = self.board.round_info(round_)
+        if info.has_revealed(self.index) or info.model_posted:
+            return
+        try:
+            self.board.reveal_update(round_, self.address, own.data)
+        except ContractRevert as exc:
+            # Its own failure (too late, most likely), visible on the chain: it is not eligible.
+            self._report(
+                EvidenceKind.SAT_OUT,
+                self.address,
+                exc.tx_hash,
+                own.digest(),
+                None,
+                f"the update could not be revealed: {exc}",
+            )
 
     def after_ballots(self, round_: int) -> None:
         """Was my ballot counted? If not (never asked, not relayed, altered), submit it myself."""
@@ -260,7 +289,40 @@ class ChainChecks(ParticipantState):
                 proof={"receipt": receipt.to_dict()},
             )
 
-    def _decode_update(self, round_: int, author: str, signed: SignedMessage) -> SparseUpdate | None:
+    def _read_reveals(self, round_: int) -> None:
+        """Read every other participant's revealed update of ``round_`` from the board, over my own
+        connection; prove on chain each that breaks the rules (so nobody may elect it)."""
+        if self._reveals_read:
+            return
+        self._reveals_read = True
+        info = self.board.round_info(round_)
+        revealed = self.board.revealed_updates(round_)
+        for j, author in enumerate(self.session.participants):
+            found = revealed.get(author)
+            if j == self.index or found is None or not info.has_revealed(j):
+                continue
+            signed = SignedMessage(found.message, b"")  # the board checked the author's signature
+            update = self._decode_update(round_, author, signed, found.tx_hash)
+            if update is not None:
+                self._verified[j] = (update, signed)
+                continue
+            self._invalid[j] = signed
+            if not info.is_invalid(j):
+                self._prove_invalid(round_, author, found.message)
+
+    def _prove_invalid(self, round_: int, author: str, message: bytes) -> None:
+        s = self.session
+        position = invalid_entry(
+            message, dimension=s.dimension, update_size=s.update_size, max_abs_value=s.max_abs_value
+        )
+        if position is None:
+            return
+        with contextlib.suppress(ContractRevert):  # another party proved it first
+            self.board.prove_invalid(round_, author, message, position)
+
+    def _decode_update(
+        self, round_: int, author: str, signed: SignedMessage, tx_id: str | None = None
+    ) -> SparseUpdate | None:
         """The update in ``author``'s recorded bytes, or None (with evidence against the author)."""
         try:
             message = decode_message(signed.data, **self.session.bounds())
@@ -270,7 +332,7 @@ class ChainChecks(ParticipantState):
             self._report(
                 EvidenceKind.INVALID_MESSAGE,
                 author,
-                None,
+                tx_id,
                 signed.digest(),
                 signed.digest(),
                 f"{type(exc).__name__}: {exc}",
@@ -280,11 +342,12 @@ class ChainChecks(ParticipantState):
         return message.update
 
     def _candidate_updates(self, model_round: int) -> list[SparseUpdate] | None:
-        """The elected candidates' valid updates (the aggregate's inputs), or None if this
-        participant does not hold them all (a withheld candidate, already reported)."""
+        """The elected candidates' valid updates (the aggregate's inputs), read from the board, or
+        None if this participant does not hold them all (a reveal it could not read)."""
         if model_round != self._round:
             return None
         candidates = self.consensus.elected_of(model_round)
+        self._read_reveals(model_round)
         updates = {j: u for j, (u, _) in self._verified.items()}
         if self._own_sparse is not None:
             updates[self.index] = self._own_sparse

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import replace
 from typing import Protocol
 
@@ -54,6 +55,7 @@ class ParticipantState:
         backend: ChainBackend,
         *,
         seed: int,
+        salt_key: bytes | None = None,
     ):
         self.index = index
         self.account = account
@@ -62,6 +64,14 @@ class ParticipantState:
         self.session = session
         self.settings = settings
         self.seed = seed
+        # The key of its salts (its shares of each round's tie seed): by default derived from its
+        # own private key, which nobody else knows, and this session's board, so no salt repeats
+        # across sessions; a simulation, whose parties are all one process, gives a key from the
+        # run's seed so that a run repeats bit for bit.
+        if salt_key is None:
+            context = b"seccl-salt/" + bytes.fromhex(session.board[2:])
+            salt_key = hmac.new(bytes(account.key), context, hashlib.sha256).digest()
+        self._salt_key = salt_key
         # Its own connection and its own key: it never learns chain facts through the server,
         # and it posts its own messages when the server does not.
         w3 = signing_connection(backend, account)
@@ -116,10 +126,13 @@ class ParticipantState:
         self._own_update: SignedMessage | None = None
         self._own_sparse: SparseUpdate | None = None
         self._own_evaluation: SignedMessage | None = None
+        # The others' updates as the board revealed them (bytes that hash to the commitment; the
+        # board checked the author's signature of it), valid ones decoded.
         self._verified: dict[int, tuple[SparseUpdate, SignedMessage]] = {}
-        # Recorded updates whose author-signed bytes break the session's bounds: scored 0 (the
-        # fault is provably the author's) and left out of the aggregate by every party alike.
+        # Revealed updates whose bytes break the session's bounds: proven invalid on chain, so
+        # no party may elect or aggregate them.
         self._invalid: dict[int, SignedMessage] = {}
+        self._reveals_read = False
         self._trained = False
 
     # ─────────────── signing once, even across a crash ───────────────
@@ -181,6 +194,11 @@ class ParticipantState:
 
     def _now(self) -> int:
         return int(self.board.w3.eth.get_block("latest")["timestamp"])
+
+    def _salt(self, round_: int) -> bytes:
+        """This participant's secret salt of ``round_``: hidden by its commitment until the reveal,
+        then XORed into the round's tie seed by the board (the same after a restart)."""
+        return hmac.new(self._salt_key, round_.to_bytes(8, "big"), hashlib.sha256).digest()
 
     def _seed_for(self, round_: int) -> int:
         material = f"{self.seed}/{self.index}/{round_}".encode()

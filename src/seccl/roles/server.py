@@ -1,5 +1,6 @@
-"""The parameter server: relays every message to the chain, signs what it delivers and what it
-takes, and aggregates only the candidates the consensus contract elected."""
+"""The parameter server: relays commitments and ballots to the chain, signs what it delivers and
+what it takes, and aggregates only the candidates the consensus contract elected, from the
+updates the bulletin board revealed."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from seccl.chain.transactions import TxReceipt
 from seccl.election import ABSTAIN, voter_ranking
 from seccl.learning.aggregation import aggregate
 from seccl.learning.sparse import SparseUpdate
-from seccl.protocol.envelope import SignedMessage, open_message, sign_message
+from seccl.protocol.envelope import Commitment, SignedMessage, open_message, sign_message
 from seccl.protocol.errors import (
+    InvalidSignatureError,
     MalformedMessageError,
     ProtocolError,
     UnknownParticipantError,
@@ -32,7 +34,7 @@ from seccl.protocol.instructions import (
     Request,
     TrainRequest,
 )
-from seccl.protocol.messages import EvaluationMessage, Message, ModelMessage, UpdateMessage
+from seccl.protocol.messages import EvaluationMessage, Message, ModelMessage, UpdateMessage, decode_message
 from seccl.protocol.statements import Delivery, Receipt
 from seccl.protocol.store import MessageStore, StoredMessage
 from seccl.roles.settings import LearningSettings, SessionInfo
@@ -60,14 +62,6 @@ class TxEntry:
     subject: str
     tx_id: str
     gas: int
-
-
-@dataclass(frozen=True)
-class RecordedUpdate:
-    """An update the board records, as the server will deliver it: its author and signed bytes."""
-
-    author: str
-    signed: SignedMessage
 
 
 @dataclass
@@ -108,7 +102,7 @@ class ParameterServer:
         self.transactions: list[TxEntry] = []
         self.rejections: list[Rejection] = []
         self.receipts: dict[tuple[int, str], Receipt] = {}
-        self.invalid_recorded: dict[tuple[int, str], SignedMessage] = {}
+        self._revealed: tuple[int, dict[int, SparseUpdate]] = (-1, {})
         self.model_signed = sign_message(
             ModelMessage(0, account.address, self.params), account, session.domain
         )
@@ -131,7 +125,7 @@ class ParameterServer:
     # ─────────────── the phases of a round (the runtime calls them in order) ───────────────
 
     def train_phase(self, round_: int, send_and_receive: SendAndReceive) -> None:
-        """1-3. Hand out θ_{r-1}; check, store and post every update that comes back."""
+        """1-3. Hand out θ_{r-1}; check and post the commitment every participant sends back."""
         self._round_gas = self._round_txs = 0
         self._rejected_before = len(self.rejections)
         self._on_board = {}
@@ -143,46 +137,30 @@ class ParameterServer:
             {i: TrainRequest(round_, *self.deliver_model(i, round_ - 1)) for i in asked}
         )
         for i, reply in sorted(replies.items()):
-            if reply.message is not None:
-                self.accept(round_, i, reply.message, MessageKind.UPDATE)
-
-    def receive(self, round_: int, i: int, signed: SignedMessage) -> None:
-        """Take an update its author posted on the board itself, so it can be delivered.
-
-        An update the board records is delivered even when it fails the session's bounds: the
-        author signed it on the board, so the fault is provably the author's, and every voter
-        must see the same recorded bytes (scoring them 0) rather than find them withheld.
-        """
-        author = self.session.participants[i]
-        if self.store.get(round_, MessageKind.UPDATE, author) is not None:
-            return
-        refused = self.accept(round_, i, signed, MessageKind.UPDATE, post=False) is None
-        if refused and self.board.digest_of(round_, MessageKind.UPDATE, author) == signed.digest():
-            self.invalid_recorded[(round_, author)] = signed
+            if reply.commitment is not None:
+                self.accept_commitment(round_, i, reply.commitment)
 
     def evaluate_phase(self, round_: int, send_and_receive: SendAndReceive) -> None:
-        """4-5. Once the update phase has closed, deliver every recorded update; relay the ballots."""
+        """4-5. Once the reveals have closed, ask everyone to score the revealed updates (each reads
+        them from the board itself); relay the ballots."""
         info = self.board.round_info(round_)
-        if info.updates < self.session.n and self._now() <= info.update_deadline:
-            self.wait_until(info.update_deadline)
-        recorded = self.board.updates_of(round_)
-        updates = []
-        for author, digest in zip(self.session.participants, recorded, strict=True):
-            stored = self.store.get(round_, MessageKind.UPDATE, author)
-            signed = stored.signed if stored is not None else self.invalid_recorded.get((round_, author))
-            if digest is not None and signed is not None and signed.digest() == digest:
-                updates.append(RecordedUpdate(author, signed))
-        eligible = [i for i, d in enumerate(recorded) if d is not None]
+        now = self._now()
+        if not info.reveals_closed(self.session.n, now):
+            if not info.commitments_closed(self.session.n, now):
+                self.wait_until(info.update_deadline)
+            info = self.board.round_info(round_)
+            if not info.reveals_closed(self.session.n, self._now()):
+                self.wait_until(info.reveal_deadline)
         requests: dict[int, Request] = {}
         for i in range(self.session.n):
             if self.contacts(i, round_, "evaluate"):
-                delivered, delivery = self.deliver_updates(i, round_, updates)
-                own = self.own_receipt(i, round_)
-                requests[i] = EvaluateRequest(round_, own, tuple(delivered), delivery)
+                requests[i] = EvaluateRequest(round_, self.own_receipt(i, round_))
         replies = send_and_receive(requests)
         self._voted = set()
         if self.consensus.election_of(round_).ballots:
             self._voted = {a for a in self.session.participants if self.consensus.has_voted(round_, a)}
+        # Read after the replies: a voter may have proven an update invalid meanwhile.
+        eligible = list(self.board.round_info(round_).eligible)
         receipts: dict[int, Request] = {}
         for i, reply in sorted(replies.items()):
             stored = self.accept(round_, i, reply.message, MessageKind.EVALUATION) if reply.message else None
@@ -246,18 +224,9 @@ class ParameterServer:
         signed = self.model_signed
         return signed, self._delivery(model_round, MessageKind.MODEL, i, [self.account.address], [signed])
 
-    def deliver_updates(
-        self, i: int, round_: int, updates: list[RecordedUpdate]
-    ) -> tuple[list[SignedMessage], Delivery]:
-        """The others' recorded updates as handed to participant ``i``, with the signed delivery."""
-        me = self.session.participants[i]
-        others = [u for u in updates if u.author != me]
-        signed = [u.signed for u in others]
-        return signed, self._delivery(round_, MessageKind.UPDATE, i, [u.author for u in others], signed)
-
-    def relay_update(self, round_: int, author: str, signed: SignedMessage) -> TxReceipt | None:
-        """Post an accepted update's digest on the board; None means it was not posted."""
-        return self.board.post_update(round_, author, signed.digest(), signed.signature)
+    def relay_update(self, round_: int, author: str, commitment: Commitment) -> TxReceipt | None:
+        """Post an accepted commitment on the board; None means it was not posted."""
+        return self.board.post_update(round_, author, commitment.digest, commitment.signature)
 
     def relay_scores(
         self,
@@ -271,7 +240,7 @@ class ParameterServer:
         return self.consensus.submit_scores(round_, author, scores, signature, ranking=ranking)
 
     def aggregate_model(self, round_: int, candidates: tuple[int, ...]) -> np.ndarray:
-        """θ_r from θ_{r-1} and the candidates' updates alone (deterministic)."""
+        """θ_r from θ_{r-1} and the candidates' revealed updates alone (deterministic)."""
         updates = [self.update_of(round_, c) for c in candidates]
         return aggregate(self.params, [u for u in updates if u is not None], rule=self.settings.aggregation)
 
@@ -308,10 +277,41 @@ class ParameterServer:
                 return tx
         return ""
 
-    def accept(
-        self, round_: int, i: int, signed: SignedMessage, kind: MessageKind, *, post: bool = True
-    ) -> StoredMessage | None:
-        """Check a participant's message; store it (and post an update), or record why it was refused."""
+    def accept_commitment(self, round_: int, i: int, commitment: Commitment) -> None:
+        """Check participant ``i``'s commitment (its round, its author, its signature), post it
+        and sign a receipt, or record why it was refused."""
+        author = self.session.participants[i]
+        try:
+            if (commitment.round, commitment.author) != (round_, author):
+                raise WrongRoundError(
+                    f"a commitment of round {commitment.round} by {commitment.author} answered the request "
+                    f"of round {round_} to {author}"
+                )
+            signer = commitment.signer(self.session.domain)
+            if signer != author:
+                raise InvalidSignatureError(f"the commitment's signature recovers to {signer}, not {author}")
+        except ProtocolError as exc:
+            self.rejections.append(Rejection(round_, author, type(exc).__name__, str(exc)))
+            return
+        if self._on_board.get(author) == commitment.digest:
+            # Posted before a crash (or by its author): take the record's Tx-ID instead of posting it twice.
+            tx_id = self._recorded_tx(round_, author, commitment.digest)
+        else:
+            try:
+                receipt = self.relay_update(round_, author, commitment)
+            except ContractRevert as exc:
+                self.rejections.append(Rejection(round_, author, type(exc).__name__, str(exc), exc.tx_hash))
+                return
+            if receipt is None:
+                return
+            self._record(round_, "post update", author, receipt)
+            tx_id = receipt.tx_hash
+        self.receipts[(round_, author)] = Receipt.sign(
+            self.account, self.session.domain, round_, MessageKind.UPDATE, author, commitment.digest, tx_id
+        )
+
+    def accept(self, round_: int, i: int, signed: SignedMessage, kind: MessageKind) -> StoredMessage | None:
+        """Check a participant's ballot; store it, or record why it was refused."""
         author = self.session.participants[i]
         try:
             message = open_message(signed, self.session.domain, **self.session.bounds())
@@ -320,33 +320,30 @@ class ParameterServer:
         except ProtocolError as exc:
             self.rejections.append(Rejection(round_, author, type(exc).__name__, str(exc)))
             return None
-        tx_id = ""
-        if kind is MessageKind.UPDATE and post and self._on_board.get(author) == signed.digest():
-            # Posted before a crash: take the record's Tx-ID instead of posting it twice.
-            tx_id = self._recorded_tx(round_, author, signed.digest())
-            self.receipts[(round_, author)] = Receipt.sign(
-                self.account, self.session.domain, round_, kind, author, signed.digest(), tx_id
-            )
-        elif kind is MessageKind.UPDATE and post:
-            try:
-                receipt = self.relay_update(round_, author, signed)
-            except ContractRevert as exc:
-                self.rejections.append(Rejection(round_, author, type(exc).__name__, str(exc), exc.tx_hash))
-                return None
-            if receipt is None:
-                return None
-            self._record(round_, "post update", author, receipt)
-            tx_id = receipt.tx_hash
-            self.receipts[(round_, author)] = Receipt.sign(
-                self.account, self.session.domain, round_, kind, author, signed.digest(), tx_id
-            )
-        stored = StoredMessage(message, signed, tx_id)
+        stored = StoredMessage(message, signed, "")
         self.store.add(stored)
         return stored
 
     def update_of(self, round_: int, index: int) -> SparseUpdate | None:
-        stored = self.store.get(round_, MessageKind.UPDATE, self.session.participants[index])
-        return stored.message.update if stored and isinstance(stored.message, UpdateMessage) else None
+        """Participant ``index``'s update of ``round_`` as the board revealed it, if it is valid."""
+        if self._revealed[0] != round_:
+            self._revealed = (round_, self._read_reveals(round_))
+        return self._revealed[1].get(index)
+
+    def _read_reveals(self, round_: int) -> dict[int, SparseUpdate]:
+        info = self.board.round_info(round_)
+        found: dict[int, SparseUpdate] = {}
+        for author, revealed in self.board.revealed_updates(round_).items():
+            index = self.session.participants.index(author)
+            if info.is_invalid(index):
+                continue
+            try:
+                message = decode_message(revealed.message, **self.session.bounds())
+            except ProtocolError:
+                continue  # invalid: every party leaves it out alike (and may prove it on chain)
+            if isinstance(message, UpdateMessage) and (message.round, message.author) == (round_, author):
+                found[index] = message.update
+        return found
 
     def _relay_ballot(self, round_: int, stored: StoredMessage, eligible: list[int]) -> Receipt | None:
         message = stored.message
@@ -356,7 +353,7 @@ class ParameterServer:
             message.scores,
             index,
             self.session.candidates,
-            tie_seed=self.session.tie_seed,
+            tie_seed=self.board.tie_seed_of(round_),
             round_=round_,
             eligible=eligible,
         )

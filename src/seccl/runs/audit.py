@@ -132,15 +132,11 @@ def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
         config = _config(run_dir / "config.toml")
         findings, recorded = _findings(run_dir / "evidence.json", evidence)
         data = run_data(config)
-        # The decoding bounds from what fixes them (the architecture, the settings' s, the
-        # session the checkpoint kept), not from chain.json, whose figures are checked below.
+        # The update format from what fixes it (the architecture, the settings' s, the session the
+        # checkpoint kept), against the board's; chain.json's own figures are checked below.
         dimension = model_dimension()
-        bounds = {
-            "dimension": dimension,
-            "update_size": update_size(config.share_fraction, dimension),
-            "max_abs_value": _max_abs_value(checkpoint, facts),
-        }
-        with run_chain(run_dir, facts, url, bounds=bounds) as (chain, w3):
+        agreed_format = (dimension, update_size(config.share_fraction, dimension), _max_abs_value(checkpoint, facts))
+        with run_chain(run_dir, facts, url) as (chain, w3):
             done = rounds_done(chain.board, config.rounds)
             header = [f"run {run_dir}: the chain at {url or 'its pinned anvil state (anvil-state.json)'}"]
             rounds = audit_session(
@@ -159,6 +155,14 @@ def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
             ]
             sections = []
             record = Section("chain.json")
+            s = chain.session
+            record.same(
+                "the board's update format (dimension, update_size, max_abs_value)",
+                agreed_format,
+                (s.dimension, s.update_size, s.max_abs_value),
+                "agreed bounds",
+                per="the board",
+            )
             check_bounds(record, facts, share_fraction=config.share_fraction, aggregation=config.aggregation)
             first = checkpoint.get("first_block") if isinstance(checkpoint, dict) else None
             first = first if isinstance(first, int) else None

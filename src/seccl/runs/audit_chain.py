@@ -10,7 +10,6 @@ what the chain says (``chain.json``'s session, transactions, gas and block hashe
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -39,23 +38,16 @@ def model_dimension() -> int:
     return len(get_flat_params(build_model(0)))
 
 
-def tie_seed_of(seed: int) -> bytes:
-    """The tie seed a session of public seed ``seed`` registers (see ``establish_session``)."""
-    return hashlib.sha256(f"seccl-ties/{seed}".encode()).digest()
-
-
 @contextlib.contextmanager
-def run_chain(
-    run_dir: Path, facts: dict[str, Any], url: str | None, *, bounds: dict[str, Any]
-) -> Iterator[tuple[RunChain, Web3]]:
+def run_chain(run_dir: Path, facts: dict[str, Any], url: str | None) -> Iterator[tuple[RunChain, Web3]]:
     """The run's chain (``url``, or its pinned anvil state reopened from a copy) and its session
-    as the contracts record it, read with the agreed decoding ``bounds``."""
+    as the contracts record it (the update format included)."""
     files = RunFiles(run_dir / "evidence.json", run_dir / "chain.json")
     try:
         with open_run_chain(files, facts, url) as backend:
             w3 = backend.connect()
             board, consensus = contracts(w3, str(facts.get("bulletin_board", "")))
-            session = session_from_chain(board, consensus, **bounds)
+            session = session_from_chain(board, consensus)
             yield RunChain(session, board, consensus, str(facts.get("aggregation", "shared-mean"))), w3
     except VerifyError as exc:
         raise AuditInputError(str(exc)) from None
@@ -74,14 +66,7 @@ def deployment_chain(
         with open_chain(url, state_file) as backend:
             w3 = _connect(backend)
             board, consensus = contracts(w3, agreed.session.board)
-            s = agreed.session
-            session = session_from_chain(
-                board,
-                consensus,
-                dimension=s.dimension,
-                update_size=s.update_size,
-                max_abs_value=s.max_abs_value,
-            )
+            session = session_from_chain(board, consensus)
             yield RunChain(session, board, consensus, agreed.settings.aggregation), w3, where
     except NodeVerifyError as exc:
         raise AuditInputError(str(exc)) from None
@@ -102,8 +87,8 @@ def contracts(w3: Web3, board_address: str) -> tuple[BulletinBoardClient, Consen
     consensus = ConsensusClient(w3, board.consensus())
     if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
         raise AuditInputError(f"the board's consensus contract {consensus.address} is not the committed one")
-    copied = (consensus.nonce(), consensus.tie_seed(), consensus.participant_count())
-    if copied != (board.nonce(), board.tie_seed(), len(board.participants())):
+    copied = (consensus.nonce(), consensus.participant_count())
+    if copied != (board.nonce(), len(board.participants())):
         raise AuditInputError(f"the consensus contract {consensus.address} differs from the board")
     if consensus.counter_bits() != counter_bits(consensus.candidate_count(), len(board.participants())):
         raise AuditInputError(f"the consensus contract {consensus.address} counts with the wrong width")
@@ -135,14 +120,12 @@ def check_session_facts(section: Section, stated: dict[str, Any], chain: RunChai
         "participants": list(s.participants),
         "candidates_per_round": chain.consensus.candidate_count(),
         "nonce": s.nonce,
-        "tie_seed": s.tie_seed,
         "phases": asdict(s.phases),
         "initial_model": s.initial_model,
     }
     names = {
         "participants": "the roster (in order)",
         "candidates_per_round": "M (candidates per round)",
-        "tie_seed": "the tie seed",
         "nonce": "the session nonce",
         "phases": "the phases",
         "initial_model": "θ_0's digest",
@@ -186,19 +169,14 @@ def check_bounds(
 
 
 def check_seed(section: Section, seed: Any, session: SessionInfo, what: str) -> None:
-    """The public seed a record states fixes the tie seed and θ_0 that the chain registers."""
+    """The public seed a record states fixes the θ_0 that the chain registers."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         section.problems.append(f"{what}: the seed {seed!r} is not a seed")
         return
-    if tie_seed_of(seed) != session.tie_seed:
-        section.problems.append(
-            f"{what}: seed {seed} gives the tie seed 0x{tie_seed_of(seed).hex()[:16]}…, "
-            f"not the one the board registers (0x{session.tie_seed.hex()[:16]}…)"
-        )
-    elif initial_model_digest(seed, session.server) != session.initial_model:
+    if initial_model_digest(seed, session.server) != session.initial_model:
         section.problems.append(f"{what}: seed {seed} does not give the θ_0 the board registers")
     else:
-        section.count("seed (tie seed and θ_0)")
+        section.count("seed (θ_0)")
 
 
 def check_shape(

@@ -88,7 +88,6 @@ def _session_section(agreed: SessionFile, chain: RunChain, w3: Web3) -> Section:
         "participants": stated["participants"],
         "candidates_per_round": stated["candidates"],
         "nonce": stated["nonce"],
-        "tie_seed": stated["tie_seed"],
         "phases": stated["phases"],
         "initial_model": stated["initial_model"],
     }

@@ -130,7 +130,6 @@ def check_checkpoint(
         "participants",
         "candidates",
         "nonce",
-        "tie_seed",
         "phases",
         "initial_model",
     ):

@@ -304,9 +304,8 @@ def _check_election(
 ) -> tuple[int, ...]:
     elected = consensus.elected_of(r)
     eligible = board.round_info(r).eligible
-    reference = borda_tally(
-        ballots, session.n, session.candidates, tie_seed=session.tie_seed, round_=r, eligible=eligible
-    ).candidates
+    seed = board.tie_seed_of(r)
+    reference = borda_tally(ballots, session.n, session.candidates, tie_seed=seed, round_=r, eligible=eligible).candidates
     if tuple(reference) != tuple(elected):
         audit.problems.append(
             f"the contract elected {list(elected)}; the reference tally elects {list(reference)}"

@@ -61,8 +61,8 @@ class RunRecorder:
         for p in sim.participants:
             if p._round == r:
                 held += [(MessageKind.UPDATE, p._own_update), (MessageKind.EVALUATION, p._own_evaluation)]
-        held += [(s.kind, s.signed) for s in sim.server.store.of_round(r, MessageKind.UPDATE)]
-        held += [(MessageKind.UPDATE, s) for (rr, _), s in sim.server.invalid_recorded.items() if rr == r]
+        # Every update the board revealed, as its transaction carried it (the commitment signed it).
+        held += [(MessageKind.UPDATE, SignedMessage(u.message, b"")) for u in board.revealed_updates(r).values()]
         model = sim.server.model_signed
         if board.digest_of(r, MessageKind.MODEL, sim.session.server) == model.digest():
             held.append((MessageKind.MODEL, model))

@@ -123,16 +123,10 @@ def open_session(files: RunFiles, url: str | None) -> Iterator[RunChain]:
         if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
             raise VerifyError(f"the board's consensus contract {consensus.address} is not the committed one")
         # The code is compared with its immutables masked: their values must match the board's.
-        copied = (consensus.nonce(), consensus.tie_seed(), consensus.participant_count())
-        if copied != (board.nonce(), board.tie_seed(), len(board.participants())):
+        copied = (consensus.nonce(), consensus.participant_count())
+        if copied != (board.nonce(), len(board.participants())):
             raise VerifyError(f"the consensus contract {consensus.address} differs from the board")
-        session = session_from_chain(
-            board,
-            consensus,
-            dimension=int(facts["dimension"]),
-            update_size=int(facts["update_size"]),
-            max_abs_value=float(facts["max_abs_value"]),
-        )
+        session = session_from_chain(board, consensus)
         yield RunChain(session, board, consensus, str(facts["aggregation"]))
 
 

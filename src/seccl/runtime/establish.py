@@ -5,7 +5,6 @@ deployment open sessions with this one function. The simulation also funds the p
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from web3 import Web3
 
 from seccl.chain.accounts import fund, signing_connection
 from seccl.chain.backends import ChainBackend
-from seccl.chain.bulletin_board import BulletinBoardClient, Phases
+from seccl.chain.bulletin_board import BulletinBoardClient, Phases, UpdateFormat
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.transactions import TxReceipt
@@ -40,16 +39,16 @@ def establish_session(
     """Deploy the board and the consensus contract from ``server`` (``w3`` signs as it) for the
     roster ``participants``; returns the session's facts, the two clients and the deployments."""
     initial = get_flat_params(build_model(seed))
+    update_format = UpdateFormat(len(initial), update_size(settings.share_fraction, len(initial)), max_abs_value)
     terms = SessionTerms(
         server=server.address,
         participants=tuple(participants),
         candidates=candidate_count(candidate_fraction, len(participants)),
         # Fresh randomness binds every signature to this session: nothing secret comes from the seed.
         nonce=secrets.token_bytes(32),
-        # Public and agreed: the same seed breaks ties alike, so the same seed gives the same run.
-        tie_seed=hashlib.sha256(f"seccl-ties/{seed}".encode()).digest(),
         phases=phases,
         initial_model=initial_model_digest(seed, server.address),
+        update_format=update_format,
     )
     board, consensus, deployment = deploy_session(w3, terms)
     session = SessionInfo(
@@ -58,12 +57,11 @@ def establish_session(
         consensus=consensus.address,
         server=server.address,
         participants=terms.participants,
-        dimension=len(initial),
+        dimension=update_format.dimension,
         candidates=terms.candidates,
         nonce=terms.nonce,
-        tie_seed=terms.tie_seed,
         phases=terms.phases,
-        update_size=update_size(settings.share_fraction, len(initial)),
+        update_size=update_format.update_size,
         max_abs_value=max_abs_value,
         initial_model=terms.initial_model,
     )

@@ -70,7 +70,6 @@ def chain_facts(
         "participants": list(session.participants),
         "candidates_per_round": session.candidates,
         "nonce": "0x" + session.nonce.hex(),
-        "tie_seed": "0x" + session.tie_seed.hex(),
         "phases": asdict(session.phases),
         "url": getattr(backend, "url", None),
         "dimension": session.dimension,

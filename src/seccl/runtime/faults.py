@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # a deployment's ClientApp imports this module: keep it light to import
     import numpy as np
 
-    from seccl.protocol.envelope import SignedMessage
+    from seccl.protocol.envelope import Commitment
     from seccl.roles.server import ParameterServer
 
 KILL_POINTS = ("training", "relay", "tally", "model", "archived")
@@ -36,8 +36,8 @@ def arm_server(server: ParameterServer) -> None:
         return
     relay_update, post_model = server.relay_update, server.post_model
 
-    def relayed(round_: int, author: str, signed: SignedMessage) -> Any:
-        receipt = relay_update(round_, author, signed)
+    def relayed(round_: int, author: str, commitment: Commitment) -> Any:
+        receipt = relay_update(round_, author, commitment)
         maybe_kill(round_, "relay")
         return receipt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ class SessionOptions:
     """
 
     max_abs_value: float = 10.0
-    phases: Phases = field(default_factory=lambda: Phases(update=3600, ballot=3600, model=3600))
+    phases: Phases = field(default_factory=lambda: Phases(update=3600, ballot=3600, model=3600, reveal=3600))
 
 
 class RoundRecorder(Protocol):
@@ -174,6 +175,9 @@ class Simulation:
                 settings=settings,
                 backend=backend,
                 seed=seed,
+                # All parties are this one process: salts from the run's seed make a run repeat
+                # bit for bit (a deployed participant's come from its own secret key).
+                salt_key=hashlib.sha256(f"seccl-salts/{seed}/{i}".encode()).digest(),
             )
             for i in range(n)
         ]
@@ -246,7 +250,9 @@ class Simulation:
             self.progress_log(f"round {request.round}/{self.rounds}: {self._replies}/{n} participants {done}")
         if isinstance(request, EvaluateRequest) and request.round == 1 and self._replies == 1:
             first = time.perf_counter() - self._phase_started
-            updates = self._phase_seconds.get("updates on the board", 0.0)
+            updates = self._phase_seconds.get("updates committed", 0.0) + self._phase_seconds.get(
+                "updates revealed", 0.0
+            )
             estimate = updates + n * first
             self.progress_log(
                 f"estimate: about {duration(estimate)} a round at N = {n} ({duration(updates)} to train "
@@ -276,13 +282,17 @@ class Simulation:
         self._replies = 0
         server.train_phase(r, send)
         for p in everyone:
-            late = p.after_updates(r)
-            if late is not None:
-                server.receive(r, p.index, late)
+            p.after_updates(r)
         info = self.board_reader.round_info(r)
         if info.updates < self.session.n:
-            self.pass_time(info.update_deadline)  # the chain's deadline closes the update phase
-        self._phase(r, "updates on the board")
+            self.pass_time(info.update_deadline)  # the chain's deadline closes the commitments
+        self._phase(r, "updates committed")
+        for p in everyone:
+            p.after_commitments(r)
+        info = self.board_reader.round_info(r)
+        if info.reveal_bitmap != info.update_bitmap:
+            self.pass_time(info.reveal_deadline)  # a missing reveal: the deadline closes the reveals
+        self._phase(r, "updates revealed")
         self._replies = 0
         server.evaluate_phase(r, send)
         for p in everyone:

@@ -7,7 +7,6 @@ participants acting on the chain themselves, or caught with evidence anyone can 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,20 +16,17 @@ from seccl.chain.consensus import ElectionRecord
 from seccl.chain.errors import ContractRevert
 from seccl.chain.transactions import TxReceipt
 from seccl.learning.aggregation import aggregate
-from seccl.learning.sparse import SparseUpdate
-from seccl.protocol.envelope import SignedMessage, sign_message
-from seccl.protocol.messages import ModelMessage, UpdateMessage, decode_message
+from seccl.protocol.envelope import Commitment, SignedMessage, sign_message
+from seccl.protocol.messages import ModelMessage, decode_message
 from seccl.protocol.statements import Delivery, Receipt
-from seccl.roles.server import ParameterServer, RecordedUpdate
+from seccl.roles.server import ParameterServer
 
 
-def tampered(signed: SignedMessage, scale: float = -5.0) -> SignedMessage:
-    """The same update with its values scaled, under the author's original signature."""
+def altered_model(signed: SignedMessage, scale: float = -5.0) -> ModelMessage:
+    """The same model with its parameters scaled (the server's own message: it may sign it)."""
     message = decode_message(signed.data)
-    assert isinstance(message, UpdateMessage)
-    u = message.update
-    changed = SparseUpdate(u.dimension, u.indices, (u.values * np.float32(scale)).astype(np.float32))
-    return SignedMessage(replace(message, update=changed).to_bytes(), signed.signature)
+    assert isinstance(message, ModelMessage)
+    return ModelMessage(message.round, message.author, (message.params * np.float32(scale)).astype(np.float32))
 
 
 class TargetedServer(ParameterServer):
@@ -46,55 +42,51 @@ class TargetedServer(ParameterServer):
 
 
 class TamperingServer(TargetedServer):
-    """Alters the target's update before delivering it, to one receiver or to all, and signs the
-    delivery of what it sent (as any server must, or the receivers ignore it)."""
+    """Hands an altered model, signed for, to one receiver (the target) or to all, while the board
+    records the model it posted. (Updates no longer pass through the server: they are revealed on
+    the board, so the model is the one thing it still hands over.)"""
 
     def __init__(self, *args: Any, victims: str = "all", **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.victims = victims  # "all", or "one": only the participant after the target
+        self.victims = victims  # "all", or "one": only the target
 
     def _alters_for(self, i: int) -> bool:
-        return self.victims == "all" or i == (self.target + 1) % self.session.n
+        return self.victims == "all" or i == self.target
 
-    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):
+    def deliver_model(self, i: int, model_round: int) -> tuple[SignedMessage, Delivery]:
+        signed, delivery = super().deliver_model(i, model_round)
         if not self._alters_for(i):
-            return super().deliver_updates(i, round_, updates)
-        others = [u for u in updates if u.author != self.session.participants[i]]
-        signed = [tampered(u.signed) if u.author == self.target_address else u.signed for u in others]
-        return signed, self._delivery(round_, MessageKind.UPDATE, i, [u.author for u in others], signed)
+            return signed, delivery
+        other = sign_message(altered_model(signed), self.account, self.session.domain)
+        return other, self._delivery(model_round, MessageKind.MODEL, i, [self.account.address], [other])
 
 
 class EquivocatingServer(TamperingServer):
-    """Shows the target's update as posted to even-indexed receivers, an altered one to odd ones."""
+    """Shows the posted model to even-indexed receivers and an altered one, signed, to odd ones."""
 
     def _alters_for(self, i: int) -> bool:
         return i % 2 == 1
 
 
 class QuietTamperingServer(TargetedServer):
-    """Alters the target's update but signs the digest the board records: the statement does not
-    cover the bytes, so it proves nothing, and the receivers abstain on that update."""
+    """Hands the target altered model bytes but signs the digest the board records: the statement
+    does not cover the bytes, so it proves nothing, and the target continues from the model it
+    computes itself from the board."""
 
-    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):
-        signed, delivery = super().deliver_updates(i, round_, updates)
-        author = self.target_address
-        return [tampered(s) if decode_message(s.data).author == author else s for s in signed], delivery
+    def deliver_model(self, i: int, model_round: int) -> tuple[SignedMessage, Delivery]:
+        signed, delivery = super().deliver_model(i, model_round)
+        if i != self.target:
+            return signed, delivery
+        return SignedMessage(altered_model(signed).to_bytes(), signed.signature), delivery
 
 
 class DroppingServer(TargetedServer):
-    """Drops the target's update: never posts it, and gives no receipt."""
+    """Drops the target's commitment: never posts it, and gives no receipt."""
 
-    def relay_update(self, round_: int, author: str, signed: SignedMessage) -> TxReceipt | None:
+    def relay_update(self, round_: int, author: str, commitment: Commitment) -> TxReceipt | None:
         if author == self.target_address:
             return None
-        return super().relay_update(round_, author, signed)
-
-
-class WithholdingServer(TargetedServer):
-    """Posts the target's update but leaves it out of every other participant's delivery."""
-
-    def deliver_updates(self, i: int, round_: int, updates: list[RecordedUpdate]):
-        return super().deliver_updates(i, round_, [u for u in updates if u.author != self.target_address])
+        return super().relay_update(round_, author, commitment)
 
 
 class ForgedReceiptServer(TargetedServer):
@@ -148,23 +140,6 @@ class UnaggregatedModelServer(ParameterServer):
         return (params + noise).astype(np.float32)
 
 
-class WrongModelServer(TargetedServer):
-    """Posts the right model's digest but hands the target another model, signed for."""
-
-    def deliver_model(self, i: int, model_round: int) -> tuple[SignedMessage, Delivery]:
-        signed, delivery = super().deliver_model(i, model_round)
-        if i != self.target:
-            return signed, delivery
-        message = decode_message(signed.data)
-        assert isinstance(message, ModelMessage)
-        other = sign_message(
-            ModelMessage(message.round, message.author, np.zeros_like(message.params)),
-            self.account,
-            self.session.domain,
-        )
-        return other, self._delivery(model_round, MessageKind.MODEL, i, [self.account.address], [other])
-
-
 class SilentServer(TargetedServer):
     """Never contacts the target: no model, no request for its update or ballot, no receipt."""
 
@@ -209,12 +184,10 @@ SERVER_ATTACKS: dict[str, tuple[type[ParameterServer], dict[str, Any]]] = {
     "tamper-unsigned": (QuietTamperingServer, {}),
     "equivocate": (EquivocatingServer, {}),
     "drop": (DroppingServer, {}),
-    "withhold": (WithholdingServer, {}),
     "forge-receipt": (ForgedReceiptServer, {}),
     "misreport-scores": (MisreportingServer, {}),
     "aggregate-non-candidates": (NonCandidateAggregatingServer, {}),
     "publish-unaggregated": (UnaggregatedModelServer, {}),
-    "send-wrong-model": (WrongModelServer, {}),
     "silence": (SilentServer, {}),
     "select-ballots": (BallotSelectingServer, {}),
     "starve-voters": (VoterStarvingServer, {}),
