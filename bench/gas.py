@@ -1,10 +1,12 @@
 """Gas of every contract call in one full SecCL round on the embedded EVM, for N = 10, 20, 30, 100
 (or the sizes given: ``python bench/gas.py 30``).
 
-One session per N, deployed from the server's own key with `deploy_session`; every update, ballot
-and model carries a real signature of its author; M = ceil(0.2·N). Printed next to the figures of
-an earlier contract design (server-only relays, evaluations posted on the board as well, the
-server opening each round and election), where it reported them.
+One session per N, deployed from the server's own key with `deploy_session`; every commitment,
+ballot and model carries a real signature of its author, and every update is revealed on the board
+at the real model's size (LeNet, d = 46,970, s = 0.1: 4,697 coordinates, 37.7 KB); M = ceil(0.2·N).
+Printed next to the contracts before issue 22 (commitments only: the bytes went through the server),
+measured by this script's earlier version at e5043f8. On a consortium's own chain gas is block
+space, not money; the last lines say what a public chain would charge at a stated price.
 """
 
 from __future__ import annotations
@@ -20,47 +22,50 @@ from eth_utils import keccak
 
 from seccl.chain.accounts import fund, signing_connection
 from seccl.chain.backends import EmbeddedChain
-from seccl.chain.bulletin_board import MessageKind, Phases
+from seccl.chain.bulletin_board import MessageKind, Phases, UpdateFormat
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.signing import SigningDomain
 from seccl.election import ABSTAIN, borda_tally, candidate_count
 from seccl.learning.sparse import SparseUpdate
-from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage
+from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage, invalid_entry
 from seccl.protocol.statements import Delivery
 
 SIZES = (10, 20, 30, 100)
 FRACTION = 0.2  # the paper's l: M = ceil(l·N) candidates
 SEED = 2024
-DIMENSION = 10_000  # a small model: the digest, not the payload, goes on chain
-KEEP = 1_000  # coordinates per sparse update (s = 0.1)
+DIMENSION = 46_970  # the LeNet of every run: its updates' bytes now go on chain
+KEEP = 4_697  # coordinates per sparse update: ceil(s·d) at s = 0.1
+VALUE_BOUND = 10.0
 ROUND = 1
-PHASES = Phases(update=3_600, ballot=3_600, model=3_600)
+PHASES = Phases(update=3_600, ballot=3_600, model=3_600, reveal=3_600)
+GWEI_PRICE = 10  # a public chain's gas price for the cost line, in gwei
+ETH_USD = 3_000  # and the ether price it assumes
 
 ROWS = (
     ("deploy board", "deploy_board"),
     ("deploy consensus", "deploy_consensus"),
-    ("postUpdate", "post_update"),
+    ("postUpdate (the commitment)", "post_update"),
+    ("revealUpdate (37.7 KB of calldata)", "reveal_update"),
     ("submitScores", "submit_scores"),
     ("tally", "tally"),
     ("postModel", "post_model"),
-    ("accuseDelivery (N-1 updates, upheld)", "accuse_delivery"),
+    ("proveInvalid (upheld)", "prove_invalid"),
+    ("accuseDelivery (a model, upheld)", "accuse_delivery"),
     ("accuseMissingModel (upheld)", "accuse_missing_model"),
 )
-PER_ROUND = ("post_update", "submit_scores", "tally", "post_model")
+PER_ROUND = ("post_update", "reveal_update", "submit_scores", "tally", "post_model")
 
-# The contracts before the gas work of issue 8, as this script measured them (same round, same
-# calls): ballots of 32-byte scores, each ballot's scores both counted in storage and emitted as
-# words, a stored update counter, the elected list in a storage array, an O(N·M) selection.
+# The contracts at e5043f8, before issue 22 (a digest per update, the bytes through the server),
+# as this script's version of that commit measured them: `python bench/gas.py 10 20 30 100` there.
 BEFORE: dict[str, dict[int, int]] = {
-    "deploy_board": {10: 1_989_602, 20: 2_442_628, 30: 2_895_702, 100: 6_067_110},
-    "deploy_consensus": {10: 1_994_540, 20: 1_994_540, 30: 1_994_540, 100: 1_994_540},
-    "post_update": {10: 70_644, 20: 69_791, 30: 69_508, 100: 69_107},
-    "submit_scores": {10: 92_364, 20: 120_140, 30: 147_684, 100: 356_612},
-    "tally": {10: 121_280, 20: 178_335, 30: 253_386, 100: 1_466_139},
-    "post_model": {10: 92_499, 20: 92_499, 30: 92_499, 100: 92_487},
-    "accuse_delivery": {10: 50_430, 20: 69_820, 30: 91_790, 100: 245_340},
-    "accuse_missing_model": {10: 34_642, 20: 34_642, 30: 34_642, 100: 34_642},
-    "per_participant": {10: 184_386, 20: 203_473, 30: 228_721, 100: 441_306},
+    "deploy_board": {10: 2_010_771, 20: 2_463_797, 30: 2_916_871, 100: 6_088_256},
+    "deploy_consensus": {10: 2_129_577, 20: 2_129_577, 30: 2_129_577, 100: 2_129_587},
+    "post_update": {10: 64_995, 20: 64_135, 30: 63_855, 100: 63_455},
+    "submit_scores": {10: 67_405, 20: 71_172, 30: 76_072, 100: 141_646},
+    "tally": {10: 86_667, 20: 107_481, 30: 149_850, 100: 635_203},
+    "post_model": {10: 87_669, 20: 87_657, 30: 87_669, 100: 87_669},
+    "accuse_missing_model": {10: 32_817, 20: 32_817, 30: 32_817, 100: 32_817},
+    "per_participant": {10: 149_834, 20: 145_064, 30: 147_844, 100: 212_329},
 }
 
 
@@ -80,9 +85,9 @@ def measure(n: int) -> dict[str, list[int]]:
         participants=tuple(a.address for a in accounts),
         candidates=m,
         nonce=keccak(text=f"seccl-bench-nonce-{n}"),
-        tie_seed=keccak(text=f"seccl-bench-ties-{n}"),
         phases=PHASES,
         initial_model=keccak(text="seccl-bench-initial-model"),
+        update_format=UpdateFormat(DIMENSION, KEEP, VALUE_BOUND),
     )
     board, consensus, deployment = deploy_session(w3, terms)
     domain = SigningDomain(int(w3.eth.chain_id), board.address, consensus.address, terms.nonce)
@@ -90,14 +95,25 @@ def measure(n: int) -> dict[str, list[int]]:
     gas["deploy_board"].append(deployment[0].gas_used)
     gas["deploy_consensus"].append(deployment[1].gas_used)
 
-    updates: list[bytes] = []
-    for account in accounts:
+    messages: list[bytes] = []
+    for i, account in enumerate(accounts):
         indices = np.sort(np_rng.choice(DIMENSION, KEEP, replace=False))
         values = np_rng.normal(0.0, 0.01, KEEP)
-        digest = UpdateMessage(ROUND, account.address, SparseUpdate(DIMENSION, indices, values)).digest()
-        updates.append(digest)
+        if i == 0:
+            values[KEEP // 2] = 2 * VALUE_BOUND  # one invalid update, for the proof below
+        salt = keccak(text=f"seccl-bench-salt-{n}-{i}")
+        update = UpdateMessage(ROUND, account.address, SparseUpdate(DIMENSION, indices, values), salt)
+        messages.append(update.to_bytes())
+        digest = update.digest()
         signature = domain.sign(account, ROUND, MessageKind.UPDATE, digest)
         gas["post_update"].append(board.post_update(ROUND, account.address, digest, signature).gas_used)
+    for account, message in zip(accounts, messages, strict=True):
+        gas["reveal_update"].append(board.reveal_update(ROUND, account.address, message).gas_used)
+    position = invalid_entry(messages[0], dimension=DIMENSION, update_size=KEEP, max_abs_value=VALUE_BOUND)
+    assert position == KEEP // 2
+    gas["prove_invalid"].append(
+        board.prove_invalid(ROUND, accounts[0].address, messages[0], position).gas_used
+    )
 
     # Macro-F1 scores in parts per million, distinct-ish; a voter's own entry is ABSTAIN.
     scores = {
@@ -111,7 +127,9 @@ def measure(n: int) -> dict[str, list[int]]:
     record = consensus.tally(ROUND, n=n)
     assert record.receipt is not None
     gas["tally"].append(record.receipt.gas_used)
-    expected = borda_tally(scores, n, m, tie_seed=terms.tie_seed, round_=ROUND).candidates
+    expected = borda_tally(
+        scores, n, m, tie_seed=board.tie_seed_of(ROUND), round_=ROUND, eligible=range(1, n)
+    ).candidates
     if record.candidates != expected:
         raise SystemExit(f"N = {n}: the contract elected {record.candidates}, expected {expected}")
 
@@ -123,15 +141,14 @@ def measure(n: int) -> dict[str, list[int]]:
         raise SystemExit(f"N = {n}: posting the model did not open round {ROUND + 1}")
 
     # Not part of a round: what a participant pays to put the server's lies on record.
-    delivered = [keccak(text="not the update on the board"), *updates[2:]]
     lie = Delivery.sign(
         server,
         domain,
         ROUND,
-        MessageKind.UPDATE,
+        MessageKind.MODEL,
         accounts[0].address,
-        [a.address for a in accounts[1:]],
-        delivered,
+        [server.address],
+        [keccak(text="a lie")],
     )
     receipt = board.accuse_delivery(
         ROUND, lie.kind, lie.recipient, lie.authors, lie.digests, 0, lie.signature
@@ -165,7 +182,7 @@ def main(argv: list[str]) -> int:
     rule = "-" * len(header)
     print("SecCL on-chain cost: gas used by each contract call in one full round (embedded EVM)")
     print(f"gas units; mean where a call repeats; N participants, M = ceil({FRACTION}·N) elected;")
-    print("'before' is the contracts before issue 8's gas work (see BEFORE), at the sizes it was measured")
+    print("'before' is the contracts at e5043f8, before issue 22's reveal phase (see BEFORE)")
     print()
     print(header)
     print(rule)
@@ -184,8 +201,9 @@ def main(argv: list[str]) -> int:
     totals = {n: sum(sum(results[n][key]) for key in PER_ROUND) for n in sizes}
     deploys = {n: results[n]["deploy_board"][0] + results[n]["deploy_consensus"][0] for n in sizes}
     old_per_participant = BEFORE["per_participant"]
+    per_participant = {n: round(totals[n] / n) for n in sizes}
     summary: tuple[tuple[str, dict[int, int], dict[int, int]], ...] = (
-        ("per participant per round", {n: round(totals[n] / n) for n in sizes}, old_per_participant),
+        ("per participant per round", per_participant, old_per_participant),
         ("total per round", totals, {n: v * n for n, v in old_per_participant.items()}),
         (
             "deploy (board + consensus, once)",
@@ -199,8 +217,18 @@ def main(argv: list[str]) -> int:
             + "".join(_cell(values[n], col) + _cell(old_values.get(n), col) for n in sizes)
         )
     print()
-    print("Per round = N·postUpdate + N·submitScores + tally + postModel (round 1 opens at deployment,")
-    print("each later one when postModel lands; evaluations are recorded by the consensus contract only).")
+    print("Per round = N·postUpdate + N·revealUpdate + N·submitScores + tally + postModel (round 1 opens")
+    print("at deployment, each later one when postModel lands; proveInvalid is paid only for an invalid")
+    print("update, by whoever proves it). The reveal is almost all calldata: 16 gas a non-zero byte.")
+    print()
+    for n in sizes:
+        wei = per_participant[n] * GWEI_PRICE * 10**9
+        ether = wei / 1e18
+        print(
+            f"N = {n}: a participant's round would cost {ether:.5f} ETH (about ${ether * ETH_USD:,.2f}) on a "
+            f"public chain at {GWEI_PRICE} gwei and ${ETH_USD:,} an ether; on the consortium's own chain, "
+            "block space only"
+        )
     print(f"(measured in {elapsed:.1f} s of wall time)")
     return 0
 

@@ -2,8 +2,8 @@
 
 For implementers of docs/PROTOCOL.md in another language: each file holds inputs and the exact
 outputs the reference implementation (this repository's `seccl` package) computes from them, one
-file per kind: messages, signatures, statements, ballots, elections, aggregation, sparse, theta0
-and abi. tests/protocol/test_vectors.py recomputes every vector with the project's code and checks
+file per kind: messages, signatures, statements, ties, ballots, elections, aggregation, sparse,
+theta0 and abi. tests/protocol/test_vectors.py recomputes every vector with the project's code and checks
 that this script's output equals the committed files, so the vectors cannot drift from the code.
 
 Deterministic: no clock, no randomness; the keys are public test keys derived from fixed strings.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import json
 import math
 import sys
@@ -33,16 +34,21 @@ from web3.types import Nonce
 from web3.utils.address import get_create_address
 
 from seccl.chain.artifacts import CONTRACT_NAMES, load_artifact
-from seccl.chain.bulletin_board import MessageKind
+from seccl.chain.bulletin_board import MessageKind, UpdateFormat
 from seccl.chain.signing import DELIVERY_KIND, RECEIPT_KIND, SigningDomain
 from seccl.election import ABSTAIN, borda_tally, tie_key, voter_ranking
 from seccl.learning.aggregation import aggregate
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction, update_size
+from seccl.protocol.envelope import Commitment, sign_message
+from seccl.protocol.errors import ProtocolError
 from seccl.protocol.messages import (
+    SALT_BYTES,
     EvaluationMessage,
     ModelMessage,
     UpdateMessage,
+    decode_message,
+    invalid_entry,
     score_to_ppm,
 )
 from seccl.protocol.statements import Delivery, Receipt
@@ -69,7 +75,6 @@ CHAIN_ID = 31337  # anvil's default, the chain `seccl run` uses
 BOARD = str(get_create_address(SERVER.address, Nonce(0)))  # the server deploys the board first...
 CONSENSUS = str(get_create_address(SERVER.address, Nonce(1)))  # ...then the consensus contract
 NONCE = hashlib.sha256(b"SecCL test vectors: session nonce").digest()
-TIE_SEED = hashlib.sha256(b"seccl-ties/0").digest()  # what `seccl run --seed 0` agrees on
 DOMAIN = SigningDomain(CHAIN_ID, BOARD, CONSENSUS, NONCE)
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -120,27 +125,59 @@ def domain_section() -> dict[str, Any]:
         "consensus_derivation": "the test server's CREATE address at nonce 1",
         "nonce": _hex(NONCE),
         "nonce_derivation": 'sha256("SecCL test vectors: session nonce")',
-        "tie_seed": _hex(TIE_SEED),
-        "tie_seed_derivation": 'sha256("seccl-ties/0"), the tie seed `seccl run --seed 0` deploys with',
     }
+
+
+# ─────────────── salts: each participant's share of a round's tie seed ───────────────
+
+
+def salt_key(index: int) -> bytes:
+    """Participant ``index``'s salt key in a deployment (seccl.roles.participant_state): HMAC-SHA256
+    keyed by its private key, of "seccl-salt/" and the board's 20 address bytes."""
+    context = b"seccl-salt/" + bytes.fromhex(BOARD[2:])
+    return hmac.new(bytes(PARTICIPANTS[index].key), context, hashlib.sha256).digest()
+
+
+def simulation_salt_key(seed: int, index: int) -> bytes:
+    """The salt key a simulation (`seccl run --seed`) gives participant ``index`` instead, so that
+    a run repeats bit for bit (seccl.runtime.simulation)."""
+    return hashlib.sha256(f"seccl-salts/{seed}/{index}".encode()).digest()
+
+
+def salt_from_key(key: bytes, round_: int) -> bytes:
+    """The salt of ``round_``: HMAC-SHA256 keyed by the salt key, of the round as 8 big-endian bytes."""
+    return hmac.new(key, round_.to_bytes(8, "big"), hashlib.sha256).digest()
+
+
+def salt(index: int, round_: int) -> bytes:
+    """The salt test participant ``index`` puts in its update of ``round_`` on the vectors' board."""
+    return salt_from_key(salt_key(index), round_)
+
+
+def tie_seed(round_: int, revealed: Sequence[int]) -> bytes:
+    """A round's tie seed as the board derives it (tieSeedOf): the XOR of the salts of the round's
+    revealed updates, 32 zero bytes if none was revealed."""
+    seed = bytes(SALT_BYTES)
+    for i in revealed:
+        seed = bytes(a ^ b for a, b in zip(seed, salt(i, round_), strict=True))
+    return seed
 
 
 # ─────────────── the messages the other vectors share ───────────────
 
 UPDATE_DIMENSION = 10
+UPDATE_FORMAT = UpdateFormat(dimension=10, update_size=3, max_abs_value=10.0)
+ROUND1_ENTRIES = [
+    ([1, 4, 7], [0.5, -1.25, 3.0]),
+    ([0, 4, 9], [-0.75, 2.0, 0.125]),
+    ([2, 3, 4], [1.5, -0.5, -2.0]),
+    ([4, 5, 6], [0.25, 0.25, -4.0]),
+]
 ROUND1_UPDATES: list[UpdateMessage] = [
     UpdateMessage(
-        1, PARTICIPANTS[0].address, SparseUpdate(10, np.array([1, 4, 7]), np.array([0.5, -1.25, 3.0]))
-    ),
-    UpdateMessage(
-        1, PARTICIPANTS[1].address, SparseUpdate(10, np.array([0, 4, 9]), np.array([-0.75, 2.0, 0.125]))
-    ),
-    UpdateMessage(
-        1, PARTICIPANTS[2].address, SparseUpdate(10, np.array([2, 3, 4]), np.array([1.5, -0.5, -2.0]))
-    ),
-    UpdateMessage(
-        1, PARTICIPANTS[3].address, SparseUpdate(10, np.array([4, 5, 6]), np.array([0.25, 0.25, -4.0]))
-    ),
+        1, PARTICIPANTS[i].address, SparseUpdate(10, np.array(indices), np.array(values)), salt(i, 1)
+    )
+    for i, (indices, values) in enumerate(ROUND1_ENTRIES)
 ]
 ROUND1_MODEL = ModelMessage(
     1, SERVER.address, np.array([0.1, -0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], dtype=np.float32)
@@ -153,6 +190,7 @@ def update_fields(message: UpdateMessage) -> dict[str, Any]:
         "kind": "update",
         "round": message.round,
         "author": message.author,
+        "salt": _hex(message.salt),
         "dimension": u.dimension,
         "indices": [int(i) for i in u.indices],
         "values": f32_values(u.values),
@@ -198,10 +236,12 @@ def invalid_messages() -> list[dict[str, Any]]:
     p0 = PARTICIPANTS[0].address
     good = ROUND1_UPDATES[0].to_bytes()
     body = good[34:]
+    salt0 = ROUND1_UPDATES[0].salt
 
     def update(dim: int, indices: Sequence[int], values: Sequence[float]) -> bytes:
         return (
-            _header(3, 0, 1, p0)
+            _header(4, 0, 1, p0)
+            + salt0
             + dim.to_bytes(4, "big")
             + len(indices).to_bytes(4, "big")
             + np.asarray(indices, dtype=">u4").tobytes()
@@ -213,15 +253,25 @@ def invalid_messages() -> list[dict[str, Any]]:
     cases = [
         ("shorter than the 34-byte header", good[:33], "MalformedMessageError"),
         ("bad magic", b"SCCM" + good[4:], "MalformedMessageError"),
-        ("version 2", good[:4] + bytes([2]) + good[5:], "MalformedMessageError"),
+        (
+            "version 3 (before updates carried a salt)",
+            good[:4] + bytes([3]) + good[5:],
+            "MalformedMessageError",
+        ),
         (
             "kind 3 (a statement kind, never a message)",
             good[:5] + bytes([3]) + good[6:],
             "MalformedMessageError",
         ),
+        ("update body shorter than its 32-byte salt", good[: 34 + 31], "MalformedMessageError"),
+        (
+            "update without a salt (a version-3 body under a version-4 header)",
+            _header(4, 0, 1, p0) + body[32:],
+            "MalformedMessageError",
+        ),
         ("update for a model of 11 parameters", update(11, [1, 4, 7], [0.5, -1.25, 3.0]), "WrongShapeError"),
         ("update sharing 2 coordinates, k = 3 agreed", update(10, [1, 4], [0.5, -1.25]), "WrongShapeError"),
-        ("update body one byte short", _header(3, 0, 1, p0) + body[:-1], "MalformedMessageError"),
+        ("update body one byte short", _header(4, 0, 1, p0) + body[:-1], "MalformedMessageError"),
         ("update with a NaN value", update(10, [1, 4, 7], [0.5, nan, 3.0]), "NonFiniteValueError"),
         (
             "update value 10.000001 beyond the bound 10",
@@ -235,37 +285,109 @@ def invalid_messages() -> list[dict[str, Any]]:
             "MalformedMessageError",
         ),
         ("update index repeated", update(10, [1, 4, 4], [0.5, -1.25, 3.0]), "MalformedMessageError"),
-        ("evaluation of 3 scores, N = 4", _header(3, 1, 1, p0) + scores3, "WrongShapeError"),
+        ("evaluation of 3 scores, N = 4", _header(4, 1, 1, p0) + scores3, "WrongShapeError"),
         (
             "evaluation body not whole 4-byte scores",
-            _header(3, 1, 1, p0) + scores3 + b"\x00" * 5,
+            _header(4, 1, 1, p0) + scores3 + b"\x00" * 5,
             "MalformedMessageError",
         ),
         (
             "evaluation score 1,000,001 (neither <= 10^6 nor ABSTAIN)",
-            _header(3, 1, 1, p0) + scores3 + (1_000_001).to_bytes(4, "big"),
+            _header(4, 1, 1, p0) + scores3 + (1_000_001).to_bytes(4, "big"),
             "MalformedMessageError",
         ),
         (
             "model of 9 parameters, d = 10",
-            _header(3, 2, 1, SERVER.address) + (9).to_bytes(4, "big") + np.zeros(9, ">f4").tobytes(),
+            _header(4, 2, 1, SERVER.address) + (9).to_bytes(4, "big") + np.zeros(9, ">f4").tobytes(),
             "WrongShapeError",
         ),
         (
             "model with +Inf",
-            _header(3, 2, 1, SERVER.address) + (10).to_bytes(4, "big") + np.full(10, np.inf, ">f4").tobytes(),
+            _header(4, 2, 1, SERVER.address) + (10).to_bytes(4, "big") + np.full(10, np.inf, ">f4").tobytes(),
             "NonFiniteValueError",
         ),
         (
-            "longer than the session's largest message (34 + 4 + 4·d = 78 bytes)",
-            _header(3, 2, 1, SERVER.address) + (11).to_bytes(4, "big") + np.zeros(11, ">f4").tobytes(),
+            "longer than the session's largest message (an update: 34 + 32 + 8 + 8·k = 98 bytes)",
+            _header(4, 2, 1, SERVER.address) + (16).to_bytes(4, "big") + np.zeros(16, ">f4").tobytes(),
             "OversizedMessageError",
         ),
     ]
     return [{"name": name, "bytes": _hex(data), "error": error} for name, data, error in cases]
 
 
-BOUNDS = {"dimension": 10, "participants": 4, "update_size": 3, "max_abs_value": 10.0, "max_bytes": 78}
+def f32_bits(value: float) -> int:
+    return int.from_bytes(np.asarray([value], dtype=">f4").tobytes(), "big")
+
+
+def invalid_entry_vectors() -> dict[str, Any]:
+    """Updates in the board's format (what revealUpdate accepts: header, sizes, length) and the
+    first entry a proof of invalidity can name (seccl.protocol.messages.invalid_entry), or null."""
+    f = UPDATE_FORMAT
+    p0 = PARTICIPANTS[0].address
+
+    def entry_bits(values: Sequence[float | int]) -> list[int]:
+        # An int is taken as the float32's bits (NaN payloads, signs); a float as its value.
+        return [v if isinstance(v, int) else f32_bits(v) for v in values]
+
+    def case(name: str, indices: Sequence[int], values: Sequence[float | int]) -> dict[str, Any]:
+        bits = entry_bits(values)
+        data = (
+            _header(4, 0, 1, p0)
+            + salt(0, 1)
+            + f.dimension.to_bytes(4, "big")
+            + f.update_size.to_bytes(4, "big")
+            + b"".join(i.to_bytes(4, "big") for i in indices)
+            + b"".join(b.to_bytes(4, "big") for b in bits)
+        )
+        position = invalid_entry(
+            data, dimension=f.dimension, update_size=f.update_size, max_abs_value=f.max_abs_value
+        )
+        try:
+            decode_message(
+                data, dimension=f.dimension, update_size=f.update_size, max_abs_value=f.max_abs_value
+            )
+            refused = None
+        except ProtocolError as exc:
+            refused = type(exc).__name__
+        return {
+            "name": name,
+            "indices": list(indices),
+            "value_bits": [f"0x{b:08x}" for b in bits],
+            "bytes": _hex(data),
+            "position": position,
+            "decoding_error": refused,
+        }
+
+    nan, neg_nan = 0x7FC00000, 0xFFC00001
+    inf, neg_inf = 0x7F800000, 0xFF800000
+    vectors = [
+        case("valid: participant 0's update of round 1", [1, 4, 7], [0.5, -1.25, 3.0]),
+        case("valid: the bound itself, its negative and -0.0", [0, 5, 9], [10.0, -10.0, 0x80000000]),
+        case("index equal to the dimension", [1, 4, 10], [0.5, -1.25, 3.0]),
+        case("index 2^32 - 1 at the first entry", [0xFFFFFFFF, 4, 7], [0.5, -1.25, 3.0]),
+        case("index repeated (not above the previous one)", [1, 4, 4], [0.5, -1.25, 3.0]),
+        case("indices descending", [4, 1, 7], [0.5, -1.25, 3.0]),
+        case("NaN value", [1, 4, 7], [0.5, nan, 3.0]),
+        case("negative NaN with a payload, at the first entry", [1, 4, 7], [neg_nan, -1.25, 3.0]),
+        case("+Inf value", [1, 4, 7], [0.5, -1.25, inf]),
+        case("-Inf value", [1, 4, 7], [neg_inf, -1.25, 3.0]),
+        case("value 10.000001, the next float32 above the bound", [1, 4, 7], [0.5, 10.000001, 3.0]),
+        case("value -10.000001", [1, 4, 7], [0.5, -1.25, -10.000001]),
+        case("two broken entries: the first is named", [1, 4, 4], [0.5, nan, 3.0]),
+        case("an early value and a later index: the lower position is named", [1, 4, 2], [0.5, 11.0, 3.0]),
+    ]
+    return {
+        "format": {
+            "dimension": f.dimension,
+            "update_size": f.update_size,
+            "max_abs_value": f.max_abs_value,
+            "value_bound_bits": f"0x{f.value_bound_bits:08x}",
+        },
+        "vectors": vectors,
+    }
+
+
+BOUNDS = {"dimension": 10, "participants": 4, "update_size": 3, "max_abs_value": 10.0, "max_bytes": 98}
 
 
 def messages_document() -> dict[str, Any]:
@@ -282,6 +404,7 @@ def messages_document() -> dict[str, Any]:
                     np.array([0, 5, 8, 9]),
                     np.array([10.0, -10.0, -0.0, f32_from_bits(1)], dtype=np.float32),
                 ),
+                salt(2, 7),
             ),
         ),
         message_vector(
@@ -290,6 +413,7 @@ def messages_document() -> dict[str, Any]:
                 2**32,
                 p[3],
                 SparseUpdate(70_000, np.array([65_535, 65_536, 69_999]), np.array([1e-3, -2.5e-4, 0.1])),
+                salt(3, 2**32),
             ),
         ),
         message_vector(
@@ -323,16 +447,27 @@ def messages_document() -> dict[str, Any]:
         ),
     ]
     return _document(
-        "SecCL's three messages (docs/PROTOCOL.md §2): fields -> canonical bytes -> SHA-256 digest. "
-        "Every integer and float is big-endian; addresses are the 20 raw bytes (shown checksummed). "
-        "'valid' vectors are UpdateMessage/EvaluationMessage/ModelMessage(...).to_bytes() and "
-        ".digest() of seccl.protocol.messages; decode_message(bytes) gives the fields back. "
-        "'invalid' vectors are byte strings a receiver must refuse under 'bounds' "
-        "(decode_message(bytes, **bounds)); 'error' names the reference's exception, i.e. the first "
-        "check that fails in the reference's order (the order is informative, the refusal normative).",
+        "SecCL's three messages, version 4 (docs/PROTOCOL.md §2): fields -> canonical bytes -> SHA-256 "
+        "digest. Every integer and float is big-endian; addresses are the 20 raw bytes (shown "
+        "checksummed). An update's 'salt' is the 32 bytes after the header, its author's share of the "
+        "round's tie seed (ties.json derives the test participants' salts). 'valid' vectors are "
+        "UpdateMessage/EvaluationMessage/ModelMessage(...).to_bytes() and .digest() of "
+        "seccl.protocol.messages; decode_message(bytes) gives the fields back. 'invalid' vectors are "
+        "byte strings a receiver must refuse under 'bounds' (decode_message(bytes, **bounds)); 'error' "
+        "names the reference's exception, i.e. the first check that fails in the reference's order "
+        "(the order is informative, the refusal normative). 'invalid_entries' are updates in the "
+        "board's format for 'format' (the header, dimension, count and length revealUpdate checks) "
+        "with the entry a proof of invalidity names: 'position' = invalid_entry(bytes, dimension, "
+        "update_size, max_abs_value), the first entry whose index is >= dimension or <= the previous "
+        "entry's, or whose value bits & 0x7fffffff exceed 'value_bound_bits' (NaN, +-Inf and values "
+        "beyond the bound), null for none: what proveInvalid(round, author, bytes, position) upholds "
+        "and any other position refutes. 'value_bits' are the entries' float32 bits; "
+        "'decoding_error' is what decode_message raises under the format's bounds (null exactly when "
+        "'position' is null).",
         bounds=BOUNDS,
         vectors=vectors,
         invalid=invalid_messages(),
+        invalid_entries=invalid_entry_vectors(),
     )
 
 
@@ -390,7 +525,7 @@ def signatures_document() -> dict[str, Any]:
     evaluation = EvaluationMessage(1, PARTICIPANTS[1].address, (750_000, ABSTAIN, 500_000, 500_000))
     vectors = [
         {
-            "name": "participant 0 signs its update of round 1 (kind 0)",
+            "name": "participant 0 signs its update of round 1 (kind 0): the commitment postUpdate records",
             **signing_steps(1, int(MessageKind.UPDATE), ROUND1_UPDATES[0].digest(), PARTICIPANTS[0]),
         },
         {
@@ -403,7 +538,7 @@ def signatures_document() -> dict[str, Any]:
             **signing_steps(1, int(MessageKind.MODEL), ROUND1_MODEL.digest(), SERVER),
         },
         {
-            "name": "the same update digest in round 2: another signed hash",
+            "name": "the same update digest signed for round 2: another signed hash",
             **signing_steps(2, int(MessageKind.UPDATE), ROUND1_UPDATES[0].digest(), PARTICIPANTS[0]),
         },
     ]
@@ -461,6 +596,19 @@ def receipt_vector(name: str, receipt: Receipt) -> dict[str, Any]:
     }
 
 
+def commitment_vector(name: str, index: int, message: UpdateMessage) -> dict[str, Any]:
+    signed = sign_message(message, PARTICIPANTS[index], DOMAIN)
+    commitment = Commitment.of(signed)
+    return {
+        "name": name,
+        "json": commitment.to_dict(),
+        "update_sha256": _hex(message.digest()),
+        "signed_kind": int(MessageKind.UPDATE),
+        "signed_hash": _hex(DOMAIN.signed_hash(message.round, int(MessageKind.UPDATE), message.digest())),
+        "signer": PARTICIPANTS[index].address,
+    }
+
+
 def statements_document() -> dict[str, Any]:
     p = [a.address for a in PARTICIPANTS]
     digests = [u.digest() for u in ROUND1_UPDATES]
@@ -468,29 +616,19 @@ def statements_document() -> dict[str, Any]:
     evaluation = EvaluationMessage(1, p[1], (750_000, ABSTAIN, 500_000, 500_000))
     vectors = [
         delivery_vector(
-            "round 1: the updates handed to voter 1, its own left out, the others in roster order",
-            Delivery.sign(
-                SERVER,
-                DOMAIN,
-                1,
-                MessageKind.UPDATE,
-                p[1],
-                [p[0], p[2], p[3]],
-                [digests[0], digests[2], digests[3]],
-            ),
-        ),
-        delivery_vector(
             "round 2 opens: θ_1 handed to participant 0, signed with round 1 (the model's round)",
             Delivery.sign(
                 SERVER, DOMAIN, 1, MessageKind.MODEL, p[0], [SERVER.address], [ROUND1_MODEL.digest()]
             ),
         ),
         delivery_vector(
-            "round 1: the updates handed to voter 3 when nobody else's update is recorded",
-            Delivery.sign(SERVER, DOMAIN, 1, MessageKind.UPDATE, p[3], [], []),
+            "the final model θ_1 of a one-round session handed to participant 3 (signed with round 1)",
+            Delivery.sign(
+                SERVER, DOMAIN, 1, MessageKind.MODEL, p[3], [SERVER.address], [ROUND1_MODEL.digest()]
+            ),
         ),
         receipt_vector(
-            "round 1: the server took participant 0's update and cites the transaction recording it",
+            "round 1: the server took participant 0's commitment and cites the postUpdate recording it",
             Receipt.sign(SERVER, DOMAIN, 1, MessageKind.UPDATE, p[0], digests[0], _hex(tx)),
         ),
         receipt_vector(
@@ -502,29 +640,108 @@ def statements_document() -> dict[str, Any]:
             Receipt.sign(SERVER, DOMAIN, 1, MessageKind.UPDATE, p[2], digests[2], ""),
         ),
     ]
+    commitments = [
+        commitment_vector(f"participant {i} answers the train request of round 1", i, u)
+        for i, u in enumerate(ROUND1_UPDATES)
+    ]
     return _document(
         "The server's statements (docs/PROTOCOL.md §3), in the session of signatures.json: a delivery "
         "(kind 3) signs keccak256(abi.encode(uint8 kind', address recipient, address[] authors, "
         "bytes32[] digests)); a receipt (kind 4) signs keccak256(abi.encode(uint8 kind', address "
-        "author, bytes32 digest, bytes32 txId)). 'json' is the statement as evidence.json carries it "
-        "(seccl.protocol.statements Delivery/Receipt.to_dict(), the signature included); "
-        "'abi_encoded' the preimage, 'statement_digest' its keccak256, 'signed_hash' the hash the "
-        "server's key signs (EIP-191) with the statement's round and kind 3 or 4. The update digests "
-        "are those of the round-1 updates listed in 'updates'.",
+        "author, bytes32 digest, bytes32 txId)). The server delivers models only (kind' 2, authors = "
+        "[server]): updates are revealed on the board, never delivered. 'json' is the statement as "
+        "evidence.json carries it (seccl.protocol.statements Delivery/Receipt.to_dict(), the "
+        "signature included); 'abi_encoded' the preimage, 'statement_digest' its keccak256, "
+        "'signed_hash' the hash the server's key signs (EIP-191) with the statement's round and kind "
+        "3 or 4. An update receipt's digest is the commitment's: the SHA-256 of the round-1 update "
+        "listed in 'updates'. 'commitments' are the participants' replies to a train request "
+        "(seccl.protocol.envelope.Commitment.to_dict(): digest and signature in hex without 0x), the "
+        "signature the author's over the update's digest with kind 0, the one postUpdate checks.",
         domain=domain_section(),
         updates=[
             message_vector(f"update of participant {i}, round 1", u) for i, u in enumerate(ROUND1_UPDATES)
         ],
         model=message_vector("θ_1, the model of round 1", ROUND1_MODEL),
         vectors=vectors,
+        commitments=commitments,
+    )
+
+
+# ─────────────── tie seeds ───────────────
+
+
+def tie_keys(seed: bytes, n: int, round_: int) -> list[str]:
+    return ["0x" + tie_key(seed, round_, i).to_bytes(32, "big").hex() for i in range(n)]
+
+
+def tie_seed_vector(name: str, round_: int, n: int, revealed: Sequence[int]) -> dict[str, Any]:
+    seed = tie_seed(round_, revealed)
+    keys = [tie_key(seed, round_, i) for i in range(n)]
+    return {
+        "name": name,
+        "round": round_,
+        "n": n,
+        "revealed": list(revealed),
+        "salts": [_hex(salt(i, round_)) for i in revealed],
+        "tie_seed": _hex(seed),
+        "tie_keys": tie_keys(seed, n, round_),
+        "tie_order": sorted(range(n), key=lambda i: keys[i]),
+    }
+
+
+def ties_document() -> dict[str, Any]:
+    salts = [
+        {
+            "participant": i,
+            "address": PARTICIPANTS[i].address,
+            "salt_key": _hex(salt_key(i)),
+            "rounds": {str(r): _hex(salt(i, r)) for r in (1, 2, 3, 4, 7, 2**32)},
+        }
+        for i in range(len(PARTICIPANTS))
+    ]
+    simulation = [
+        {
+            "seed": seed,
+            "participant": i,
+            "salt_key": _hex(simulation_salt_key(seed, i)),
+            "round": 1,
+            "salt": _hex(salt_from_key(simulation_salt_key(seed, i), 1)),
+        }
+        for seed, i in ((0, 0), (0, 1), (7, 0))
+    ]
+    vectors = [
+        tie_seed_vector(
+            "round 1, all four revealed (the election of elections.json's first profile)", 1, 4, [0, 1, 2, 3]
+        ),
+        tie_seed_vector(
+            "round 1, participant 3 withholds its reveal: another seed, and 3 is not eligible",
+            1,
+            4,
+            [0, 1, 2],
+        ),
+        tie_seed_vector("round 2, one reveal: the seed is its salt", 2, 4, [2]),
+        tie_seed_vector("round 3, no reveal: the seed is 32 zero bytes", 3, 4, []),
+    ]
+    return _document(
+        "Each round's tie seed (docs/PROTOCOL.md §4, §5), for the participants and board of "
+        "signatures.json. A participant's 'salt_key' = HMAC-SHA256(key = its private key, message = "
+        '"seccl-salt/" ‖ the board\'s 20 address bytes); its salt of round r = HMAC-SHA256(key = '
+        "salt_key, message = r as 8 big-endian bytes) (seccl.roles.participant_state); the salt is "
+        "the 32 bytes after an update message's header. 'simulation' lists the salt keys a simulation "
+        '(`seccl run --seed S`) gives participant i instead, SHA-256("seccl-salts/S/i"), so runs '
+        "repeat. A round's 'tie_seed' is the XOR of the salts of its revealed updates, 32 zero bytes "
+        "if none (the board's tieSeedOf(round); an update proven invalid after its reveal still "
+        "counts); 'tie_keys' = uint256(keccak256(abi.encode(bytes32 tie_seed, uint64 round, uint256 "
+        "index))) by index and 'tie_order' the indices by ascending tie key, the order equal scores "
+        "and equal means are broken in.",
+        board=BOARD,
+        salts=salts,
+        simulation=simulation,
+        vectors=vectors,
     )
 
 
 # ─────────────── ballots ───────────────
-
-
-def tie_keys(n: int, round_: int) -> list[str]:
-    return ["0x" + tie_key(TIE_SEED, round_, i).to_bytes(32, "big").hex() for i in range(n)]
 
 
 def ballot_vector(
@@ -533,16 +750,20 @@ def ballot_vector(
     voter: int,
     m: int,
     f1: Sequence[float | None],
-    eligible: Sequence[int],
+    revealed: Sequence[int],
     invalid: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """``f1[j]``: the macro-F1 the voter measured for j's update (None: not verified -> ABSTAIN;
-    the voter's own entry is None); ``invalid``: recorded updates that break the bounds (score 0)."""
+    """``f1[j]``: the macro-F1 the voter measured for j's update (None: not read -> ABSTAIN; the
+    voter's own entry is None); ``revealed``: whose updates the board revealed (their salts make
+    the round's tie seed); ``invalid``: revealed updates that break the rules (score 0), proven
+    invalid on the board, hence not eligible."""
     n = len(f1)
     author = PARTICIPANTS[voter].address
+    eligible = [j for j in revealed if j not in invalid]
+    seed = tie_seed(round_, revealed)
     scores = tuple(0 if j in invalid else ABSTAIN if f is None else score_to_ppm(f) for j, f in enumerate(f1))
     message = EvaluationMessage(round_, author, scores)
-    ranking = voter_ranking(scores, voter, m, tie_seed=TIE_SEED, round_=round_, eligible=eligible)
+    ranking = voter_ranking(scores, voter, m, tie_seed=seed, round_=round_, eligible=eligible)
     signature = DOMAIN.sign(PARTICIPANTS[voter], round_, int(MessageKind.EVALUATION), message.digest())
     calldata = _selector("submitScores(uint64,address,bytes,bytes,bytes)") + encode(
         ["uint64", "address", "bytes", "bytes", "bytes"],
@@ -555,14 +776,16 @@ def ballot_vector(
         "m": m,
         "voter": voter,
         "voter_address": author,
-        "eligible": list(eligible),
+        "revealed": list(revealed),
         "invalid": list(invalid),
+        "eligible": eligible,
+        "tie_seed": _hex(seed),
         "f1": list(f1),
         "scores": list(scores),
         "body": _hex(message.to_bytes()[34:]),
         "message": _hex(message.to_bytes()),
         "digest": _hex(message.digest()),
-        "tie_keys": tie_keys(n, round_),
+        "tie_keys": tie_keys(seed, n, round_),
         "ranking": list(ranking),
         "ranking_bytes": _hex(bytes(ranking)),
         "signature": _hex(signature),
@@ -582,8 +805,8 @@ def ballots_document() -> dict[str, Any]:
             [0, 1, 2, 3],
         ),
         ballot_vector(
-            "voter 0 of 5, M = 2: 3 has no update (its entry is ignored even when scored), "
-            "4's update was not delivered (ABSTAIN)",
+            "voter 0 of 5, M = 2: 3 never revealed its update (not eligible: its entry is ignored even "
+            "when scored), the voter could not read 4's reveal (ABSTAIN)",
             4,
             0,
             2,
@@ -591,7 +814,8 @@ def ballots_document() -> dict[str, Any]:
             [0, 1, 2, 4],
         ),
         ballot_vector(
-            "voter 2 of 5, M = 3: 4's recorded update breaks the bounds: scored 0, still ranked",
+            "voter 2 of 5, M = 3: 4's revealed update breaks the rules: scored 0 and proven invalid, so "
+            "not eligible and not ranked (its salt still counts in the tie seed)",
             2,
             2,
             3,
@@ -619,15 +843,17 @@ def ballots_document() -> dict[str, Any]:
     return _document(
         "Ballots (docs/PROTOCOL.md §4 step 5, §5): a voter's measured macro-F1 per participant -> its "
         "scores in parts per million (score_to_ppm: round(f1·10^6) in IEEE double, ties to even; "
-        "ABSTAIN = 2^32-1 for itself and for any update it could not verify; 0 for a recorded update "
-        "that breaks the bounds) -> the evaluation body (one big-endian u32 per participant) and "
-        "message -> its SHA-256 digest; 'tie_keys' = uint256(keccak256(abi.encode(bytes32 tieSeed, "
-        "uint64 round, uint256 index))) by index; 'ranking' = the voter's top-M of the eligible "
-        "participants it scored, higher score first, equal scores by lower tie key "
-        "(seccl.election.voter_ranking), one byte per index in 'ranking_bytes'; 'signature' the voter's "
-        "signature of the digest (kind 1) and 'submitScores_calldata' the call that carries the ballot, "
-        "both in the session of signatures.json (tie seed included). 'ppm' lists the rounding of "
-        "score_to_ppm on its own.",
+        "ABSTAIN = 2^32-1 for itself and for any update it could not read; 0 for a revealed update "
+        "that breaks the rules) -> the evaluation body (one big-endian u32 per participant) and "
+        "message -> its SHA-256 digest. 'revealed' are the participants whose updates the board "
+        "revealed, 'invalid' those of them proven invalid, 'eligible' = revealed and not invalid; "
+        "'tie_seed' the round's, the XOR of the revealed updates' salts (ties.json); 'tie_keys' = "
+        "uint256(keccak256(abi.encode(bytes32 tie_seed, uint64 round, uint256 index))) by index; "
+        "'ranking' = the voter's top-M of the eligible participants it scored, higher score first, "
+        "equal scores by lower tie key (seccl.election.voter_ranking), one byte per index in "
+        "'ranking_bytes'; 'signature' the voter's signature of the digest (kind 1) and "
+        "'submitScores_calldata' the call that carries the ballot, both in the session of "
+        "signatures.json. 'ppm' lists the rounding of score_to_ppm on its own.",
         domain=domain_section(),
         ppm=[{"f1": f, "f1_times_1e6": f * 1e6, "ppm": score_to_ppm(f)} for f in ppm_cases],
         vectors=vectors,
@@ -638,9 +864,17 @@ def ballots_document() -> dict[str, Any]:
 
 
 def election_vector(
-    name: str, round_: int, n: int, m: int, eligible: Sequence[int], ballots: dict[int, Sequence[int]]
+    name: str,
+    round_: int,
+    n: int,
+    m: int,
+    revealed: Sequence[int],
+    ballots: dict[int, Sequence[int]],
+    invalid: Sequence[int] = (),
 ) -> dict[str, Any]:
-    outcome = borda_tally(ballots, n, m, tie_seed=TIE_SEED, round_=round_, eligible=eligible)
+    eligible = [i for i in revealed if i not in invalid]
+    seed = tie_seed(round_, revealed)
+    outcome = borda_tally(ballots, n, m, tie_seed=seed, round_=round_, eligible=eligible)
     others = [len(ballots) - (i in ballots) for i in range(n)]
     abstentions = [others[i] - outcome.assessors[i] if i in eligible else 0 for i in range(n)]
     electable = [i for i in sorted(eligible) if ballots and 2 * outcome.assessors[i] > others[i]]
@@ -651,13 +885,16 @@ def election_vector(
         "n": n,
         "m": m,
         "counter_bits": 8 if m * (n - 1) < 256 else 16,
-        "eligible": list(eligible),
+        "revealed": list(revealed),
+        "invalid": list(invalid),
+        "eligible": eligible,
+        "tie_seed": _hex(seed),
         "ballots": [{"voter": v, "scores": list(s)} for v, s in sorted(ballots.items())],
-        "tie_keys": tie_keys(n, round_),
+        "tie_keys": tie_keys(seed, n, round_),
         "rankings": [
             {
                 "voter": v,
-                "ranking": list(voter_ranking(s, v, m, tie_seed=TIE_SEED, round_=round_, eligible=eligible)),
+                "ranking": list(voter_ranking(s, v, m, tie_seed=seed, round_=round_, eligible=eligible)),
             }
             for v, s in sorted(ballots.items())
         ],
@@ -675,8 +912,8 @@ def elections_document() -> dict[str, Any]:
     A = ABSTAIN
     vectors = [
         election_vector(
-            "4 voters, M = 2: 0, 1 and 2 tie at 4 points, the tie keys elect 2 and 1 "
-            "(voter 1's ballot is ballots.json's first)",
+            "4 voters, M = 2: 0 and 1 tie at 4 points (equal means), the tie keys elect 1 first "
+            "(voter 1's ballot is ballots.json's first, its equal scores also broken by tie key)",
             1,
             4,
             2,
@@ -710,7 +947,7 @@ def elections_document() -> dict[str, Any]:
             },
         ),
         election_vector(
-            "participant 2 has no update: its scores are ignored, neither assessments nor "
+            "participant 2 revealed no update: its scores are ignored, neither assessments nor "
             "abstentions, and it cannot be elected",
             3,
             5,
@@ -723,6 +960,20 @@ def elections_document() -> dict[str, Any]:
                 3: [100_000, 200_000, 1_000_000, A, 900_000],
                 4: [300_000, 100_000, 1_000_000, 200_000, A],
             },
+        ),
+        election_vector(
+            "participant 1 revealed an update proven invalid: voters scored it 0, it is not eligible "
+            "(its entries are ignored), and its salt still counts in the tie seed",
+            2,
+            4,
+            1,
+            [0, 1, 2, 3],
+            {
+                0: [A, 0, 500_000, 500_000],
+                2: [400_000, 0, A, 400_000],
+                3: [700_000, 0, 700_000, A],
+            },
+            invalid=[1],
         ),
         election_vector(
             "quorum: 4 is assessed by exactly half of the other ballots (2 of 4), unelectable "
@@ -780,15 +1031,15 @@ def elections_document() -> dict[str, Any]:
     return _document(
         "Elections (docs/PROTOCOL.md §5), computed by seccl.election.borda_tally, the reference the "
         "consensus contract equals: for each profile (n participants, m = M candidates, the round, the "
-        "eligible participants = those with an update on the board, and the counted ballots, voter -> "
-        "scores by index, ABSTAIN = 4294967295) -> each voter's ranking, Borda 'points' by index "
+        "participants whose updates the board 'revealed', those of them proven 'invalid', hence the "
+        "'eligible' = revealed and not invalid, the round's 'tie_seed' = the XOR of the revealed "
+        "updates' salts (ties.json), and the counted ballots, voter -> scores by index, ABSTAIN = "
+        "4294967295) -> each voter's ranking, Borda 'points' by index "
         "(totalsOf), 'abstentions' as the contract counts them (abstentions of other voters on an "
         "eligible participant; 0 for the others), 'assessors' = other_ballots - abstentions on "
         "eligible participants (0 for the others), 'electable' (assessed by more than half of the "
         "other ballots), 'candidates' best first (electedOf, CandidatesElected) and 'elected_record', "
-        "the bytes the contract stores (a count byte, then one byte per candidate, best first). The "
-        "tie seed is the one of signatures.json.",
-        tie_seed=_hex(TIE_SEED),
+        "the bytes the contract stores (a count byte, then one byte per candidate, best first).",
         vectors=vectors,
     )
 
@@ -1150,6 +1401,8 @@ def abi_document() -> dict[str, Any]:
     ballot = ballots_document()["vectors"][0]
     election = elections_document()["vectors"][0]
     signature = DOMAIN.sign(PARTICIPANTS[0], 1, int(MessageKind.UPDATE), update.digest())
+    nan_update = next(v for v in invalid_entry_vectors()["vectors"] if v["name"] == "NaN value")
+    f = UPDATE_FORMAT
 
     def topic(value: int | str) -> str:
         raw = int(value, 16) if isinstance(value, str) else value
@@ -1177,6 +1430,52 @@ def abi_document() -> dict[str, Any]:
                 topic(update.author),
             ],
             "data": _hex(update.digest()),
+        },
+        {
+            "function": "revealUpdate",
+            "name": "revealUpdate of that update, once the commitments have closed: its bytes travel in "
+            "this calldata, where every reader takes them from",
+            "calldata": _hex(
+                _selector("revealUpdate(uint64,address,bytes)")
+                + encode(["uint64", "address", "bytes"], [1, update.author, update.to_bytes()])
+            ),
+        },
+        {
+            "event": "UpdateRevealed",
+            "name": "UpdateRevealed log of that reveal (its transaction's calldata holds the bytes)",
+            "topics": [
+                _hex(keccak(text="UpdateRevealed(uint64,address,bytes32)")),
+                topic(1),
+                topic(update.author),
+            ],
+            "data": _hex(update.digest()),
+        },
+        {
+            "function": "tieSeedOf",
+            "name": "tieSeedOf(1) once all four round-1 updates are revealed: ties.json's first seed",
+            "calldata": _hex(_selector("tieSeedOf(uint64)") + encode(["uint64"], [1])),
+            "returns": _hex(tie_seed(1, [0, 1, 2, 3])),
+        },
+        {
+            "function": "updateFormat",
+            "name": "updateFormat() of a board deployed with the format of messages.json's "
+            "invalid_entries (d = 10, k = 3, bound 10.0)",
+            "calldata": _hex(_selector("updateFormat()")),
+            "returns": _hex(
+                encode(["uint32", "uint32", "uint32"], [f.dimension, f.update_size, f.value_bound_bits])
+            ),
+        },
+        {
+            "function": "proveInvalid",
+            "name": "proveInvalid of messages.json's invalid_entries 'NaN value' (had participant 0 "
+            "committed and revealed it in round 1): entry 1",
+            "calldata": _hex(
+                _selector("proveInvalid(uint64,address,bytes,uint256)")
+                + encode(
+                    ["uint64", "address", "bytes", "uint256"],
+                    [1, update.author, bytes.fromhex(nan_update["bytes"][2:]), nan_update["position"]],
+                )
+            ),
         },
         {
             "event": "ScoresSubmitted",
@@ -1213,9 +1512,9 @@ def abi_document() -> dict[str, Any]:
         "keccak256(signature) and which parameters are indexed (topics, each a 32-byte word, in order "
         "after topic0; the others are abi.encode'd in the log's data), every custom error with its "
         "selector. The enums Kind {Update, Evaluation, Model} and Offence {DeliveryMismatch, "
-        "DeliveredUnrecorded, ModelNotPosted} are uint8 everywhere in the ABI. 'examples' are "
-        "encoded calls and logs (the logs as the real contracts emit them: the test replays them on "
-        "the embedded EVM).",
+        "ModelNotPosted} are uint8 everywhere in the ABI. 'examples' are encoded calls (with the "
+        "'returns' data of a view) and logs; the test replays the logs, tieSeedOf and updateFormat "
+        "on the real contracts (embedded EVM) and encodes the calls with the committed ABI.",
         contracts=contracts,
         examples=examples,
     )
@@ -1227,6 +1526,7 @@ DOCUMENTS = {
     "messages.json": messages_document,
     "signatures.json": signatures_document,
     "statements.json": statements_document,
+    "ties.json": ties_document,
     "ballots.json": ballots_document,
     "elections.json": elections_document,
     "aggregation.json": aggregation_document,

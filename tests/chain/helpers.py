@@ -5,25 +5,30 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
 
 from seccl.chain.accounts import fund, signing_connection
 from seccl.chain.backends import ChainBackend, EmbeddedChain
-from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases, UpdateFormat
 from seccl.chain.consensus import ConsensusClient, ElectionRecord
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.signing import SigningDomain
 from seccl.chain.transactions import TxReceipt
 from seccl.election import ABSTAIN
-from seccl.protocol.messages import EvaluationMessage
+from seccl.learning.sparse import SparseUpdate
+from seccl.protocol.messages import EvaluationMessage, UpdateMessage
 from tests.conftest import make_accounts
 
-PHASES = Phases(update=3_600, ballot=3_600, model=3_600)
+PHASES = Phases(update=3_600, ballot=3_600, model=3_600, reveal=3_600)
 """An hour per phase: ample for a test on anvil's wall clock; tests jump over it with the clock."""
+
+FORMAT = UpdateFormat(dimension=16, update_size=3, max_abs_value=10.0)
+"""A tiny update format: the contracts check only sizes and entries, so small updates test them."""
 
 # Test money: a session's deployments cost about 4M gas, so 1 ether lasts many sessions even at
 # anvil's 1 gwei, and never drains the node's first account, which everyone funds from.
@@ -55,9 +60,9 @@ def default_terms(
         participants=tuple(a.address for a in accounts),
         candidates=m,
         nonce=keccak(text=f"seccl-test-nonce-{tag}"),
-        tie_seed=keccak(text=f"seccl-test-ties-{tag}"),
         phases=phases,
         initial_model=digest(f"initial model {tag}"),
+        update_format=FORMAT,
     )
 
 
@@ -73,6 +78,8 @@ class Session:
     board: BulletinBoardClient
     consensus: ConsensusClient
     deployment: list[TxReceipt]
+    salts: dict[int, bytes] = field(default_factory=dict)
+    """Salts by participant index, where a test chooses them (say, to fix the round's tie seed)."""
 
     @property
     def n(self) -> int:
@@ -102,8 +109,18 @@ class Session:
     def sign(self, account: LocalAccount, round_: int, kind: int, digest_: bytes) -> bytes:
         return self.domain.sign(account, round_, kind, digest_)
 
+    def update_message(self, round_: int, index: int) -> bytes:
+        """Participant ``index``'s valid update of ``round_`` in the session's format, salted by
+        its index and round."""
+        f = self.terms.update_format
+        indices = np.arange(f.update_size, dtype=np.uint32) * 2 + index % 2
+        values = np.full(f.update_size, 0.5 + index, dtype=np.float32)
+        salt = self.salts.get(index) or digest(f"{self.board.address} salt of {index} in {round_}")
+        update = SparseUpdate(f.dimension, indices, np.minimum(values, f.max_abs_value))
+        return UpdateMessage(round_, self.accounts[index].address, update, salt).to_bytes()
+
     def update_digest(self, round_: int, index: int) -> bytes:
-        return digest(f"{self.board.address} update of participant {index} in round {round_}")
+        return hashlib.sha256(self.update_message(round_, index)).digest()
 
     def model_digest(self, round_: int) -> bytes:
         return digest(f"{self.board.address} model of round {round_}")
@@ -131,8 +148,31 @@ class Session:
         return (via or self.board).post_update(round_, account.address, digest_, signature)
 
     def post_updates(self, round_: int, indices: Sequence[int] | None = None) -> None:
+        """Commit the updates of ``indices`` (everyone by default); once all N are in, the
+        commitments have closed, and each committed update is revealed at once."""
         for i in range(self.n) if indices is None else indices:
             self.post_update(round_, i)
+        if self.board.round_info(round_).updates == self.n:
+            self.reveal_updates(round_)
+
+    def reveal(
+        self, round_: int, index: int, message: bytes | None = None, *, via: BulletinBoardClient | None = None
+    ) -> TxReceipt:
+        message = self.update_message(round_, index) if message is None else message
+        return (via or self.board).reveal_update(round_, self.accounts[index].address, message)
+
+    def reveal_updates(self, round_: int) -> None:
+        """Reveal every committed update of ``round_`` not revealed yet whose commitment is the
+        default message (a test that committed other bytes reveals them itself)."""
+        info = self.board.round_info(round_)
+        committed = self.board.updates_of(round_)
+        for i in range(self.n):
+            if (
+                info.has_update(i)
+                and not info.has_revealed(i)
+                and committed[i] == self.update_digest(round_, i)
+            ):
+                self.reveal(round_, i)
 
     def vote(
         self,
@@ -167,6 +207,11 @@ class Session:
 
     # ─────────────── the chain clock ───────────────
 
+    def fix_tie_seed(self, seed: bytes, revealers: Sequence[int]) -> None:
+        """Choose salts so that the round's tie seed is ``seed`` once exactly ``revealers`` reveal."""
+        first, *others = revealers
+        self.salts = {i: bytes(32) for i in others} | {first: seed}
+
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
@@ -176,8 +221,15 @@ class Session:
         if now <= timestamp:
             self.backend.advance_time(timestamp - now + 1)
 
-    def pass_update_phase(self, round_: int) -> None:
+    def pass_update_phase(self, round_: int, *, reveal: bool = True) -> None:
+        """Close the commitments of ``round_`` by the clock and (unless told not to) reveal every
+        committed update, which opens the ballots."""
         self.pass_time_beyond(self.board.round_info(round_).update_deadline)
+        if reveal:
+            self.reveal_updates(round_)
+
+    def pass_reveal_phase(self, round_: int) -> None:
+        self.pass_time_beyond(self.board.round_info(round_).reveal_deadline)
 
     def pass_ballot_phase(self, round_: int) -> None:
         self.pass_time_beyond(self.board.round_info(round_).ballot_deadline)

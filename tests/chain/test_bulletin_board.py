@@ -52,7 +52,7 @@ def test_deployment_records_the_initial_model_and_opens_round_one_with_the_fixed
     assert board.participant_index(session.accounts[2].address) == 2
     assert board.participant_index(session.server.address) is None
     assert board.phases() == PHASES
-    assert board.nonce() == session.terms.nonce and board.tie_seed() == session.terms.tie_seed
+    assert board.nonce() == session.terms.nonce and board.update_format() == session.terms.update_format
     assert board.digest_of(0, MessageKind.MODEL, session.server.address) == session.terms.initial_model
     assert info.opened_at > 0 and info.updates == 0 and not info.model_posted
     assert info.update_deadline == info.opened_at + PHASES.update
@@ -361,9 +361,9 @@ def _settings(session: Session, **changes: object) -> DeploySettings:
     fields: dict[str, object] = {
         "consensus": session.consensus.address,
         "nonce": session.terms.nonce,
-        "tie_seed": session.terms.tie_seed,
         "phases": PHASES,
         "initial_model": session.terms.initial_model,
+        "update_format": session.terms.update_format,
     }
     fields.update(changes)
     return DeploySettings(**fields)  # type: ignore[arg-type]
@@ -397,9 +397,9 @@ def test_an_invalid_participant_list_is_refused_at_deployment(
     "change",
     [
         {"consensus": ZERO_ADDRESS},
-        {"phases": Phases(0, 60, 60)},
-        {"phases": Phases(60, 0, 60)},
-        {"phases": Phases(60, 60, 0)},
+        {"phases": Phases(0, 60, 60, 60)},
+        {"phases": Phases(60, 0, 60, 60)},
+        {"phases": Phases(60, 60, 0, 60)},
     ],
     ids=["no-consensus", "no-update-phase", "no-ballot-phase", "no-model-phase"],
 )

@@ -29,7 +29,9 @@ PROFILE = [
 
 
 def _expected(session: Session, ballots: dict[int, list[int]], round_: int = 1, eligible=None):
-    return borda_tally(ballots, N, M, tie_seed=session.terms.tie_seed, round_=round_, eligible=eligible)
+    return borda_tally(
+        ballots, N, M, tie_seed=session.board.tie_seed_of(round_), round_=round_, eligible=eligible
+    )
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def test_elects_what_the_reference_elects_and_records_every_ballot(session: Sess
     ballot = session.consensus.ballot_in_transaction(receipts[3].tx_hash)
     assert ballot is not None and ballot.scores == tuple(PROFILE[3])
     assert ballot.digest == EvaluationMessage(1, session.accounts[3].address, tuple(PROFILE[3])).digest()
-    tie_seed = session.terms.tie_seed
+    tie_seed = session.board.tie_seed_of(1)
     assert ballot.ranking == voter_ranking(PROFILE[3], 3, M, tie_seed=tie_seed, round_=1)
 
 
@@ -157,9 +159,11 @@ def test_ballots_open_when_every_update_is_in_or_at_the_update_deadline(fresh: S
 
 def test_a_participant_without_an_update_is_never_elected_even_when_every_score_ties(fresh: Session) -> None:
     # The participant who would win every tie this round posts nothing.
-    keys = [tie_key(fresh.terms.tie_seed, 1, i) for i in range(N)]
+    seed = bytes(range(32))
+    keys = [tie_key(seed, 1, i) for i in range(N)]
     absent = keys.index(min(keys))
     eligible = [i for i in range(N) if i != absent]
+    fresh.fix_tie_seed(seed, eligible)
     fresh.post_updates(1, eligible)
     fresh.pass_update_phase(1)
     ballots = {voter: fresh.scores(voter, 500_000) for voter in range(N)}  # the absent one votes too
@@ -363,7 +367,7 @@ def test_a_ranking_that_names_a_participant_without_an_update_is_refused(fresh: 
 
 def test_equal_scores_rank_by_the_rounds_tie_keys(session: Session) -> None:
     tied = [A, 500_000, 500_000, 500_000, 100_000]
-    order = sorted((1, 2, 3), key=lambda i: tie_key(session.terms.tie_seed, 1, i))
+    order = sorted((1, 2, 3), key=lambda i: tie_key(session.board.tie_seed_of(1), 1, i))
 
     with pytest.raises(errors.ConsensusInvalidRanking):
         session.vote(1, 0, tied, ranking=[order[1], order[0]])

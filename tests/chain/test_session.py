@@ -54,7 +54,7 @@ def test_a_deployed_session_points_both_ways_and_verifies(session: Session) -> N
     assert session.consensus.candidate_count() == 2
     assert session.consensus.participant_count() == len(session.board.participants()) == 4
     assert session.consensus.nonce() == session.board.nonce() == session.terms.nonce
-    assert session.consensus.tie_seed() == session.board.tie_seed() == session.terms.tie_seed
+    assert session.board.update_format() == session.terms.update_format
     assert [r.block_number for r in session.deployment] == sorted(r.block_number for r in session.deployment)
 
     _verify(session)  # no exception: exactly the agreed session
@@ -103,7 +103,7 @@ def test_a_board_that_names_another_sessions_consensus_contract_is_refused(sessi
     # Committed code and the agreed terms, but its consensus contract answers to another board.
     terms = session.terms
     settings = DeploySettings(
-        session.consensus.address, terms.nonce, terms.tie_seed, terms.phases, terms.initial_model
+        session.consensus.address, terms.nonce, terms.phases, terms.initial_model, terms.update_format
     )
     impostor, _ = BulletinBoardClient.deploy(
         session.w3, server=session.server.address, participants=terms.participants, settings=settings
@@ -122,7 +122,7 @@ def test_a_board_that_names_another_sessions_consensus_contract_is_refused(sessi
         ("shorter", "the roster"),
         ("initial_model", "the initial model"),
         ("nonce", "the session nonce"),
-        ("tie_seed", "the tie seed"),
+        ("update_format", "the update format"),
         ("phases", "the phases"),
         ("candidates", "the candidates per round"),
         ("server", "the server"),
@@ -136,8 +136,8 @@ def test_terms_other_than_the_agreed_ones_are_refused(session: Session, change: 
         "shorter": {"participants": roster[:3]},
         "initial_model": {"initial_model": digest("a rigged initial model")},
         "nonce": {"nonce": digest("another nonce")},
-        "tie_seed": {"tie_seed": digest("another tie seed")},
-        "phases": {"phases": Phases(PHASES.update, PHASES.ballot, PHASES.model + 1)},
+        "update_format": {"update_format": replace(session.terms.update_format, update_size=4)},
+        "phases": {"phases": Phases(PHASES.update, PHASES.ballot, PHASES.model + 1, PHASES.reveal)},
         "candidates": {"candidates": 3},
         "server": {"server": make_accounts(1, "another-server")[0].address},
     }[change]  # type: ignore[assignment]
@@ -162,7 +162,7 @@ def _word(value: bytes | str | int) -> bytes:
     return value
 
 
-@pytest.mark.parametrize("immutable", ["tie seed", "nonce", "participant count", "counter width"])
+@pytest.mark.parametrize("immutable", ["nonce", "participant count", "counter width"])
 def test_a_consensus_contract_with_committed_code_but_other_hidden_settings_is_refused(
     session: Session, immutable: str
 ) -> None:
@@ -174,7 +174,7 @@ def test_a_consensus_contract_with_committed_code_but_other_hidden_settings_is_r
         session.server.address, w3.eth.get_transaction_count(session.server.address) + 1
     )
     settings = DeploySettings(
-        consensus_address, terms.nonce, terms.tie_seed, terms.phases, terms.initial_model
+        consensus_address, terms.nonce, terms.phases, terms.initial_model, terms.update_format
     )
     board, _ = BulletinBoardClient.deploy(
         w3, server=session.server.address, participants=terms.participants, settings=settings
@@ -183,12 +183,10 @@ def test_a_consensus_contract_with_committed_code_but_other_hidden_settings_is_r
     swaps = {
         _word(session.board.address): _word(board.address),
         {
-            "tie seed": terms.tie_seed,
             "nonce": terms.nonce,
             "participant count": _word(len(terms.participants)),
             "counter width": _word(8),  # M·(N-1) = 6 < 256: 8-bit counters
         }[immutable]: {
-            "tie seed": digest("the server's own tie seed"),
             "nonce": digest("the server's own nonce"),
             "participant count": _word(len(terms.participants) - 1),
             "counter width": _word(2),  # two bits: totals above 3 would spill into a neighbour

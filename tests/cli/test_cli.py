@@ -167,7 +167,13 @@ def test_without_a_terminal_a_run_prints_phase_lines_and_estimates_the_round_tim
     assert main([*argv, "--out", str(tmp_path / "run")]) == 0
 
     err = capsys.readouterr().err
-    for phase in ("updates committed", "updates revealed", "ballots counted", "election tallied", "model posted and checked"):
+    for phase in (
+        "updates committed",
+        "updates revealed",
+        "ballots counted",
+        "election tallied",
+        "model posted and checked",
+    ):
         assert re.search(rf"round 1/1: {phase} after \d+\.\d s", err), err
     assert re.search(r"estimate: about [\d.]+ s a round at N = 4", err), err
 

@@ -43,7 +43,7 @@ def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, 
         # before Flower's processes start (~45 s to the first hello) and answer (~25 s a round
         # trip), and the server waits the phase timeout for the dead participant (at a load of 7
         # to 11, 120 s was once too little).
-        phases=Phases(update=150, ballot=60, model=120),
+        phases=Phases(update=150, ballot=60, model=120, reveal=60),
         phase_timeout=40,
         server_attack="tamper-one",
         attack_target=0,

@@ -31,7 +31,7 @@ def session_with_watchers(root: Path, server_attack: str | None, lose: set | Non
         rounds=1,
         per_participant=PER_PARTICIPANT,
         settings=SETTINGS,
-        phases=Phases(update=24, ballot=18, model=60),
+        phases=Phases(update=24, ballot=18, model=60, reveal=18),
     )
     stop = threading.Event()
 

@@ -43,9 +43,7 @@ def test_shared_mean_averages_each_coordinate_over_the_updates_sharing_it() -> N
 
 def test_the_default_rule_is_shared_mean_and_a_single_update_applies_exactly() -> None:
     assert AGGREGATION_RULES == ("shared-mean", "mean", "sum")
-    np.testing.assert_array_equal(
-        aggregate(BASE, [U1, U2]), aggregate(BASE, [U1, U2], rule="shared-mean")
-    )
+    np.testing.assert_array_equal(aggregate(BASE, [U1, U2]), aggregate(BASE, [U1, U2], rule="shared-mean"))
     for rule in ("shared-mean", "sum"):
         np.testing.assert_array_equal(aggregate(BASE, [U2], rule=rule), [1, 1, 6, 1, -1, 1])
 
@@ -73,9 +71,7 @@ def test_aggregation_is_independent_of_update_order_bit_for_bit(rule: str) -> No
         # Values over many magnitudes, so float summation order would change the bits.
         vals = (rng.standard_normal(400) * 10.0 ** rng.integers(-8, 3, 400)).astype(np.float32)
         updates.append(SparseUpdate(dim, idx, vals * (k + 1)))
-    results = {
-        aggregate(params, list(p), rule=rule).tobytes() for p in itertools.permutations(updates)
-    }
+    results = {aggregate(params, list(p), rule=rule).tobytes() for p in itertools.permutations(updates)}
     assert len(results) == 1
     # And it is the float64 reference, rounded once.
     total = np.zeros(dim)

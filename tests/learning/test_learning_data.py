@@ -39,9 +39,7 @@ def _raw_npm_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rows(data: Dataset) -> list[bytes]:
-    return sorted(
-        img.tobytes() + bytes([lab]) for img, lab in zip(data.images, data.labels, strict=True)
-    )
+    return sorted(img.tobytes() + bytes([lab]) for img, lab in zip(data.images, data.labels, strict=True))
 
 
 def _write_idx(path: Path, array: np.ndarray, code: int, *, gz: bool) -> None:
@@ -288,7 +286,5 @@ def test_dataset_validation_and_subset() -> None:
 
 def test_label_entropy() -> None:
     images = np.zeros((10, 1, 28, 28), np.float32)
-    assert label_entropy(Dataset(images, np.arange(10, dtype=np.int64))) == pytest.approx(
-        np.log2(10)
-    )
+    assert label_entropy(Dataset(images, np.arange(10, dtype=np.int64))) == pytest.approx(np.log2(10))
     assert label_entropy(Dataset(images, np.zeros(10, np.int64))) == 0.0

@@ -53,9 +53,7 @@ def test_scores_order_models_by_quality(params: dict[str, np.ndarray], mnist_tes
     assert f1s[2] > 0.7
 
 
-def test_macro_f1_on_skewed_validation_sets(
-    params: dict[str, np.ndarray], mnist_train: Dataset
-) -> None:
+def test_macro_f1_on_skewed_validation_sets(params: dict[str, np.ndarray], mnist_train: Dataset) -> None:
     # Dirichlet validation sets miss classes, and predictions hit classes absent from y_true:
     # sklearn averages over the union of both label sets.
     parts = split_participants(mnist_train, 20, scheme="dirichlet", alpha=0.1, seed=0)
@@ -66,9 +64,7 @@ def test_macro_f1_on_skewed_validation_sets(
             pred = scorer.predict(theta)
             absent = set(pred.tolist()) - set(p.validation.labels.tolist())
             checked_absent |= bool(absent)
-            assert scorer.macro_f1(theta) == pytest.approx(
-                _sk_macro_f1(p.validation.labels, pred), abs=1e-12
-            )
+            assert scorer.macro_f1(theta) == pytest.approx(_sk_macro_f1(p.validation.labels, pred), abs=1e-12)
     assert checked_absent
 
 
@@ -94,9 +90,7 @@ def test_macro_f1_on_random_labels_equals_sklearn() -> None:
         n = int(rng.integers(1, 60))
         k = int(rng.integers(1, 10))
         y_true, y_pred = rng.integers(0, k, n), rng.integers(0, 10, n)
-        assert macro_f1_score(y_true, y_pred, 10) == pytest.approx(
-            _sk_macro_f1(y_true, y_pred), abs=1e-12
-        )
+        assert macro_f1_score(y_true, y_pred, 10) == pytest.approx(_sk_macro_f1(y_true, y_pred), abs=1e-12)
 
 
 def test_the_confusion_matrix_counts_true_by_predicted_labels() -> None:
@@ -106,9 +100,7 @@ def test_the_confusion_matrix_counts_true_by_predicted_labels() -> None:
         confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
 
 
-def test_batching_does_not_change_predictions(
-    params: dict[str, np.ndarray], mnist_test: Dataset
-) -> None:
+def test_batching_does_not_change_predictions(params: dict[str, np.ndarray], mnist_test: Dataset) -> None:
     small = mnist_test.subset(np.arange(300))
     a = Evaluator(small).predict(params["brief"])
     b = Evaluator(small, batch_size=7).predict(params["brief"])

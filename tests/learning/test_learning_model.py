@@ -32,9 +32,7 @@ def test_building_is_deterministic_and_leaves_the_global_rng_alone() -> None:
     assert not np.array_equal(a, get_flat_params(build_model(8)))
     # Glorot-uniform weights, zero biases (Keras's defaults).
     model = build_model(7)
-    assert all(
-        float(m.bias.detach().abs().max()) == 0.0 for m in (model.conv1, model.fc1, model.fc2)
-    )
+    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in (model.conv1, model.fc1, model.fc2))
     bound = np.sqrt(6 / (400 + 108))
     assert float(model.fc1.weight.detach().abs().max()) <= bound
 

@@ -67,9 +67,7 @@ def test_iid_shares_are_label_balanced(mnist_train: Dataset) -> None:
 
 def test_dirichlet_is_label_skewed(mnist_train: Dataset) -> None:
     def mean_entropy(parts: list[ParticipantData]) -> float:
-        return float(
-            np.mean([label_entropy(concat_datasets([p.train, p.validation])) for p in parts])
-        )
+        return float(np.mean([label_entropy(concat_datasets([p.train, p.validation])) for p in parts]))
 
     iid = mean_entropy(split_participants(mnist_train, 20, seed=0))
     skew = {
@@ -84,19 +82,11 @@ def test_dirichlet_is_label_skewed(mnist_train: Dataset) -> None:
     # Skewed shares miss classes entirely; IID ones never do at 400 samples.
     def missing_classes(parts: list[ParticipantData]) -> float:
         return float(
-            np.mean(
-                [
-                    (concat_datasets([p.train, p.validation]).class_counts() == 0).sum()
-                    for p in parts
-                ]
-            )
+            np.mean([(concat_datasets([p.train, p.validation]).class_counts() == 0).sum() for p in parts])
         )
 
     assert missing_classes(split_participants(mnist_train, 20, seed=0)) == 0.0
-    assert (
-        missing_classes(split_participants(mnist_train, 20, scheme="dirichlet", alpha=0.1, seed=0))
-        >= 2.0
-    )
+    assert missing_classes(split_participants(mnist_train, 20, scheme="dirichlet", alpha=0.1, seed=0)) >= 2.0
 
 
 def test_validation_fraction_zero_and_rounding(mnist_train: Dataset) -> None:

@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 
 from seccl.chain.accounts import fund, new_account, signing_connection
 from seccl.chain.backends import ChainBackend
-from seccl.chain.bulletin_board import BulletinBoardClient, Phases
+from seccl.chain.bulletin_board import BulletinBoardClient, Phases, UpdateFormat
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import SessionTerms
 from seccl.chain.session import deploy_session as deploy_contracts
@@ -40,9 +40,9 @@ def deploy_session(
         participants=tuple(a.address for a in participants),
         candidates=candidates,
         nonce=secrets.token_bytes(32),
-        tie_seed=hashlib.sha256(b"protocol-tests").digest(),
-        phases=Phases(update=3600, ballot=3600, model=3600),
+        phases=Phases(update=3600, ballot=3600, model=3600, reveal=3600),
         initial_model=hashlib.sha256(b"theta-0").digest(),
+        update_format=UpdateFormat(dimension=16, update_size=3, max_abs_value=10.0),
     )
     board, consensus, _ = deploy_contracts(w3, terms)
     domain = SigningDomain(int(w3.eth.chain_id), board.address, consensus.address, terms.nonce)

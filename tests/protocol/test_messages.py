@@ -52,10 +52,14 @@ def header(
     return magic + bytes([version, kind]) + round_.to_bytes(8, "big") + bytes.fromhex(author[2:])
 
 
+SALT = bytes(range(32))
+
+
 def update_bytes(dim: int, indices: list[int], values: list[float], round_: int = 3) -> bytes:
     """An update encoded by hand, so it can carry what ``SparseUpdate`` refuses (NaN, bad indices)."""
     return (
         header(MessageKind.UPDATE, round_)
+        + SALT
         + struct.pack(">II", dim, len(indices))
         + np.asarray(indices, dtype=">u4").tobytes()
         + np.asarray(values, dtype=">f4").tobytes()
@@ -137,10 +141,22 @@ def test_the_digest_is_the_sha256_of_the_canonical_bytes(message) -> None:
     assert len(message.to_bytes()) > HEADER_SIZE
 
 
-def test_the_update_encoding_is_header_sizes_indices_then_values_big_endian() -> None:
-    message = UpdateMessage(3, AUTHOR, SparseUpdate(9, [2, 8], [1.5, -0.25]))
+def test_the_update_encoding_is_header_salt_sizes_indices_then_values_big_endian() -> None:
+    message = UpdateMessage(3, AUTHOR, SparseUpdate(9, [2, 8], [1.5, -0.25]), SALT)
 
     assert message.to_bytes() == update_bytes(9, [2, 8], [1.5, -0.25])
+    assert decode_message(message.to_bytes()).salt == SALT  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("salt", [b"", b"\x01" * 31, b"\x01" * 33], ids=["empty", "31", "33"])
+def test_an_update_salt_is_exactly_32_bytes(salt: bytes) -> None:
+    with pytest.raises(ValueError, match="salt is 32 bytes"):
+        UpdateMessage(3, AUTHOR, SparseUpdate(9, [2], [1.5]), salt)
+
+
+def test_an_update_body_shorter_than_its_salt_is_malformed() -> None:
+    with pytest.raises(MalformedMessageError, match="shorter than its 32-byte salt"):
+        decode_message(header(MessageKind.UPDATE, 3) + b"\x00" * 31)
 
 
 def test_the_evaluation_encoding_is_solidity_abi_encode_packed() -> None:
@@ -149,7 +165,7 @@ def test_the_evaluation_encoding_is_solidity_abi_encode_packed() -> None:
 
     expected = (
         b"SCCL"
-        + bytes([3, 1])
+        + bytes([4, 1])
         + (0x0102030405060708).to_bytes(8, "big")
         + bytes.fromhex(AUTHOR[2:])
         + b"".join(s.to_bytes(4, "big") for s in scores)
@@ -173,11 +189,11 @@ def test_decode_rejects_a_bad_magic() -> None:
         decode_message(data)
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 4, 255])
-def test_decode_rejects_any_version_but_three(version: int) -> None:
-    assert VERSION == 3
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 5, 255])
+def test_decode_rejects_any_version_but_four(version: int) -> None:
+    assert VERSION == 4
     assert isinstance(decode_message(header(MessageKind.EVALUATION)), EvaluationMessage)
-    with pytest.raises(MalformedMessageError, match=f"unsupported version {version}, expected 3"):
+    with pytest.raises(MalformedMessageError, match=f"unsupported version {version}, expected 4"):
         decode_message(header(MessageKind.EVALUATION, version=version))
 
 
@@ -234,7 +250,7 @@ def test_every_typed_error_is_a_protocol_error() -> None:
 
 def test_decode_rejects_an_update_body_shorter_than_its_size_fields() -> None:
     with pytest.raises(MalformedMessageError, match="shorter than its 8-byte size fields"):
-        decode_message(header(MessageKind.UPDATE) + b"\x00" * 7)
+        decode_message(header(MessageKind.UPDATE) + SALT + b"\x00" * 7)
 
 
 @pytest.mark.parametrize("cut", [1, 4, 8])

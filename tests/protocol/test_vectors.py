@@ -1,20 +1,22 @@
 """The protocol's test vectors (tests/vectors/, written by scripts/make_test_vectors.py).
 
-Each vector is recomputed here from its inputs with the project's code (messages, signing,
-statements, the election, aggregation, sparse selection, θ_0), so a vector can never say something
-the code does not do; the generator's output must equal the committed files byte for byte; the
-encoded logs and the refused signature forms are replayed on the real contracts (embedded EVM);
+Each vector is recomputed here from its inputs with the project's code (messages, proofs of
+invalidity, signing, statements and commitments, salts and tie seeds, the election, aggregation,
+sparse selection, θ_0), so a vector can never say something the code does not do; the generator's
+output must equal the committed files byte for byte; the encoded logs, the round's tie seed, the
+update format and the refused signature forms are replayed on the real contracts (embedded EVM);
 and docs/PROTOCOL.md must list every function and event of the contracts' ABI.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -30,8 +32,8 @@ import seccl.protocol.errors as protocol_errors
 from seccl.chain.accounts import fund, signing_connection
 from seccl.chain.artifacts import CONTRACT_NAMES, load_artifact
 from seccl.chain.backends import EmbeddedChain
-from seccl.chain.bulletin_board import MessageKind, Phases
-from seccl.chain.errors import BulletinInvalidSignature
+from seccl.chain.bulletin_board import MessageKind, Phases, UpdateFormat
+from seccl.chain.errors import BulletinInvalidSignature, BulletinProofRefuted
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.signing import DELIVERY_KIND, RECEIPT_KIND, SigningDomain
 from seccl.chain.transactions import call
@@ -39,14 +41,17 @@ from seccl.election import ABSTAIN, borda_tally, tie_key, voter_ranking
 from seccl.learning.aggregation import aggregate
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction, update_size
+from seccl.protocol.envelope import Commitment, SignedMessage, sign_message
 from seccl.protocol.messages import (
     EvaluationMessage,
     ModelMessage,
     UpdateMessage,
     decode_message,
+    invalid_entry,
     score_to_ppm,
 )
 from seccl.protocol.statements import Delivery, Receipt
+from seccl.roles.participant_state import ParticipantState
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors"
@@ -85,6 +90,28 @@ def keys() -> dict[str, Any]:
     return {k["name"]: Account.from_key(raw(k["private_key"])) for k in load("signatures.json")["keys"]}
 
 
+def salt_key(private_key: bytes, board: str) -> bytes:
+    """A deployed participant's salt key, as ParticipantState derives it from its private key."""
+    return hmac.new(private_key, b"seccl-salt/" + raw(board), hashlib.sha256).digest()
+
+
+def salt_of(key: bytes, round_: int) -> bytes:
+    """The salt of ``round_`` for salt key ``key``: the participant's own method computes it."""
+    return ParticipantState._salt(SimpleNamespace(_salt_key=key), round_)  # type: ignore[arg-type]
+
+
+def round_seed(round_: int, revealed: list[int]) -> bytes:
+    """The tie seed of ``round_`` when the test participants ``revealed`` revealed their updates on
+    the vectors' board: the XOR of their salts (the board's rule; checked on its bytecode below)."""
+    board = load("signatures.json")["domain"]["board"]
+    accounts = keys()
+    seed = bytes(32)
+    for i in revealed:
+        salt = salt_of(salt_key(bytes(accounts[f"participant {i}"].key), board), round_)
+        seed = bytes(a ^ b for a, b in zip(seed, salt, strict=True))
+    return seed
+
+
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
@@ -116,9 +143,8 @@ def message_from(v: dict[str, Any]) -> UpdateMessage | EvaluationMessage | Model
     if v["kind"] == "update":
         values = f32(v["values_f32_be"])
         assert same_bits(np.asarray(v["values"], dtype=np.float32), values)
-        return UpdateMessage(
-            v["round"], v["author"], SparseUpdate(v["dimension"], np.asarray(v["indices"]), values)
-        )
+        update = SparseUpdate(v["dimension"], np.asarray(v["indices"]), values)
+        return UpdateMessage(v["round"], v["author"], update, raw(v["salt"]))
     if v["kind"] == "evaluation":
         return EvaluationMessage(v["round"], v["author"], tuple(v["scores"]))
     params = f32(v["params_f32_be"])
@@ -134,6 +160,9 @@ def check_message_vector(v: dict[str, Any]) -> None:
     decoded = decode_message(data)
     assert (decoded.round, decoded.author, decoded.kind) == (message.round, message.author, message.kind)
     assert decoded.to_bytes() == data
+    assert data[4] == 4  # version 4
+    if isinstance(message, UpdateMessage):
+        assert isinstance(decoded, UpdateMessage) and decoded.salt == raw(v["salt"]) == data[34:66]
 
 
 def test_messages() -> None:
@@ -154,6 +183,38 @@ def test_messages() -> None:
         assert type(caught.value) is getattr(protocol_errors, case["error"]), case["name"]
 
 
+def test_invalid_entries() -> None:
+    """The entry a proof of invalidity names (invalid_entry, the board's rule) for updates in the
+    board's format; decoding under the same bounds fails exactly when there is one."""
+    section = load("messages.json")["invalid_entries"]
+    f = section["format"]
+    update_format = UpdateFormat(f["dimension"], f["update_size"], f["max_abs_value"])
+    assert f"0x{update_format.value_bound_bits:08x}" == f["value_bound_bits"]
+    bounds = {
+        "dimension": f["dimension"],
+        "update_size": f["update_size"],
+        "max_abs_value": f["max_abs_value"],
+    }
+    positions = set()
+    for v in section["vectors"]:
+        data = raw(v["bytes"])
+        k = f["update_size"]
+        assert len(data) == 34 + 32 + 8 + 8 * k and data[:6] == b"SCCL\x04\x00"
+        assert data[66:74] == f["dimension"].to_bytes(4, "big") + k.to_bytes(4, "big")
+        assert [int.from_bytes(data[74 + 4 * j : 78 + 4 * j], "big") for j in range(k)] == v["indices"]
+        assert ["0x" + data[74 + 4 * (k + j) : 78 + 4 * (k + j)].hex() for j in range(k)] == v["value_bits"]
+        assert invalid_entry(data, **bounds) == v["position"], v["name"]
+        positions.add(v["position"])
+        if v["position"] is None:
+            assert v["decoding_error"] is None
+            decode_message(data, **bounds)
+        else:
+            with pytest.raises(protocol_errors.ProtocolError) as caught:
+                decode_message(data, **bounds)
+            assert type(caught.value).__name__ == v["decoding_error"], v["name"]
+    assert positions == {None, 0, 1, 2}
+
+
 # ─────────────── signatures and statements ───────────────
 
 
@@ -168,7 +229,7 @@ def test_the_test_keys_and_domain_are_what_they_say() -> None:
     assert d["board"] == get_create_address(server, Nonce(0))
     assert d["consensus"] == get_create_address(server, Nonce(1))
     assert raw(d["nonce"]) == hashlib.sha256(b"SecCL test vectors: session nonce").digest()
-    assert raw(d["tie_seed"]) == hashlib.sha256(b"seccl-ties/0").digest()
+    assert "tie_seed" not in d  # no session tie seed: each round's comes from its reveals
 
 
 def check_signing(domain: SigningDomain, v: dict[str, Any], signer: Any) -> None:
@@ -194,7 +255,7 @@ def test_signatures() -> None:
     for v in document["vectors"]:
         check_signing(domain, v, by_address[v["signer"]])
     update = load("messages.json")["vectors"][0]
-    assert document["vectors"][0]["digest"] == update["sha256"]  # the same update, signed
+    assert document["vectors"][0]["digest"] == update["sha256"]  # the same update, committed
     assert (
         hx(hashlib.sha256(raw(document["vectors"][1]["message"])).digest())
         == document["vectors"][1]["digest"]
@@ -217,6 +278,7 @@ def malleated(signature: bytes) -> list[bytes]:
 def test_statements() -> None:
     document = load("statements.json")
     domain, server = domain_of(document), keys()["server"]
+    by_author = {a.address: a for a in keys().values()}
     for v in document["updates"] + [document["model"]]:
         check_message_vector(v)
     for v in document["vectors"]:
@@ -246,24 +308,74 @@ def test_statements() -> None:
         )
         assert again.to_dict() == v["json"], v["name"]  # deterministic signature
         assert statement.signer(domain) == server.address
-    model = next(v for v in document["vectors"] if v["json"]["kind"] == "model")
-    assert model["json"]["round"] == document["model"]["round"]  # θ_{r-1}'s delivery signs its round
-    assert model["json"]["digests"] == [document["model"]["sha256"]]
-    voter = next(v for v in document["vectors"] if v["json"]["kind"] == "update")
-    assert voter["json"]["recipient"] not in voter["json"]["authors"]  # a voter's own update is left out
+    deliveries = [v for v in document["vectors"] if v["statement"] == "delivery"]
+    assert deliveries and all(v["json"]["kind"] == "model" for v in deliveries)  # updates are never delivered
+    for model in deliveries:
+        assert model["json"]["round"] == document["model"]["round"]  # θ_{r-1}'s delivery signs its round
+        assert model["json"]["authors"] == [server.address]
+        assert model["json"]["digests"] == [document["model"]["sha256"]]
+    updates = {u["author"]: u for u in document["updates"]}
+    for c in document["commitments"]:
+        commitment = Commitment.from_dict(c["json"])
+        update = updates[commitment.author]
+        assert hx(commitment.digest) == c["update_sha256"] == update["sha256"]
+        assert c["signed_kind"] == int(MessageKind.UPDATE)
+        assert (
+            hx(domain.signed_hash(commitment.round, c["signed_kind"], commitment.digest)) == c["signed_hash"]
+        )
+        assert commitment.signer(domain) == c["signer"] == commitment.author, c["name"]
+        again = Commitment.of(SignedMessage(raw(update["bytes"]), commitment.signature))
+        assert again.to_dict() == c["json"]
+        message = decode_message(raw(update["bytes"]))
+        assert Commitment.of(sign_message(message, by_author[commitment.author], domain)) == commitment
 
 
-# ─────────────── ballots and elections ───────────────
+# ─────────────── salts, tie seeds, ballots and elections ───────────────
+
+
+def test_ties() -> None:
+    document = load("ties.json")
+    accounts = keys()
+    board = load("signatures.json")["domain"]["board"]
+    assert document["board"] == board
+    for entry in document["salts"]:
+        account = accounts[f"participant {entry['participant']}"]
+        assert account.address == entry["address"]
+        key = salt_key(bytes(account.key), board)
+        assert hx(key) == entry["salt_key"]
+        for round_, salt in entry["rounds"].items():
+            assert hx(salt_of(key, int(round_))) == salt
+    for entry in document["simulation"]:
+        key = hashlib.sha256(f"seccl-salts/{entry['seed']}/{entry['participant']}".encode()).digest()
+        assert hx(key) == entry["salt_key"] and hx(salt_of(key, entry["round"])) == entry["salt"]
+    salts = {(e["participant"], int(r)): s for e in document["salts"] for r, s in e["rounds"].items()}
+    for v in document["vectors"]:
+        round_, n = v["round"], v["n"]
+        assert v["salts"] == [salts[(i, round_)] for i in v["revealed"]]
+        seed = round_seed(round_, v["revealed"])
+        assert hx(seed) == v["tie_seed"], v["name"]
+        keys_ = [tie_key(seed, round_, i) for i in range(n)]
+        assert v["tie_keys"] == [hx(k.to_bytes(32, "big")) for k in keys_]
+        assert v["tie_order"] == sorted(range(n), key=lambda i: keys_[i])
+    assert document["vectors"][-1]["tie_seed"] == hx(bytes(32))  # no reveal, no seed
+    # Every update vector carries its author's salt of its round on the vectors' board.
+    by_address = {entry["address"]: entry for entry in document["salts"]}
+    for u in load("messages.json")["vectors"] + load("statements.json")["updates"]:
+        if u["kind"] == "update":
+            assert by_address[u["author"]]["rounds"][str(u["round"])] == u["salt"]
 
 
 def test_ballots() -> None:
     document = load("ballots.json")
     for case in document["ppm"]:
         assert score_to_ppm(case["f1"]) == case["ppm"] and case["f1"] * 1e6 == case["f1_times_1e6"]
-    domain, tie_seed = domain_of(document), raw(document["domain"]["tie_seed"])
+    domain = domain_of(document)
     accounts = keys()
     for v in document["vectors"]:
         n, voter, round_ = v["n"], v["voter"], v["round"]
+        tie_seed = round_seed(round_, v["revealed"])
+        assert hx(tie_seed) == v["tie_seed"], v["name"]
+        assert v["eligible"] == [j for j in v["revealed"] if j not in v["invalid"]]
         scores = tuple(
             0 if j in v["invalid"] else ABSTAIN if f is None else score_to_ppm(f)
             for j, f in enumerate(v["f1"])
@@ -290,10 +402,12 @@ def test_ballots() -> None:
 
 def test_elections() -> None:
     document = load("elections.json")
-    tie_seed = raw(document["tie_seed"])
     assert len(document["vectors"]) >= 8
     for v in document["vectors"]:
         n, m, round_, eligible = v["n"], v["m"], v["round"], v["eligible"]
+        tie_seed = round_seed(round_, v["revealed"])
+        assert hx(tie_seed) == v["tie_seed"], v["name"]
+        assert eligible == [j for j in v["revealed"] if j not in v["invalid"]]
         ballots = {b["voter"]: b["scores"] for b in v["ballots"]}
         assert all(scores[voter] == ABSTAIN for voter, scores in ballots.items())
         outcome = borda_tally(ballots, n, m, tie_seed=tie_seed, round_=round_, eligible=eligible)
@@ -435,9 +549,12 @@ def test_protocol_md_lists_every_function_and_event() -> None:
 
 
 def test_the_contracts_emit_the_example_logs_and_refuse_the_refused_signatures() -> None:
-    """On the real bytecode (embedded EVM), with the test keys, tie seed and nonce of the vectors:
-    the board sits at the vectors' address; malleated signatures are refused; the logs of an update,
-    a ballot and an election are byte for byte abi.json's examples; the tally is elections.json's."""
+    """On the real bytecode (embedded EVM), with the test keys, nonce and update format of the
+    vectors: the board sits at the vectors' address; malleated signatures are refused; the logs of
+    a commitment, a reveal, a ballot and an election are byte for byte abi.json's examples, and so
+    are the reveal's calldata, updateFormat() and tieSeedOf(1), the XOR of the revealed salts that
+    ties.json and elections.json use; a proof against a valid entry is refuted; the tally is
+    elections.json's."""
     accounts = keys()
     server = accounts["server"]
     participants = [accounts[f"participant {i}"] for i in range(4)]
@@ -450,9 +567,9 @@ def test_the_contracts_emit_the_example_logs_and_refuse_the_refused_signatures()
         participants=tuple(p.address for p in participants),
         candidates=2,
         nonce=raw(signatures["domain"]["nonce"]),
-        tie_seed=raw(signatures["domain"]["tie_seed"]),
-        phases=Phases(update=3600, ballot=3600, model=3600),
+        phases=Phases(update=3600, ballot=3600, model=3600, reveal=3600),
         initial_model=hashlib.sha256(b"theta-0").digest(),
+        update_format=UpdateFormat(dimension=10, update_size=3, max_abs_value=10.0),
     )
     board, consensus, _ = deploy_session(w3, terms)
     assert (board.address, consensus.address) == (
@@ -491,7 +608,36 @@ def test_the_contracts_emit_the_example_logs_and_refuse_the_refused_signatures()
             got = log_of(tx, "MessagePosted(uint64,uint8,address,bytes32)")
             assert got == {k: examples["MessagePosted"][k] for k in ("topics", "data")}
 
+    # Every participant committed: the reveals are open. The bytes travel in the calldata.
+    for i, (p, u) in enumerate(zip(participants, updates, strict=True)):
+        tx = board.reveal_update(1, p.address, raw(u["bytes"])).tx_hash
+        if i == 0:
+            got = log_of(tx, "UpdateRevealed(uint64,address,bytes32)")
+            assert got == {k: examples["UpdateRevealed"][k] for k in ("topics", "data")}
+            assert hx(w3.eth.get_transaction(tx)["input"]) == examples["revealUpdate"]["calldata"]
+    revealed = board.revealed_updates(1)
+    assert {a: hx(r.message) for a, r in revealed.items()} == {u["author"]: u["bytes"] for u in updates}
+    assert board.round_info(1).eligible == (0, 1, 2, 3)
+
+    def view(name: str) -> str:
+        return hx(w3.eth.call({"to": board.address, "data": examples[name]["calldata"]}))
+
+    assert view("updateFormat") == examples["updateFormat"]["returns"]
+    seed = examples["tieSeedOf"]["returns"]
+    assert (
+        view("tieSeedOf") == seed == hx(board.tie_seed_of(1)) == load("ties.json")["vectors"][0]["tie_seed"]
+    )
+    for position in range(3):  # every entry of a valid update is valid: each proof is refuted
+        with pytest.raises(BulletinProofRefuted):
+            call(
+                board.contract.functions.proveInvalid(
+                    1, participants[0].address, raw(updates[0]["bytes"]), position
+                ),
+                sender=server.address,
+            )
+
     election = load("elections.json")["vectors"][0]
+    assert election["tie_seed"] == seed
     ballot = load("ballots.json")["vectors"][0]
     assert (election["n"], election["m"], election["round"]) == (4, 2, 1)
     for entry, ranked in zip(election["ballots"], election["rankings"], strict=True):
@@ -530,6 +676,17 @@ def test_the_contracts_emit_the_example_logs_and_refuse_the_refused_signatures()
         )
     )
     assert example == examples["postUpdate"]["calldata"]
+    abi = Web3().eth.contract(abi=load_artifact("BulletinBoard").abi)
+    reveal = abi.encode_abi(
+        "revealUpdate", args=[1, to_checksum_address(updates[0]["author"]), raw(updates[0]["bytes"])]
+    )
+    assert reveal == examples["revealUpdate"]["calldata"]
+    nan = next(v for v in load("messages.json")["invalid_entries"]["vectors"] if v["name"] == "NaN value")
+    proof = abi.encode_abi(
+        "proveInvalid",
+        args=[1, to_checksum_address(updates[0]["author"]), raw(nan["bytes"]), nan["position"]],
+    )
+    assert proof == examples["proveInvalid"]["calldata"]
 
 
 def test_protocol_md_names_the_vectors() -> None:

@@ -96,11 +96,16 @@ def ballots_of(sim: Simulation, round_: int) -> dict[int, tuple[int, ...]]:
 
 def reference_tally(sim: Simulation, round_: int, ballots: dict[int, tuple[int, ...]]) -> ElectionOutcome:
     """The plain-Python Borda election of ``ballots`` under the session's rules for ``round_``:
-    its M, its public tie seed, and the participants whose update the board records."""
+    its M, the round's tie seed, and the participants whose update the board revealed."""
     eligible = sim.board_reader.round_info(round_).eligible
     session = sim.session
     return borda_tally(
-        ballots, session.n, session.candidates, tie_seed=session.tie_seed, round_=round_, eligible=eligible
+        ballots,
+        session.n,
+        session.candidates,
+        tie_seed=sim.board_reader.tie_seed_of(round_),
+        round_=round_,
+        eligible=eligible,
     )
 
 

@@ -41,9 +41,7 @@ def collusion_points(m: int, k: int) -> int:
 
 
 def colluder_ballot(n: int, voter: int, colluders: set[int]) -> tuple[int, ...]:
-    return tuple(
-        ABSTAIN if j == voter else score_to_ppm(1.0 if j in colluders else 0.0) for j in range(n)
-    )
+    return tuple(ABSTAIN if j == voter else score_to_ppm(1.0 if j in colluders else 0.0) for j in range(n))
 
 
 @pytest.mark.parametrize(("m", "k"), [(m, k) for m in range(1, 5) for k in range(2, m + 2)])
@@ -79,7 +77,12 @@ def check_collusion_rounds(sim: Simulation, result: RunResult, colluders: set[in
             assert ballots[c] == colluder_ballot(n, c, colluders)
             assert set(counted[c].ranking[: k - 1]) == colluders - {c}  # fellows first
             assert counted[c].ranking == voter_ranking(
-                ballots[c], c, m, tie_seed=sim.session.tie_seed, round_=record.round, eligible=eligible
+                ballots[c],
+                c,
+                m,
+                tie_seed=sim.board_reader.tie_seed_of(record.round),
+                round_=record.round,
+                eligible=eligible,
             )
         from_collusion = borda_points({c: ballots[c] for c in colluders}, n, m, record.round)
         assert sum(from_collusion[c] for c in colluders) == collusion_points(m, k)

@@ -271,7 +271,6 @@ MUTATIONS = [
         "chain.json",
         "last_block.hash",
     ),
-    Mutation("tie-seed", "honest", chain_json(set_key("tie_seed", hex_flipped)), "chain.json", "tie seed"),
     Mutation("roster-reordered", "honest", chain_json(roster_reordered), "chain.json", "roster"),
     Mutation("nonce", "honest", chain_json(set_key("nonce", hex_flipped)), "chain.json", "nonce"),
     Mutation(

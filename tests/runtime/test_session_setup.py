@@ -11,7 +11,7 @@ import pytest
 
 from seccl.chain.accounts import fund, new_account, signing_connection
 from seccl.chain.backends import EmbeddedChain
-from seccl.chain.bulletin_board import MessageKind, Phases
+from seccl.chain.bulletin_board import MessageKind, Phases, UpdateFormat
 from seccl.chain.errors import BulletinInvalidSignature
 from seccl.chain.session import SessionMismatchError, SessionTerms, deploy_session
 from seccl.learning.model import build_model, get_flat_params
@@ -26,7 +26,8 @@ from seccl.roles.settings import LearningSettings
 from tests.sessions import N
 
 SEED = 0
-PHASES = Phases(update=3600, ballot=3600, model=3600)
+DIMENSION = len(get_flat_params(build_model(SEED)))
+PHASES = Phases(update=3600, ballot=3600, model=3600, reveal=3600)
 
 
 def agreed_terms(server: str, participants: tuple[str, ...], **changes: object) -> SessionTerms:
@@ -35,9 +36,9 @@ def agreed_terms(server: str, participants: tuple[str, ...], **changes: object) 
         participants=participants,
         candidates=2,
         nonce=b"\x01" * 32,
-        tie_seed=b"\x02" * 32,
         phases=PHASES,
         initial_model=initial_model_digest(SEED, server),
+        update_format=UpdateFormat(DIMENSION, update_size(0.1, DIMENSION), 10.0),
     )
     return replace(terms, **changes)
 
@@ -53,7 +54,6 @@ def session_info(w3, board: str, consensus: str, terms: SessionTerms) -> Session
         dimension=dimension,
         candidates=terms.candidates,
         nonce=terms.nonce,
-        tie_seed=terms.tie_seed,
         phases=terms.phases,
         update_size=update_size(0.1, dimension),
         max_abs_value=10.0,
@@ -101,8 +101,12 @@ def test_a_participant_joins_the_session_it_agreed_to(chain, data) -> None:
             "initial model",
             lambda t: replace(t, initial_model=ModelMessage(0, t.server, np.zeros(10, np.float32)).digest()),
         ),
-        ("phases", lambda t: replace(t, phases=Phases(update=2**63, ballot=2**63, model=2**63))),
+        (
+            "phases",
+            lambda t: replace(t, phases=Phases(update=2**63, ballot=2**63, model=2**63, reveal=2**63)),
+        ),
         ("nonce", lambda t: replace(t, nonce=b"\x03" * 32)),
+        ("update format", lambda t: replace(t, update_format=replace(t.update_format, max_abs_value=1e30))),
         ("candidates", lambda t: replace(t, candidates=3)),
     ],
 )

@@ -26,8 +26,9 @@ GAS_ACCUSE = 150_000
 
 def gas_for_message(size: int) -> int:
     """A gas limit for a call that carries a ``size``-byte update message (a reveal, or a proof
-    of invalidity): 16 gas a calldata byte, SHA-256 at 12 gas a word, and the checks."""
-    return 200_000 + 16 * size + 12 * (size // 32 + 1)
+    of invalidity): the checks and SHA-256 (12 gas a word), plus the calldata, whose floor since
+    Prague (EIP-7623, anvil's default hardfork) is 40 gas a non-zero byte (16 under Cancun)."""
+    return 250_000 + 40 * size + 12 * (size // 32 + 1)
 
 
 def gas_for_deploy(n: int) -> int:
@@ -212,7 +213,9 @@ class BulletinBoardClient:
 
     def prove_invalid(self, round_: int, author: str, message: bytes, position: int) -> TxReceipt:
         """Prove ``author``'s revealed update of ``round_`` (``message``) invalid at entry ``position``."""
-        function = self.contract.functions.proveInvalid(round_, to_checksum_address(author), message, position)
+        function = self.contract.functions.proveInvalid(
+            round_, to_checksum_address(author), message, position
+        )
         return transact(self.w3, function, sender=self._sender(), gas=gas_for_message(len(message)))[0]
 
     def post_model(self, round_: int, digest: bytes, signature: bytes) -> TxReceipt:
@@ -296,7 +299,9 @@ class BulletinBoardClient:
 
     def round_info(self, round_: int) -> RoundInfo:
         values = self._call(self.contract.functions.roundInfo(round_))
-        opened, update_dl, reveal_dl, ballot_dl, model_dl, updates, posted, committed, revealed, invalid = values
+        opened, update_dl, reveal_dl, ballot_dl, model_dl, updates, posted, committed, revealed, invalid = (
+            values
+        )
         return RoundInfo(
             int(opened),
             int(update_dl),

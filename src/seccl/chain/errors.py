@@ -158,7 +158,9 @@ class ConsensusRoundNotOpen(ConsensusError):
 
 
 class ConsensusBallotPhaseNotOpen(ConsensusError):
-    template = "the ballots of round {round} open when every committed update is revealed or after {revealDeadline}"
+    template = (
+        "the ballots of round {round} open when every committed update is revealed or after {revealDeadline}"
+    )
 
 
 class ConsensusBallotPhaseOver(ConsensusError):

@@ -162,8 +162,12 @@ class DeployedServer:
     def _record_round(self, outcome: RoundOutcome, seconds: float) -> None:
         r = outcome.round
         with RunArchive(self.out / "messages.sqlite") as archive:
+            # Each revealed update's bytes, with the Tx-ID of its commitment (where the board checked
+            # its author's signature); the reveal's own transaction carried these very bytes.
+            committed_in = {record.digest: tx for record, tx in self.server.board.records(round_=r)}
             for revealed in self.server.board.revealed_updates(r).values():
-                archive.put(r, MessageKind.UPDATE, SignedMessage(revealed.message, b""), revealed.tx_hash)
+                signed = SignedMessage(revealed.message, b"")
+                archive.put(r, MessageKind.UPDATE, signed, committed_in.get(revealed.digest, ""))
             for stored in self.server.store.of_round(r, MessageKind.EVALUATION):
                 archive.put(r, stored.kind, stored.signed, stored.tx_id)
             archive.put(r, MessageKind.MODEL, self.server.model_signed)

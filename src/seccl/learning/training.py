@@ -80,9 +80,7 @@ def _check(data: Dataset, epochs: int, lr: float, batch_size: int) -> None:
     if len(data) == 0:
         raise ValueError("cannot train on an empty data set")
     if epochs < 0 or batch_size < 1 or not lr > 0:
-        raise ValueError(
-            f"need epochs >= 0, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}"
-        )
+        raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
 
 
 def train_local(

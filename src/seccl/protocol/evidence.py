@@ -18,14 +18,14 @@ class EvidenceKind(StrEnum):
     """The server did not post the round's model by the deadline the contract fixes."""
     UPDATE_NOT_RECORDED = "update-not-recorded"
     """The server signed a receipt for an update under a Tx-ID that does not record it."""
-    UPDATE_WITHHELD = "update-withheld"
-    """The board records an update the server's signed delivery left out."""
-    DELIVERED_UPDATE_MISMATCH = "delivered-update-mismatch"
-    """The server delivered (and signed for) an update other than the one the board records."""
+    UPDATE_NOT_REVEALED = "update-not-revealed"
+    """A participant committed an update but did not reveal its bytes by the reveal deadline: its
+    own failure, which the chain alone shows (it is not eligible)."""
     BALLOT_NOT_COUNTED = "ballot-not-counted"
     """The server signed a receipt for a ballot under a Tx-ID that did not count it."""
     INVALID_MESSAGE = "invalid-message"
-    """A message the board records (its bytes hash to the recorded digest) fails to decode."""
+    """An update revealed on the board (its bytes hash to the commitment) breaks the session's
+    rules; the finder proves it on chain, so it is not eligible."""
     SERVER_SILENT = "server-silent"
     """The server did not relay, ask or answer in time; the participant acted on the chain itself.
     Silence leaves no signature: this finding rests on the finder's word, and the chain shows

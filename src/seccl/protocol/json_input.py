@@ -14,6 +14,7 @@ levels: the file, its findings, a finding, its proof, a statement, its digests).
 MAX_INT_DIGITS = 80
 """The longest integer accepted in a JSON document (a uint256 has 78 digits; a round 20)."""
 
+
 def parse_json(data: bytes, *, max_depth: int) -> Any:
     """The JSON value in ``data`` (UTF-8), or a ValueError saying why not.
 

@@ -261,7 +261,9 @@ def invalid_entry(data: bytes, *, dimension: int, update_size: int, max_abs_valu
     """
     entries = HEADER_SIZE + SALT_BYTES + 8
     if len(data) != entries + 8 * update_size:
-        raise MalformedMessageError(f"an update of {update_size} entries is {entries + 8 * update_size} bytes")
+        raise MalformedMessageError(
+            f"an update of {update_size} entries is {entries + 8 * update_size} bytes"
+        )
     indices = np.frombuffer(data, dtype=">u4", count=update_size, offset=entries).astype(np.int64)
     bits = np.frombuffer(data, dtype=">u4", count=update_size, offset=entries + 4 * update_size)
     bound = int(np.array([max_abs_value], dtype="<f4").view("<u4")[0])

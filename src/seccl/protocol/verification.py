@@ -1,9 +1,10 @@
 """Checks a finding with no trust in either side: the server's signatures and the chain decide.
 
-A finding is CONFIRMED when the server's own signed statement, or the chain alone, proves the
-server wrong; REFUTED when the signature is not the server's or the chain contradicts the
-finding (a fabricated accusation); UNPROVABLE when it rests on the finder's word (silence
-leaves no signature), in which case the contracts are what kept the harm away.
+A finding is CONFIRMED when the server's own signed statement, or the chain alone, proves its
+subject wrong (the server, or a participant whose committed update is invalid or was never
+revealed); REFUTED when the signature is not the server's or the chain contradicts the finding (a
+fabricated accusation); UNPROVABLE when it rests on the finder's word (silence leaves no
+signature), in which case the contracts are what kept the harm away.
 """
 
 from __future__ import annotations
@@ -66,37 +67,30 @@ def _verify(
     aggregation: str,
 ) -> Verdict:
     kind = e.kind
-    if kind in (EvidenceKind.DELIVERED_UPDATE_MISMATCH, EvidenceKind.MODEL_MISMATCH):
+    if kind is EvidenceKind.MODEL_MISMATCH:
         delivery = Delivery.from_dict(e.proof["delivery"])
         if delivery.signer(session.domain) != session.server:
             return _refuted("the delivery statement is not signed by the session's server")
         position = int(e.proof["position"])
         author, delivered = delivery.authors[position], delivery.digests[position]
         recorded = board.digest_of(delivery.round, delivery.kind, author)
+        if delivery.kind is not MessageKind.MODEL or recorded is None:
+            return _refuted("the board records no model to compare the delivery with (yet)")
         if recorded == delivered:
             return _refuted("the board records exactly the digest the server delivered")
-        if recorded is None:
-            info = board.round_info(delivery.round)
-            closed = info.opened_at and (info.updates == session.n or _now(board) > info.update_deadline)
-            if delivery.kind is MessageKind.UPDATE and closed:
-                return _confirmed("the server signed for an update the board never recorded")
-            return _refuted("the board records nothing to compare the delivery with (yet)")
         return _confirmed(
-            f"the server signed for digest 0x{delivered.hex()} as {author}'s {delivery.kind.name.lower()} "
-            f"of round {delivery.round}; the board records 0x{recorded.hex()}"
+            f"the server signed for digest 0x{delivered.hex()} as the model of round {delivery.round}; "
+            f"the board records 0x{recorded.hex()}"
         )
-    if kind is EvidenceKind.UPDATE_WITHHELD:
-        delivery = Delivery.from_dict(e.proof["delivery"])
-        if delivery.signer(session.domain) != session.server:
-            return _refuted("the delivery statement is not signed by the session's server")
-        if e.subject in delivery.authors:
-            return _refuted("the signed delivery does include this update")
-        if (
-            e.subject == delivery.recipient
-            or board.digest_of(delivery.round, MessageKind.UPDATE, e.subject) is None
-        ):
-            return _refuted("the board records no update of that author to withhold")
-        return _confirmed("the server's signed delivery leaves out an update the board records")
+    if kind is EvidenceKind.UPDATE_NOT_REVEALED:
+        if e.subject not in session.participants:
+            return _refuted("the subject is not a participant")
+        index = session.participants.index(e.subject)
+        info = board.round_info(e.round)
+        closed = info.model_posted or (info.opened_at and _now(board) > info.reveal_deadline)
+        if not info.has_update(index) or info.has_revealed(index) or not closed:
+            return _refuted("the board shows no commitment of that author left unrevealed past the deadline")
+        return _confirmed(f"{e.subject} committed an update of round {e.round} and never revealed it")
     if kind in (EvidenceKind.UPDATE_NOT_RECORDED, EvidenceKind.BALLOT_NOT_COUNTED):
         receipt = Receipt.from_dict(e.proof["receipt"])
         if receipt.signer(session.domain) != session.server:
@@ -138,7 +132,7 @@ def _verify(
         try:
             decode_message(signed.data, **session.bounds())
         except ProtocolError as exc:
-            return _confirmed(f"the recorded update is invalid ({type(exc).__name__}); the server relayed it")
+            return _confirmed(f"the author's committed update is invalid ({type(exc).__name__})")
         return _refuted("the recorded update decodes within the session's bounds")
     return Verdict(
         Status.UNPROVABLE, "this finding rests on the finder's word; the chain shows what it did about it"

@@ -298,6 +298,15 @@ class ChainChecks(ParticipantState):
         info = self.board.round_info(round_)
         revealed = self.board.revealed_updates(round_)
         for j, author in enumerate(self.session.participants):
+            if j != self.index and info.has_update(j) and not info.has_revealed(j):
+                self._report(
+                    EvidenceKind.UPDATE_NOT_REVEALED,
+                    author,
+                    None,
+                    None,
+                    self.board.updates_of(round_)[j],
+                    "committed an update but never revealed it: not eligible (its own failure)",
+                )
             found = revealed.get(author)
             if j == self.index or found is None or not info.has_revealed(j):
                 continue

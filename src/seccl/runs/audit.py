@@ -135,7 +135,11 @@ def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
         # The update format from what fixes it (the architecture, the settings' s, the session the
         # checkpoint kept), against the board's; chain.json's own figures are checked below.
         dimension = model_dimension()
-        agreed_format = (dimension, update_size(config.share_fraction, dimension), _max_abs_value(checkpoint, facts))
+        agreed_format = (
+            dimension,
+            update_size(config.share_fraction, dimension),
+            _max_abs_value(checkpoint, facts),
+        )
         with run_chain(run_dir, facts, url) as (chain, w3):
             done = rounds_done(chain.board, config.rounds)
             header = [f"run {run_dir}: the chain at {url or 'its pinned anvil state (anvil-state.json)'}"]

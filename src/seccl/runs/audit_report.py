@@ -125,13 +125,12 @@ class FindingCheck:
 
     @property
     def against(self) -> str:
-        """Whom the finding, if confirmed, is against: the server, except for an invalid message,
-        whose author is at fault (the server only relayed it); a refuted finding is against its
-        finder."""
+        """Whom the finding, if confirmed, is against: the server, except for an invalid update or
+        one never revealed, whose author is at fault; a refuted finding is against its finder."""
         e = self.evidence
         if self.verdict.status is Status.REFUTED:
             return _who(e.finder_index, e.finder, "finder")
-        if e.kind is EvidenceKind.INVALID_MESSAGE:
+        if e.kind in (EvidenceKind.INVALID_MESSAGE, EvidenceKind.UPDATE_NOT_REVEALED):
             return _who(e.subject_index, e.subject, "author")
         return "the server"
 

@@ -101,4 +101,3 @@ def read_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray
     except (OSError, ValueError, KeyError) as exc:
         raise ResumeError(f"the checkpoint in {run_dir} cannot be read: {exc}") from None
     return document, arrays
-

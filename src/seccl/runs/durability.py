@@ -62,7 +62,9 @@ class RunRecorder:
             if p._round == r:
                 held += [(MessageKind.UPDATE, p._own_update), (MessageKind.EVALUATION, p._own_evaluation)]
         # Every update the board revealed, as its transaction carried it (the commitment signed it).
-        held += [(MessageKind.UPDATE, SignedMessage(u.message, b"")) for u in board.revealed_updates(r).values()]
+        held += [
+            (MessageKind.UPDATE, SignedMessage(u.message, b"")) for u in board.revealed_updates(r).values()
+        ]
         model = sim.server.model_signed
         if board.digest_of(r, MessageKind.MODEL, sim.session.server) == model.digest():
             held.append((MessageKind.MODEL, model))

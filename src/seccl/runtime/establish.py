@@ -39,7 +39,9 @@ def establish_session(
     """Deploy the board and the consensus contract from ``server`` (``w3`` signs as it) for the
     roster ``participants``; returns the session's facts, the two clients and the deployments."""
     initial = get_flat_params(build_model(seed))
-    update_format = UpdateFormat(len(initial), update_size(settings.share_fraction, len(initial)), max_abs_value)
+    update_format = UpdateFormat(
+        len(initial), update_size(settings.share_fraction, len(initial)), max_abs_value
+    )
     terms = SessionTerms(
         server=server.address,
         participants=tuple(participants),

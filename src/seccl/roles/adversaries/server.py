@@ -26,7 +26,9 @@ def altered_model(signed: SignedMessage, scale: float = -5.0) -> ModelMessage:
     """The same model with its parameters scaled (the server's own message: it may sign it)."""
     message = decode_message(signed.data)
     assert isinstance(message, ModelMessage)
-    return ModelMessage(message.round, message.author, (message.params * np.float32(scale)).astype(np.float32))
+    return ModelMessage(
+        message.round, message.author, (message.params * np.float32(scale)).astype(np.float32)
+    )
 
 
 class TargetedServer(ParameterServer):
