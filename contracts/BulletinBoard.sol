@@ -141,6 +141,8 @@ contract BulletinBoard {
     error BulletinRevealPhaseNotOpen(uint64 round, uint64 updateDeadline);
     /// @notice The reveal phase of `round` ended at `deadline`.
     error BulletinRevealPhaseOver(uint64 round, uint64 deadline);
+    /// @notice Only `author` may reveal its update; `caller` is not it.
+    error BulletinNotAuthor(address author, address caller);
     /// @notice `author` committed no update in `round`.
     error BulletinNotCommitted(uint64 round, address author);
     /// @notice `author`'s update of `round` was already revealed.
@@ -247,13 +249,17 @@ contract BulletinBoard {
         emit MessagePosted(round, Kind.Update, author, digest);
     }
 
-    /// @notice Reveals the bytes of `author`'s committed update of `round`: `message` must hash
+    /// @notice Reveals the bytes of the caller's committed update of `round`: `message` must hash
     ///         (SHA-256) to the commitment and be an update of that round by that author in the
-    ///         session's format. Its salt joins the round's tie seed. Anyone may relay.
-    /// @dev Readers take the bytes from this call's calldata (found by {UpdateRevealed}). Only
-    ///      the header and the length are checked here; an entry that breaks the rules is left
-    ///      to {proveInvalid}, so an honest reveal pays for no loop over its entries.
+    ///         session's format. Its salt joins the round's tie seed. Only the author may reveal.
+    /// @dev Readers take the bytes from the calldata of the transaction that {UpdateRevealed}
+    ///      names, so the author must call directly: a relay (a contract, or anyone who copied the
+    ///      bytes from a pending transaction) could otherwise reveal them where no reader finds
+    ///      them, and keep the author from being assessed. Only the header and the length are
+    ///      checked here; an entry that breaks the rules is left to {proveInvalid}, so an honest
+    ///      reveal pays for no loop over its entries.
     function revealUpdate(uint64 round, address author, bytes calldata message) external {
+        if (msg.sender != author) revert BulletinNotAuthor(author, msg.sender);
         uint64 openedAt = _openRound(round);
         uint256 committed = _updateBitmap[round];
         uint64 updateDeadline = openedAt + _updatePhase;

@@ -79,6 +79,7 @@ class Session:
     consensus: ConsensusClient
     deployment: list[TxReceipt]
     salts: dict[int, bytes] = field(default_factory=dict)
+    _own: dict[str, BulletinBoardClient] = field(default_factory=dict, repr=False)
     """Salts by participant index, where a test chooses them (say, to fix the round's tie seed)."""
 
     @property
@@ -159,7 +160,12 @@ class Session:
         self, round_: int, index: int, message: bytes | None = None, *, via: BulletinBoardClient | None = None
     ) -> TxReceipt:
         message = self.update_message(round_, index) if message is None else message
-        return (via or self.board).reveal_update(round_, self.accounts[index].address, message)
+        account = self.accounts[index]
+        if via is None:  # only the author may reveal: over its own connection
+            if account.address not in self._own:
+                self._own[account.address] = self.own_clients(account)[0]
+            via = self._own[account.address]
+        return via.reveal_update(round_, account.address, message)
 
     def reveal_updates(self, round_: int) -> None:
         """Reveal every committed update of ``round_`` not revealed yet whose commitment is the

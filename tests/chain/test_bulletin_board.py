@@ -56,7 +56,8 @@ def test_deployment_records_the_initial_model_and_opens_round_one_with_the_fixed
     assert board.digest_of(0, MessageKind.MODEL, session.server.address) == session.terms.initial_model
     assert info.opened_at > 0 and info.updates == 0 and not info.model_posted
     assert info.update_deadline == info.opened_at + PHASES.update
-    assert info.ballot_deadline == info.update_deadline + PHASES.ballot
+    assert info.reveal_deadline == info.update_deadline + PHASES.reveal
+    assert info.ballot_deadline == info.reveal_deadline + PHASES.ballot
     assert info.model_deadline == info.ballot_deadline + PHASES.model
     assert board.round_info(2).opened_at == 0
     initial = (BoardRecord(0, MessageKind.MODEL, session.server.address, session.terms.initial_model),)
@@ -75,7 +76,8 @@ def test_a_relayed_update_is_recorded_and_found_by_round_author_and_tx_id(sessio
     assert session.board.record_in_transaction(receipt.tx_hash) == record
     assert session.board.records(from_block=session.first_block)[-1] == (record, receipt.tx_hash)
     info = session.board.round_info(1)
-    assert info.updates == 1 and info.eligible == (1,) and info.has_update(1)
+    assert info.updates == 1 and info.has_update(1)
+    assert info.eligible == () and not info.has_revealed(1)  # committed, not revealed: not yet eligible
 
 
 def test_a_participant_posts_its_own_update_from_its_own_account(session: Session) -> None:
@@ -447,38 +449,19 @@ def _recorded_updates(session: Session) -> list[bytes]:
     return [session.update_digest(1, i) for i in range(1, session.n)]
 
 
-def test_a_server_signed_update_delivery_that_differs_from_the_board_is_upheld(session: Session) -> None:
-    session.post_updates(1)
-    delivered = _recorded_updates(session)
-    delivered[1] = digest("what the server handed out instead")
-    delivery = _delivery(session, 1, MessageKind.UPDATE, delivered)
-    accuser = session.accounts[0]
-
-    receipt = _accuse(session, delivery, 1)
-
-    assert session.board.caught_count() == 1
-    assert session.accusations() == [(1, accuser.address, Offence.DELIVERY_MISMATCH, receipt.tx_hash)]
-    event = session.board.contract.events.ServerCaught().process_receipt(
-        session.w3.eth.get_transaction_receipt(receipt.tx_hash)  # type: ignore[arg-type]
-    )[0]["args"]
-    assert bytes(event["digest"]) == delivered[1] and event["accuser"] == accuser.address
-
-
-def test_a_delivered_update_that_was_never_posted_is_upheld_once_the_update_phase_is_over(
-    session: Session,
-) -> None:
+def test_an_update_delivery_is_never_upheld_updates_are_revealed_on_the_board(session: Session) -> None:
+    # The server delivers no updates any more; even a server-signed statement of one proves nothing.
     session.post_updates(1, [0, 1, 2])  # participant 3 posts nothing
+    session.pass_update_phase(1)
     delivered = [*_recorded_updates(session)[:2], digest("an update participant 3 never posted")]
+    delivered[0] = digest("what the server handed out instead")
     delivery = _delivery(session, 1, MessageKind.UPDATE, delivered)
 
-    with pytest.raises(errors.BulletinAccusationRefuted) as caught:
-        _accuse(session, delivery, 2)  # participant 3 may still post it
-    assert caught.value.fields == {"round": 1, "offence": int(Offence.DELIVERED_UNRECORDED)}
-    session.pass_update_phase(1)
-    _accuse(session, delivery, 2)
-
-    assert [offence for _, _, offence, _ in session.accusations()] == [Offence.DELIVERED_UNRECORDED]
-    assert session.board.caught_count() == 1
+    for position in range(len(delivered)):
+        with pytest.raises(errors.BulletinAccusationRefuted) as caught:
+            _accuse(session, delivery, position)
+        assert caught.value.fields == {"round": 1, "offence": int(Offence.DELIVERY_MISMATCH)}
+    assert session.board.caught_count() == 0
 
 
 def test_a_delivered_model_that_differs_from_the_board_is_upheld(session: Session) -> None:
@@ -487,11 +470,17 @@ def test_a_delivered_model_that_differs_from_the_board_is_upheld(session: Sessio
 
     with pytest.raises(errors.BulletinAccusationRefuted) as caught:
         _accuse(session, wrong, 0)  # nothing on the board yet to differ from
-    assert caught.value.fields["offence"] == int(Offence.DELIVERED_UNRECORDED)
+    assert caught.value.fields["offence"] == int(Offence.DELIVERY_MISMATCH)
     session.post_model(1)
-    _accuse(session, wrong, 0)
+    receipt = _accuse(session, wrong, 0)
 
-    assert [offence for _, _, offence, _ in session.accusations()] == [Offence.DELIVERY_MISMATCH]
+    assert session.accusations() == [
+        (1, session.accounts[0].address, Offence.DELIVERY_MISMATCH, receipt.tx_hash)
+    ]
+    event = session.board.contract.events.ServerCaught().process_receipt(
+        session.w3.eth.get_transaction_receipt(receipt.tx_hash)  # type: ignore[arg-type]
+    )[0]["args"]
+    assert bytes(event["digest"]) == digest("not the posted model")
 
 
 def test_an_honest_delivery_is_refuted(session: Session) -> None:

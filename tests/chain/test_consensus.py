@@ -142,13 +142,13 @@ def test_elects_nobody_without_ballots(session: Session) -> None:
     assert session.board.current_round() == 2
 
 
-def test_ballots_open_when_every_update_is_in_or_at_the_update_deadline(fresh: Session) -> None:
+def test_ballots_open_when_every_update_is_revealed_or_at_the_reveal_deadline(fresh: Session) -> None:
     fresh.post_updates(1, [0, 1, 2])
-    deadline = fresh.board.round_info(1).update_deadline
+    deadline = fresh.board.round_info(1).reveal_deadline
 
     with pytest.raises(errors.ConsensusBallotPhaseNotOpen) as caught:
         fresh.vote(1, 0, PROFILE[0])
-    assert caught.value.fields == {"round": 1, "updateDeadline": deadline}
+    assert caught.value.fields == {"round": 1, "revealDeadline": deadline}
     with pytest.raises(errors.ConsensusElectionStillOpen):
         fresh.tally(1)
     fresh.pass_update_phase(1)

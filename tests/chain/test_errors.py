@@ -270,7 +270,7 @@ def test_the_typed_error_is_raised_by_the_client_with_the_failed_transactions_ha
     assert failed["status"] == 0
 
 
-CONTRACT_TESTS = ("test_bulletin_board.py", "test_consensus.py")
+CONTRACT_TESTS = ("test_bulletin_board.py", "test_consensus.py", "test_reveal.py")
 
 
 @pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)

@@ -127,6 +127,23 @@ def test_a_copy_of_another_participants_update_cannot_be_revealed_as_ones_own(se
     assert caught.value.fields["offset"] == 14  # the author field
 
 
+def test_only_the_author_may_reveal_so_nobody_can_hide_its_bytes_behind_a_relay(session: Session) -> None:
+    # Someone who copied the bytes from the author's pending transaction (the server, another
+    # participant) cannot reveal them first, from where no reader would look.
+    session.post_updates(1, [0, 1, 2])
+    session.pass_update_phase(1, reveal=False)
+    message = session.update_message(1, 0)
+    other, _ = session.own_clients(session.accounts[1])
+    for relay, caller in ((session.board, session.server), (other, session.accounts[1])):
+        with pytest.raises(errors.BulletinNotAuthor) as caught:
+            relay.reveal_update(1, session.accounts[0].address, message)
+        assert caught.value.fields == {"author": session.accounts[0].address, "caller": caller.address}
+    session.reveal(1, 0)
+    reader, _ = session.reader()
+    revealed = reader.revealed_updates(1, from_block=session.first_block)
+    assert revealed[session.accounts[0].address].message == message
+
+
 def test_a_second_reveal_an_uncommitted_author_and_a_stranger_are_refused(session: Session) -> None:
     session.post_updates(1, [0, 1, 2])
     session.pass_update_phase(1, reveal=False)

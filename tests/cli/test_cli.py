@@ -118,16 +118,17 @@ def test_the_baseline_writes_f1_and_a_plot_into_a_directory_named_after_its_sett
 
 
 def test_a_run_that_finds_evidence_exits_1_unless_evidence_is_allowed(tmp_path: Path, capsys) -> None:
-    attack = ["--server-attack", "tamper-all", "--attack-target", "0"]
+    attack = ["--server-attack", "tamper-all", "--attack-target", "0"]  # tampers with everyone's model
 
     assert main(["run", "-n", "3", *SMALL, *attack, "--out", str(tmp_path / "a")]) == 1
     captured = capsys.readouterr()
-    assert "EVIDENCE: 2 findings" in captured.out and "delivered-update-mismatch" in captured.out
-    assert "about participant 0" in captured.out  # indices beside the addresses
+    # Every participant is handed an altered θ_0 in round 1 and an altered final model.
+    assert "EVIDENCE: 6 findings" in captured.out and "model-mismatch" in captured.out
+    assert "about the server" in captured.out
     assert "evidence was found" in captured.err and "--allow-evidence" in captured.err
     evidence = json.loads((tmp_path / "a" / "evidence.json").read_text())["evidence"]
-    assert {e["kind"] for e in evidence} == {"delivered-update-mismatch"}
-    assert all(e["subject_index"] == 0 and e["finder_index"] in (1, 2) for e in evidence)
+    assert {e["kind"] for e in evidence} == {"model-mismatch"}
+    assert {e["finder_index"] for e in evidence} == {0, 1, 2}
 
     assert main(["run", "-n", "3", *SMALL, *attack, "--allow-evidence", "--out", str(tmp_path / "b")]) == 0
 

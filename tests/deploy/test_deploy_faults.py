@@ -1,7 +1,7 @@
-"""A deployment under attack and under failure, on real processes: a malicious server tampers with
-participant 0's update on its way to participant 1, and participant 2's SuperNode is killed in
-the middle of round 1 and comes back. The victim's receiver records verifiable evidence in its
-own file; round 1 completes without the dead participant, which is not elected; nothing the
+"""A deployment under attack and under failure, on real processes: a malicious server hands
+participant 0 altered models (signed for), and participant 2's SuperNode is killed in the middle of
+round 1 and comes back. Participant 0 records verifiable evidence in its own file and files it on
+chain; round 1 completes without the dead participant, which is not elected; nothing the
 others sent is lost; the participant that came back rejoins in round 2; nothing is left running."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, 
         voted_1 = [consensus.has_voted(1, a) for a in agreed.session.participants]
         updates_2 = board.updates_of(2)
         # A third party checks participant 1's findings against the chain alone.
-        evidence_file = root / "participant-0001" / "state" / "evidence.json"
+        evidence_file = root / "participant-0000" / "state" / "evidence.json"
         verdicts = [v for _, v in verify_node_evidence(evidence_file, agreed, RpcChain(deployment.anvil.url))]
         pids = deployment.pids()
 
@@ -96,18 +96,18 @@ def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, 
     # The participant that came back rejoined in round 2.
     assert second["dropouts"] == [] and second["ballots"] == N
     assert all(d is not None for d in updates_2)
-    # The tampering: participant 1 (who received participant 0's update altered) holds the proof.
+    # The tampering: participant 0, handed altered models, holds the proof.
     evidence = {
         i: json.loads((root / f"participant-{i:04d}" / "state" / "evidence.json").read_text())
         for i in range(N)
     }
-    # One finding a round: the server's signed delivery of participant 0's update, altered.
-    assert [(e["round"], e["kind"], e["subject_index"]) for e in evidence[1]] == [
-        (r, EvidenceKind.DELIVERED_UPDATE_MISMATCH.value, 0) for r in (1, 2)
+    # A finding for each model it was handed: θ_0 and θ_1 with the training requests, θ_2 at the end.
+    assert [(e["round"], e["kind"]) for e in evidence[0]] == [
+        (r, EvidenceKind.MODEL_MISMATCH.value) for r in (1, 2, 2)
     ]
-    assert all(e["proof"]["delivery"]["recipient"] == agreed.session.participants[1] for e in evidence[1])
-    assert [v.status for v in verdicts] == [Status.CONFIRMED, Status.CONFIRMED], verdicts
-    assert evidence[0] == [] and evidence[DEAD] == []  # missing a round is not blamed on the server
+    assert all(e["proof"]["delivery"]["recipient"] == agreed.session.participants[0] for e in evidence[0])
+    assert [v.status for v in verdicts] == [Status.CONFIRMED] * 3, verdicts
+    assert evidence[1] == [] and evidence[DEAD] == []  # missing a round is not blamed on the server
     log = (root / f"participant-{DEAD:04d}" / "state" / "node.log").read_text()
     assert "round 1: came up after it opened; sits it out (updates)" in log
     # Every process the deployment started is gone.

@@ -35,7 +35,7 @@ from seccl.deploy.flower_transport import FlowerTransport
 from seccl.deploy.node import NodeConfig, NodeConfigError, hello_text
 from seccl.deploy.session_file import SessionFile, SessionFileError
 from seccl.learning.sparse import SparseUpdate
-from seccl.protocol.envelope import sign_message
+from seccl.protocol.envelope import Commitment, sign_message
 from seccl.protocol.errors import MalformedMessageError, ProtocolError
 from seccl.protocol.instructions import (
     BallotReceipt,
@@ -82,13 +82,13 @@ DELIVERY = Delivery.sign(
 RECEIPT = Receipt.sign(SERVER, DOMAIN, 3, MessageKind.UPDATE, CAROL.address, b"\x01" * 32, "0x" + "ab" * 32)
 REQUESTS = [
     TrainRequest(3, MODEL, DELIVERY),
-    EvaluateRequest(3, RECEIPT, (UPDATE,), DELIVERY),
-    EvaluateRequest(3, None, (), DELIVERY),
+    EvaluateRequest(3, RECEIPT),
+    EvaluateRequest(3, None),
     BallotReceipt(3, RECEIPT),
     BallotReceipt(3, None),
     FinalModelRequest(3, MODEL, DELIVERY),
 ]
-REPLIES = [Reply(UPDATE), Reply(BALLOT), Reply()]
+REPLIES = [Reply(commitment=Commitment.of(UPDATE)), Reply(BALLOT), Reply()]
 VALID = [wire.encode_request(r) for r in REQUESTS] + [wire.encode_reply(r) for r in REPLIES]
 
 

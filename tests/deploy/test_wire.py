@@ -9,7 +9,7 @@ import pytest
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.deploy import wire
-from seccl.protocol.envelope import SignedMessage
+from seccl.protocol.envelope import Commitment, SignedMessage
 from seccl.protocol.errors import MalformedMessageError, OversizedMessageError
 from seccl.protocol.instructions import BallotReceipt, EvaluateRequest, FinalModelRequest, Reply, TrainRequest
 from seccl.protocol.json_input import parse_json
@@ -22,8 +22,8 @@ RECEIPT = Receipt(3, MessageKind.UPDATE, ADDRESS, b"\x08" * 32, "0x" + "ab" * 32
 
 REQUESTS = [
     TrainRequest(3, SIGNED, DELIVERY),
-    EvaluateRequest(3, RECEIPT, (SIGNED, SignedMessage(b"other", b"\x06" * 65)), DELIVERY),
-    EvaluateRequest(3, None, (), DELIVERY),
+    EvaluateRequest(3, RECEIPT),
+    EvaluateRequest(3, None),
     BallotReceipt(3, RECEIPT),
     BallotReceipt(3, None),
     FinalModelRequest(3, SIGNED, DELIVERY),
@@ -35,7 +35,10 @@ def test_every_request_survives_the_wire_unchanged(request_) -> None:
     assert wire.decode_request(wire.encode_request(request_)) == request_
 
 
-@pytest.mark.parametrize("reply", [Reply(SIGNED), Reply()])
+COMMITMENT = Commitment(3, "0x" + "11" * 20, b"\x07" * 32, b"\x05" * 65)
+
+
+@pytest.mark.parametrize("reply", [Reply(SIGNED), Reply(commitment=COMMITMENT), Reply()])
 def test_every_reply_survives_the_wire_unchanged(reply) -> None:
     assert wire.decode_reply(wire.encode_reply(reply)) == reply
 
@@ -59,8 +62,8 @@ def _tampered(**changes) -> bytes:
         (_tampered(model={"data": "not hex", "signature": ""}), "malformed train request"),
         (_tampered(delivery={"round": 1}), "malformed train request: KeyError"),
         (
-            json.dumps({"type": "evaluate", "round": 1, "own_receipt": None, "updates": 5}).encode(),
-            "not a list",
+            json.dumps({"type": "evaluate", "round": 1, "own_receipt": 5}).encode(),
+            "malformed evaluate request",
         ),
     ],
 )

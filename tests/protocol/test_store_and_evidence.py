@@ -162,16 +162,17 @@ def test_evidence_from_dict_refuses_an_unknown_kind() -> None:
 def test_evidence_kinds_are_distinct_strings() -> None:
     values = [str(k) for k in EvidenceKind]
     assert len(set(values)) == len(values)
-    assert {"sat-out", "update-withheld", "model-mismatch", "invalid-message"} <= set(values)
+    assert {"sat-out", "update-not-revealed", "model-mismatch", "invalid-message"} <= set(values)
+    assert not {"update-withheld", "delivered-update-mismatch"} & set(values)  # no update deliveries
 
 
 def test_evidence_summary_names_the_round_kind_and_transaction() -> None:
-    evidence = Evidence(1, EvidenceKind.UPDATE_WITHHELD, ALICE, BOB, None, None, None, "withheld")
+    evidence = Evidence(1, EvidenceKind.UPDATE_NOT_REVEALED, ALICE, BOB, None, None, None, "never revealed")
 
     summary = evidence.summary()
 
-    assert summary.startswith("round 1: update-withheld found by " + ALICE[:10])
-    assert "(tx -): withheld" in summary
+    assert summary.startswith("round 1: update-not-revealed found by " + ALICE[:10])
+    assert "(tx -): never revealed" in summary
 
 
 def test_evidence_summary_names_the_finder_by_index_when_known() -> None:

@@ -98,8 +98,8 @@ def test_the_participant_takes_part_again_the_next_round(run: tuple[Simulation, 
     sim, _ = run
     me = sim.session.participants[DIVERGER]
 
-    stored = sim.server.store.get(2, MessageKind.UPDATE, me)
-    assert stored is not None
-    assert sim.board_reader.digest_of(2, MessageKind.UPDATE, me) == stored.signed.digest()
+    revealed = sim.board_reader.revealed_updates(2, sim.first_block).get(me)
+    assert revealed is not None
+    assert sim.board_reader.digest_of(2, MessageKind.UPDATE, me) == revealed.digest
     assert sim.board_reader.round_info(2).eligible == tuple(range(sim.session.n))
     assert all(b[DIVERGER] != ABSTAIN for v, b in ballots_of(sim, 2).items() if v != DIVERGER)

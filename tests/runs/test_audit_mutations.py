@@ -35,7 +35,8 @@ SKIPPED = ("keys", "tensorboard")  # nothing the audit reads; everything else is
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """An honest run (M = 2, so an election has an order), the same under a server that tampers
-    with one participant's update (two confirmed findings), and a run killed after round 1 of 2."""
+    with the models it hands one participant (θ_0, θ_1 and θ_2: three confirmed findings),
+    and a run killed after round 1 of 2."""
     base = tmp_path_factory.mktemp("audited")
     honest, tampered, interrupted = base / "honest", base / "tampered", base / "interrupted"
     assert main(["run", *SETTINGS, "--out", str(honest)]) == 0
@@ -352,7 +353,7 @@ MUTATIONS = [
     Mutation("archive-tx-id", "honest", tx_id_changed, "round 1", "Tx-ID 0xabab"),
     Mutation("model-file-byte", "honest", model_byte, "round 1", "round-0001.pt"),
     # the other records
-    Mutation("config-toml-seed", "honest", config_toml_seed, "config.toml", "tie seed"),
+    Mutation("config-toml-seed", "honest", config_toml_seed, "config.toml", "does not give the θ_0"),
     Mutation("run-json-rounds", "honest", run_json_rounds, "run.json", "rounds_completed"),
     Mutation("metrics-csv-accuracy", "honest", csv_accuracy, "metrics.csv", "round 1: accuracy"),
 ]
@@ -387,8 +388,9 @@ def test_the_untouched_runs_audit_clean_consistent_and_incomplete(
 
     code, lines, _ = audit(copy_run(runs["tampered"], tmp_path / "tampered"), capsys)
     assert code == 0, "\n".join(lines)
-    assert lines[-1] == "consistent, with 2 confirmed findings against the server"
-    assert sum(line.startswith("finding CONFIRMED [recorded: confirmed]") for line in lines) == 2
+    # θ_0, θ_1 (with the training requests) and the final θ_2, each handed over altered.
+    assert lines[-1] == "consistent, with 3 confirmed findings against the server"
+    assert sum(line.startswith("finding CONFIRMED [recorded: confirmed]") for line in lines) == 3
 
     code, lines, _ = audit(copy_run(runs["interrupted"], tmp_path / "interrupted"), capsys)
     assert code == 0 and lines[-1] == "incomplete (1 of 2 rounds)", "\n".join(lines)

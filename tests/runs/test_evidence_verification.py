@@ -34,11 +34,9 @@ def accusation(sim: Simulation, kind: EvidenceKind, subject: str, proof: dict) -
 
 
 def genuine_delivery(sim: Simulation) -> Delivery:
-    """What the honest server signs when it hands participant 0 the others' round-1 updates."""
-    server = sim.server
-    updates = [server.store.get(1, MessageKind.UPDATE, a) for a in sim.session.participants[1:]]
-    authors = [u.author for u in updates]
-    return server._delivery(1, MessageKind.UPDATE, 0, authors, [u.signed for u in updates])
+    """What the honest server signs when it hands participant 0 the model of round 1 (the server
+    delivers models only: updates are revealed on the board)."""
+    return sim.server.deliver_model(0, 1)[1]
 
 
 def test_a_delivery_mismatch_signed_by_the_accuser_itself_is_refuted(honest) -> None:
@@ -48,14 +46,14 @@ def test_a_delivery_mismatch_signed_by_the_accuser_itself_is_refuted(honest) -> 
         finder.account,
         honest.session.domain,
         1,
-        MessageKind.UPDATE,
+        MessageKind.MODEL,
         finder.address,
         genuine.authors,
-        (b"\x99" * 32, *genuine.digests[1:]),
+        (b"\x99" * 32,),
     )
     evidence = accusation(
         honest,
-        EvidenceKind.DELIVERED_UPDATE_MISMATCH,
+        EvidenceKind.MODEL_MISMATCH,
         genuine.authors[0],
         {"delivery": forged.to_dict(), "position": 0},
     )
@@ -69,7 +67,7 @@ def test_a_genuine_honest_delivery_cited_as_a_mismatch_is_refuted_on_and_off_cha
     genuine = genuine_delivery(honest)
     evidence = accusation(
         honest,
-        EvidenceKind.DELIVERED_UPDATE_MISMATCH,
+        EvidenceKind.MODEL_MISMATCH,
         genuine.authors[0],
         {"delivery": genuine.to_dict(), "position": 0},
     )
@@ -77,7 +75,7 @@ def test_a_genuine_honest_delivery_cited_as_a_mismatch_is_refuted_on_and_off_cha
     assert honest.verify(evidence).status is Status.REFUTED
     with pytest.raises(BulletinAccusationRefuted):
         honest.participants[0].board.accuse_delivery(
-            1, MessageKind.UPDATE, genuine.recipient, genuine.authors, genuine.digests, 0, genuine.signature
+            1, MessageKind.MODEL, genuine.recipient, genuine.authors, genuine.digests, 0, genuine.signature
         )
     assert honest.board_reader.caught_count() == 0
 
@@ -87,7 +85,7 @@ def test_an_altered_digest_in_a_genuine_delivery_breaks_the_servers_signature(ho
     genuine["digests"][0] = "0x" + "77" * 32
     evidence = accusation(
         honest,
-        EvidenceKind.DELIVERED_UPDATE_MISMATCH,
+        EvidenceKind.MODEL_MISMATCH,
         genuine["authors"][0],
         {"delivery": genuine, "position": 0},
     )
@@ -109,9 +107,8 @@ def test_an_honest_aggregate_accused_of_not_being_one_is_refuted(honest) -> None
     session = honest.session
     previous = ModelMessage(0, session.server, get_flat_params(build_model(0)))
     candidates = honest.consensus_reader.elected_of(1)
-    updates = [
-        honest.server.store.get(1, MessageKind.UPDATE, session.participants[c]).signed for c in candidates
-    ]
+    revealed = honest.board_reader.revealed_updates(1, honest.first_block)
+    updates = [SignedMessage(revealed[session.participants[c]].message, b"") for c in candidates]
     proof = {
         "previous_model": SignedMessage(previous.to_bytes(), b"").to_dict(),
         "updates": [u.to_dict() for u in updates],

@@ -1,12 +1,13 @@
-"""A participant's own deviations reach the board at most as author-signed bytes that everyone
-scores 0 and leaves out alike: they never crash the session nor cast blame on the server."""
+"""A participant's own deviations reach the board at most as author-committed bytes that anyone
+proves invalid, or a commitment it cannot reveal: either way it is not eligible, the session goes
+on, and no finding against the server can be confirmed."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from seccl.chain.bulletin_board import MessageKind
+from seccl.election import ABSTAIN
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.evidence import EvidenceKind
 from seccl.protocol.verification import Status
@@ -47,34 +48,62 @@ class DivergingParticipant(Participant):
         return np.full_like(params, np.nan)
 
 
-@pytest.mark.parametrize(
-    "factory, error",
-    [(HugeValueParticipant, "ValueOutOfBoundsError"), (DenseParticipant, "OversizedMessageError")],
-    ids=["value-beyond-bound", "dense-update"],
-)
-def test_an_update_outside_the_agreed_bounds_is_refused_scored_zero_and_never_aggregated(
-    data, factory, error: str
-) -> None:
-    sim, result = simulate(data, participant_factory=factory)
+def test_a_revealed_update_beyond_the_bound_is_proven_invalid_on_chain_and_never_elected(data) -> None:
+    sim, result = simulate(data, participant_factory=HugeValueParticipant)
+    cheat = sim.session.participants[CHEAT]
 
     assert len(result.rounds) == 2  # nobody crashed
-    assert {r.error for r in result.rejections} == {error}
-    assert {r.author for r in result.rejections} == {sim.session.participants[CHEAT]}
     invalid = [e for e in result.evidence if e.kind is EvidenceKind.INVALID_MESSAGE]
     assert {e.finder_index for e in invalid} == set(range(N)) - {CHEAT}
     assert {e.subject_index for e in invalid} == {CHEAT}
-    assert {v.status for e, v in zip(result.evidence, result.verdicts, strict=True) if e in invalid} == {
-        Status.CONFIRMED
-    }
-    # The author posted it itself, so the fault on record is the author's, not the server's.
-    assert not any(e.kind is EvidenceKind.UPDATE_WITHHELD for e in result.evidence)
+    assert _statuses(result, invalid) == {Status.CONFIRMED}
+    proofs = sim.board_reader.invalidity_proofs(sim.first_block)
+    assert [(r, author) for r, author, *_ in proofs] == [(1, cheat), (2, cheat)]  # one proof a round
+    assert {prover for *_, prover, _ in proofs} <= set(sim.session.participants) - {cheat}
     for record in result.rounds:
+        assert sim.board_reader.round_info(record.round).is_invalid(CHEAT)
         for i, voter in enumerate(sim.session.participants):
             if i != CHEAT:
                 assert sim.consensus_reader.ballot_of(record.round, voter).scores[CHEAT] == 0
         assert CHEAT not in record.candidates
     assert np.isfinite(sim.server.params).all()
-    assert not any(e.kind is EvidenceKind.MODEL_NOT_AGGREGATED for e in result.evidence)
+    _nothing_against_the_server(result)
+
+
+def test_a_committed_update_that_cannot_be_revealed_leaves_its_author_out_and_the_server_blameless(
+    data,
+) -> None:
+    # A dense update: its commitment is accepted (nobody sees the bytes yet), but the board refuses
+    # bytes of any other size than ⌈s·d⌉ at the reveal, so the author is never eligible.
+    sim, result = simulate(data, participant_factory=DenseParticipant)
+
+    assert len(result.rounds) == 2
+    missing = [e for e in result.evidence if e.kind is EvidenceKind.UPDATE_NOT_REVEALED]
+    assert {e.finder_index for e in missing} == set(range(N)) - {CHEAT}
+    assert {e.subject_index for e in missing} == {CHEAT}
+    assert _statuses(result, missing) == {Status.CONFIRMED}
+    own = [e for e in result.evidence if e.finder_index == CHEAT]
+    assert {e.kind for e in own} == {EvidenceKind.SAT_OUT} and "session's format" in own[0].detail
+    for record in result.rounds:
+        info = sim.board_reader.round_info(record.round)
+        assert info.has_update(CHEAT) and not info.has_revealed(CHEAT)
+        assert CHEAT not in record.candidates
+        for i, voter in enumerate(sim.session.participants):
+            if i != CHEAT:
+                assert sim.consensus_reader.ballot_of(record.round, voter).scores[CHEAT] == ABSTAIN
+    _nothing_against_the_server(result)
+
+
+def _statuses(result, found) -> set[Status]:  # type: ignore[no-untyped-def]
+    return {v.status for e, v in zip(result.evidence, result.verdicts, strict=True) if e in found}
+
+
+def _nothing_against_the_server(result) -> None:  # type: ignore[no-untyped-def]
+    """No confirmed finding names the server: each fault on record is its author's."""
+    for e, verdict in zip(result.evidence, result.verdicts, strict=True):
+        if verdict.status is Status.CONFIRMED:
+            assert e.kind in (EvidenceKind.INVALID_MESSAGE, EvidenceKind.UPDATE_NOT_REVEALED), e
+            assert e.subject_index == CHEAT
 
 
 def test_a_participant_whose_training_diverges_sits_out_and_is_never_elected(data) -> None:

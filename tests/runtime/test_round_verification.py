@@ -208,6 +208,8 @@ def test_a_participant_that_tallies_first_does_not_crash_the_honest_server(data)
     sim, _ = simulate(data, rounds=0)
     server, send = sim.server, InMemoryTransport(sim.participants).send_and_receive
     server.train_phase(1, send)
+    for p in sim.participants:
+        p.after_commitments(1)  # each reveals its own update on the board
     server.evaluate_phase(1, send)
     early = sim.participants[0].consensus.tally(1, n=N)
 

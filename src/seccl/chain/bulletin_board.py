@@ -357,9 +357,9 @@ class BulletinBoardClient:
         each :class:`UpdateRevealed` event names its transaction, whose calldata carries the bytes.
 
         Only a direct call of this board's ``revealUpdate`` whose bytes hash to the event's digest
-        is taken (a reveal relayed through another contract is not read from calldata here; the
-        board's own event still makes its author eligible, so such a relay would only hurt
-        the author, who reveals directly).
+        is taken. The board lets only the author reveal, so no one else can put an author's bytes
+        where this reader does not find them; an author that reveals through a contract of its
+        own (its bytes then not in the transaction's own calldata) hurts only itself.
         """
         logs = self.contract.events.UpdateRevealed().get_logs(
             from_block=from_block, argument_filters={"round": round_}

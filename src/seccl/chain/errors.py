@@ -95,6 +95,10 @@ class BulletinRevealPhaseOver(BulletinError):
     template = "the reveal phase of round {round} ended at {deadline}"
 
 
+class BulletinNotAuthor(BulletinError):
+    template = "only {author} may reveal its update, not {caller}"
+
+
 class BulletinNotCommitted(BulletinError):
     template = "{author} committed no update in round {round}"
 

@@ -33,9 +33,7 @@ def add_parser(sub: Any) -> None:
     )
     create.add_argument("--out", required=True, type=Path, metavar="FILE", help="the session file to write")
     create.add_argument("-r", "--rounds", type=int, default=10, help="rounds (default: 10)")
-    create.add_argument(
-        "--seed", type=int, default=0, help="the public seed of θ_0 and tie-breaking (default: 0)"
-    )
+    create.add_argument("--seed", type=int, default=0, help="the public seed of θ_0 (default: 0)")
     create.add_argument("-l", "--candidate-fraction", type=float, default=0.2, help="l (default: 0.2)")
     create.add_argument("--local-epochs", type=int, default=10, help="local epochs a round (default: 10)")
     create.add_argument(

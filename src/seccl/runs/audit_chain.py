@@ -110,7 +110,7 @@ def rounds_done(board: BulletinBoardClient, planned: int | None) -> int:
 
 def check_session_facts(section: Section, stated: dict[str, Any], chain: RunChain, w3: Web3) -> None:
     """The session facts a record states (``chain.json``'s or ``session.json``'s), each against
-    the contracts' own views: roster in order, M, nonce, tie seed, phases, θ_0, addresses."""
+    the contracts' own views: roster in order, M, nonce, phases, θ_0, addresses."""
     s, board = chain.session, chain.board
     views: dict[str, Any] = {
         "chain_id": int(w3.eth.chain_id),

@@ -34,8 +34,8 @@ JSON = "metrics.json"
 
 
 def check_config(section: Section, config: RunConfig, chain: RunChain, rounds_done: int) -> None:
-    """config.toml's settings against what the chain fixes: N and M, and the seed (the tie seed
-    and θ_0 the board registers follow from it)."""
+    """config.toml's settings against what the chain fixes: N and M, and the seed (the θ_0 the
+    board registers follows from it)."""
     check_seed(section, config.seed, chain.session, "seed")
     check_shape(
         section,

@@ -134,7 +134,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     "seed": Setting(
         ("--seed",),
-        "seed of the data split, the model, the training and the public tie order (same seed, same run)",
+        "seed of the data split, the model, the training and the simulated salts (same seed, same run)",
         f"an integer from 0 to {MAX_SEED}",
         baseline=True,
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -398,6 +398,7 @@ class Simulation:
                 training_losses=losses,
             )
             records.append(record)
+            self._refresh_costs(records)
             self.recorder.checkpoint(self, r)
             if self.on_round is not None:
                 self.on_round(self._result(records, evidence, initial_accuracy))
@@ -414,7 +415,28 @@ class Simulation:
             for item in final:
                 self.log(f"  evidence: {item.summary()}")
             evidence += final
+            if final:
+                # Findings on the final model belong to the last round: its record counts them.
+                records[-1] = replace(records[-1], evidence=records[-1].evidence + len(final))
+            if self._refresh_costs(records) or final:
+                self.recorder.checkpoint(self, records[-1].round)
+                if self.on_round is not None:
+                    self.on_round(self._result(records, evidence, initial_accuracy))
         return self._result(records, evidence, initial_accuracy)
+
+    def _refresh_costs(self, records: list[RoundRecord]) -> bool:
+        """Bring each record's gas and transactions up to what the chain now attributes to its
+        round: an accusation of round r's model is mined later (when the model is handed over in
+        round r + 1, or at the end), but the chain counts it in round r. Returns whether any changed."""
+        ledger = self.ledger.update()
+        changed = False
+        for k, record in enumerate(records):
+            spent = [e for e in ledger if e.round == record.round]
+            cost = (sum(e.gas for e in spent), len(spent))
+            if cost != (record.gas, record.transactions):
+                records[k] = replace(record, gas=cost[0], transactions=cost[1])
+                changed = True
+        return changed
 
     def _result(
         self, records: list[RoundRecord], evidence: list[Evidence], initial_accuracy: float

@@ -56,18 +56,24 @@ class TamperingServer(TargetedServer):
         return self.victims == "all" or i == self.target
 
     def deliver_model(self, i: int, model_round: int) -> tuple[SignedMessage, Delivery]:
-        signed, delivery = super().deliver_model(i, model_round)
-        if not self._alters_for(i):
-            return signed, delivery
-        other = sign_message(altered_model(signed), self.account, self.session.domain)
-        return other, self._delivery(model_round, MessageKind.MODEL, i, [self.account.address], [other])
+        delivered = super().deliver_model(i, model_round)
+        return _altered_delivery(self, i, model_round, delivered) if self._alters_for(i) else delivered
 
 
-class EquivocatingServer(TamperingServer):
+class EquivocatingServer(ParameterServer):
     """Shows the posted model to even-indexed receivers and an altered one, signed, to odd ones."""
 
-    def _alters_for(self, i: int) -> bool:
-        return i % 2 == 1
+    def deliver_model(self, i: int, model_round: int) -> tuple[SignedMessage, Delivery]:
+        delivered = super().deliver_model(i, model_round)
+        return _altered_delivery(self, i, model_round, delivered) if i % 2 == 1 else delivered
+
+
+def _altered_delivery(
+    server: ParameterServer, i: int, model_round: int, delivered: tuple[SignedMessage, Delivery]
+) -> tuple[SignedMessage, Delivery]:
+    """An altered model in place of ``delivered``, signed by ``server`` as delivered to ``i``."""
+    other = sign_message(altered_model(delivered[0]), server.account, server.session.domain)
+    return other, server._delivery(model_round, MessageKind.MODEL, i, [server.account.address], [other])
 
 
 class QuietTamperingServer(TargetedServer):
@@ -150,8 +156,8 @@ class SilentServer(TargetedServer):
 
 
 class VoterStarvingServer(TargetedServer):
-    """Hands the updates to the target voter alone and asks nobody else to score: silence leaves
-    no signature, and the one voter who could score would pick the election by itself."""
+    """Asks the target voter alone to score, hoping it would pick the election by itself: every
+    other voter reads the revealed updates from the board and votes on its own."""
 
     def contacts(self, i: int, round_: int, phase: str) -> bool:
         return phase != "evaluate" or i == self.target
