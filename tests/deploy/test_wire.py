@@ -11,7 +11,14 @@ from seccl.chain.bulletin_board import MessageKind
 from seccl.deploy import wire
 from seccl.protocol.envelope import Commitment, SignedMessage
 from seccl.protocol.errors import MalformedMessageError, OversizedMessageError
-from seccl.protocol.instructions import BallotReceipt, EvaluateRequest, FinalModelRequest, Reply, TrainRequest
+from seccl.protocol.instructions import (
+    BallotReceipt,
+    EvaluateRequest,
+    FinalModelRequest,
+    Reply,
+    RevealRequest,
+    TrainRequest,
+)
 from seccl.protocol.json_input import parse_json
 from seccl.protocol.statements import Delivery, Receipt
 
@@ -22,6 +29,7 @@ RECEIPT = Receipt(3, MessageKind.UPDATE, ADDRESS, b"\x08" * 32, "0x" + "ab" * 32
 
 REQUESTS = [
     TrainRequest(3, SIGNED, DELIVERY),
+    RevealRequest(3),
     EvaluateRequest(3, RECEIPT),
     EvaluateRequest(3, None),
     BallotReceipt(3, RECEIPT),
