@@ -1,0 +1,321 @@
+"""The ``gram-gate`` election: the plain-Python reference of the hardened rule (issue 23), which
+every party computes and the GramGateConsensus contract must equal.
+
+Geometry excludes, ballots order, the aggregation dilutes (docs/PROTOCOL.md §5, and the design
+study in docs/studies/election/):
+
+(a) **The filter** (:func:`filter_updates`), computed by every party from the round's eligible
+    updates (revealed on the board, not proven invalid). Values are quantised to fixed point
+    (``rint(v · 2^20)``, exact for float32), so the Gram matrix is an exact integer matrix and
+    every step below is integer arithmetic: every honest party gets the same result on any CPU.
+      1. near-duplicates collapse to one (in tie-key order, cosine distance ≤ 0.02);
+      2. the coalition check: residual cosines of the unit directions around their mean; an
+         update whose largest residual cosine with another exceeds the median of those maxima
+         by 0.2 is dropped (FoolsGold's signal, one round);
+      3. trimmed Krum on cosine distances (skip each one's f − 1 nearest and f farthest) keeps the
+         ``min(N − f, r)`` most central of the rest;
+      4. the clip bound: the lower median of the kept updates' squared norms.
+    *Dropped* are the duplicates and the coalition: their authors' ballots do not count either.
+    *Rejected* are those trimmed Krum left out: their authors still vote.
+
+(b) **The ballot** carries the voter's view of the filter in its scores: a score (ppm of macro-F1
+    of the model plus the *clipped* update) for every kept participant but itself, ``DROPPED`` or
+    ``REJECTED`` for the others that are eligible, ``ABSTAIN`` for the ineligible; its own entry
+    is ``ABSTAIN`` when it was kept, else ``DROPPED`` or ``REJECTED``.
+
+(c) **The count** (:func:`gram_gate_tally`): the view a strict majority of the roster's ballots
+    share is the round's (honest voters compute the same one, so a coalition below half can
+    neither make its own win nor block the honest one; with no majority nobody is elected). Only
+    ballots with that view count, minus those of dropped authors. A kept participant's score is
+    the lower median of the counted scores for it (its own entry excluded); the ``M`` best are
+    elected, equal medians by tie key. A coalition below half of the counted voters cannot move a
+    median outside the range of the honest scores for that candidate.
+
+(d) **The aggregation** (``seccl.learning.aggregation``, ``clip``/``min_sharers``): each elected
+    update is scaled by ``min(1, sqrt(clip / G_jj))`` and every coordinate moves by its sum over
+    ``max(sharers, 2)``, so no single elected update owns a coordinate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from eth_abi import encode
+from eth_utils import keccak
+
+from seccl.election.borda import ABSTAIN, MAX_SCORE, tie_key
+
+DROPPED = 2**32 - 2
+"""A ballot's entry for a participant whose update the filter dropped (duplicate or coalition)."""
+REJECTED = 2**32 - 3
+"""A ballot's entry for a participant whose update trimmed Krum left out (its author still votes)."""
+SCALE = 2**20
+"""Fixed-point scale of the geometry: ``q = rint(v · 2^20)``, exact for a float32 ``v``."""
+ONE = 10**9
+"""Cosines and cosine distances are in parts per billion."""
+DUPLICATE_PPB = 20_000_000
+"""Near-duplicates: cosine distance at most 0.02 (cosine at least 0.98)."""
+COALITION_PPB = 200_000_000
+"""The coalition check's margin: 0.2 of residual cosine above the median of the maxima."""
+MIN_SHARERS = 2
+"""The aggregation divides each coordinate's sum by at least this many sharers."""
+ASSUMED_FRACTION = 0.3
+"""The default attacker fraction the filter is sized for (as the baselines' Multi-Krum)."""
+
+Update = tuple[np.ndarray, np.ndarray]
+"""A sparse update as the filter reads it: its indices (ascending, unique) and float32 values."""
+
+
+@dataclass(frozen=True)
+class GateView:
+    """The filter's result for one round: which eligible participants it kept, dropped (as a
+    duplicate or a coalition member) or rejected (trimmed Krum), and the clip bound."""
+
+    kept: tuple[int, ...]
+    duplicates: tuple[int, ...]
+    coalition: tuple[int, ...]
+    rejected: tuple[int, ...]
+    clip_sq: int
+    norms_sq: Mapping[int, int]
+
+    @property
+    def dropped(self) -> tuple[int, ...]:
+        """The authors whose ballots do not count: duplicates and coalition members."""
+        return tuple(sorted(self.duplicates + self.coalition))
+
+    def masks(self) -> tuple[int, int]:
+        """The view as the contract records it: (kept bitmap, dropped bitmap)."""
+        return _mask(self.kept), _mask(self.dropped)
+
+    def clip_factor(self, j: int) -> float:
+        """``min(1, sqrt(clip / G_jj))`` in float64 (IEEE division and sqrt round correctly)."""
+        g = self.norms_sq[j]
+        if g <= self.clip_sq or g == 0:
+            return 1.0
+        return math.sqrt(self.clip_sq / g)
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """One round's gram-gate election: the elected (best first), each kept participant's median
+    score, the agreed view (None without a majority) and how many ballots carried it."""
+
+    candidates: tuple[int, ...]
+    medians: Mapping[int, int]
+    agreed: tuple[int, int] | None
+    votes: int
+
+
+def assumed_attackers(n: int, fraction: float = ASSUMED_FRACTION) -> int:
+    """``f = ⌊fraction · N⌋``, the attackers the filter's trimmed Krum is sized for."""
+    if not 0 <= fraction < 0.5:
+        raise ValueError(f"the assumed attacker fraction must be in [0, 0.5), got {fraction}")
+    return math.floor(round(fraction * n, 9))
+
+
+def _mask(indices: Sequence[int]) -> int:
+    out = 0
+    for i in indices:
+        out |= 1 << i
+    return out
+
+
+def quantise(values: np.ndarray) -> np.ndarray:
+    """Fixed-point values ``rint(v · 2^20)`` as int64 (exact: float32 times a power of two)."""
+    return np.rint(np.asarray(values, dtype=np.float64) * SCALE).astype(np.int64)
+
+
+def gram_matrix(updates: Mapping[int, Update]) -> dict[tuple[int, int], int]:
+    """Exact integer inner products of the quantised updates, keyed ``(i, j)`` with ``i ≤ j``."""
+    order = sorted(updates)
+    if not order:
+        return {}
+    quantised = {i: (np.asarray(updates[i][0], dtype=np.int64), quantise(updates[i][1])) for i in order}
+    support = np.unique(np.concatenate([idx for idx, _ in quantised.values()]))
+    largest = max((int(np.abs(q).max()) for _, q in quantised.values() if q.size), default=0)
+    longest = max(q.size for _, q in quantised.values())
+    dense = np.zeros((len(order), support.size), dtype=np.int64 if largest**2 * longest < 2**62 else object)
+    for row, i in enumerate(order):
+        idx, q = quantised[i]
+        dense[row, np.searchsorted(support, idx)] = q if dense.dtype != object else [int(v) for v in q]
+    # int64 is exact while every |q|² · k < 2^62 (always, for float32 values bounded by 10 at
+    # k < 2^14); beyond that the product runs on Python integers, slower but exact.
+    g = dense @ dense.T
+    return {(a, b): int(g[x, y]) for x, a in enumerate(order) for y, b in enumerate(order) if a <= b}
+
+
+def _g(gram: Mapping[tuple[int, int], int], i: int, j: int) -> int:
+    return gram[(i, j)] if i <= j else gram[(j, i)]
+
+
+def cosine_ppb(gram: Mapping[tuple[int, int], int], i: int, j: int) -> int:
+    """``⌊10^9 · G_ij / isqrt(G_ii · G_jj)⌋`` (floor toward −∞); 0 when either update is zero."""
+    gii, gjj = _g(gram, i, i), _g(gram, j, j)
+    if gii == 0 or gjj == 0:
+        return 0
+    return (_g(gram, i, j) * ONE) // math.isqrt(gii * gjj)
+
+
+def max_residual_cosines(gram: Mapping[tuple[int, int], int], members: Sequence[int]) -> dict[int, int]:
+    """Each member's largest cosine (ppb) between its residual and another member's, residuals
+    being the unit directions minus their mean. With ``C`` the cosines in ppb (``C_ii = 10^9``),
+    ``S_i = Σ_k C_ik`` and ``T = Σ_i S_i``, ``r² ⟨y_i − ȳ, y_j − ȳ⟩ = r² C_ij − r S_i − r S_j + T``."""
+    r = len(members)
+    c = {(i, j): ONE if i == j else cosine_ppb(gram, i, j) for i in members for j in members}
+    s = {i: sum(c[(i, k)] for k in members) for i in members}
+    t = sum(s.values())
+
+    def residual(i: int, j: int) -> int:
+        return r * r * c[(i, j)] - r * s[i] - r * s[j] + t
+
+    out = {}
+    for i in members:
+        rii = residual(i, i)
+        best = -ONE
+        for j in members:
+            rjj = residual(j, j)
+            if j != i and rii > 0 and rjj > 0:
+                best = max(best, (residual(i, j) * ONE) // math.isqrt(rii * rjj))
+        out[i] = best
+    return out
+
+
+def filter_updates(
+    updates: Mapping[int, Update], n: int, f: int, *, tie_seed: bytes, round_: int
+) -> GateView:
+    """Part (a): the filter over the round's eligible updates (``index -> (indices, values)``)."""
+    if not 0 <= f < n:
+        raise ValueError(f"the assumed attackers f must be in [0, {n}), got {f}")
+    gram = gram_matrix(updates)
+    order = sorted(updates, key=lambda i: tie_key(tie_seed, round_, i))
+    representatives: list[int] = []
+    duplicates: list[int] = []
+    for i in order:
+        if any(ONE - cosine_ppb(gram, i, j) <= DUPLICATE_PPB for j in representatives):
+            duplicates.append(i)
+        else:
+            representatives.append(i)
+    # Honest residuals are nearly independent; a coalition pushing one objective (a backdoor,
+    # flipped labels) shares its residual, however it blends or scales it.
+    coalition: list[int] = []
+    if len(representatives) >= 3:
+        largest = max_residual_cosines(gram, representatives)
+        ranked = sorted(largest.values())
+        bar = ranked[(len(ranked) - 1) // 2] + COALITION_PPB
+        coalition = [i for i in representatives if largest[i] > bar]
+        representatives = [i for i in representatives if i not in coalition]
+    # Trimmed Krum: skip the f − 1 nearest (a coalition's members vouch for each other) and the
+    # f farthest (an attacker far from an honest update); plain Multi-Krum's sum of the nearest
+    # is what a coalition makes small for itself.
+    scores = {}
+    for i in representatives:
+        distances = sorted(ONE - cosine_ppb(gram, i, j) for j in representatives if j != i)
+        low = min(max(f - 1, 0), max(0, len(distances) - 1))
+        high = max(low + 1, len(distances) - f)
+        scores[i] = sum(distances[low:high])
+    ranked_central = sorted(representatives, key=lambda i: (scores[i], tie_key(tie_seed, round_, i)))
+    keep = min(n - f, len(ranked_central))
+    kept = tuple(sorted(ranked_central[:keep]))
+    norms = {i: _g(gram, i, i) for i in updates}
+    kept_norms = sorted(norms[i] for i in kept)
+    return GateView(
+        kept=kept,
+        duplicates=tuple(sorted(duplicates)),
+        coalition=tuple(sorted(coalition)),
+        rejected=tuple(sorted(ranked_central[keep:])),
+        clip_sq=kept_norms[(len(kept_norms) - 1) // 2] if kept_norms else 0,
+        norms_sq=norms,
+    )
+
+
+def ballot_entries(view: GateView, scores: Mapping[int, int], voter: int, n: int) -> tuple[int, ...]:
+    """Part (b): a ballot's entries from the voter's ``view`` and its ``scores`` (ppm) of every
+    kept participant but itself."""
+    dropped, rejected, kept = set(view.dropped), set(view.rejected), set(view.kept)
+    entries = []
+    for j in range(n):
+        if j in dropped:
+            entries.append(DROPPED)
+        elif j in rejected:
+            entries.append(REJECTED)
+        elif j in kept and j != voter:
+            entries.append(scores[j])
+        else:
+            entries.append(ABSTAIN)
+    return tuple(entries)
+
+
+def ballot_error(entries: Sequence[int], voter: int, eligible: int) -> str | None:
+    """Why the contract refuses these ballot entries (None if it accepts them): the voter's own
+    entry is ABSTAIN, DROPPED or REJECTED (ABSTAIN when it is not eligible); an ineligible
+    participant's is ABSTAIN; an eligible one's is a score up to MAX_SCORE, DROPPED or REJECTED."""
+    for j, entry in enumerate(entries):
+        if not eligible >> j & 1:
+            if entry != ABSTAIN:
+                return f"entry {j}: an ineligible participant's entry must abstain"
+        elif j == voter:
+            if entry not in (ABSTAIN, DROPPED, REJECTED):
+                return f"entry {j}: the voter's own entry must be ABSTAIN, DROPPED or REJECTED"
+        elif entry > MAX_SCORE and entry not in (DROPPED, REJECTED):
+            return f"entry {j}: an eligible participant's entry must be a score, DROPPED or REJECTED"
+    return None
+
+
+def view_of_ballot(entries: Sequence[int], voter: int) -> tuple[int, int]:
+    """The (kept, dropped) bitmaps a valid ballot's entries state (its own ABSTAIN: kept)."""
+    kept = dropped = 0
+    for j, entry in enumerate(entries):
+        if entry <= MAX_SCORE or (j == voter and entry == ABSTAIN):
+            kept |= 1 << j
+        elif entry == DROPPED:
+            dropped |= 1 << j
+    return kept, dropped
+
+
+def view_digest(kept: int, dropped: int) -> bytes:
+    """The contract's key for a view: ``keccak256(abi.encode(kept, dropped))``."""
+    return keccak(encode(["uint256", "uint256"], [kept, dropped]))
+
+
+def gram_gate_tally(
+    ballots: Mapping[int, Sequence[int]],
+    n: int,
+    m: int,
+    *,
+    eligible: int,
+    tie_seed: bytes,
+    round_: int,
+) -> GateOutcome:
+    """Part (c): elect up to ``m`` from valid ``ballots`` (voter index -> entries by index),
+    exactly as the contract counts them. ``eligible`` is the round's bitmap of eligible
+    participants (the voter's own ABSTAIN reads as kept only where it is eligible)."""
+    if not 1 <= m < n:
+        raise ValueError(f"m must be between 1 and n - 1 = {n - 1}, got {m}")
+    votes: dict[tuple[int, int], list[int]] = {}
+    for voter in sorted(ballots):
+        entries = ballots[voter]
+        if len(entries) != n:
+            raise ValueError(f"voter {voter} has {len(entries)} entries, expected {n}")
+        reason = ballot_error(entries, voter, eligible)
+        if reason is not None:
+            raise ValueError(f"voter {voter}'s ballot is invalid: {reason}")
+        kept, dropped = view_of_ballot(entries, voter)
+        votes.setdefault((kept & eligible, dropped), []).append(voter)
+    # Only a strict majority of the roster makes a view the round's; at most one view has one.
+    count = max((len(voters) for voters in votes.values()), default=0)
+    leader = next((view for view, voters in votes.items() if 2 * len(voters) > n), None)
+    if leader is None:
+        return GateOutcome((), {}, None, count)
+    kept, dropped = leader
+    counted = [v for v in votes[leader] if not dropped >> v & 1]
+    medians = {}
+    for j in range(n):
+        if kept >> j & 1:
+            entries = sorted(ballots[v][j] for v in counted if v != j)
+            if entries:
+                medians[j] = entries[(len(entries) - 1) // 2]
+    order = sorted(medians, key=lambda j: (-medians[j], tie_key(tie_seed, round_, j)))
+    return GateOutcome(tuple(order[:m]), medians, leader, count)
