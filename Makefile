@@ -36,7 +36,7 @@ bench-gas: $(STAMPS)/python $(STAMPS)/node
 # runs). The runs themselves, with their chains and models, go to runs/experiments/NAME.
 EXPERIMENT_JOBS ?= 2
 results: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/datasets
-	for name in compare fig4 fig5; do \
+	for name in compare fig4 fig5 election; do \
 	  $(VENV)/bin/seccl experiment $$name --out docs/results/$$name --work runs/experiments/$$name \
 	    --jobs $(EXPERIMENT_JOBS) --commit || exit $$?; \
 	done

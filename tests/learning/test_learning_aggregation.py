@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from seccl.learning.aggregation import AGGREGATION_RULES, aggregate
+from seccl.learning.aggregation import AGGREGATION_RULES, aggregate, clip_factors, norm_sq
 from seccl.learning.sparse import SparseUpdate
 
 
@@ -36,13 +36,27 @@ def test_each_rule_aggregates_hand_made_updates_as_specified(rule: str, expected
     np.testing.assert_allclose(out, np.array(expected, np.float32), rtol=0, atol=1e-7)
 
 
+def test_clipped_shared_mean_clips_to_the_median_norm_and_halves_a_lone_coordinate() -> None:
+    # Squared norms 10, 29 and 4.25: the lower median is 10, so only U2 is scaled, by sqrt(10/29);
+    # every coordinate divides by max(sharers, 2): those of one update move by half.
+    a = (10 / 29) ** 0.5
+    out = aggregate(BASE, [U1, U2, U3], rule="clipped-shared-mean")
+    expected = [1 + 1 / 2, 1.0, 1 + (3 + 5 * a - 2) / 3, 1.0, 1 - 2 * a / 2, 1 + 0.5 / 2]
+    np.testing.assert_allclose(out, np.array(expected, np.float32), rtol=0, atol=1e-6)
+    assert clip_factors([U1, U2, U3]) == [1.0, a, 1.0]
+
+
+def test_norm_sq_is_exact_in_the_filters_fixed_point() -> None:
+    assert norm_sq(U1) == (1 * 2**20) ** 2 + (3 * 2**20) ** 2
+
+
 def test_shared_mean_averages_each_coordinate_over_the_updates_sharing_it() -> None:
     out = aggregate(np.zeros(6, np.float32), [U1, U2])
     np.testing.assert_array_equal(out, [1.0, 0.0, 4.0, 0.0, -2.0, 0.0])
 
 
 def test_the_default_rule_is_shared_mean_and_a_single_update_applies_exactly() -> None:
-    assert AGGREGATION_RULES == ("shared-mean", "mean", "sum")
+    assert AGGREGATION_RULES == ("shared-mean", "mean", "sum", "clipped-shared-mean")
     np.testing.assert_array_equal(aggregate(BASE, [U1, U2]), aggregate(BASE, [U1, U2], rule="shared-mean"))
     for rule in ("shared-mean", "sum"):
         np.testing.assert_array_equal(aggregate(BASE, [U2], rule=rule), [1, 1, 6, 1, -1, 1])
@@ -76,10 +90,16 @@ def test_aggregation_is_independent_of_update_order_bit_for_bit(rule: str) -> No
     # And it is the float64 reference, rounded once.
     total = np.zeros(dim)
     count = np.zeros(dim)
-    for u in updates:
-        np.add.at(total, u.indices.astype(np.int64), u.values.astype(np.float64))
+    factors = clip_factors(updates) if rule == "clipped-shared-mean" else [1.0] * len(updates)
+    for u, factor in zip(updates, factors, strict=True):
+        np.add.at(total, u.indices.astype(np.int64), u.values.astype(np.float64) * factor)
         np.add.at(count, u.indices.astype(np.int64), 1)
-    step = {"sum": total, "mean": total / 5, "shared-mean": total / np.maximum(count, 1)}[rule]
+    step = {
+        "sum": total,
+        "mean": total / 5,
+        "shared-mean": total / np.maximum(count, 1),
+        "clipped-shared-mean": total / np.maximum(count, 2),
+    }[rule]
     np.testing.assert_allclose(
         aggregate(params, updates, rule=rule),
         (params + step).astype(np.float32),

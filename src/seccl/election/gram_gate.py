@@ -31,9 +31,12 @@ study in docs/studies/election/):
     elected, equal medians by tie key. A coalition below half of the counted voters cannot move a
     median outside the range of the honest scores for that candidate.
 
-(d) **The aggregation** (``seccl.learning.aggregation``, ``clip``/``min_sharers``): each elected
-    update is scaled by ``min(1, sqrt(clip / G_jj))`` and every coordinate moves by its sum over
-    ``max(sharers, 2)``, so no single elected update owns a coordinate.
+(d) **The aggregation** (``seccl.learning.aggregation``, rule ``clipped-shared-mean``): each
+    elected update is scaled to at most the lower median of the *elected* updates' norms, and
+    every coordinate moves by its sum over ``max(sharers, 2)``, so no single elected update owns a
+    coordinate. (The bound is the elected set's, not the kept set's, so that the model stays a
+    function of the elected updates alone: the evidence and the audit need nothing more. Voters
+    score each kept update clipped to the kept set's median norm, ``GateView.clip_sq``.)
 """
 
 from __future__ import annotations
@@ -124,8 +127,13 @@ def _mask(indices: Sequence[int]) -> int:
 
 
 def quantise(values: np.ndarray) -> np.ndarray:
-    """Fixed-point values ``rint(v · 2^20)`` as int64 (exact: float32 times a power of two)."""
-    return np.rint(np.asarray(values, dtype=np.float64) * SCALE).astype(np.int64)
+    """Fixed-point values ``rint(v · 2^20)``: int64, or Python integers (an object array) when a
+    value is too large for int64 (exact either way: a float32 times a power of two is exact in
+    float64, and so is its rounding to an integer)."""
+    scaled = np.rint(np.asarray(values, dtype=np.float64) * SCALE)
+    if scaled.size and np.abs(scaled).max() >= 2.0**62:
+        return np.array([int(v) for v in scaled.tolist()], dtype=object)
+    return scaled.astype(np.int64)
 
 
 def gram_matrix(updates: Mapping[int, Update]) -> dict[tuple[int, int], int]:
@@ -135,7 +143,7 @@ def gram_matrix(updates: Mapping[int, Update]) -> dict[tuple[int, int], int]:
         return {}
     quantised = {i: (np.asarray(updates[i][0], dtype=np.int64), quantise(updates[i][1])) for i in order}
     support = np.unique(np.concatenate([idx for idx, _ in quantised.values()]))
-    largest = max((int(np.abs(q).max()) for _, q in quantised.values() if q.size), default=0)
+    largest = max((max(abs(int(v)) for v in q.tolist()) for _, q in quantised.values() if q.size), default=0)
     longest = max(q.size for _, q in quantised.values())
     dense = np.zeros((len(order), support.size), dtype=np.int64 if largest**2 * longest < 2**62 else object)
     for row, i in enumerate(order):

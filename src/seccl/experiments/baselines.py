@@ -50,7 +50,6 @@ when it is made); the rounds themselves never touch it. One finished run is one 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -66,6 +65,7 @@ from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.training import train_local
 from seccl.runs.config import RunConfig
+from seccl.runs.records import machine
 
 __all__ = [
     "ASSUMED_ATTACK_FRACTION",
@@ -308,7 +308,7 @@ def run_federated(
         "assumed_attackers": f,
         "root_samples": len(root) if root is not None else None,
         "seconds": time.perf_counter() - started,
-        "machine": {"host": platform.node(), "platform": platform.platform()},
+        "machine": machine(),
         "complete": True,
         "rounds": [asdict(r) for r in rounds],
     }

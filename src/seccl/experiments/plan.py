@@ -7,7 +7,8 @@ runs finish and a fresh clone resumes the experiment from it; the runs themselve
 messages: megabytes each) stay in the work directory (see :class:`Places`).
 
 A run's ``method`` (a setting of the file, not of the run) says what runs it: ``seccl`` (the
-default) a SecCL session (`seccl run`), any rule of ``seccl.experiments.baselines`` a chain-free
+default) a SecCL session (`seccl run`; ``seccl-gate`` one with ``election = "gram-gate"``), any
+rule of ``seccl.experiments.baselines`` a chain-free
 federated run with that rule (`seccl federated`). ``order_by`` (a list of setting names) sorts
 the runs by those settings, stably, so that for example every seed-0 run comes first;
 ``report = "methods"`` writes the comparison's tables (``seccl.experiments.comparison``). A group's
@@ -27,8 +28,13 @@ from typing import Any
 from seccl.files import atomic_write_bytes
 from seccl.runs.config import BASELINE_FIELDS, FIELD_NAMES, ConfigError, config_from
 
-BUILT_IN = ("fig4", "fig5", "compare")
+BUILT_IN = ("fig4", "fig5", "compare", "election")
 """The experiments shipped with SecCL (``src/seccl/experiments/grids/NAME.toml``)."""
+
+
+SECCL_METHODS: dict[str, dict[str, str]] = {"seccl": {}, "seccl-gate": {"election": "gram-gate"}}
+"""The methods that run a SecCL session (`seccl run`), and the settings each implies: the paper's
+Borda election, and the hardened gram-gate election (issue 23)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class PlannedRun:
     group: str
     settings: dict[str, Any]
     baseline_epochs: int | None = None  # set for a baseline
-    method: str = "seccl"  # or a rule of seccl.experiments.baselines: a chain-free run
+    method: str = "seccl"  # "seccl-gate", or a rule of seccl.experiments.baselines: a chain-free run
 
     @property
     def is_baseline(self) -> bool:
@@ -47,7 +53,7 @@ class PlannedRun:
 
     @property
     def is_federated(self) -> bool:
-        return self.method != "seccl" and not self.is_baseline
+        return self.method not in SECCL_METHODS and not self.is_baseline
 
 
 @dataclass
@@ -130,11 +136,12 @@ def load_experiment(path: Path) -> Experiment:
             suffix = (f"-{label}" if label else "") + "".join(f"-{_tag(k)}{_text(combo[k])}" for k in keys)
             settings = {**base, **combo}
             method = str(settings.pop("method", "seccl"))
-            if method not in ("seccl", *METHODS):
+            if method not in (*SECCL_METHODS, *METHODS):
                 raise ConfigError(
                     f"experiment {path}, group {gname}: method {method!r}; "
-                    f"allowed: seccl, {', '.join(METHODS)}"
+                    f"allowed: {', '.join(SECCL_METHODS)}, {', '.join(METHODS)}"
                 )
+            settings.update(SECCL_METHODS.get(method, {}))
             experiment.runs.append(PlannedRun(f"{gname}{suffix}", gname, settings, method=method))
         if "baseline_epochs" in group:
             settings = {k: v for k, v in base.items() if k in BASELINE_FIELDS}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from seccl.election.gram_gate import MIN_SHARERS, quantise
 from seccl.learning.sparse import SparseUpdate
 
-__all__ = ["AGGREGATION_RULES", "aggregate"]
+__all__ = ["AGGREGATION_RULES", "aggregate", "clip_factors", "norm_sq"]
 
-AGGREGATION_RULES: tuple[str, ...] = ("shared-mean", "mean", "sum")
+AGGREGATION_RULES: tuple[str, ...] = ("shared-mean", "mean", "sum", "clipped-shared-mean")
 
 
 def _canonical_key(update: SparseUpdate) -> tuple[bytes, bytes]:
@@ -38,6 +40,10 @@ def aggregate(
         ``"mean"``: the sum of the sparse deltas divided by the number of updates (FedAvg of
         the sparse deltas; a coordinate one of M shared moves by a 1/M of it).
         ``"sum"``: the plain sum of the sparse deltas.
+        ``"clipped-shared-mean"`` (the gram-gate election's, docs/PROTOCOL.md §5): each update is
+        first scaled by :func:`clip_factors` (to the lower median of the updates' norms), then
+        each coordinate moves by its sum over ``max(sharers, 2)``, so no single update owns a
+        coordinate and none outweighs the median by its size.
 
     Returns
     -------
@@ -64,14 +70,19 @@ def aggregate(
     if not updates:
         return p.astype(np.float32, copy=True)
 
+    ordered = sorted(updates, key=_canonical_key)
+    factors = clip_factors(ordered) if rule == "clipped-shared-mean" else [1.0] * len(ordered)
     total = np.zeros(p.shape[0], dtype=np.float64)
     shared = np.zeros(p.shape[0], dtype=np.int64)
-    for u in sorted(updates, key=_canonical_key):
+    for u, factor in zip(ordered, factors, strict=True):
         # Indices within one update are unique, so fancy-index += is exact (no lost writes).
-        total[u.indices] += u.values.astype(np.float64)
+        values = u.values.astype(np.float64)
+        total[u.indices] += values if factor == 1.0 else values * factor
         shared[u.indices] += 1
 
-    if rule == "shared-mean":
+    if rule == "clipped-shared-mean":
+        step = total / np.maximum(shared, MIN_SHARERS)
+    elif rule == "shared-mean":
         step = np.divide(total, shared, out=np.zeros_like(total), where=shared > 0)
     elif rule == "mean":
         step = total / len(updates)
@@ -81,3 +92,21 @@ def aggregate(
     if not np.isfinite(out).all():
         raise ValueError("aggregation overflowed float32 (non-finite parameters)")
     return out
+
+
+def norm_sq(update: SparseUpdate) -> int:
+    """The update's exact squared norm in the gram-gate filter's fixed point (``Σ rint(v·2^20)²``)."""
+    q = quantise(update.values)
+    return sum(int(v) * int(v) for v in q.tolist())
+
+
+def clip_factors(updates: Sequence[SparseUpdate]) -> list[float]:
+    """Each update's scale ``min(1, sqrt(c / ‖Δ_j‖²))``, ``c`` the lower median of the updates'
+    exact squared norms (:func:`norm_sq`). A function of the updates alone, so anyone holding the
+    elected updates recomputes it; a minority of them cannot raise ``c`` above an honest norm.
+    IEEE 754 division and square root round correctly, so the factors are the same everywhere."""
+    norms = [norm_sq(u) for u in updates]
+    if not norms:
+        return []
+    bound = sorted(norms)[(len(norms) - 1) // 2]
+    return [1.0 if g <= bound or g == 0 else math.sqrt(bound / g) for g in norms]

@@ -73,6 +73,12 @@ class SparseUpdate:
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking arrays: not hashable
 
+    def scaled(self, factor: float) -> SparseUpdate:
+        """The same coordinates with every value times ``factor`` (itself when ``factor`` is 1)."""
+        if factor == 1.0:
+            return self
+        return SparseUpdate(self.dimension, self.indices, self.values.astype(np.float64) * factor)
+
     def to_dense(self) -> np.ndarray:
         """The full-length float32 Δ, zero off the shared coordinates."""
         out = np.zeros(self.dimension, dtype=np.float32)

@@ -25,6 +25,7 @@ from eth_utils import to_checksum_address
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.election import ABSTAIN, MAX_SCORE
+from seccl.election.gram_gate import DROPPED, REJECTED
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.errors import (
     MalformedMessageError,
@@ -231,8 +232,12 @@ def _decode_scores(body: bytes, participants: int | None) -> tuple[int, ...]:
     if participants is not None and count != participants:
         raise WrongShapeError(f"evaluation scores {count} participants, expected {participants}")
     scores = tuple(int(s) for s in np.frombuffer(body, dtype=">u4", count=count))
-    if any(MAX_SCORE < s != ABSTAIN for s in scores):
-        raise MalformedMessageError(f"a score exceeds {MAX_SCORE} parts per million and is not ABSTAIN")
+    # DROPPED and REJECTED are the gram-gate ballot's marks; which entries may carry which mark is
+    # the consensus contract's rule, and depends on the round (seccl.election.gram_gate.ballot_error).
+    if any(s > MAX_SCORE and s not in (ABSTAIN, DROPPED, REJECTED) for s in scores):
+        raise MalformedMessageError(
+            f"a score exceeds {MAX_SCORE} parts per million and is not ABSTAIN, DROPPED or REJECTED"
+        )
     return scores
 
 

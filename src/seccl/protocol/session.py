@@ -34,6 +34,8 @@ class SessionInfo:
     update_size: int
     max_abs_value: float
     initial_model: bytes
+    election: str = "borda"
+    assumed_attackers: int = 0
 
     @property
     def domain(self) -> SigningDomain:
@@ -57,6 +59,8 @@ class SessionInfo:
             self.phases,
             self.initial_model,
             self.update_format,
+            election=self.election,
+            assumed_attackers=self.assumed_attackers,
         )
 
     def bounds(self) -> dict[str, Any]:
@@ -99,6 +103,8 @@ def session_from_chain(board: BulletinBoardClient, consensus: ConsensusClient) -
         update_size=update_format.update_size,
         max_abs_value=update_format.max_abs_value,
         initial_model=initial or b"\x00" * 32,
+        election=consensus.rule,
+        assumed_attackers=consensus.assumed_attackers() if consensus.rule == "gram-gate" else 0,
     )
 
 

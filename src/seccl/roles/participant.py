@@ -12,6 +12,7 @@ import numpy as np
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.election import ABSTAIN
+from seccl.election.gram_gate import GateView, ballot_entries, filter_updates
 from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.learning.training import train_local
 from seccl.protocol.envelope import Commitment, SignedMessage
@@ -180,16 +181,43 @@ class Participant(ChainChecks):
             return None
         self._read_reveals(round_)
         verified = {j: u for j, (u, _) in self._verified.items()}
-        scores = yield Compute("score_updates", (round_, self._params, verified))
-        # Every revealed update gets a score (0 if it breaks the rules: it is proven invalid, so not
-        # eligible anyway); an update nobody revealed is not eligible, and its entry abstains.
-        ppm = tuple(
-            score_to_ppm(scores[j]) if j in verified else 0 if j in self._invalid else ABSTAIN
-            for j in range(self.session.n)
-        )
+        if self.session.election == "gram-gate":
+            ppm = yield from self._gated_ballot(round_, verified)
+        else:
+            scores = yield Compute("score_updates", (round_, self._params, verified))
+            # Every revealed update gets a score (0 if it breaks the rules: it is proven invalid, so
+            # not eligible anyway); an update nobody revealed is not eligible, and its entry abstains.
+            ppm = tuple(
+                score_to_ppm(scores[j]) if j in verified else 0 if j in self._invalid else ABSTAIN
+                for j in range(self.session.n)
+            )
         signed = self._sign(EvaluationMessage(round_, self.address, ppm))
         self._own_evaluation = signed
         return signed
+
+    def gate_view(self, round_: int, verified: dict[int, SparseUpdate]) -> GateView:
+        """The gram-gate filter over the round's eligible updates: the verified ones, and my own
+        if the board holds it revealed (every honest party computes the same view)."""
+        eligible = dict(verified)
+        if self._own_revealed is not None and not self.board.round_info(round_).is_invalid(self.index):
+            eligible[self.index] = self._own_revealed
+        return filter_updates(
+            {j: (u.indices, u.values) for j, u in eligible.items()},
+            self.session.n,
+            self.session.assumed_attackers,
+            tie_seed=self.board.tie_seed_of(round_),
+            round_=round_,
+        )
+
+    def _gated_ballot(self, round_: int, verified: dict[int, SparseUpdate]) -> Steps[tuple[int, ...]]:
+        # Only the kept updates are scored, each as it could be aggregated: clipped to the kept
+        # updates' median norm (a scaled-up update gains nothing by its size).
+        view = self.gate_view(round_, verified)
+        self.last_view = view
+        kept = {j: verified[j].scaled(view.clip_factor(j)) for j in view.kept if j != self.index}
+        scores = yield Compute("score_updates", (round_, self._params, kept))
+        ppm = {j: score_to_ppm(scores[j]) for j in kept}
+        return ballot_entries(view, ppm, self.index, self.session.n)
 
     def _on_ballot_receipt(self, request: BallotReceipt) -> None:
         if request.receipt is not None and self._own_evaluation is not None:

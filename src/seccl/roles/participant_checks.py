@@ -309,7 +309,15 @@ class ChainChecks(ParticipantState):
                     "committed an update but never revealed it: not eligible (its own failure)",
                 )
             found = revealed.get(author)
-            if j == self.index or found is None or not info.has_revealed(j):
+            if found is None or not info.has_revealed(j):
+                continue
+            if j == self.index:
+                # My own update as the board holds it: what every other party filters and counts,
+                # also after a restart that lost it from memory.
+                with contextlib.suppress(ProtocolError):  # mine is invalid: not eligible anyway
+                    own = decode_message(found.message, **self.session.bounds())
+                    if isinstance(own, UpdateMessage):
+                        self._own_revealed = own.update
                 continue
             signed = SignedMessage(found.message, b"")  # the board checked the author's signature
             update = self._decode_update(round_, author, signed, found.tx_hash)

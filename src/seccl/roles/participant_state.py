@@ -15,6 +15,7 @@ from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import verify_session
+from seccl.election.gram_gate import GateView
 from seccl.learning.data import ParticipantData
 from seccl.learning.evaluation import Evaluator
 from seccl.learning.model import build_model, get_flat_params
@@ -132,6 +133,10 @@ class ParticipantState:
         # Revealed updates whose bytes break the session's bounds: proven invalid on chain, so
         # no party may elect or aggregate them.
         self._invalid: dict[int, SignedMessage] = {}
+        # My own update as the board revealed it (None until read, or if it was not revealed).
+        self._own_revealed: SparseUpdate | None = None
+        # The gram-gate filter's view of the round, once this participant computed it.
+        self.last_view: GateView | None = None
         self._reveals_read = False
         self._trained = False
 

@@ -16,6 +16,7 @@ from seccl.chain.consensus import ConsensusClient, ElectionRecord
 from seccl.chain.errors import ConsensusElectionClosed, ContractRevert
 from seccl.chain.transactions import TxReceipt
 from seccl.election import ABSTAIN, voter_ranking
+from seccl.election.gram_gate import DROPPED, REJECTED
 from seccl.learning.aggregation import aggregate
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import Commitment, SignedMessage, open_message, sign_message
@@ -359,14 +360,16 @@ class ParameterServer:
         message = stored.message
         assert isinstance(message, EvaluationMessage)
         index = self.session.participants.index(stored.author)
-        ranking = voter_ranking(
-            message.scores,
-            index,
-            self.session.candidates,
-            tie_seed=self.board.tie_seed_of(round_),
-            round_=round_,
-            eligible=eligible,
-        )
+        ranking = None
+        if self.session.election == "borda":  # gram-gate ballots carry no ranking
+            ranking = voter_ranking(
+                message.scores,
+                index,
+                self.session.candidates,
+                tie_seed=self.board.tie_seed_of(round_),
+                round_=round_,
+                eligible=eligible,
+            )
         if stored.author in self._voted:
             # Counted before a crash: its receipt cites the transaction that counted it.
             counted = self.consensus.ballot_of(round_, stored.author)
@@ -424,11 +427,12 @@ class ParameterServer:
             raise UnknownParticipantError(f"participant {author} sent a message authored by {message.author}")
         if message.round != round_:
             raise WrongRoundError(f"message of round {message.round} received in round {round_}")
+        own_marks = (ABSTAIN, DROPPED, REJECTED) if self.session.election == "gram-gate" else (ABSTAIN,)
         if (
             isinstance(message, EvaluationMessage)
-            and message.scores[self.session.participants.index(author)] != ABSTAIN
+            and message.scores[self.session.participants.index(author)] not in own_marks
         ):
-            # The contract would refuse it (ConsensusSelfScore): refuse it here, before it is stored.
+            # The contract would refuse it (a self-score): refuse it here, before it is stored.
             raise MalformedMessageError(
                 "an evaluation must abstain on its own author (its own entry is not ABSTAIN)"
             )

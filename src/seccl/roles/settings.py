@@ -18,3 +18,5 @@ class LearningSettings:
     batch_size: int = 32
     share_fraction: float = 0.1
     aggregation: str = "shared-mean"
+    election: str = "borda"
+    assumed_fraction: float = 0.3

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from seccl.chain.ledger import LedgerEntry
-from seccl.election import ABSTAIN
+from seccl.election import MAX_SCORE
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.runs.audit_chain import check_seed, check_shape
 from seccl.runs.audit_report import Section
@@ -173,14 +173,14 @@ def _check_round(
     counted = consensus.ballots_of(r)
     rows: list[list[int | None] | None] = [None] * session.n
     for ballot in counted:
-        rows[index[ballot.voter.lower()]] = [None if s == ABSTAIN else s for s in ballot.scores]
+        rows[index[ballot.voter.lower()]] = [None if s > MAX_SCORE else s for s in ballot.scores]
     recorded_scores = record.get("scores")
     if isinstance(recorded_scores, list) and len(recorded_scores) == session.n:
         for i, (got, want) in enumerate(zip(recorded_scores, rows, strict=True)):
             section.same(f"{where}: voter {i}'s counted scores (scores[{i}])", got, want, "scores")
     else:
         section.same(f"{where}: the score matrix (scores)", recorded_scores, rows, "scores")
-    points, abstentions = consensus.totals_of(r)
+    points, abstentions = consensus.totals_of(r) if session.election == "borda" else ((), ())
     section.same(
         f"{where}: the Borda points (borda_points)", record.get("borda_points"), list(points), "totals"
     )

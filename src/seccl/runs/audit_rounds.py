@@ -18,6 +18,7 @@ import numpy as np
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
 from seccl.chain.consensus import ConsensusClient
 from seccl.election import borda_tally
+from seccl.election.gram_gate import gram_gate_tally
 from seccl.learning.aggregation import aggregate
 from seccl.protocol.archive import ArchivedMessage, RunArchive
 from seccl.protocol.envelope import SignedMessage
@@ -121,7 +122,7 @@ def audit_session(
 def audit_elections(
     session: SessionInfo, board: BulletinBoardClient, consensus: ConsensusClient
 ) -> list[RoundAudit]:
-    """Each finished round's election against the reference Borda tally of the ballots the
+    """Each finished round's election against the reference tally (Borda or gram-gate) of the ballots the
     contract counted: what can be checked from the chain alone (a participant's records hold
     only its own messages)."""
     audits = []
@@ -304,9 +305,15 @@ def _check_election(
     elected = consensus.elected_of(r)
     eligible = board.round_info(r).eligible
     seed = board.tie_seed_of(r)
-    reference = borda_tally(
-        ballots, session.n, session.candidates, tie_seed=seed, round_=r, eligible=eligible
-    ).candidates
+    if session.election == "gram-gate":
+        mask = sum(1 << i for i in eligible)
+        reference = gram_gate_tally(
+            ballots, session.n, session.candidates, eligible=mask, tie_seed=seed, round_=r
+        ).candidates
+    else:
+        reference = borda_tally(
+            ballots, session.n, session.candidates, tie_seed=seed, round_=r, eligible=eligible
+        ).candidates
     if tuple(reference) != tuple(elected):
         audit.problems.append(
             f"the contract elected {list(elected)}; the reference tally elects {list(reference)}"

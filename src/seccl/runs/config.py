@@ -27,6 +27,7 @@ from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationE
 from pydantic.dataclasses import dataclass
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
+from seccl.election import ELECTION_RULES
 from seccl.learning.aggregation import AGGREGATION_RULES
 from seccl.learning.data import DATASET_NAMES
 from seccl.learning.splits import SPLIT_SCHEMES
@@ -66,6 +67,8 @@ class RunConfig:
     learning_rate: Annotated[float, Field(gt=0)] = 0.02  # the paper's
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 32  # the paper's
     aggregation: Annotated[str, one_of(AGGREGATION_RULES)] = "shared-mean"
+    election: Annotated[str, one_of(ELECTION_RULES)] = "borda"  # the paper's; "gram-gate": issue 23's
+    assumed_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.3  # gram-gate's f = ⌊fraction·N⌋
     dataset: Annotated[str, one_of(DATASET_NAMES)] = "mnist"
     data_root: str | None = None
     split: Annotated[str, one_of(SPLIT_SCHEMES)] = "iid"  # the paper's: equal random shares
@@ -104,6 +107,11 @@ class RunConfig:
                 f"{label_of('candidate_fraction')}: got {self.candidate_fraction:g}, which with N = {n} "
                 f"participants asks for M = ⌈l·N⌉ = {m} candidates; an election needs a loser, so M is "
                 f"at most N−1 = {n - 1}; allowed: l ≤ {(n - 1) / n:.4g}"
+            )
+        if self.election == "gram-gate" and self.aggregation not in ("shared-mean", "clipped-shared-mean"):
+            problems.append(
+                f"{label_of('aggregation')}: got {self.aggregation}; the gram-gate election aggregates "
+                "with clipped-shared-mean (part of the rule); allowed: clipped-shared-mean"
             )
         if self.attack_target >= n:
             problems.append(f"{label_of('attack_target')}: got {self.attack_target}; allowed: 0 to {n - 1}")
@@ -204,6 +212,10 @@ class RunConfig:
             out["attack_target"] = f"server attack {self.server_attack!r} does not single out a participant"
         if self.split != "dirichlet":
             out["alpha"] = f"the split is {self.split!r}, not 'dirichlet'"
+        if self.election != "gram-gate":
+            out["assumed_fraction"] = f"the election is {self.election!r}, not 'gram-gate'"
+        else:
+            out["aggregation"] = "the gram-gate election aggregates with clipped-shared-mean"
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -242,6 +254,8 @@ _RUN_EXTRAS = {
     "learning_rate": "lr",
     "batch_size": "b",
     "aggregation": "",
+    "election": "",
+    "assumed_fraction": "f",
     "split": "",
     "alpha": "alpha",
     "per_participant": "pp",

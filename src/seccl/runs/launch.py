@@ -41,7 +41,10 @@ def learning_settings(config: RunConfig) -> LearningSettings:
         learning_rate=config.learning_rate,
         batch_size=config.batch_size,
         share_fraction=config.share_fraction,
-        aggregation=config.aggregation,
+        # The gram-gate rule includes its aggregation (docs/PROTOCOL.md §5).
+        aggregation="clipped-shared-mean" if config.election == "gram-gate" else config.aggregation,
+        election=config.election,
+        assumed_fraction=config.assumed_fraction,
     )
 
 

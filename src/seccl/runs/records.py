@@ -122,6 +122,8 @@ def write_run(
         "participants": result.participants,
         "scores_note": SCORES_NOTE,
         "chain_cost": chain_cost(result),
+        # A run repeats bit for bit on the same CPU only (float kernels differ across CPUs).
+        "machine": machine(),
         "rounds": [json_row(r) for r in result.rounds],
     }
     _write_json(files["metrics_json"], metrics)
@@ -195,7 +197,29 @@ def run_description(config: RunConfig, result: RunResult | None, *, complete: bo
             **{name: version(name) for name in ("seccl", "torch", "numpy", "web3", "py-evm", "eth-tester")},
             "solc": load_artifact("BulletinBoard").compiler.get("version"),
         },
-        "machine": {"host": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": machine(),
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux; else what the platform reports)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """Where a run ran: host, platform, CPU count and model. A run repeats bit for bit on the
+    same CPU model only, so every record names it."""
+    return {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
     }
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
 
+from seccl.election import ELECTION_RULES
 from seccl.learning.aggregation import AGGREGATION_RULES
 from seccl.learning.data import DATASET_NAMES
 from seccl.learning.splits import SPLIT_SCHEMES
@@ -89,8 +90,21 @@ SETTINGS: dict[str, Setting] = {
     "aggregation": Setting(
         ("--aggregation",),
         "how the candidates' sparse updates are combined: shared-mean (per coordinate, over the "
-        "candidates that shared it), mean, sum",
+        "candidates that shared it), mean, sum, clipped-shared-mean (gram-gate's, which it implies)",
         "one of " + ", ".join(AGGREGATION_RULES),
+    ),
+    "election": Setting(
+        ("--election",),
+        "how the round's candidates are elected: borda (the paper's Borda count) or gram-gate (a "
+        "geometric filter of the revealed updates, the median of the counted ballots, clipped "
+        "aggregation: docs/PROTOCOL.md §5)",
+        "one of " + ", ".join(ELECTION_RULES),
+    ),
+    "assumed_fraction": Setting(
+        ("--assumed-fraction",),
+        "the attacker fraction the gram-gate filter is sized for: it keeps the N − ⌊fraction·N⌋ most "
+        "central updates (inert under borda)",
+        "a number from 0 to below 0.5",
     ),
     "dataset": Setting(
         ("--dataset",),

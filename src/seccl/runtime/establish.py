@@ -19,6 +19,7 @@ from seccl.chain.consensus import ConsensusClient
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.transactions import TxReceipt
 from seccl.election import candidate_count
+from seccl.election.gram_gate import assumed_attackers
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import update_size
 from seccl.roles.participant_state import initial_model_digest
@@ -51,6 +52,12 @@ def establish_session(
         phases=phases,
         initial_model=initial_model_digest(seed, server.address),
         update_format=update_format,
+        election=settings.election,
+        assumed_attackers=(
+            assumed_attackers(len(participants), settings.assumed_fraction)
+            if settings.election == "gram-gate"
+            else 0
+        ),
     )
     board, consensus, deployment = deploy_session(w3, terms)
     session = SessionInfo(
@@ -66,6 +73,8 @@ def establish_session(
         update_size=update_format.update_size,
         max_abs_value=max_abs_value,
         initial_model=terms.initial_model,
+        election=terms.election,
+        assumed_attackers=terms.assumed_attackers,
     )
     return session, board, consensus, deployment
 

@@ -11,7 +11,7 @@ from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient
 from seccl.chain.consensus import ConsensusClient
 from seccl.chain.transactions import TxReceipt
-from seccl.election import ABSTAIN
+from seccl.election import MAX_SCORE
 from seccl.learning.data import Dataset
 from seccl.protocol.session import SessionInfo
 from seccl.roles.participant import Participant
@@ -23,11 +23,14 @@ def election_facts(
     session: SessionInfo, consensus: ConsensusClient, r: int
 ) -> tuple[ScoreMatrix, tuple[int, ...], tuple[int, ...]]:
     """Round ``r``'s counted ballots as a score matrix (row = voter; None = abstained, or no
-    ballot counted), and the contract's Borda points and abstentions, read from the chain."""
+    ballot counted; DROPPED and REJECTED marks too), and the contract's Borda points and
+    abstentions (none for a gram-gate election), read from the chain."""
     index = {a.lower(): i for i, a in enumerate(session.participants)}
     rows: list[tuple[int | None, ...] | None] = [None] * session.n
     for ballot in consensus.ballots_of(r):
-        rows[index[ballot.voter.lower()]] = tuple(None if s == ABSTAIN else s for s in ballot.scores)
+        rows[index[ballot.voter.lower()]] = tuple(None if s > MAX_SCORE else s for s in ballot.scores)
+    if session.election != "borda":
+        return tuple(rows), (), ()  # a gram-gate count keeps no running totals
     points, abstentions = consensus.totals_of(r)
     return tuple(rows), points, abstentions
 

@@ -24,6 +24,7 @@ from seccl.roles.adversaries.coalition import (
     OmniscientColluder,
     ReferenceALIEParticipant,
 )
+from seccl.roles.adversaries.gate_aware import GateBlendBackdoor, LoneCarrierBackdoor, PlausibleVoter
 from seccl.roles.adversaries.poisoning import (
     BackdoorParticipant,
     LabelFlippingParticipant,
@@ -60,6 +61,7 @@ PARTICIPANT_ATTACKS: dict[str, type[Participant]] = {
     "scale": ScalingParticipant,
     "free-rider": FreeRider,
     "collude-votes": CollusionVoter,
+    "collude-plausible": PlausibleVoter,  # fellows just above the best outsider: inside the honest range
 }
 
 SIMULATION_ATTACKS: dict[str, type[Participant]] = {
@@ -75,6 +77,9 @@ SIMULATION_ATTACKS: dict[str, type[Participant]] = {
     "min-sum": MinSumParticipant,
     "min-max-std": MinMaxStdParticipant,  # the same, inverse standard deviation
     "min-sum-std": MinSumStdParticipant,
+    # Attacks that know the gram-gate election (issue 23):
+    "backdoor-gate": GateBlendBackdoor,  # every colluder blends toward μ until the filter keeps it
+    "backdoor-lone": LoneCarrierBackdoor,  # one carrier does; the others train honestly
 }
 """Attacks of an omniscient coalition (see :class:`Coalition`): they read the honest participants'
 local models in the same process, so they exist in the simulation and the chain-free baselines
@@ -128,7 +133,7 @@ def attack_factory(
     if issubclass(cls, CollusionVoter):
         extra.setdefault("colluders", chosen)
     coalition = None
-    if issubclass(cls, OmniscientColluder | AdaptiveBackdoorParticipant):
+    if issubclass(cls, OmniscientColluder | AdaptiveBackdoorParticipant | GateBlendBackdoor):
         coalition = extra.setdefault("coalition", Coalition(chosen))
 
     def make(*, index: int, **kwargs: Any) -> Participant:

@@ -1,0 +1,114 @@
+"""Attacks that know the gram-gate election (issue 23): plausible colluding ballots, and backdoors
+blended toward the honest mean until the filter keeps them, by the whole coalition or by one
+carrier whose fellows look honest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from seccl.election.gram_gate import filter_updates
+from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction
+from seccl.roles.adversaries.coalition import Coalition
+from seccl.roles.adversaries.poisoning import BackdoorParticipant
+from seccl.roles.adversaries.voting import CollusionVoter
+from seccl.roles.participant import Participant
+
+__all__ = ["GateBlendBackdoor", "LoneCarrierBackdoor", "PlausibleVoter"]
+
+BLENDS: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05)
+"""The blend weights α a gate-aware backdoor tries, largest (most poison) first."""
+
+
+class PlausibleVoter(CollusionVoter):
+    """A colluding voter whose ballot stays inside the honest range: it scores every update on its
+    own validation data as an honest voter would, then gives each fellow just above the best score
+    it gave an outsider, and each outsider the lowest score it gave any outsider. Its fellows rank
+    first (so under Borda it is as strong as ``collude-votes``), yet no entry stands out, so a
+    filter on ballots alone cannot tell it from an honest one."""
+
+    def score_updates(self, round_: int, params: np.ndarray, updates: dict[int, SparseUpdate]) -> list[float]:
+        honest = Participant.score_updates(self, round_, params, updates)
+        if not self.attacking(round_):
+            return honest
+        outsiders = [honest[j] for j in updates if j not in self.fellows]
+        if not outsiders:
+            return honest
+        best, worst = max(outsiders), min(outsiders)
+        return [
+            min(1.0, best + 0.001) if j in self.fellows else worst if j in updates else honest[j]
+            for j in range(self.session.n)
+        ]
+
+
+class GateBlendBackdoor(BackdoorParticipant):
+    """A backdoor that knows the gram-gate filter: each colluder sends ``μ + α(Δ_b − μ)``, its
+    backdoored Δ blended with the honest mean ``μ`` of the round, with the largest α in
+    :data:`BLENDS` at which the filter (run on the honest updates and every carrier's blend at
+    the same α) keeps it; when none does, the plain backdoor (α = 1). Omniscient, as ALIE: the
+    :class:`Coalition` gives it the round's honest updates, which SecCL's commit-then-reveal
+    withholds from a real colluder until it has committed; the strongest case for the attacker."""
+
+    def __init__(self, *args: Any, coalition: Coalition | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if coalition is None:
+            raise ValueError(f"{type(self).__name__} needs the coalition's knowledge (coalition=…)")
+        self.coalition = coalition
+        self.last_blend: float | None = None
+
+    def carriers(self) -> list[int]:
+        """The colluders that send a backdoor (all of them here)."""
+        return sorted(self.coalition.adversaries)
+
+    def carries(self) -> bool:
+        return self.index in self.carriers()
+
+    def local_model(self, params: np.ndarray, round_: int) -> np.ndarray:
+        if self.attacking(round_) and not self.carries():
+            return Participant.local_model(self, params, round_)  # trains on its clean data
+        return super().local_model(params, round_)
+
+    def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
+        own = super().make_update(params, local, round_)
+        if not self.attacking(round_) or not self.carries():
+            return own
+        honest = self.coalition.honest_deltas(params, round_)
+        mean = honest.mean(axis=0)
+        backdoors = {
+            a: delta(self.coalition.local_model(a, params, round_), params).astype(np.float64)
+            for a in self.carriers()
+        }
+        honest_updates = dict(
+            zip(self.coalition.honest, self.coalition.honest_updates(params, round_), strict=True)
+        )
+        blends: dict[int, SparseUpdate] = {}
+        for alpha in BLENDS:
+            blends = {
+                a: select_top_fraction(
+                    (mean + alpha * (b - mean)).astype(np.float32), self.settings.share_fraction
+                )
+                for a, b in backdoors.items()
+            }
+            everyone = {**honest_updates, **blends}
+            view = filter_updates(
+                {j: (u.indices, u.values) for j, u in everyone.items()},
+                self.session.n,
+                max(self.session.assumed_attackers, 1),
+                tie_seed=bytes(32),  # the real seed is unknown before the reveals: any fixed one
+                round_=round_,
+            )
+            if self.index in view.kept:
+                self.last_blend = alpha
+                return blends[self.index]
+        self.last_blend = 1.0
+        return own
+
+
+class LoneCarrierBackdoor(GateBlendBackdoor):
+    """One colluder (the lowest index) carries the gate-aware blended backdoor; its fellows train
+    honestly on their clean data, so their updates pass every geometric check and their ballots
+    count. Combine with ``collude-plausible`` so they also lift the carrier on their ballots."""
+
+    def carriers(self) -> list[int]:
+        return [min(self.coalition.adversaries)]

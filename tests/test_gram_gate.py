@@ -1,0 +1,206 @@
+"""The gram-gate reference on random data: the exact Gram matrix, a deterministic filter that
+collapses duplicates and catches a coalition's shared residual, ballots that state the view, a
+count that only a strict majority's view drives, and medians a minority cannot move."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from seccl.election import ABSTAIN, MAX_SCORE, tie_key
+from seccl.election.gram_gate import (
+    DROPPED,
+    ONE,
+    REJECTED,
+    SCALE,
+    GateView,
+    assumed_attackers,
+    ballot_entries,
+    ballot_error,
+    cosine_ppb,
+    filter_updates,
+    gram_gate_tally,
+    gram_matrix,
+    view_of_ballot,
+)
+
+SEED = b"\x01" * 32
+D, K, N = 2_000, 200, 20
+
+
+def random_updates(rng: np.random.Generator, n: int = N, d: int = D, k: int = K) -> dict[int, tuple]:
+    out = {}
+    for i in range(n):
+        idx = np.sort(rng.choice(d, size=k, replace=False)).astype(np.uint32)
+        out[i] = (idx, rng.uniform(-10, 10, size=k).astype(np.float32))
+    return out
+
+
+def merge_dot(a: tuple, b: tuple) -> int:
+    """An independent reference: a dictionary join over the indices, in Python integers."""
+    qa = {int(i): round(float(v) * SCALE) for i, v in zip(*a, strict=True)}
+    return sum(qa[int(i)] * round(float(v) * SCALE) for i, v in zip(*b, strict=True) if int(i) in qa)
+
+
+def test_the_gram_matrix_is_exact() -> None:
+    ups = random_updates(np.random.default_rng(1), n=6)
+    g = gram_matrix(ups)
+    assert all(g[(i, j)] == merge_dot(ups[i], ups[j]) for i in ups for j in ups if i <= j)
+
+
+def test_the_gram_matrix_stays_exact_beyond_int64() -> None:
+    # Values near float32's top: products overflow int64, so the reference must switch to Python ints.
+    big = (np.array([0, 1], dtype=np.uint32), np.array([3.0e30, -2.5e30], dtype=np.float32))
+    g = gram_matrix({0: big, 1: big})
+    assert g[(0, 1)] == merge_dot(big, big) > 2**63
+
+
+def test_integer_cosines_match_floating_point() -> None:
+    ups = random_updates(np.random.default_rng(6), n=5)
+    g = gram_matrix(ups)
+    for i in ups:
+        for j in ups:
+            x = np.zeros(D)
+            y = np.zeros(D)
+            x[ups[i][0]] = ups[i][1]
+            y[ups[j][0]] = ups[j][1]
+            cos = x @ y / math.sqrt((x @ x) * (y @ y))
+            assert abs(cosine_ppb(g, i, j) / ONE - cos) < 1e-6
+
+
+def test_the_filter_is_deterministic_and_independent_of_order() -> None:
+    ups = random_updates(np.random.default_rng(2))
+    f = assumed_attackers(N)
+    a = filter_updates(ups, N, f, tie_seed=SEED, round_=3)
+    b = filter_updates(dict(reversed(list(ups.items()))), N, f, tie_seed=SEED, round_=3)
+    assert a == b
+    assert len(a.kept) == N - f == 14
+    assert set(a.kept) | set(a.dropped) | set(a.rejected) == set(range(N))
+
+
+def test_duplicates_collapse_to_the_one_with_the_lowest_tie_key() -> None:
+    ups = random_updates(np.random.default_rng(3))
+    group = (2, 3, 7, 11)
+    for i in group[1:]:
+        ups[i] = ups[2]
+    view = filter_updates(ups, N, 6, tie_seed=SEED, round_=1)
+    first = min(group, key=lambda i: tie_key(SEED, 1, i))
+    assert set(view.duplicates) == set(group) - {first}
+
+
+def test_a_coalition_sharing_a_residual_is_dropped_and_honest_updates_are_not() -> None:
+    rng = np.random.default_rng(4)
+    d = 4_000
+    common, push = rng.normal(size=d), rng.normal(size=d)
+    ups = {}
+    for i in range(N):
+        v = common + rng.normal(size=d) + (1.5 * push if i < 6 else 0)
+        top = np.sort(np.argsort(-np.abs(v), kind="stable")[: d // 10]).astype(np.uint32)
+        ups[i] = (top, (v[top] / 10).astype(np.float32))
+    view = filter_updates(ups, N, 6, tie_seed=SEED, round_=1)
+    assert set(view.coalition) == set(range(6))
+    assert set(view.kept) == set(range(6, N))  # the 14 honest ones
+
+
+def test_the_clip_bound_is_the_lower_median_of_the_kept_norms() -> None:
+    ups = random_updates(np.random.default_rng(7), n=7)
+    view = filter_updates(ups, 7, 2, tie_seed=SEED, round_=2)
+    norms = sorted(view.norms_sq[j] for j in view.kept)
+    assert view.clip_sq == norms[(len(norms) - 1) // 2]
+    assert all(view.clip_factor(j) == 1.0 for j in view.kept if view.norms_sq[j] <= view.clip_sq)
+    for j in view.kept:
+        if view.norms_sq[j] > view.clip_sq:
+            assert view.clip_factor(j) == pytest.approx(math.sqrt(view.clip_sq / view.norms_sq[j]))
+
+
+def _view(kept: tuple[int, ...], dropped: tuple[int, ...] = (), rejected: tuple[int, ...] = ()) -> GateView:
+    return GateView(kept, dropped, (), rejected, 0, {})
+
+
+def test_a_ballot_states_its_voters_view_and_the_contract_rules_accept_it() -> None:
+    view = _view(kept=(0, 2, 3), dropped=(1,), rejected=(4,))
+    eligible = 0b11111
+    for voter in range(6):
+        entries = ballot_entries(view, {j: 10 * j for j in (0, 2, 3) if j != voter}, voter, 6)
+        assert ballot_error(entries, voter, eligible) is None
+        kept, dropped = view_of_ballot(entries, voter)
+        assert (kept & eligible, dropped) == (0b01101, 0b00010)
+    assert ballot_entries(view, {0: 5, 2: 7}, 3, 6) == (5, DROPPED, 7, ABSTAIN, REJECTED, ABSTAIN)
+
+
+@pytest.mark.parametrize(
+    ("entries", "voter"),
+    [
+        ((0, 5, ABSTAIN), 0),  # own entry a score
+        ((ABSTAIN, ABSTAIN, 5), 0),  # an eligible participant abstained on
+        ((ABSTAIN, 5, 7), 0),  # an ineligible participant (2) scored
+        ((ABSTAIN, 5, DROPPED), 0),  # ...or marked
+        ((ABSTAIN, 2**32 - 4, ABSTAIN), 0),  # neither a score nor a mark
+    ],
+)
+def test_ballots_the_contract_refuses(entries: tuple[int, ...], voter: int) -> None:
+    assert ballot_error(entries, voter, eligible=0b011) is not None
+
+
+def test_an_ineligible_voters_own_entry_must_abstain() -> None:
+    assert ballot_error((REJECTED, 5, 5), 0, eligible=0b110) is not None
+    assert ballot_error((ABSTAIN, 5, 5), 0, eligible=0b110) is None
+
+
+def _honest_ballots(n: int, kept: tuple[int, ...], rnd: random.Random) -> dict[int, list[int]]:
+    view = _view(kept, rejected=tuple(j for j in range(n) if j not in kept))
+    return {v: list(ballot_entries(view, {j: rnd.randint(0, MAX_SCORE) for j in kept}, v, n)) for v in range(n)}
+
+
+def test_only_a_strict_majority_of_the_roster_makes_a_view_the_rounds() -> None:
+    rnd = random.Random(1)
+    n, kept = 8, (0, 1, 2, 3, 4, 5)
+    ballots = _honest_ballots(n, kept, rnd)
+    everyone = (1 << n) - 1
+    outcome = gram_gate_tally(ballots, n, 2, eligible=everyone, tie_seed=SEED, round_=1)
+    assert outcome.agreed == (sum(1 << j for j in kept), 0) and outcome.votes == n
+    assert len(outcome.candidates) == 2
+    # Four of eight keep the view: half is not a majority, so nobody is elected.
+    half = {v: ballots[v] for v in range(4)}
+    outcome = gram_gate_tally(half, n, 2, eligible=everyone, tie_seed=SEED, round_=1)
+    assert outcome.agreed is None and outcome.candidates == () and outcome.votes == 4
+
+
+def test_ballots_with_another_view_or_from_dropped_authors_do_not_count() -> None:
+    n = 7
+    view = _view(kept=(0, 1, 2, 3), dropped=(6,), rejected=(4, 5))
+    ballots = {v: list(ballot_entries(view, {j: 500_000 for j in view.kept}, v, n)) for v in range(5)}
+    # Voter 6 was dropped: its maximal scores for 3 must not count. Voter 5 claims 3 is its fellow
+    # in another view (3 kept, 0-2 rejected) and scores it top: a minority view, not counted.
+    ballots[6] = list(ballot_entries(view, {j: MAX_SCORE if j == 3 else 0 for j in view.kept}, 6, n))
+    other = _view(kept=(3, 5), rejected=(0, 1, 2, 4, 6))
+    ballots[5] = list(ballot_entries(other, {3: MAX_SCORE}, 5, n))
+    outcome = gram_gate_tally(ballots, n, 1, eligible=(1 << n) - 1, tie_seed=SEED, round_=4)
+    assert outcome.agreed == (0b0001111, 0b1000000) and outcome.votes == 6
+    assert outcome.medians == {j: 500_000 for j in (0, 1, 2, 3)}
+
+
+def test_a_minority_cannot_move_a_median_outside_the_honest_scores() -> None:
+    """Colluders fewer than half of the counted voters other than the candidate, voting anything
+    a valid ballot allows, leave its median inside the range of the honest counted scores for it
+    (at exactly half, the lower median may be theirs: the bound is strict)."""
+    rnd = random.Random(5)
+    checked = 0
+    for _ in range(300):
+        n = rnd.randint(5, 30)
+        kept = tuple(range(n))
+        coalition = set(rnd.sample(range(n), rnd.randint(0, n // 2)))
+        view = _view(kept)
+        ballots = {v: list(ballot_entries(view, {j: rnd.randint(0, MAX_SCORE) for j in kept}, v, n)) for v in range(n)}
+        for v in coalition:
+            ballots[v] = list(ballot_entries(view, {j: rnd.choice([0, MAX_SCORE]) for j in kept}, v, n))
+        outcome = gram_gate_tally(ballots, n, 1, eligible=(1 << n) - 1, tie_seed=SEED, round_=1)
+        for j, median in outcome.medians.items():
+            if 2 * len(coalition - {j}) < n - 1:
+                honest = [ballots[v][j] for v in range(n) if v not in coalition and v != j]
+                assert min(honest) <= median <= max(honest)
+                checked += 1
+    assert checked > 1_000
