@@ -378,6 +378,7 @@ class Simulation:
             extra = self.round_metrics(r, outcome.params) if self.round_metrics else {}
             if self.adversaries:
                 extra["adversaries_elected"] = float(len(self.adversaries & set(outcome.candidates)))
+            extra.update(self._filter_metrics(r))
             scores, points, abstentions = election_facts(self.session, self.consensus_reader, r)
             trained = [loss for loss in losses if loss is not None]
             # The round's cost as the chain records it: every party's transactions, including
@@ -429,6 +430,25 @@ class Simulation:
                 if self.on_round is not None:
                     self.on_round(self._result(records, evidence, initial_accuracy))
         return self._result(records, evidence, initial_accuracy)
+
+    def _filter_metrics(self, r: int) -> dict[str, float]:
+        """Under gram-gate, what the round's agreed filter view kept: how many updates, how many
+        eligible honest ones it kept out, and how many adversaries it kept (none without a view)."""
+        if self.session.election != "gram-gate":
+            return {}
+        agreed = self.consensus_reader.agreed_view_of(r)
+        if agreed is None:
+            return {"view_agreed": 0.0}
+        kept, dropped, _ = agreed
+        eligible = set(self.board_reader.round_info(r).eligible)
+        kept_set = {i for i in eligible if kept >> i & 1}
+        return {
+            "view_agreed": 1.0,
+            "kept": float(len(kept_set)),
+            "dropped": float(bin(dropped).count("1")),
+            "honest_kept_out": float(len(eligible - kept_set - self.adversaries)),
+            "adversaries_kept": float(len(kept_set & self.adversaries)),
+        }
 
     def _refresh_costs(self, records: list[RoundRecord]) -> bool:
         """Bring each record's gas and transactions up to what the chain now attributes to its

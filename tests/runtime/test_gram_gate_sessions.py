@@ -1,0 +1,136 @@
+"""Whole gram-gate sessions on the embedded EVM: every honest voter computes the same filter view
+from the chain, the contract counts only that view's ballots, the model is the clipped aggregate
+every participant recomputes, the audit agrees; colluders sending one vector are collapsed and
+lose their ballots; a voter that lies about the view is not counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from seccl.chain.backends import EmbeddedChain
+from seccl.election.gram_gate import REJECTED, filter_updates
+from seccl.learning.aggregation import aggregate
+from seccl.learning.model import build_model, get_flat_params
+from seccl.learning.sparse import SparseUpdate
+from seccl.learning.splits import load_participant_data
+from seccl.roles.adversaries.registry import attack_factory
+from seccl.roles.participant import Participant
+from seccl.roles.settings import LearningSettings
+from seccl.runs.audit_rounds import audit_elections
+from seccl.runtime.simulation import RunResult, Simulation
+
+N = 8
+GATE = LearningSettings(local_epochs=1, election="gram-gate", aggregation="clipped-shared-mean")
+
+
+@pytest.fixture(scope="module")
+def data() -> Any:
+    return load_participant_data(
+        dataset="mnist",
+        data_root=None,
+        participants=N,
+        split="iid",
+        alpha=0.5,
+        per_participant=60,
+        validation_fraction=0.25,
+        seed=0,
+    )
+
+
+def run(data: Any, *, rounds: int = 2, participant_factory: Any = None) -> tuple[Simulation, RunResult]:
+    parts, test = data
+    sim = Simulation(
+        backend=EmbeddedChain(),
+        parts=parts,
+        test=test,
+        rounds=rounds,
+        candidate_fraction=0.25,  # M = 2
+        settings=GATE,
+        seed=0,
+        participant_factory=participant_factory,
+    )
+    return sim, sim.run()
+
+
+def test_an_honest_gram_gate_session_agrees_on_one_view_and_aggregates_the_clipped_elected(data: Any) -> None:
+    sim, result = run(data)
+    assert sim.session.election == "gram-gate" and sim.session.assumed_attackers == 2
+    assert not result.evidence
+    consensus, board = sim.consensus_reader, sim.board_reader
+    for record in result.rounds:
+        r = record.round
+        agreed = consensus.agreed_view_of(r)
+        assert agreed is not None
+        kept, dropped, votes = agreed
+        assert votes == N and bin(kept).count("1") == N - 2
+        assert record.extra["kept"] == N - 2 and record.extra["honest_kept_out"] == 2
+        # Every participant computed that view from the chain alone, bit for bit.
+        views = {p.last_view.masks() for p in sim.participants if p.last_view is not None}
+        assert views == {(kept, dropped)}
+        assert len(record.candidates) == 2 and all(kept >> c & 1 for c in record.candidates)
+    # The audit replays the count with the reference and finds nothing.
+    audits = audit_elections(sim.session, board, consensus)
+    assert [a.problems for a in audits] == [[], []]
+    assert result.rounds[-1].accuracy > result.initial_accuracy
+
+
+def test_colluders_sending_one_vector_are_collapsed_never_elected_and_their_ballots_do_not_count(
+    data: Any,
+) -> None:
+    colluders = {1, 5}
+    sim, result = run(data, participant_factory=attack_factory("sign-flip-mean+collude-votes", colluders))
+    for record in result.rounds:
+        kept, dropped, votes = sim.consensus_reader.agreed_view_of(record.round)
+        # The two send the same −μ: one is a duplicate of the other, and the coalition check or
+        # Krum leaves the other out too.
+        assert not set(record.candidates) & colluders
+        assert bin(dropped & sum(1 << c for c in colluders)).count("1") >= 1
+        assert not any(kept >> c & 1 for c in colluders)
+    assert not result.evidence
+
+
+class ViewLiar(Participant):
+    """Marks every other participant REJECTED but its fellow (index 0), which it scores top."""
+
+    def _gated_ballot(self, round_: int, verified: dict[int, SparseUpdate]) -> Any:
+        view = self.gate_view(round_, verified)
+        self.last_view = view
+        yield from ()
+        return tuple(
+            1_000_000 if j == 0 else REJECTED if j != self.index else 2**32 - 1 for j in range(self.session.n)
+        )
+
+
+def test_a_voter_that_misstates_the_view_is_not_counted(data: Any) -> None:
+    def make(*, index: int, **kwargs: Any) -> Participant:
+        return (ViewLiar if index in (6, 7) else Participant)(index=index, **kwargs)
+
+    sim, result = run(data, rounds=1, participant_factory=make)
+    kept, dropped, votes = sim.consensus_reader.agreed_view_of(1)
+    assert votes == N - 2  # the six honest voters agree; the two liars' view has two votes
+    honest_view = sim.participants[2].last_view
+    assert honest_view is not None and honest_view.masks() == (kept, dropped)
+    ballots = {sim.session.participants.index(b.voter): b.scores for b in sim.consensus_reader.ballots_of(1)}
+    assert len(ballots) == N
+
+
+def test_the_filter_over_the_revealed_updates_is_what_the_model_was_aggregated_from(data: Any) -> None:
+    sim, result = run(data, rounds=1)
+    board = sim.board_reader
+    updates = {i: sim.server.update_of(1, i) for i in range(N)}
+    assert all(u is not None for u in updates.values())
+    view = filter_updates(
+        {i: (u.indices, u.values) for i, u in updates.items() if u is not None},
+        N,
+        2,
+        tie_seed=board.tie_seed_of(1),
+        round_=1,
+    )
+    assert view.masks()[0] == sim.consensus_reader.agreed_view_of(1)[0]
+    elected = [updates[c] for c in result.rounds[0].candidates]
+    theta0 = get_flat_params(build_model(0))
+    expected = aggregate(theta0, [u for u in elected if u is not None], rule="clipped-shared-mean")
+    assert np.array_equal(expected, sim.server.params)
