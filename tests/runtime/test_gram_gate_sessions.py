@@ -83,7 +83,7 @@ def test_colluders_sending_one_vector_are_collapsed_never_elected_and_their_ball
     colluders = {1, 5}
     sim, result = run(data, participant_factory=attack_factory("sign-flip-mean+collude-votes", colluders))
     for record in result.rounds:
-        kept, dropped, votes = sim.consensus_reader.agreed_view_of(record.round)
+        kept, dropped, _ = sim.consensus_reader.agreed_view_of(record.round)
         # The two send the same −μ: one is a duplicate of the other, and the coalition check or
         # Krum leaves the other out too.
         assert not set(record.candidates) & colluders
@@ -108,7 +108,7 @@ def test_a_voter_that_misstates_the_view_is_not_counted(data: Any) -> None:
     def make(*, index: int, **kwargs: Any) -> Participant:
         return (ViewLiar if index in (6, 7) else Participant)(index=index, **kwargs)
 
-    sim, result = run(data, rounds=1, participant_factory=make)
+    sim, _ = run(data, rounds=1, participant_factory=make)
     kept, dropped, votes = sim.consensus_reader.agreed_view_of(1)
     assert votes == N - 2  # the six honest voters agree; the two liars' view has two votes
     honest_view = sim.participants[2].last_view
