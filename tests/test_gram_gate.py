@@ -152,7 +152,9 @@ def test_an_ineligible_voters_own_entry_must_abstain() -> None:
 
 def _honest_ballots(n: int, kept: tuple[int, ...], rnd: random.Random) -> dict[int, list[int]]:
     view = _view(kept, rejected=tuple(j for j in range(n) if j not in kept))
-    return {v: list(ballot_entries(view, {j: rnd.randint(0, MAX_SCORE) for j in kept}, v, n)) for v in range(n)}
+    return {
+        v: list(ballot_entries(view, {j: rnd.randint(0, MAX_SCORE) for j in kept}, v, n)) for v in range(n)
+    }
 
 
 def test_only_a_strict_majority_of_the_roster_makes_a_view_the_rounds() -> None:
@@ -194,7 +196,10 @@ def test_a_minority_cannot_move_a_median_outside_the_honest_scores() -> None:
         kept = tuple(range(n))
         coalition = set(rnd.sample(range(n), rnd.randint(0, n // 2)))
         view = _view(kept)
-        ballots = {v: list(ballot_entries(view, {j: rnd.randint(0, MAX_SCORE) for j in kept}, v, n)) for v in range(n)}
+        ballots = {
+            v: list(ballot_entries(view, {j: rnd.randint(0, MAX_SCORE) for j in kept}, v, n))
+            for v in range(n)
+        }
         for v in coalition:
             ballots[v] = list(ballot_entries(view, {j: rnd.choice([0, MAX_SCORE]) for j in kept}, v, n))
         outcome = gram_gate_tally(ballots, n, 1, eligible=(1 << n) - 1, tie_seed=SEED, round_=1)
