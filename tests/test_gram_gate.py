@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 
-from seccl.election import ABSTAIN, MAX_SCORE, tie_key
+from seccl.election import ABSTAIN, MAX_SCORE
 from seccl.election.gram_gate import (
     DROPPED,
     ONE,
@@ -81,14 +81,15 @@ def test_the_filter_is_deterministic_and_independent_of_order() -> None:
     assert set(a.kept) | set(a.dropped) | set(a.rejected) == set(range(N))
 
 
-def test_duplicates_collapse_to_the_one_with_the_lowest_tie_key() -> None:
+def test_near_duplicates_are_all_dropped() -> None:
     ups = random_updates(np.random.default_rng(3))
     group = (2, 3, 7, 11)
     for i in group[1:]:
-        ups[i] = ups[2]
+        idx, values = ups[2]
+        ups[i] = (idx, values * np.float32(1.001 + i / 1000))  # the same direction, scaled
     view = filter_updates(ups, N, 6, tie_seed=SEED, round_=1)
-    first = min(group, key=lambda i: tie_key(SEED, 1, i))
-    assert set(view.duplicates) == set(group) - {first}
+    assert set(view.duplicates) == set(group)
+    assert not set(view.kept) & set(group)
 
 
 def test_a_coalition_sharing_a_residual_is_dropped_and_honest_updates_are_not() -> None:

@@ -8,7 +8,7 @@ study in docs/studies/election/):
     updates (revealed on the board, not proven invalid). Values are quantised to fixed point
     (``rint(v · 2^20)``, exact for float32), so the Gram matrix is an exact integer matrix and
     every step below is integer arithmetic: every honest party gets the same result on any CPU.
-      1. near-duplicates collapse to one (in tie-key order, cosine distance ≤ 0.02);
+      1. near-duplicates (cosine distance ≤ 0.02 to another update) are all dropped;
       2. the coalition check: residual cosines of the unit directions around their mean; an
          update whose largest residual cosine with another exceeds the median of those maxima
          by 0.2 is dropped (FoolsGold's signal, one round);
@@ -198,14 +198,15 @@ def filter_updates(
     if not 0 <= f < n:
         raise ValueError(f"the assumed attackers f must be in [0, {n}), got {f}")
     gram = gram_matrix(updates)
-    order = sorted(updates, key=lambda i: tie_key(tie_seed, round_, i))
-    representatives: list[int] = []
-    duplicates: list[int] = []
-    for i in order:
-        if any(ONE - cosine_ppb(gram, i, j) <= DUPLICATE_PPB for j in representatives):
-            duplicates.append(i)
-        else:
-            representatives.append(i)
+    # Near-duplicates are all dropped, not collapsed to one: honest updates of one round are never
+    # that close, and nobody can copy another's update of the round (the commitments close before
+    # any reveal), so only a coalition sending one vector (ALIE, IPM, −μ, Min-Max, Min-Sum) is.
+    duplicates = [
+        i for i in updates if any(j != i and ONE - cosine_ppb(gram, i, j) <= DUPLICATE_PPB for j in updates)
+    ]
+    representatives = sorted(
+        (i for i in updates if i not in duplicates), key=lambda i: tie_key(tie_seed, round_, i)
+    )
     # Honest residuals are nearly independent; a coalition pushing one objective (a backdoor,
     # flipped labels) shares its residual, however it blends or scales it.
     coalition: list[int] = []
