@@ -370,11 +370,19 @@ def test_decode_rejects_an_evaluation_that_does_not_score_every_participant(coun
         decode_message(data, participants=4)
 
 
-@pytest.mark.parametrize("score", [SCORE_SCALE + 1, 2**31, ABSTAIN - 1])
-def test_decode_rejects_a_score_above_one_million_ppm_that_is_not_abstain(score: int) -> None:
+@pytest.mark.parametrize("score", [SCORE_SCALE + 1, 2**31, ABSTAIN - 3])
+def test_decode_rejects_a_score_above_one_million_ppm_that_is_no_mark(score: int) -> None:
     data = header(MessageKind.EVALUATION) + (0).to_bytes(4, "big") + score.to_bytes(4, "big")
     with pytest.raises(MalformedMessageError, match="exceeds 1000000 parts per million and is not ABSTAIN"):
         decode_message(data, participants=2)
+
+
+@pytest.mark.parametrize("mark", [ABSTAIN - 1, ABSTAIN - 2])
+def test_decode_accepts_the_gram_gate_marks_dropped_and_rejected(mark: int) -> None:
+    # Which entries may carry them is the consensus contract's rule (a Borda contract refuses them).
+    data = header(MessageKind.EVALUATION) + (0).to_bytes(4, "big") + mark.to_bytes(4, "big")
+    message = decode_message(data, participants=2)
+    assert isinstance(message, EvaluationMessage) and message.scores == (0, mark)
 
 
 def test_decode_accepts_abstain_as_the_one_score_above_one_million_ppm() -> None:

@@ -306,6 +306,7 @@ def test_the_registry_names_every_participant_attack() -> None:
         "scale",
         "free-rider",
         "collude-votes",
+        "collude-plausible",
     }
     assert all(issubclass(c, Participant) for c in PARTICIPANT_ATTACKS.values())
 

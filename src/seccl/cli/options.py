@@ -24,6 +24,7 @@ METAVARS = {
     "batch_size": "SIZE",
     "data_root": "DIR",
     "alpha": "ALPHA",
+    "assumed_fraction": "FRACTION",
     "per_participant": "SAMPLES",
     "validation_fraction": "FRACTION",
     "seed": "SEED",
@@ -64,11 +65,17 @@ def _default_text(name: str) -> str:
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
+    from seccl.election import ELECTION_RULES
     from seccl.learning.aggregation import AGGREGATION_RULES
     from seccl.learning.data import DATASET_NAMES
     from seccl.learning.splits import SPLIT_SCHEMES
 
-    return {"aggregation": AGGREGATION_RULES, "dataset": DATASET_NAMES, "split": SPLIT_SCHEMES}
+    return {
+        "aggregation": AGGREGATION_RULES,
+        "election": ELECTION_RULES,
+        "dataset": DATASET_NAMES,
+        "split": SPLIT_SCHEMES,
+    }
 
 
 def add_setting(parser: argparse.ArgumentParser, name: str) -> None:
