@@ -1,5 +1,5 @@
 """Gas of every contract call in one full SecCL round on the embedded EVM, for N = 10, 20, 30, 100
-(or the sizes given: ``python bench/gas.py 30``).
+(or the sizes given: ``python bench/gas.py 30``), under the Borda election and under gram-gate.
 
 One session per N, deployed from the server's own key with `deploy_session`; every commitment,
 ballot and model carries a real signature of its author, and every update is revealed on the board
@@ -26,8 +26,15 @@ from seccl.chain.bulletin_board import MessageKind, Phases, UpdateFormat
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.signing import SigningDomain
 from seccl.election import ABSTAIN, borda_tally, candidate_count
+from seccl.election.gram_gate import assumed_attackers, ballot_entries, filter_updates, gram_gate_tally
 from seccl.learning.sparse import SparseUpdate
-from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage, invalid_entry
+from seccl.protocol.messages import (
+    EvaluationMessage,
+    ModelMessage,
+    UpdateMessage,
+    decode_message,
+    invalid_entry,
+)
 from seccl.protocol.statements import Delivery
 
 SIZES = (10, 20, 30, 100)
@@ -69,7 +76,7 @@ BEFORE: dict[str, dict[int, int]] = {
 }
 
 
-def measure(n: int) -> dict[str, list[int]]:
+def measure(n: int, election: str = "borda") -> dict[str, list[int]]:
     """Deploy a session of ``n`` participants and run one round; the gas of every call, by call."""
     rng = random.Random(SEED + n)
     np_rng = np.random.default_rng(SEED + n)
@@ -88,6 +95,8 @@ def measure(n: int) -> dict[str, list[int]]:
         phases=PHASES,
         initial_model=keccak(text="seccl-bench-initial-model"),
         update_format=UpdateFormat(DIMENSION, KEEP, VALUE_BOUND),
+        election=election,
+        assumed_attackers=assumed_attackers(n) if election == "gram-gate" else 0,
     )
     board, consensus, deployment = deploy_session(w3, terms)
     domain = SigningDomain(int(w3.eth.chain_id), board.address, consensus.address, terms.nonce)
@@ -118,9 +127,29 @@ def measure(n: int) -> dict[str, list[int]]:
     )
 
     # Macro-F1 scores in parts per million, distinct-ish; a voter's own entry is ABSTAIN.
-    scores = {
-        i: tuple(ABSTAIN if j == i else rng.randint(300_000, 990_000) for j in range(n)) for i in range(n)
-    }
+    tie_seed = board.tie_seed_of(ROUND)
+    if election == "gram-gate":
+        # Every voter states the filter's view of the eligible updates (all but the invalid one).
+        eligible = {i: decode_message(messages[i]) for i in range(1, n)}
+        view = filter_updates(
+            {
+                i: (u.update.indices, u.update.values)
+                for i, u in eligible.items()
+                if isinstance(u, UpdateMessage)
+            },
+            n,
+            assumed_attackers(n),
+            tie_seed=tie_seed,
+            round_=ROUND,
+        )
+        scores = {
+            i: ballot_entries(view, {j: rng.randint(300_000, 990_000) for j in view.kept}, i, n)
+            for i in range(n)
+        }
+    else:
+        scores = {
+            i: tuple(ABSTAIN if j == i else rng.randint(300_000, 990_000) for j in range(n)) for i in range(n)
+        }
     for i, account in enumerate(accounts):
         digest = EvaluationMessage(ROUND, account.address, scores[i]).digest()
         signature = domain.sign(account, ROUND, MessageKind.EVALUATION, digest)
@@ -129,9 +158,12 @@ def measure(n: int) -> dict[str, list[int]]:
     record = consensus.tally(ROUND, n=n)
     assert record.receipt is not None
     gas["tally"].append(record.receipt.gas_used)
-    expected = borda_tally(
-        scores, n, m, tie_seed=board.tie_seed_of(ROUND), round_=ROUND, eligible=range(1, n)
-    ).candidates
+    if election == "gram-gate":
+        expected = gram_gate_tally(
+            scores, n, m, eligible=(1 << n) - 2, tie_seed=tie_seed, round_=ROUND
+        ).candidates
+    else:
+        expected = borda_tally(scores, n, m, tie_seed=tie_seed, round_=ROUND, eligible=range(1, n)).candidates
     if record.candidates != expected:
         raise SystemExit(f"N = {n}: the contract elected {record.candidates}, expected {expected}")
 
@@ -176,6 +208,7 @@ def main(argv: list[str]) -> int:
     sizes = tuple(int(a) for a in argv) or SIZES
     start = time.perf_counter()
     results = {n: measure(n) for n in sizes}
+    gated = {n: measure(n, "gram-gate") for n in sizes}
     elapsed = time.perf_counter() - start
 
     label_width = 38
@@ -218,6 +251,25 @@ def main(argv: list[str]) -> int:
             label.ljust(label_width)
             + "".join(_cell(values[n], col) + _cell(old_values.get(n), col) for n in sizes)
         )
+    print()
+    print("The gram-gate election (issue 23) in the same round: its own consensus contract, ballots that")
+    print("state the filter's view, a median count at the tally; every other call is the same.")
+    print(header.replace("before", "Borda "))
+    print(rule)
+    gated_totals = {n: sum(sum(gated[n][key]) for key in PER_ROUND) for n in sizes}
+    for label, key in (
+        ("deploy consensus", "deploy_consensus"),
+        ("submitScores", "submit_scores"),
+        ("tally", "tally"),
+    ):
+        print(
+            label.ljust(label_width)
+            + "".join(_cell(mean(gated[n][key]), col) + _cell(mean(results[n][key]), col) for n in sizes)
+        )
+    print(
+        "per participant per round".ljust(label_width)
+        + "".join(_cell(round(gated_totals[n] / n), col) + _cell(per_participant[n], col) for n in sizes)
+    )
     print()
     print("Per round = N·postUpdate + N·revealUpdate + N·submitScores + tally + postModel (round 1 opens")
     print("at deployment, each later one when postModel lands; proveInvalid is paid only for an invalid")
