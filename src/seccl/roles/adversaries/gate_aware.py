@@ -43,12 +43,14 @@ class PlausibleVoter(CollusionVoter):
 
 
 class GateBlendBackdoor(BackdoorParticipant):
-    """A backdoor that knows the gram-gate filter: each colluder sends ``μ + α(Δ_b − μ)``, its
-    backdoored Δ blended with the honest mean ``μ`` of the round, with the largest α in
-    :data:`BLENDS` at which the filter (run on the honest updates and every carrier's blend at
-    the same α) keeps it; when none does, the plain backdoor (α = 1). Omniscient, as ALIE: the
-    :class:`Coalition` gives it the round's honest updates, which SecCL's commit-then-reveal
-    withholds from a real colluder until it has committed; the strongest case for the attacker."""
+    """A backdoor that knows the gram-gate filter: each colluder sends ``μ + α(Δ_b − μ) + ξ``,
+    its backdoored Δ blended with the honest mean ``μ`` of the round, plus noise ``ξ`` of its own
+    with the honest updates' spread per coordinate (so that the carriers are not near-duplicates
+    of one another, and look as varied as honest updates), with the largest α in :data:`BLENDS`
+    at which the filter (run on the honest updates and every carrier's blend at the same α) keeps
+    it; when none does, the plain backdoor (α = 1). Omniscient, as ALIE: the :class:`Coalition`
+    gives it the round's honest updates, which SecCL's commit-then-reveal withholds from a real
+    colluder until it has committed; the strongest case for the attacker."""
 
     def __init__(self, *args: Any, coalition: Coalition | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -74,9 +76,13 @@ class GateBlendBackdoor(BackdoorParticipant):
         if not self.attacking(round_) or not self.carries():
             return own
         honest = self.coalition.honest_deltas(params, round_)
-        mean = honest.mean(axis=0)
+        mean, spread = honest.mean(axis=0), honest.std(axis=0)
         backdoors = {
             a: delta(self.coalition.local_model(a, params, round_), params).astype(np.float64)
+            for a in self.carriers()
+        }
+        noise = {
+            a: np.random.default_rng([self.seed, round_, a, 0x9A7E]).standard_normal(mean.size) * spread
             for a in self.carriers()
         }
         honest_updates = dict(
@@ -86,7 +92,7 @@ class GateBlendBackdoor(BackdoorParticipant):
         for alpha in BLENDS:
             blends = {
                 a: select_top_fraction(
-                    (mean + alpha * (b - mean)).astype(np.float32), self.settings.share_fraction
+                    (mean + alpha * (b - mean) + noise[a]).astype(np.float32), self.settings.share_fraction
                 )
                 for a, b in backdoors.items()
             }
