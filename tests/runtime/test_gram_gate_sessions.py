@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from seccl.chain.backends import EmbeddedChain
-from seccl.election.gram_gate import REJECTED, filter_updates
+from seccl.election.gram_gate import DUPLICATE_PPB, ONE, REJECTED, cosine_ppb, filter_updates, gram_matrix
 from seccl.learning.aggregation import aggregate
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate
 from seccl.learning.splits import load_participant_data
+from seccl.roles.adversaries.gate_aware import BLENDS
 from seccl.roles.adversaries.registry import attack_factory
 from seccl.roles.participant import Participant
 from seccl.roles.settings import LearningSettings
@@ -134,3 +135,36 @@ def test_the_filter_over_the_revealed_updates_is_what_the_model_was_aggregated_f
     theta0 = get_flat_params(build_model(0))
     expected = aggregate(theta0, [u for u in elected if u is not None], rule="clipped-shared-mean")
     assert np.array_equal(expected, sim.server.params)
+
+
+def test_plausible_colluders_lift_their_fellows_just_above_the_best_outsider_and_stay_in_range(
+    data: Any,
+) -> None:
+    colluders = {2, 6}
+    sim, result = run(data, rounds=1, participant_factory=attack_factory("collude-plausible", colluders))
+    ballots = {sim.session.participants.index(b.voter): b.scores for b in sim.consensus_reader.ballots_of(1)}
+    kept, _, _ = sim.consensus_reader.agreed_view_of(1)
+    for v in colluders:
+        fellow = (colluders - {v}).pop()
+        outsiders = [ballots[v][j] for j in range(N) if kept >> j & 1 and j not in colluders]
+        assert len(set(outsiders)) == 1  # every outsider at the lowest score it gave any
+        if kept >> fellow & 1:  # the fellow just above the best it gave an outsider (>= 1000 ppm up)
+            assert ballots[v][fellow] >= outsiders[0] + 1_000
+    # No colluder's entry lies outside the range of the honest voters' scores by more than the step.
+    honest_entries = [s for v, row in ballots.items() if v not in colluders for s in row if s <= 1_000_000]
+    assert all(s <= max(honest_entries) + 1_000 for v in colluders for s in ballots[v] if s <= 1_000_000)
+    assert result.rounds
+
+
+def test_gate_aware_carriers_blend_until_the_filter_keeps_them_or_send_the_plain_backdoor(data: Any) -> None:
+    colluders = {3, 4}
+    sim, _ = run(
+        data, rounds=1, participant_factory=attack_factory("backdoor-gate+collude-plausible", colluders)
+    )
+    blends = {p.index: p.last_blend for p in sim.participants if p.index in colluders}
+    assert all(b in BLENDS for b in blends.values())
+    # Each carrier's own noise keeps the blends apart: they are never near-duplicates of each other.
+    first, second = (sim.server.update_of(1, c) for c in sorted(colluders))
+    assert first is not None and second is not None
+    gram = gram_matrix({0: (first.indices, first.values), 1: (second.indices, second.values)})
+    assert ONE - cosine_ppb(gram, 0, 1) > DUPLICATE_PPB
