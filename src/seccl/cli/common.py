@@ -7,8 +7,12 @@ import errno
 import functools
 import sys
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from seccl.runs.config import ConfigError
+
+if TYPE_CHECKING:
+    from seccl.roles.settings import LearningSettings
 
 EXIT_EVIDENCE = 1
 EXIT_USAGE = 2
@@ -76,3 +80,12 @@ def setup_command(handler: Handler) -> Handler:
             raise ConfigError(f"{args.command} {args.action}: {exc}") from None
 
     return command
+
+
+def election_settings(local_epochs: int, election: str) -> LearningSettings:
+    """The learning settings of a deployed session: its local epochs and election rule (gram-gate
+    implies its own aggregation, clipped-shared-mean)."""
+    from seccl.roles.settings import LearningSettings
+
+    aggregation = "clipped-shared-mean" if election == "gram-gate" else "shared-mean"
+    return LearningSettings(local_epochs=local_epochs, election=election, aggregation=aggregation)

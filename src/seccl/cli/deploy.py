@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seccl.cli.common import positive, setup_command
+from seccl.cli.common import election_settings, positive, setup_command
 from seccl.cli.options import Formatter
+from seccl.election import ELECTION_RULES
 from seccl.learning.data import DATASET_NAMES
 from seccl.runs.config import ConfigError
 
@@ -33,6 +34,12 @@ def add_parser(sub: Any) -> None:
     local.add_argument("--per-participant", type=int, help="digits each (default: an equal share of all)")
     local.add_argument("-l", "--candidate-fraction", type=float, default=0.2, help="l (default: 0.2)")
     local.add_argument("--local-epochs", type=int, default=10, help="(default: 10)")
+    local.add_argument(
+        "--election",
+        choices=ELECTION_RULES,
+        default="borda",
+        help="borda (the paper's) or gram-gate (docs/PROTOCOL.md §5b) (default: borda)",
+    )
     local.add_argument(
         "--phase-seconds", type=int, default=300, help="each phase on the chain (default: 300)"
     )
@@ -80,7 +87,6 @@ def deploy_local(args: argparse.Namespace) -> int:
     from seccl.chain.bulletin_board import Phases
     from seccl.deploy.local import LocalDeployment
     from seccl.roles.adversaries.server import SERVER_ATTACKS
-    from seccl.roles.settings import LearningSettings
     from seccl.runs.directory import first_free
 
     if args.server_attack is not None and args.server_attack not in SERVER_ATTACKS:
@@ -103,7 +109,7 @@ def deploy_local(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         per_participant=args.per_participant,
         candidate_fraction=args.candidate_fraction,
-        settings=LearningSettings(local_epochs=positive(args.local_epochs, "--local-epochs")),
+        settings=election_settings(positive(args.local_epochs, "--local-epochs"), args.election),
         phases=Phases(update=phase, ballot=phase, model=phase, reveal=phase),
         phase_timeout=args.phase_timeout,
         server_attack=args.server_attack,

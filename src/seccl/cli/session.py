@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from seccl.cli.common import positive, setup_command
+from seccl.cli.common import election_settings, positive, setup_command
 from seccl.cli.keys import passphrase_file
 from seccl.cli.options import Formatter
+from seccl.election import ELECTION_RULES
 
 
 def add_parser(sub: Any) -> None:
@@ -37,6 +38,12 @@ def add_parser(sub: Any) -> None:
     create.add_argument("-l", "--candidate-fraction", type=float, default=0.2, help="l (default: 0.2)")
     create.add_argument("--local-epochs", type=int, default=10, help="local epochs a round (default: 10)")
     create.add_argument(
+        "--election",
+        choices=ELECTION_RULES,
+        default="borda",
+        help="borda (the paper's) or gram-gate (docs/PROTOCOL.md §5b) (default: borda)",
+    )
+    create.add_argument(
         "--phase-seconds",
         type=int,
         default=300,
@@ -52,7 +59,6 @@ def add_parser(sub: Any) -> None:
 def session_create(args: argparse.Namespace) -> int:
     from seccl.chain.bulletin_board import Phases
     from seccl.deploy.setup import create_session, read_roster
-    from seccl.roles.settings import LearningSettings
 
     phase = positive(args.phase_seconds, "--phase-seconds")
     agreed = create_session(
@@ -64,7 +70,7 @@ def session_create(args: argparse.Namespace) -> int:
         seed=args.seed,
         rounds=positive(args.rounds, "--rounds"),
         candidate_fraction=args.candidate_fraction,
-        settings=LearningSettings(local_epochs=positive(args.local_epochs, "--local-epochs")),
+        settings=election_settings(positive(args.local_epochs, "--local-epochs"), args.election),
         phases=Phases(update=phase, ballot=phase, model=phase, reveal=phase),
         fund_parties=args.fund,
     )

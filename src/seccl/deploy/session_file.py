@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seccl.chain.bulletin_board import Phases
+from seccl.election import ELECTION_RULES
 from seccl.files import atomic_write_bytes
 from seccl.learning.aggregation import AGGREGATION_RULES
 from seccl.protocol.errors import shown
@@ -151,6 +152,11 @@ def _check_session(s: SessionInfo) -> None:
     for phase in fields(Phases):
         _integer(f"session.phases.{phase.name}", getattr(s.phases, phase.name), 0, 2**64 - 1)
     _integer("session.update_size", s.update_size, 0, s.dimension)
+    if s.election not in ELECTION_RULES:
+        raise SessionFileError(
+            f"session.election: got {shown(s.election)}; allowed: {', '.join(ELECTION_RULES)}"
+        )
+    _integer("session.assumed_attackers", s.assumed_attackers, 0, max(s.n - 1, 0))
     _number("session.max_abs_value", s.max_abs_value)
 
 
@@ -162,3 +168,7 @@ def _check_settings(settings: LearningSettings) -> None:
     if settings.aggregation not in AGGREGATION_RULES:
         allowed = ", ".join(AGGREGATION_RULES)
         raise SessionFileError(f"settings.aggregation: got {shown(settings.aggregation)}; allowed: {allowed}")
+    if settings.election not in ELECTION_RULES:
+        allowed = ", ".join(ELECTION_RULES)
+        raise SessionFileError(f"settings.election: got {shown(settings.election)}; allowed: {allowed}")
+    _number("settings.assumed_fraction", settings.assumed_fraction, at_most=0.5)

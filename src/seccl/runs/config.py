@@ -68,7 +68,7 @@ class RunConfig:
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 32  # the paper's
     aggregation: Annotated[str, one_of(AGGREGATION_RULES)] = "shared-mean"
     election: Annotated[str, one_of(ELECTION_RULES)] = "borda"  # the paper's; "gram-gate": issue 23's
-    assumed_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.3  # gram-gate's f = ⌊fraction·N⌋
+    assumed_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.3  # gram-gate's f = ⌊fraction·N⌋
     dataset: Annotated[str, one_of(DATASET_NAMES)] = "mnist"
     data_root: str | None = None
     split: Annotated[str, one_of(SPLIT_SCHEMES)] = "iid"  # the paper's: equal random shares

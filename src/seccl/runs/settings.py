@@ -104,7 +104,7 @@ SETTINGS: dict[str, Setting] = {
         ("--assumed-fraction",),
         "the attacker fraction the gram-gate filter is sized for: it keeps the N − ⌊fraction·N⌋ most "
         "central updates (inert under borda)",
-        "a number from 0 to below 0.5",
+        "a number above 0 and below 0.5",
     ),
     "dataset": Setting(
         ("--dataset",),
