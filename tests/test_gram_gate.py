@@ -17,6 +17,7 @@ from seccl.election.gram_gate import (
     REJECTED,
     SCALE,
     GateView,
+    accumulated_residual_cosines,
     assumed_attackers,
     ballot_entries,
     ballot_error,
@@ -24,6 +25,7 @@ from seccl.election.gram_gate import (
     filter_updates,
     gram_gate_tally,
     gram_matrix,
+    max_residual_cosines,
     view_of_ballot,
 )
 
@@ -210,3 +212,33 @@ def test_a_minority_cannot_move_a_median_outside_the_honest_scores() -> None:
                 assert min(honest) <= median <= max(honest)
                 checked += 1
     assert checked > 1_000
+
+
+def test_with_one_round_the_summed_residuals_are_the_rounds_own() -> None:
+    ups = random_updates(np.random.default_rng(8), n=9)
+    assert accumulated_residual_cosines([ups]) == max_residual_cosines(gram_matrix(ups), sorted(ups))
+
+
+def _round_with_carriers(rng: np.random.Generator, push: np.ndarray, carriers: range, weight: float) -> dict:
+    """Twenty updates around a common direction with independent noise; the carriers add a small
+    shared push, and noise of their own, so that no single round shows them as a coalition."""
+    d = push.size
+    common = rng.normal(size=d)
+    out = {}
+    for i in range(N):
+        v = common + 1.5 * rng.normal(size=d) + (weight * push if i in carriers else 0)
+        top = np.sort(np.argsort(-np.abs(v), kind="stable")[: d // 10]).astype(np.uint32)
+        out[i] = (top, (v[top] / 10).astype(np.float32))
+    return out
+
+
+@pytest.mark.parametrize("seed", [9, 10, 11])
+def test_a_push_too_small_to_see_in_one_round_is_caught_summed_over_three(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    push = rng.normal(size=4_000)
+    carriers = range(6)
+    rounds = [_round_with_carriers(rng, push, carriers, 1.5) for _ in range(3)]
+    alone = filter_updates(rounds[-1], N, 6, tie_seed=SEED, round_=3)
+    summed = filter_updates(rounds[-1], N, 6, tie_seed=SEED, round_=3, history=rounds[:-1])
+    assert not alone.coalition  # one round: they pass
+    assert set(summed.coalition) == set(carriers)  # three rounds: caught, and nobody else

@@ -9,9 +9,10 @@ study in docs/studies/election/):
     (``rint(v · 2^20)``, exact for float32), so the Gram matrix is an exact integer matrix and
     every step below is integer arithmetic: every honest party gets the same result on any CPU.
       1. near-duplicates (cosine distance ≤ 0.02 to another update) are all dropped;
-      2. the coalition check: residual cosines of the unit directions around their mean; an
-         update whose largest residual cosine with another exceeds the median of those maxima
-         by 0.2 is dropped (FoolsGold's signal, one round);
+      2. the coalition check: residual directions (the unit directions minus their round's mean)
+         summed over this round and the two before; an update whose summed residual's largest
+         cosine with another's exceeds the median of those maxima by 0.2 is dropped (FoolsGold's
+         signal: a coalition's shared push persists across rounds, noise does not);
       3. trimmed Krum on cosine distances (skip each one's f − 1 nearest and f farthest) keeps the
          ``min(N − f, r)`` most central of the rest;
       4. the clip bound: the lower median of the kept updates' squared norms.
@@ -63,6 +64,10 @@ DUPLICATE_PPB = 20_000_000
 """Near-duplicates: cosine distance at most 0.02 (cosine at least 0.98)."""
 COALITION_PPB = 200_000_000
 """The coalition check's margin: 0.2 of residual cosine above the median of the maxima."""
+HISTORY_ROUNDS = 3
+"""The coalition check sums each participant's residuals over this many rounds (this one and the
+ones before it): a coalition's shared direction persists from round to round, honest noise and a
+colluder's own noise do not."""
 MIN_SHARERS = 2
 """The aggregation divides each coordinate's sum by at least this many sharers."""
 ASSUMED_FRACTION = 0.3
@@ -191,27 +196,90 @@ def max_residual_cosines(gram: Mapping[tuple[int, int], int], members: Sequence[
     return out
 
 
+def accumulated_residual_cosines(rounds: Sequence[Mapping[int, Update]]) -> dict[int, int]:
+    """Each participant of the last round's largest cosine (ppb) between its residual direction
+    summed over ``rounds`` (oldest first; in each, the residuals are the unit directions minus that
+    round's mean) and another's. Exact integers: with ``C`` the cosines in ppb over every pair of
+    updates of the window, round ``t`` of ``r_t`` updates and ``S_t(b) = Σ_{k in t} C(k, b)``, the
+    scaled residuals ``r_t·res_i^t`` have inner products ``r_t r_s C(i_t, j_s) − r_t S_s(i_t) −
+    r_s S_t(j_s) + Σ_{k in t, l in s} C(k, l)``, summed over the rounds each participant took part
+    in. With one round this is :func:`max_residual_cosines`."""
+    keyed = {(t, i): u for t, members in enumerate(rounds) for i, u in members.items()}
+    order = sorted(keyed)
+    number = {key: k for k, key in enumerate(order)}
+    gram = gram_matrix({number[key]: keyed[key] for key in order})
+    c = {
+        (a, b): ONE if a == b else cosine_ppb(gram, a, b)
+        for a in range(len(order))
+        for b in range(len(order))
+    }
+    by_round = [[number[(t, i)] for i in sorted(members)] for t, members in enumerate(rounds)]
+    size = [len(members) for members in by_round]
+    sums = [{b: sum(c[(k, b)] for k in members) for b in range(len(order))} for members in by_round]
+    cross = [[sum(sums[s][k] for k in by_round[t]) for s in range(len(rounds))] for t in range(len(rounds))]
+
+    def scaled(a: int, b: int) -> int:
+        t, s = order[a][0], order[b][0]
+        return size[t] * size[s] * c[(a, b)] - size[t] * sums[s][a] - size[s] * sums[t][b] + cross[t][s]
+
+    current = sorted(rounds[-1]) if rounds else []
+    appearances = {i: [number[(t, i)] for t in range(len(rounds)) if i in rounds[t]] for i in current}
+    dot = {
+        (i, j): sum(scaled(a, b) for a in appearances[i] for b in appearances[j])
+        for i in current
+        for j in current
+    }
+    out = {}
+    for i in current:
+        best = -ONE
+        for j in current:
+            if j != i and dot[(i, i)] > 0 and dot[(j, j)] > 0:
+                best = max(best, (dot[(i, j)] * ONE) // math.isqrt(dot[(i, i)] * dot[(j, j)]))
+        out[i] = best
+    return out
+
+
+def _near_duplicates(updates: Mapping[int, Update], gram: Mapping[tuple[int, int], int]) -> list[int]:
+    return [
+        i for i in updates if any(j != i and ONE - cosine_ppb(gram, i, j) <= DUPLICATE_PPB for j in updates)
+    ]
+
+
+def _without_duplicates(updates: Mapping[int, Update]) -> dict[int, Update]:
+    """An earlier round's eligible updates less its near-duplicates (as its own filter dropped them)."""
+    dropped = set(_near_duplicates(updates, gram_matrix(updates)))
+    return {i: u for i, u in updates.items() if i not in dropped}
+
+
 def filter_updates(
-    updates: Mapping[int, Update], n: int, f: int, *, tie_seed: bytes, round_: int
+    updates: Mapping[int, Update],
+    n: int,
+    f: int,
+    *,
+    tie_seed: bytes,
+    round_: int,
+    history: Sequence[Mapping[int, Update]] = (),
 ) -> GateView:
-    """Part (a): the filter over the round's eligible updates (``index -> (indices, values)``)."""
+    """Part (a): the filter over the round's eligible updates (``index -> (indices, values)``);
+    ``history`` holds the eligible updates of the rounds before (oldest first, at most
+    :data:`HISTORY_ROUNDS` − 1 are used) for the coalition check."""
     if not 0 <= f < n:
         raise ValueError(f"the assumed attackers f must be in [0, {n}), got {f}")
     gram = gram_matrix(updates)
     # Near-duplicates are all dropped, not collapsed to one: honest updates of one round are never
     # that close, and nobody can copy another's update of the round (the commitments close before
     # any reveal), so only a coalition sending one vector (ALIE, IPM, −μ, Min-Max, Min-Sum) is.
-    duplicates = [
-        i for i in updates if any(j != i and ONE - cosine_ppb(gram, i, j) <= DUPLICATE_PPB for j in updates)
-    ]
+    duplicates = _near_duplicates(updates, gram)
     representatives = sorted(
         (i for i in updates if i not in duplicates), key=lambda i: tie_key(tie_seed, round_, i)
     )
     # Honest residuals are nearly independent; a coalition pushing one objective (a backdoor,
-    # flipped labels) shares its residual, however it blends or scales it.
+    # flipped labels) shares its residual, however it blends or scales it, and across rounds.
     coalition: list[int] = []
     if len(representatives) >= 3:
-        largest = max_residual_cosines(gram, representatives)
+        window = [_without_duplicates(earlier) for earlier in list(history)[-(HISTORY_ROUNDS - 1) :]]
+        window.append({i: updates[i] for i in representatives})
+        largest = accumulated_residual_cosines(window)
         ranked = sorted(largest.values())
         bar = ranked[(len(ranked) - 1) // 2] + COALITION_PPB
         coalition = [i for i in representatives if largest[i] > bar]

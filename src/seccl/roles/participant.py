@@ -12,7 +12,7 @@ import numpy as np
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.election import ABSTAIN
-from seccl.election.gram_gate import GateView, ballot_entries, filter_updates
+from seccl.election.gram_gate import HISTORY_ROUNDS, GateView, ballot_entries, filter_updates
 from seccl.learning.sparse import SparseUpdate, apply_update, delta, select_top_fraction
 from seccl.learning.training import train_local
 from seccl.protocol.envelope import Commitment, SignedMessage
@@ -201,13 +201,21 @@ class Participant(ChainChecks):
         eligible = dict(verified)
         if self._own_revealed is not None and not self.board.round_info(round_).is_invalid(self.index):
             eligible[self.index] = self._own_revealed
+        self.remember_eligible(round_, eligible)
         return filter_updates(
             {j: (u.indices, u.values) for j, u in eligible.items()},
             self.session.n,
             self.session.assumed_attackers,
             tie_seed=self.board.tie_seed_of(round_),
             round_=round_,
+            history=self.filter_history(round_),
         )
+
+    def filter_history(self, round_: int) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
+        """The eligible updates of the rounds before ``round_`` that the filter's coalition check
+        sums over (oldest first), from memory or, after a restart, from the board."""
+        earlier = range(max(1, round_ - HISTORY_ROUNDS + 1), round_)
+        return [{j: (u.indices, u.values) for j, u in self.eligible_updates(t).items()} for t in earlier]
 
     def _gated_ballot(self, round_: int, verified: dict[int, SparseUpdate]) -> Steps[tuple[int, ...]]:
         # Only the kept updates are scored, each as it could be aggregated: clipped to the kept

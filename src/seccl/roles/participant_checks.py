@@ -9,6 +9,7 @@ import numpy as np
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.chain.errors import ContractRevert
+from seccl.election.gram_gate import HISTORY_ROUNDS
 from seccl.learning.aggregation import aggregate
 from seccl.learning.sparse import SparseUpdate
 from seccl.protocol.envelope import SignedMessage
@@ -327,6 +328,31 @@ class ChainChecks(ParticipantState):
             self._invalid[j] = signed
             if not info.is_invalid(j):
                 self._prove_invalid(round_, author, found.message)
+
+    def eligible_updates(self, round_: int) -> dict[int, SparseUpdate]:
+        """Round ``round_``'s eligible updates (revealed, not proven invalid), as remembered from
+        that round or read back from the board over my own connection."""
+        remembered = self._eligible_by_round.get(round_)
+        if remembered is not None:
+            return remembered
+        info = self.board.round_info(round_)
+        found: dict[int, SparseUpdate] = {}
+        for author, revealed in self.board.revealed_updates(round_).items():
+            j = self.session.participants.index(author)
+            if not info.has_revealed(j) or info.is_invalid(j):
+                continue
+            with contextlib.suppress(ProtocolError):
+                message = decode_message(revealed.message, **self.session.bounds())
+                if isinstance(message, UpdateMessage) and (message.round, message.author) == (round_, author):
+                    found[j] = message.update
+        self.remember_eligible(round_, found)
+        return found
+
+    def remember_eligible(self, round_: int, updates: dict[int, SparseUpdate]) -> None:
+        """Keep ``round_``'s eligible updates for the next rounds' filters (only the last few)."""
+        self._eligible_by_round[round_] = dict(updates)
+        for old in [r for r in self._eligible_by_round if r <= round_ - HISTORY_ROUNDS]:
+            del self._eligible_by_round[old]
 
     def _prove_invalid(self, round_: int, author: str, message: bytes) -> None:
         s = self.session

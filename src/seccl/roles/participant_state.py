@@ -95,6 +95,8 @@ class ParticipantState:
         )
         self._round = 0
         self.journal: Journal | None = None
+        # Earlier rounds' eligible updates, for the gram-gate filter's coalition check.
+        self._eligible_by_round: dict[int, dict[int, SparseUpdate]] = {}
         self._reset(0)
 
     def restore(

@@ -103,6 +103,7 @@ class GateBlendBackdoor(BackdoorParticipant):
                 max(self.session.assumed_attackers, 1),
                 tie_seed=bytes(32),  # the real seed is unknown before the reveals: any fixed one
                 round_=round_,
+                history=self.filter_history(round_),
             )
             if self.index in view.kept:
                 self.last_blend = alpha
