@@ -42,6 +42,7 @@ study in docs/studies/election/):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,11 @@ def quantise(values: np.ndarray) -> np.ndarray:
     return scaled.astype(np.int64)
 
 
+def _largest(q: np.ndarray) -> int:
+    """The largest magnitude in ``q`` (int64 or, for huge values, Python integers)."""
+    return int(np.abs(q).max()) if q.dtype != object else max(abs(int(v)) for v in q.tolist())
+
+
 def gram_matrix(updates: Mapping[int, Update]) -> dict[tuple[int, int], int]:
     """Exact integer inner products of the quantised updates, keyed ``(i, j)`` with ``i ≤ j``."""
     order = sorted(updates)
@@ -148,16 +154,36 @@ def gram_matrix(updates: Mapping[int, Update]) -> dict[tuple[int, int], int]:
         return {}
     quantised = {i: (np.asarray(updates[i][0], dtype=np.int64), quantise(updates[i][1])) for i in order}
     support = np.unique(np.concatenate([idx for idx, _ in quantised.values()]))
-    largest = max((max(abs(int(v)) for v in q.tolist()) for _, q in quantised.values() if q.size), default=0)
-    longest = max(q.size for _, q in quantised.values())
-    dense = np.zeros((len(order), support.size), dtype=np.int64 if largest**2 * longest < 2**62 else object)
-    for row, i in enumerate(order):
-        idx, q = quantised[i]
-        dense[row, np.searchsorted(support, idx)] = q if dense.dtype != object else [int(v) for v in q]
-    # int64 is exact while every |q|² · k < 2^62 (always, for float32 values bounded by 10 at
-    # k < 2^14); beyond that the product runs on Python integers, slower but exact.
-    g = dense @ dense.T
-    return {(a, b): int(g[x, y]) for x, a in enumerate(order) for y, b in enumerate(order) if a <= b}
+    columns = {i: np.searchsorted(support, idx) for i, (idx, _) in quantised.items()}
+    largest = max((_largest(q) for _, q in quantised.values() if q.size), default=0)
+    longest = max(1, max(q.size for _, q in quantised.values()))
+    # Split every value into a high and a low part of `half` bits, q = hi·2^half + lo: then each
+    # of the four float64 products (BLAS, fast) sums at most `longest` terms below 2^(2·half),
+    # exact while that stays below 2^53; the integer result recombines them. Beyond that (values
+    # far above any session's bound), Python integers: slower, just as exact.
+    half = max(1, (largest.bit_length() + 1) // 2)
+    if longest * 2 ** (2 * half) < 2**53:
+        high = np.zeros((len(order), support.size))
+        low = np.zeros((len(order), support.size))
+        for row, i in enumerate(order):
+            q = quantised[i][1].astype(np.int64)
+            high[row, columns[i]] = np.floor_divide(q, 2**half)
+            low[row, columns[i]] = q - np.floor_divide(q, 2**half) * 2**half
+        hh, hl, ll = high @ high.T, high @ low.T, low @ low.T
+        product = [
+            [
+                (int(hh[x, y]) << (2 * half)) + ((int(hl[x, y]) + int(hl[y, x])) << half) + int(ll[x, y])
+                for y in range(len(order))
+            ]
+            for x in range(len(order))
+        ]
+    else:
+        dense = np.zeros((len(order), support.size), dtype=object)
+        for row, i in enumerate(order):
+            dense[row, columns[i]] = [int(v) for v in quantised[i][1].tolist()]
+        g = dense @ dense.T
+        product = [[int(g[x, y]) for y in range(len(order))] for x in range(len(order))]
+    return {(a, b): product[x][y] for x, a in enumerate(order) for y, b in enumerate(order) if a <= b}
 
 
 def _g(gram: Mapping[tuple[int, int], int], i: int, j: int) -> int:
@@ -262,7 +288,39 @@ def filter_updates(
 ) -> GateView:
     """Part (a): the filter over the round's eligible updates (``index -> (indices, values)``);
     ``history`` holds the eligible updates of the rounds before (oldest first, at most
-    :data:`HISTORY_ROUNDS` − 1 are used) for the coalition check."""
+    :data:`HISTORY_ROUNDS` − 1 are used) for the coalition check.
+
+    A pure function of its arguments, remembered for the last few inputs: in a simulation every
+    participant computes the same filter from the same bytes, and computes it once."""
+    window = list(history)[-(HISTORY_ROUNDS - 1) :]
+    key = hashlib.sha256(repr((n, f, tie_seed, round_)).encode())
+    for members in (*window, updates):
+        key.update(b"round")
+        for i in sorted(members):
+            indices, values = members[i]
+            key.update(i.to_bytes(4, "big"))
+            key.update(np.asarray(indices, dtype="<u4").tobytes())
+            key.update(np.asarray(values, dtype="<f4").tobytes())
+    digest = key.digest()
+    if digest not in _FILTERED:
+        _FILTERED[digest] = _filter(updates, n, f, tie_seed=tie_seed, round_=round_, history=window)
+        while len(_FILTERED) > 8:
+            _FILTERED.pop(next(iter(_FILTERED)))
+    return _FILTERED[digest]
+
+
+_FILTERED: dict[bytes, GateView] = {}
+
+
+def _filter(
+    updates: Mapping[int, Update],
+    n: int,
+    f: int,
+    *,
+    tie_seed: bytes,
+    round_: int,
+    history: Sequence[Mapping[int, Update]] = (),
+) -> GateView:
     if not 0 <= f < n:
         raise ValueError(f"the assumed attackers f must be in [0, {n}), got {f}")
     gram = gram_matrix(updates)
