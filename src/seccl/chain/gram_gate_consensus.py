@@ -12,10 +12,8 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 
 from seccl.chain.artifacts import load_artifact
-from seccl.chain.consensus import ElectionClient, encode_scores
+from seccl.chain.consensus import GAS_DEPLOY, ElectionClient, encode_scores
 from seccl.chain.transactions import TxReceipt, event_in_transaction, transact
-
-GAS_DEPLOY = 3_500_000
 
 
 def gas_for_ballot(n: int) -> int:
