@@ -8,7 +8,7 @@ const solc = require("solc");
 const ROOT = path.resolve(__dirname, "..");
 const SOURCES = path.join(ROOT, "contracts");
 const OUT = path.join(ROOT, "src", "seccl", "chain", "artifacts");
-const DEPLOYED = ["BulletinBoard", "Consensus"];
+const DEPLOYED = ["BulletinBoard", "Consensus", "GramGateConsensus"];
 // Pinned settings: changing any of these changes the bytecode, which the drift test catches.
 const SETTINGS = {
   evmVersion: "cancun",

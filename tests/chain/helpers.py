@@ -15,7 +15,7 @@ from web3 import Web3
 from seccl.chain.accounts import fund, signing_connection
 from seccl.chain.backends import ChainBackend, EmbeddedChain
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases, UpdateFormat
-from seccl.chain.consensus import ConsensusClient, ElectionRecord
+from seccl.chain.consensus import ElectionClient, ElectionRecord
 from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.signing import SigningDomain
 from seccl.chain.transactions import TxReceipt
@@ -76,7 +76,8 @@ class Session:
     accounts: list[LocalAccount]
     terms: SessionTerms
     board: BulletinBoardClient
-    consensus: ConsensusClient
+    consensus: ElectionClient
+    """The Borda count's ``ConsensusClient``, or a ``GramGateConsensusClient`` for a gram-gate session."""
     deployment: list[TxReceipt]
     salts: dict[int, bytes] = field(default_factory=dict)
     _own: dict[str, BulletinBoardClient] = field(default_factory=dict, repr=False)
@@ -187,7 +188,7 @@ class Session:
         scores: Sequence[int],
         *,
         ranking: Sequence[int] | None = None,
-        via: ConsensusClient | None = None,
+        via: ElectionClient | None = None,
     ) -> TxReceipt:
         _, signature = self.sign_scores(round_, voter, scores)
         client = via or self.consensus
@@ -245,7 +246,7 @@ class Session:
 
     # ─────────────── other parties' own connections ───────────────
 
-    def own_clients(self, account: LocalAccount) -> tuple[BulletinBoardClient, ConsensusClient]:
+    def own_clients(self, account: LocalAccount) -> tuple[BulletinBoardClient, ElectionClient]:
         """The board and consensus contract over ``account``'s own funded, signing connection."""
         ensure_funds(self.backend, account.address, PARTICIPANT_WEI)
         w3 = signing_connection(self.backend, account)
@@ -254,7 +255,7 @@ class Session:
             self.consensus.for_reader(w3, sender=account.address),
         )
 
-    def reader(self) -> tuple[BulletinBoardClient, ConsensusClient]:
+    def reader(self) -> tuple[BulletinBoardClient, ElectionClient]:
         """Read-only clients over a new connection (an outside auditor's)."""
         w3 = self.backend.connect()
         return self.board.for_reader(w3), self.consensus.for_reader(w3)

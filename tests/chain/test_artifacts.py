@@ -17,7 +17,7 @@ from tests.chain.helpers import deploy
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "src" / "seccl" / "chain" / "artifacts"
 SCRIPT = Path("scripts") / "compile_contracts.js"
-NAMES = ("BulletinBoard", "Consensus")
+NAMES = ("BulletinBoard", "Consensus", "GramGateConsensus")
 PINNED_SETTINGS = {
     "evmVersion": "cancun",
     "optimizer": {"enabled": True, "runs": 200},
@@ -69,6 +69,11 @@ def test_the_committed_artifacts_match_the_sources_and_a_changed_contract_is_cau
     constant = "uint256 public constant MAX_PARTICIPANTS = 256;"
     assert text.count(constant) == 1, "the drift probe needs the MAX_PARTICIPANTS constant"
     source.write_text(text.replace(constant, constant.replace("= 256", "= 255")))
+    gram_gate = changed / "contracts" / "GramGateConsensus.sol"
+    text = gram_gate.read_text()
+    rule = 'return "gram-gate";'
+    assert text.count(rule) == 1, "the drift probe needs GramGateConsensus's rule()"
+    gram_gate.write_text(text.replace(rule, 'return "gram-gate!";'))
 
     # The three compilations are independent: run them side by side.
     trees = {"repo": ROOT, "unchanged": unchanged, "changed": changed}
@@ -82,7 +87,8 @@ def test_the_committed_artifacts_match_the_sources_and_a_changed_contract_is_cau
     code, stderr = results["changed"]
     assert code != 0, "the check passed although a contract changed"
     assert "src/seccl/chain/artifacts/BulletinBoard.json does not match contracts/" in stderr
-    assert "Consensus.json" not in stderr  # Consensus does not embed the constant
+    assert "src/seccl/chain/artifacts/GramGateConsensus.json does not match contracts/" in stderr
+    assert "artifacts/Consensus.json" not in stderr  # Borda's contract embeds neither change
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -98,7 +104,7 @@ def test_an_artifact_records_the_pinned_compiler_and_settings(name: str) -> None
     assert any(entry["type"] == "error" for entry in data["abi"])
 
 
-@pytest.mark.parametrize("name", [*NAMES, "SecclSigning"])
+@pytest.mark.parametrize("name", [*NAMES, "SecclSigning", "Bitmaps"])
 def test_every_contract_source_pins_the_compiler_version(name: str) -> None:
     text = (ROOT / "contracts" / f"{name}.sol").read_text()
 
@@ -120,14 +126,21 @@ def test_the_deployed_code_equals_the_committed_runtime_code_with_the_immutables
     backend: ChainBackend,
 ) -> None:
     session = deploy(backend, n=3, m=1, tag="artifacts")
-    for address, name in ((session.board.address, "BulletinBoard"), (session.consensus.address, "Consensus")):
+    gram_gate = deploy(backend, n=3, m=1, tag="artifacts", election="gram-gate", assumed_attackers=1)
+    for address, name in (
+        (session.board.address, "BulletinBoard"),
+        (session.consensus.address, "Consensus"),
+        (gram_gate.consensus.address, "GramGateConsensus"),
+    ):
         artifact = load_artifact(name)
         code = bytearray(session.w3.eth.get_code(address))  # type: ignore[arg-type]
         expected = bytearray(bytes.fromhex(artifact.deployed_bytecode[2:]))
-        assert artifact.immutable_ranges  # both contracts hold immutables
+        assert artifact.immutable_ranges  # every contract holds immutables
         assert code != expected  # the constructor wrote them in
         for start, length in artifact.immutable_ranges:
             code[start : start + length] = expected[start : start + length] = b"\x00" * length
         assert code == expected
         assert code_matches(session.w3, address, name)
     assert not code_matches(session.w3, session.board.address, "Consensus")
+    assert not code_matches(session.w3, session.consensus.address, "GramGateConsensus")
+    assert not code_matches(session.w3, gram_gate.consensus.address, "Consensus")

@@ -81,12 +81,39 @@ def test_every_abi_error_has_a_typed_class_and_every_class_an_abi_error() -> Non
 def test_an_error_class_belongs_to_its_contracts_family(
     contract: str, name: str, names: list[str], types: list[str]
 ) -> None:
-    family = {"BulletinBoard": errors.BulletinError, "Consensus": errors.ConsensusError}[contract]
+    family = {
+        "BulletinBoard": errors.BulletinError,
+        "Consensus": errors.ConsensusError,
+        "GramGateConsensus": errors.ConsensusError,
+    }[contract]
 
     cls = REVERT_CLASSES[name]
 
     assert issubclass(cls, family) and issubclass(cls, ContractRevert)
     assert cls is getattr(errors, name)
+    if name.startswith("GramGate"):
+        assert contract == "GramGateConsensus" and issubclass(cls, errors.GramGateError)
+
+
+def test_the_gram_gate_contract_shares_the_consensus_contracts_errors_for_the_same_checks() -> None:
+    """Its ballot and tally checks revert with Consensus's own errors (same selectors), so one
+    handler serves both contracts; only its own rules have GramGate errors."""
+    by_contract: dict[str, dict[str, list[str]]] = {}
+    for contract, name, _, types in ERRORS:
+        by_contract.setdefault(contract, {})[name] = types
+    gram_gate, consensus = by_contract["GramGateConsensus"], by_contract["Consensus"]
+    shared = {name for name in gram_gate if not name.startswith("GramGate")}
+
+    assert shared <= set(consensus)
+    assert all(gram_gate[name] == consensus[name] for name in shared)
+    borda_only = {"ConsensusSelfScore", "ConsensusInvalidScore", "ConsensusInvalidRanking"}
+    assert set(consensus) - shared == borda_only
+    assert set(gram_gate) - shared == {
+        "GramGateInvalidAssumedAttackers",
+        "GramGateIneligibleEntry",
+        "GramGateInvalidOwnEntry",
+        "GramGateInvalidEntry",
+    }
 
 
 @pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)
@@ -97,7 +124,10 @@ def test_the_selector_table_holds_every_error_under_its_keccak_selector(
 
 
 def test_the_selector_table_has_one_entry_per_abi_error_without_collisions() -> None:
-    assert len(ABI_ERRORS) == len({name for _, name, _, _ in ERRORS}) == len(ERRORS)
+    # An error both consensus contracts declare (same name and arguments) is one entry.
+    distinct = {(name, tuple(types)) for _, name, _, types in ERRORS}
+
+    assert len(ABI_ERRORS) == len({name for name, _ in distinct}) == len(distinct)
 
 
 @pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)
@@ -270,7 +300,12 @@ def test_the_typed_error_is_raised_by_the_client_with_the_failed_transactions_ha
     assert failed["status"] == 0
 
 
-CONTRACT_TESTS = ("test_bulletin_board.py", "test_consensus.py", "test_reveal.py")
+CONTRACT_TESTS = (
+    "test_bulletin_board.py",
+    "test_consensus.py",
+    "test_gram_gate_consensus.py",
+    "test_reveal.py",
+)
 
 
 @pytest.mark.parametrize(("contract", "name", "names", "types"), ERRORS, ids=ERROR_IDS)

@@ -12,7 +12,16 @@ from web3.utils.address import get_create_address
 from seccl.chain.artifacts import load_artifact
 from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind, Phases
-from seccl.chain.session import SessionMismatchError, code_matches, verify_session
+from seccl.chain.consensus import ConsensusClient
+from seccl.chain.gram_gate_consensus import GramGateConsensusClient
+from seccl.chain.session import (
+    SessionMismatchError,
+    code_matches,
+    consensus_client_at,
+    consensus_rule_at,
+    terms_from_chain,
+    verify_session,
+)
 from tests.chain.helpers import PHASES, Session, deploy, digest
 from tests.conftest import make_accounts
 
@@ -205,3 +214,85 @@ def test_a_consensus_contract_with_committed_code_but_other_hidden_settings_is_r
 
     with pytest.raises(SessionMismatchError, match=f"the consensus contract's {immutable}"):
         _verify(session, board=board.address, consensus=look_alike)
+
+
+# ─────────────────────────── the gram-gate election ───────────────────────────
+
+
+@pytest.fixture
+def gram_gate(backend: ChainBackend) -> Session:
+    return deploy(backend, n=4, m=2, tag="verify-gram-gate", election="gram-gate", assumed_attackers=1)
+
+
+def test_a_gram_gate_session_deploys_its_own_consensus_contract_and_verifies(gram_gate: Session) -> None:
+    consensus = gram_gate.consensus
+
+    assert isinstance(consensus, GramGateConsensusClient) and consensus.rule == "gram-gate"
+    assert gram_gate.board.consensus() == consensus.address and consensus.board() == gram_gate.board.address
+    assert consensus.assumed_attackers() == 1 and consensus.candidate_count() == 2
+    assert code_matches(gram_gate.w3, consensus.address, "GramGateConsensus")
+    assert not code_matches(gram_gate.w3, consensus.address, "Consensus")
+    _verify(gram_gate)  # no exception: exactly the agreed session
+
+
+def test_the_terms_and_the_right_client_are_read_back_from_the_chain(
+    session: Session, gram_gate: Session
+) -> None:
+    for deployed, client in ((session, ConsensusClient), (gram_gate, GramGateConsensusClient)):
+        w3 = deployed.backend.connect()
+
+        terms, board, consensus = terms_from_chain(w3, deployed.board.address)
+
+        assert terms == deployed.terms
+        assert type(consensus) is client and consensus.address == deployed.consensus.address
+        assert board.address == deployed.board.address
+        assert consensus_rule_at(w3, deployed.consensus.address) == deployed.terms.election
+        assert type(consensus_client_at(w3, deployed.consensus.address)) is client
+    assert gram_gate.terms.election == "gram-gate" and gram_gate.terms.assumed_attackers == 1
+    assert session.terms.election == "borda" and session.terms.assumed_attackers == 0
+
+
+def test_an_address_running_neither_consensus_contract_is_not_read_as_one(session: Session) -> None:
+    w3 = session.backend.connect()
+
+    assert consensus_rule_at(w3, session.board.address) is None
+    neither = "is neither the committed Consensus nor GramGateConsensus"
+    with pytest.raises(SessionMismatchError, match=neither):
+        consensus_client_at(w3, session.board.address)
+    with pytest.raises(SessionMismatchError, match="is not the committed BulletinBoard"):
+        terms_from_chain(w3, session.consensus.address)
+
+
+@pytest.mark.parametrize(
+    ("deployed_rule", "agreed", "message"),
+    [
+        ("gram-gate", {"election": "borda", "assumed_attackers": 0}, "it runs the gram-gate election, not"),
+        ("borda", {"election": "gram-gate", "assumed_attackers": 1}, "it runs the borda election, not"),
+        ("gram-gate", {"assumed_attackers": 2}, "the consensus contract's assumed attackers on the chain"),
+    ],
+    ids=["gram-gate-for-borda", "borda-for-gram-gate", "other-f"],
+)
+def test_an_election_other_than_the_agreed_one_is_refused(
+    session: Session, gram_gate: Session, deployed_rule: str, agreed: dict[str, object], message: str
+) -> None:
+    deployed = gram_gate if deployed_rule == "gram-gate" else session
+
+    with pytest.raises(SessionMismatchError, match=message):
+        _verify(deployed, **agreed)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"election": "plurality"}, "unknown election rule 'plurality'"),
+        ({"election": "gram-gate", "assumed_attackers": 4}, r"must be in \[0, 4\), got 4"),
+        ({"election": "gram-gate", "assumed_attackers": -1}, r"must be in \[0, 4\), got -1"),
+        ({"assumed_attackers": 1}, "the borda election takes 0"),
+    ],
+    ids=["unknown-rule", "f-of-n", "negative-f", "f-for-borda"],
+)
+def test_terms_with_an_unknown_rule_or_an_impossible_f_are_refused(
+    session: Session, changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        replace(session.terms, **changes)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-CONTRACT_NAMES = ("BulletinBoard", "Consensus")
+CONTRACT_NAMES = ("BulletinBoard", "Consensus", "GramGateConsensus")
 
 
 @dataclass(frozen=True)

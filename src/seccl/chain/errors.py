@@ -213,6 +213,39 @@ class ConsensusNotTallied(ConsensusError):
     template = "the election of round {round} has not been tallied"
 
 
+# ──────────────────────────── GramGateConsensus ────────────────────────────
+# The checks it shares with Consensus revert with Consensus's own errors (same selectors), which
+# decode to the classes above; these are its own.
+
+
+class GramGateError(ConsensusError):
+    """A revert particular to the gram-gate consensus contract."""
+
+
+class GramGateInvalidAssumedAttackers(GramGateError):
+    template = (
+        "the filter cannot assume {assumedAttackers} attackers among {participants} participants: "
+        "need fewer"
+    )
+
+
+class GramGateIneligibleEntry(GramGateError):
+    template = (
+        "the entry {entry} at position {position} is for a participant that is not eligible: "
+        "it must be ABSTAIN"
+    )
+
+
+class GramGateInvalidOwnEntry(GramGateError):
+    template = "the voter's own entry {entry} at position {position} must be ABSTAIN, DROPPED or REJECTED"
+
+
+class GramGateInvalidEntry(GramGateError):
+    template = (
+        "the entry {entry} at position {position} is neither a score in [0, 1000000] nor DROPPED nor REJECTED"
+    )
+
+
 def _abi_errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
     """Selector -> (error name, argument names, argument types), from the compiled ABIs."""
     table: dict[bytes, tuple[str, list[str], list[str]]] = {}

@@ -3,7 +3,6 @@ participant must before taking part, that announced addresses hold exactly that 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_utils import to_checksum_address
@@ -13,9 +12,17 @@ from web3.utils.address import get_create_address
 
 from seccl.chain.artifacts import load_artifact
 from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind, Phases, UpdateFormat
-from seccl.chain.consensus import ConsensusClient
+from seccl.chain.consensus import ConsensusClient, ElectionClient
 from seccl.chain.errors import ChainError, ChainUnavailableError
+from seccl.chain.gram_gate_consensus import GramGateConsensusClient
 from seccl.chain.transactions import TxReceipt
+from seccl.election import ELECTION_RULES
+
+CONSENSUS_CLIENTS: dict[str, type[ElectionClient]] = {
+    ConsensusClient.rule: ConsensusClient,
+    GramGateConsensusClient.rule: GramGateConsensusClient,
+}
+"""The consensus contract's client of each election rule (its ``artifact`` names the contract)."""
 
 
 @dataclass(frozen=True)
@@ -29,12 +36,37 @@ class SessionTerms:
     phases: Phases
     initial_model: bytes
     update_format: UpdateFormat
+    election: str = "borda"
+    """The election rule (``seccl.election.ELECTION_RULES``): which consensus contract counts."""
+    assumed_attackers: int = 0
+    """f, the attackers the gram-gate rule's filter is sized for, in [0, N); the Borda count has
+    no filter, so it must be 0 there (nothing on the chain would record another value)."""
+
+    def __post_init__(self) -> None:
+        if self.election not in ELECTION_RULES:
+            raise ValueError(f"unknown election rule {self.election!r}; known: {', '.join(ELECTION_RULES)}")
+        n = len(self.participants)
+        if self.election == "gram-gate" and not 0 <= self.assumed_attackers < n:
+            raise ValueError(
+                f"the gram-gate filter's assumed attackers must be in [0, {n}), got {self.assumed_attackers}"
+            )
+        if self.election != "gram-gate" and self.assumed_attackers != 0:
+            raise ValueError(
+                f"assumed attackers ({self.assumed_attackers}) size the gram-gate filter only: "
+                f"the {self.election} election takes 0"
+            )
+
+    @property
+    def consensus_contract(self) -> str:
+        """The name of the consensus contract this session's election deploys."""
+        return CONSENSUS_CLIENTS[self.election].artifact
 
 
 def deploy_session(
     w3: Web3, terms: SessionTerms
-) -> tuple[BulletinBoardClient, ConsensusClient, list[TxReceipt]]:
-    """Deploy the board and the consensus contract of ``terms`` from ``terms.server``.
+) -> tuple[BulletinBoardClient, ElectionClient, list[TxReceipt]]:
+    """Deploy the board and the consensus contract of ``terms`` from ``terms.server``: the Borda
+    count's ``Consensus``, or ``GramGateConsensus`` for the gram-gate rule.
 
     The board is told the address the consensus contract will get (the server's next nonce), and
     the consensus contract refuses to deploy unless the board names it: the two point at each other.
@@ -46,9 +78,19 @@ def deploy_session(
     board, board_receipt = BulletinBoardClient.deploy(
         w3, server=server, participants=terms.participants, settings=settings
     )
-    consensus, consensus_receipt = ConsensusClient.deploy(
-        w3, server=server, board=board.address, candidates=terms.candidates
-    )
+    consensus: ElectionClient
+    if terms.election == GramGateConsensusClient.rule:
+        consensus, consensus_receipt = GramGateConsensusClient.deploy(
+            w3,
+            server=server,
+            board=board.address,
+            candidates=terms.candidates,
+            assumed_attackers=terms.assumed_attackers,
+        )
+    else:
+        consensus, consensus_receipt = ConsensusClient.deploy(
+            w3, server=server, board=board.address, candidates=terms.candidates
+        )
     if consensus.address != to_checksum_address(predicted):
         raise ChainError(f"the consensus contract landed at {consensus.address}, not at {predicted}")
     return board, consensus, [board_receipt, consensus_receipt]
@@ -118,20 +160,84 @@ def code_matches(w3: Web3, address: str, name: str) -> bool:
     return actual == expected
 
 
+def consensus_rule_at(w3: Web3, address: str) -> str | None:
+    """The election rule of the consensus contract at ``address``, recognised by its code (the
+    committed runtime code of ``Consensus`` or ``GramGateConsensus``, immutables masked), or None
+    when it runs neither."""
+    for rule, client in CONSENSUS_CLIENTS.items():
+        if code_matches(w3, address, client.artifact):
+            return rule
+    return None
+
+
+def consensus_client_at(w3: Web3, address: str, *, sender: str | None = None) -> ElectionClient:
+    """The client of whichever consensus contract runs at ``address`` (recognised by its code);
+    raises :class:`SessionMismatchError` if it runs neither."""
+    rule = consensus_rule_at(w3, address)
+    if rule is None:
+        names = " nor ".join(c.artifact for c in CONSENSUS_CLIENTS.values())
+        raise SessionMismatchError(f"the code at {address} is neither the committed {names} contract")
+    return CONSENSUS_CLIENTS[rule](w3, address, sender=sender)
+
+
+def terms_from_chain(
+    w3: Web3, board_address: str
+) -> tuple[SessionTerms, BulletinBoardClient, ElectionClient]:
+    """The terms of the session whose board is at ``board_address``, as the chain records them
+    (the election rule from the consensus contract's code, f from its view), with read-only
+    clients of both contracts. Raises :class:`SessionMismatchError` unless the board and the
+    consensus contract it names run committed code, name each other and agree (the consensus
+    contract's own copies of N and the nonce, and its counter width: :func:`verify_session` of
+    the terms read)."""
+    if not code_matches(w3, board_address, "BulletinBoard"):
+        raise SessionMismatchError(f"the code at {board_address} is not the committed BulletinBoard contract")
+    board = BulletinBoardClient(w3, board_address)
+    consensus = consensus_client_at(w3, board.consensus())
+    if consensus.board() != board.address:
+        raise SessionMismatchError(
+            f"the consensus contract {consensus.address} answers to the board {consensus.board()}, "
+            f"not to {board.address}"
+        )
+    server = board.server()
+    terms = SessionTerms(
+        server=server,
+        participants=tuple(board.participants()),
+        candidates=consensus.candidate_count(),
+        nonce=board.nonce(),
+        phases=board.phases(),
+        initial_model=board.digest_of(0, MessageKind.MODEL, server) or b"\x00" * 32,
+        update_format=board.update_format(),
+        election=consensus.rule,
+        assumed_attackers=(
+            consensus.assumed_attackers() if isinstance(consensus, GramGateConsensusClient) else 0
+        ),
+    )
+    verify_session(w3, board.address, consensus.address, terms)
+    return terms, board, consensus
+
+
 def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: SessionTerms) -> None:
     """Raise :class:`SessionMismatchError` naming the first fact that differs from ``terms``.
 
-    Checked over the caller's own connection: both addresses run the committed code; they point
-    at each other; the board registers exactly the agreed server and roster, in order, with the
-    agreed nonce, phases, update format and initial model; the consensus contract elects the
-    agreed M. (There is no tie seed to agree: each round's comes from its revealed updates.)
+    Checked over the caller's own connection: both addresses run the committed code (the
+    consensus contract the agreed election deploys); they point at each other; the board
+    registers exactly the agreed server and roster, in order, with the agreed nonce, phases,
+    update format and initial model; the consensus contract elects the agreed M (and, for the
+    gram-gate rule, records the agreed f). (There is no tie seed to agree: each round's comes from
+    its revealed updates.)
     """
-    for address, name in ((board_address, "BulletinBoard"), (consensus_address, "Consensus")):
-        if not code_matches(w3, address, name):
-            raise SessionMismatchError(f"the code at {address} is not the committed {name} contract")
+    expected = terms.consensus_contract
+    if not code_matches(w3, board_address, "BulletinBoard"):
+        raise SessionMismatchError(f"the code at {board_address} is not the committed BulletinBoard contract")
+    if not code_matches(w3, consensus_address, expected):
+        other = consensus_rule_at(w3, consensus_address)
+        runs = f" (it runs the {other} election, not the agreed {terms.election})" if other else ""
+        raise SessionMismatchError(
+            f"the code at {consensus_address} is not the committed {expected} contract{runs}"
+        )
     board = BulletinBoardClient(w3, board_address)
-    consensus = ConsensusClient(w3, consensus_address)
-    facts: Sequence[tuple[str, object, object]] = (
+    consensus = CONSENSUS_CLIENTS[terms.election](w3, consensus_address)
+    facts: list[tuple[str, object, object]] = [
         ("the board's consensus contract", board.consensus(), to_checksum_address(consensus_address)),
         ("the consensus contract's board", consensus.board(), to_checksum_address(board_address)),
         ("the server", board.server(), to_checksum_address(terms.server)),
@@ -151,12 +257,25 @@ def verify_session(w3: Web3, board_address: str, consensus_address: str, terms: 
             len(terms.participants),
         ),
         ("the consensus contract's nonce", consensus.nonce(), terms.nonce),
-        (
-            "the consensus contract's counter width",
-            consensus.counter_bits(),
-            counter_bits(terms.candidates, len(terms.participants)),
-        ),
-        ("the initial model", board.digest_of(0, MessageKind.MODEL, terms.server), terms.initial_model),
+    ]
+    if isinstance(consensus, ConsensusClient):
+        facts.append(
+            (
+                "the consensus contract's counter width",
+                consensus.counter_bits(),
+                counter_bits(terms.candidates, len(terms.participants)),
+            )
+        )
+    if isinstance(consensus, GramGateConsensusClient):
+        facts.append(
+            (
+                "the consensus contract's assumed attackers",
+                consensus.assumed_attackers(),
+                terms.assumed_attackers,
+            )
+        )
+    facts.append(
+        ("the initial model", board.digest_of(0, MessageKind.MODEL, terms.server), terms.initial_model)
     )
     for what, found, agreed in facts:
         if found != agreed:

@@ -80,5 +80,12 @@ def event_in_transaction(w3: Web3, tx_hash: str, event: Any) -> Any | None:
     if receipt is None or receipt["status"] != 1:
         return None
     address = Web3.to_checksum_address(event.address)
-    logs = [log for log in receipt["logs"] if Web3.to_checksum_address(log["address"]) == address]
+    topic = bytes.fromhex(str(event.topic).removeprefix("0x"))
+    logs = [
+        log
+        for log in receipt["logs"]
+        if Web3.to_checksum_address(log["address"]) == address
+        and log["topics"]
+        and bytes(log["topics"][0]) == topic  # not another event of the same contract
+    ]
     return event().process_log(logs[-1])["args"] if logs else None
