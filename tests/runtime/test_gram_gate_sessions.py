@@ -75,6 +75,8 @@ def test_an_honest_gram_gate_session_agrees_on_one_view_and_aggregates_the_clipp
     # The audit replays the count with the reference and finds nothing.
     audits = audit_elections(sim.session, board, consensus)
     assert [a.problems for a in audits] == [[], []]
+    # ...including the agreed view, recomputed from the revealed bytes (and round 1's, for round 2).
+    assert [a.checked.get("filter views") for a in audits] == [1, 1]
     assert result.rounds[-1].accuracy > result.initial_accuracy
 
 

@@ -224,8 +224,7 @@ class GramGateError(ConsensusError):
 
 class GramGateInvalidAssumedAttackers(GramGateError):
     template = (
-        "the filter cannot assume {assumedAttackers} attackers among {participants} participants: "
-        "need fewer"
+        "the filter cannot assume {assumedAttackers} attackers among {participants} participants: need fewer"
     )
 
 

@@ -16,8 +16,7 @@ import numpy as np
 from seccl.chain.accounts import load_keystore, signing_connection
 from seccl.chain.backends import RpcChain
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient
-from seccl.chain.session import verify_session
+from seccl.chain.session import CONSENSUS_CLIENTS, verify_session
 from seccl.deploy.data_files import read_dataset_file
 from seccl.deploy.flower_transport import Dropout, FlowerTransport
 from seccl.deploy.session_file import SessionFile
@@ -105,7 +104,7 @@ class DeployedServer:
         w3 = signing_connection(RpcChain(config.chain_url), account)
         verify_session(w3, session.board, session.consensus, session.terms)
         board = BulletinBoardClient(w3, session.board, sender=account.address)
-        consensus = ConsensusClient(w3, session.consensus, sender=account.address)
+        consensus = CONSENSUS_CLIENTS[session.election](w3, session.consensus, sender=account.address)
         make: Any = ParameterServer
         kwargs: dict[str, Any] = {}
         if config.server_attack is not None:

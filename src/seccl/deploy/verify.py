@@ -14,8 +14,7 @@ from typing import Any
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, RpcChain
 from seccl.chain.bulletin_board import BulletinBoardClient
-from seccl.chain.consensus import ConsensusClient
-from seccl.chain.session import code_matches
+from seccl.chain.session import SessionMismatchError, code_matches, consensus_client_at
 from seccl.deploy.session_file import SessionFile
 from seccl.protocol.evidence import Evidence
 from seccl.protocol.json_input import MAX_RECORD_DEPTH, parse_json
@@ -79,8 +78,11 @@ def verify_node_evidence(
     board = BulletinBoardClient(w3, agreed.session.board)
     if not code_matches(w3, board.address, "BulletinBoard"):
         raise NodeVerifyError(f"the code at {board.address} is not the committed BulletinBoard")
-    consensus = ConsensusClient(w3, board.consensus())  # the one the board names
-    if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
+    try:  # the one the board names, running the committed Consensus or GramGateConsensus
+        consensus = consensus_client_at(w3, board.consensus())
+    except SessionMismatchError as exc:
+        raise NodeVerifyError(f"the board's consensus contract is not a committed one: {exc}") from None
+    if consensus.board() != board.address:
         raise NodeVerifyError(f"the board's consensus contract {consensus.address} is not the committed one")
     session = session_from_chain(board, consensus)
     aggregation = agreed.settings.aggregation

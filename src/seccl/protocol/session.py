@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, Phases, UpdateFormat
-from seccl.chain.consensus import ConsensusClient
+from seccl.chain.consensus import ElectionClient
+from seccl.chain.gram_gate_consensus import GramGateConsensusClient
 from seccl.chain.session import SessionTerms
 from seccl.chain.signing import SigningDomain
 from seccl.protocol.messages import HEADER_SIZE, SALT_BYTES, SCORE_BYTES
@@ -83,7 +84,7 @@ class SessionInfo:
         return max(model, update, evaluation)
 
 
-def session_from_chain(board: BulletinBoardClient, consensus: ConsensusClient) -> SessionInfo:
+def session_from_chain(board: BulletinBoardClient, consensus: ElectionClient) -> SessionInfo:
     """The session as the chain itself records it, read through the caller's own connection:
     server, roster, nonce, phases, update format, M and θ_0's digest all come from the
     contracts, so an outside verifier trusts neither side's records."""
@@ -104,7 +105,9 @@ def session_from_chain(board: BulletinBoardClient, consensus: ConsensusClient) -
         max_abs_value=update_format.max_abs_value,
         initial_model=initial or b"\x00" * 32,
         election=consensus.rule,
-        assumed_attackers=consensus.assumed_attackers() if consensus.rule == "gram-gate" else 0,
+        assumed_attackers=consensus.assumed_attackers()
+        if isinstance(consensus, GramGateConsensusClient)
+        else 0,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient
+from seccl.chain.consensus import ElectionClient
 from seccl.learning.aggregation import aggregate
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import ProtocolError
@@ -47,7 +47,7 @@ def verify_evidence(
     evidence: Evidence,
     session: SessionInfo,
     board: BulletinBoardClient,
-    consensus: ConsensusClient,
+    consensus: ElectionClient,
     *,
     aggregation: str,
 ) -> Verdict:
@@ -63,7 +63,7 @@ def _verify(
     e: Evidence,
     session: SessionInfo,
     board: BulletinBoardClient,
-    consensus: ConsensusClient,
+    consensus: ElectionClient,
     aggregation: str,
 ) -> Verdict:
     kind = e.kind
@@ -143,7 +143,7 @@ def _verify_aggregation(
     e: Evidence,
     session: SessionInfo,
     board: BulletinBoardClient,
-    consensus: ConsensusClient,
+    consensus: ElectionClient,
     aggregation: str,
 ) -> Verdict:
     r = e.round

@@ -13,8 +13,7 @@ from eth_account.signers.local import LocalAccount
 from seccl.chain.accounts import signing_connection
 from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient
-from seccl.chain.session import verify_session
+from seccl.chain.session import CONSENSUS_CLIENTS, verify_session
 from seccl.election.gram_gate import GateView
 from seccl.learning.data import ParticipantData
 from seccl.learning.evaluation import Evaluator
@@ -77,7 +76,7 @@ class ParticipantState:
         # and it posts its own messages when the server does not.
         w3 = signing_connection(backend, account)
         self.board = BulletinBoardClient(w3, session.board, sender=self.address)
-        self.consensus = ConsensusClient(w3, session.consensus, sender=self.address)
+        self.consensus = CONSENSUS_CLIENTS[session.election](w3, session.consensus, sender=self.address)
         # Before taking part: the code, the pointers, the roster and θ_0 are what it agreed to.
         terms = replace(session.terms, initial_model=initial_model_digest(seed, session.server))
         verify_session(w3, session.board, session.consensus, terms)

@@ -12,7 +12,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient, ElectionRecord
+from seccl.chain.consensus import ElectionClient, ElectionRecord
 from seccl.chain.errors import ConsensusElectionClosed, ContractRevert
 from seccl.chain.transactions import TxReceipt
 from seccl.election import ABSTAIN, voter_ranking
@@ -89,7 +89,7 @@ class ParameterServer:
         self,
         account: LocalAccount,
         board: BulletinBoardClient,
-        consensus: ConsensusClient,
+        consensus: ElectionClient,
         session: SessionInfo,
         settings: LearningSettings,
         initial_params: np.ndarray,

@@ -19,9 +19,9 @@ from web3 import Web3
 
 from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient
-from seccl.chain.consensus import ConsensusClient
+from seccl.chain.consensus import ConsensusClient, ElectionClient
 from seccl.chain.ledger import Ledger, LedgerEntry
-from seccl.chain.session import code_matches, counter_bits
+from seccl.chain.session import SessionMismatchError, code_matches, consensus_client_at, counter_bits
 from seccl.deploy.session_file import SessionFile
 from seccl.election import candidate_count
 from seccl.learning.sparse import update_size
@@ -76,7 +76,7 @@ def _connect(backend: ChainBackend) -> Web3:
     return backend.connect()
 
 
-def contracts(w3: Web3, board_address: str) -> tuple[BulletinBoardClient, ConsensusClient]:
+def contracts(w3: Web3, board_address: str) -> tuple[BulletinBoardClient, ElectionClient]:
     """The board at ``board_address`` and the consensus contract it names, once both are shown to
     run the committed code and to belong together."""
     if not Web3.is_address(board_address):
@@ -84,13 +84,18 @@ def contracts(w3: Web3, board_address: str) -> tuple[BulletinBoardClient, Consen
     board = BulletinBoardClient(w3, board_address)
     if not code_matches(w3, board.address, "BulletinBoard"):
         raise AuditInputError(f"the code at {board.address} on this chain is not the committed BulletinBoard")
-    consensus = ConsensusClient(w3, board.consensus())
-    if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
+    try:  # the one the board names, running the committed Consensus or GramGateConsensus
+        consensus = consensus_client_at(w3, board.consensus())
+    except SessionMismatchError as exc:
+        raise AuditInputError(f"the board's consensus contract is not a committed one: {exc}") from None
+    if consensus.board() != board.address:
         raise AuditInputError(f"the board's consensus contract {consensus.address} is not the committed one")
     copied = (consensus.nonce(), consensus.participant_count())
     if copied != (board.nonce(), len(board.participants())):
         raise AuditInputError(f"the consensus contract {consensus.address} differs from the board")
-    if consensus.counter_bits() != counter_bits(consensus.candidate_count(), len(board.participants())):
+    if isinstance(consensus, ConsensusClient) and consensus.counter_bits() != counter_bits(
+        consensus.candidate_count(), len(board.participants())
+    ):
         raise AuditInputError(f"the consensus contract {consensus.address} counts with the wrong width")
     return board, consensus
 

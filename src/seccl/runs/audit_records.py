@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from seccl.chain.consensus import ConsensusClient
 from seccl.chain.ledger import LedgerEntry
 from seccl.election import MAX_SCORE
 from seccl.learning.data import Dataset, ParticipantData
@@ -180,7 +181,7 @@ def _check_round(
             section.same(f"{where}: voter {i}'s counted scores (scores[{i}])", got, want, "scores")
     else:
         section.same(f"{where}: the score matrix (scores)", recorded_scores, rows, "scores")
-    points, abstentions = consensus.totals_of(r) if session.election == "borda" else ((), ())
+    points, abstentions = consensus.totals_of(r) if isinstance(consensus, ConsensusClient) else ((), ())
     section.same(
         f"{where}: the Borda points (borda_points)", record.get("borda_points"), list(points), "totals"
     )

@@ -16,9 +16,10 @@ from urllib.parse import quote
 import numpy as np
 
 from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
-from seccl.chain.consensus import ConsensusClient
+from seccl.chain.consensus import ElectionClient
+from seccl.chain.gram_gate_consensus import GramGateConsensusClient
 from seccl.election import borda_tally
-from seccl.election.gram_gate import gram_gate_tally
+from seccl.election.gram_gate import HISTORY_ROUNDS, filter_updates, gram_gate_tally
 from seccl.learning.aggregation import aggregate
 from seccl.protocol.archive import ArchivedMessage, RunArchive
 from seccl.protocol.envelope import SignedMessage
@@ -98,7 +99,7 @@ class ReadOnlyArchive(RunArchive):
 def audit_session(
     session: SessionInfo,
     board: BulletinBoardClient,
-    consensus: ConsensusClient,
+    consensus: ElectionClient,
     archive: RunArchive,
     *,
     aggregation: str,
@@ -120,7 +121,7 @@ def audit_session(
 
 
 def audit_elections(
-    session: SessionInfo, board: BulletinBoardClient, consensus: ConsensusClient
+    session: SessionInfo, board: BulletinBoardClient, consensus: ElectionClient
 ) -> list[RoundAudit]:
     """Each finished round's election against the reference tally (Borda or gram-gate) of the ballots the
     contract counted: what can be checked from the chain alone (a participant's records hold
@@ -199,7 +200,7 @@ def _audit_initial_model(context: _Context) -> RoundAudit:
     return audit
 
 
-def _audit_round(r: int, context: _Context, consensus: ConsensusClient, aggregation: str) -> RoundAudit:
+def _audit_round(r: int, context: _Context, consensus: ElectionClient, aggregation: str) -> RoundAudit:
     session, board, archive = context.session, context.board, context.archive
     audit = RoundAudit(r)
     domain = session.domain
@@ -298,18 +299,19 @@ def _check_election(
     r: int,
     session: SessionInfo,
     board: BulletinBoardClient,
-    consensus: ConsensusClient,
+    consensus: ElectionClient,
     ballots: dict[int, tuple[int, ...]],
     audit: RoundAudit,
 ) -> tuple[int, ...]:
     elected = consensus.elected_of(r)
     eligible = board.round_info(r).eligible
     seed = board.tie_seed_of(r)
-    if session.election == "gram-gate":
+    if isinstance(consensus, GramGateConsensusClient):
         mask = sum(1 << i for i in eligible)
         reference = gram_gate_tally(
             ballots, session.n, session.candidates, eligible=mask, tie_seed=seed, round_=r
         ).candidates
+        _check_view(r, session, board, consensus, audit)
     else:
         reference = borda_tally(
             ballots, session.n, session.candidates, tie_seed=seed, round_=r, eligible=eligible
@@ -321,6 +323,58 @@ def _check_election(
     else:
         audit.count("elections")
     return tuple(elected)
+
+
+def _check_view(
+    r: int,
+    session: SessionInfo,
+    board: BulletinBoardClient,
+    consensus: GramGateConsensusClient,
+    audit: RoundAudit,
+) -> None:
+    """The round's agreed view must be the gram-gate filter of the updates revealed on the board
+    (this round's and the two before, for the coalition check): exact integers, so the audit
+    recomputes it bit for bit on any machine."""
+    agreed = consensus.agreed_view_of(r)
+    if agreed is None:
+        audit.notes.append(f"round {r}: no view had a majority of the roster, so nobody was elected")
+        return
+    rounds = range(max(1, r - HISTORY_ROUNDS + 1), r + 1)
+    updates = [_eligible_updates(session, board, t) for t in rounds]
+    view = filter_updates(
+        updates[-1],
+        session.n,
+        session.assumed_attackers,
+        tie_seed=board.tie_seed_of(r),
+        round_=r,
+        history=updates[:-1],
+    )
+    if view.masks() != agreed[:2]:
+        audit.problems.append(
+            f"the agreed filter view (kept {agreed[0]:#x}, dropped {agreed[1]:#x}) is not the filter of "
+            f"the revealed updates (kept {view.masks()[0]:#x}, dropped {view.masks()[1]:#x})"
+        )
+    else:
+        audit.count("filter views")
+
+
+def _eligible_updates(
+    session: SessionInfo, board: BulletinBoardClient, r: int
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Round ``r``'s eligible updates (revealed, not proven invalid), decoded from the board."""
+    info = board.round_info(r)
+    found = {}
+    for author, revealed in board.revealed_updates(r).items():
+        j = session.participants.index(author)
+        if not info.has_revealed(j) or info.is_invalid(j):
+            continue
+        try:
+            message = decode_message(revealed.message, **session.bounds())
+        except ProtocolError:
+            continue
+        if isinstance(message, UpdateMessage) and (message.round, message.author) == (r, author):
+            found[j] = (message.update.indices, message.update.values)
+    return found
 
 
 def _hex(digest: bytes | None) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 from seccl.chain.anvil import AnvilNode
 from seccl.chain.backends import ChainBackend, RpcChain
 from seccl.chain.bulletin_board import BulletinBoardClient
-from seccl.chain.consensus import ConsensusClient
-from seccl.chain.session import code_matches
+from seccl.chain.consensus import ElectionClient
+from seccl.chain.session import SessionMismatchError, code_matches, consensus_client_at
 from seccl.deploy.verify import findings_from
 from seccl.protocol.evidence import Evidence
 from seccl.protocol.json_input import MAX_RECORD_DEPTH, parse_json
@@ -104,7 +104,7 @@ class RunChain:
 
     session: SessionInfo
     board: BulletinBoardClient
-    consensus: ConsensusClient
+    consensus: ElectionClient
     aggregation: str
 
 
@@ -119,8 +119,11 @@ def open_session(files: RunFiles, url: str | None) -> Iterator[RunChain]:
         if not code_matches(w3, board.address, "BulletinBoard"):
             raise VerifyError(f"the code at {board.address} on this chain is not the committed BulletinBoard")
         # The consensus contract is the one the board names, not the one the run's files name.
-        consensus = ConsensusClient(w3, board.consensus())
-        if not code_matches(w3, consensus.address, "Consensus") or consensus.board() != board.address:
+        try:  # the one the board names, running the committed Consensus or GramGateConsensus
+            consensus = consensus_client_at(w3, board.consensus())
+        except SessionMismatchError as exc:
+            raise VerifyError(f"the board's consensus contract is not a committed one: {exc}") from None
+        if consensus.board() != board.address:
             raise VerifyError(f"the board's consensus contract {consensus.address} is not the committed one")
         # The code is compared with its immutables masked: their values must match the board's.
         copied = (consensus.nonce(), consensus.participant_count())

@@ -15,8 +15,8 @@ from web3 import Web3
 from seccl.chain.accounts import fund, signing_connection
 from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient, Phases, UpdateFormat
-from seccl.chain.consensus import ConsensusClient
-from seccl.chain.session import SessionTerms, deploy_session
+from seccl.chain.consensus import ElectionClient
+from seccl.chain.session import CONSENSUS_CLIENTS, SessionTerms, deploy_session
 from seccl.chain.transactions import TxReceipt
 from seccl.election import candidate_count
 from seccl.election.gram_gate import assumed_attackers
@@ -36,7 +36,7 @@ def establish_session(
     settings: LearningSettings,
     phases: Phases,
     max_abs_value: float,
-) -> tuple[SessionInfo, BulletinBoardClient, ConsensusClient, list[TxReceipt]]:
+) -> tuple[SessionInfo, BulletinBoardClient, ElectionClient, list[TxReceipt]]:
     """Deploy the board and the consensus contract from ``server`` (``w3`` signs as it) for the
     roster ``participants``; returns the session's facts, the two clients and the deployments."""
     initial = get_flat_params(build_model(seed))
@@ -100,7 +100,7 @@ def open_session(
     settings: LearningSettings,
     phases: Phases,
     max_abs_value: float,
-) -> tuple[OpenSession, BulletinBoardClient, ConsensusClient]:
+) -> tuple[OpenSession, BulletinBoardClient, ElectionClient]:
     """Fund every party from the backend's account, then :func:`establish_session` for them."""
     reader = backend.connect()
     first_block = int(reader.eth.block_number) + 1
@@ -121,12 +121,12 @@ def open_session(
 
 def rejoin_session(
     backend: ChainBackend, server: LocalAccount, participants: Sequence[LocalAccount], opened: OpenSession
-) -> tuple[BulletinBoardClient, ConsensusClient]:
+) -> tuple[BulletinBoardClient, ElectionClient]:
     """The server's clients of a session already open, whose keys must be the ones given."""
     session = opened.session
     if (session.server, session.participants) != (server.address, tuple(a.address for a in participants)):
         raise ValueError("the keys given are not the ones of the session being resumed")
     w3 = signing_connection(backend, server)
     board = BulletinBoardClient(w3, session.board, sender=server.address)
-    consensus = ConsensusClient(w3, session.consensus, sender=server.address)
+    consensus = CONSENSUS_CLIENTS[session.election](w3, session.consensus, sender=server.address)
     return board, consensus

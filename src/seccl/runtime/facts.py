@@ -9,7 +9,7 @@ from typing import Any
 
 from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient
-from seccl.chain.consensus import ConsensusClient
+from seccl.chain.consensus import ConsensusClient, ElectionClient
 from seccl.chain.transactions import TxReceipt
 from seccl.election import MAX_SCORE
 from seccl.learning.data import Dataset
@@ -20,7 +20,7 @@ ScoreMatrix = tuple[tuple[int | None, ...] | None, ...]
 
 
 def election_facts(
-    session: SessionInfo, consensus: ConsensusClient, r: int
+    session: SessionInfo, consensus: ElectionClient, r: int
 ) -> tuple[ScoreMatrix, tuple[int, ...], tuple[int, ...]]:
     """Round ``r``'s counted ballots as a score matrix (row = voter; None = abstained, or no
     ballot counted; DROPPED and REJECTED marks too), and the contract's Borda points and
@@ -29,7 +29,7 @@ def election_facts(
     rows: list[tuple[int | None, ...] | None] = [None] * session.n
     for ballot in consensus.ballots_of(r):
         rows[index[ballot.voter.lower()]] = tuple(None if s > MAX_SCORE else s for s in ballot.scores)
-    if session.election != "borda":
+    if not isinstance(consensus, ConsensusClient):
         return tuple(rows), (), ()  # a gram-gate count keeps no running totals
     points, abstentions = consensus.totals_of(r)
     return tuple(rows), points, abstentions

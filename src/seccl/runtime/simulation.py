@@ -16,6 +16,7 @@ from tqdm import tqdm
 from seccl.chain.accounts import new_account
 from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import Phases
+from seccl.chain.gram_gate_consensus import GramGateConsensusClient
 from seccl.chain.ledger import Ledger
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.learning.evaluation import Evaluator
@@ -434,7 +435,7 @@ class Simulation:
     def _filter_metrics(self, r: int) -> dict[str, float]:
         """Under gram-gate, what the round's agreed filter view kept: how many updates, how many
         eligible honest ones it kept out, and how many adversaries it kept (none without a view)."""
-        if self.session.election != "gram-gate":
+        if not isinstance(self.consensus_reader, GramGateConsensusClient):
             return {}
         agreed = self.consensus_reader.agreed_view_of(r)
         if agreed is None:
