@@ -12,6 +12,7 @@ reply that says why (``error``), as a refused request does; it never waits witho
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict
@@ -75,18 +76,24 @@ def request(msg: Message, context: Context) -> Message:
     return _forwarded("request", msg, context, data)
 
 
+def _refused(kind: str, msg: Message, reason: str) -> Message:
+    # Also in the SuperNode's output (Flower passes this process's stderr on), for its operator.
+    print(f"SecCL ClientApp: refused a {kind} message: {reason}", file=sys.stderr, flush=True)
+    return Message(payload(b"", error=reason), reply_to=msg)
+
+
 def _forwarded(kind: str, msg: Message, context: Context, data: bytes) -> Message:
     state_dir = context.node_config.get("state-dir")
     if not isinstance(state_dir, str) or not state_dir.strip():
         error = f"the SuperNode's node config names no state-dir (got {shown(state_dir)})"
-        return Message(payload(b"", error=f"RelayError: {error}"), reply_to=msg)
+        return _refused(kind, msg, f"RelayError: {error}")
     # Where a deployed round's time goes: this process's start-up (Flower starts one per
     # message), logged by the long-lived process beside its own work.
     extra = {"process-age": round(time.time() - _process_started(), 3)}
     try:
         fields, reply = relay.forward(state_dir, kind, int(context.node_id), data, extra=extra)
     except relay.RelayError as exc:
-        return Message(payload(b"", error=f"RelayError: {exc}"), reply_to=msg)
+        return _refused(kind, msg, f"RelayError: {exc}")
     # relay.RelayFailure (the participant's own code failed) propagates: Flower answers with an
     # error reply naming it, as it did when the participant ran in this process.
     return Message(payload(reply, **fields), reply_to=msg)

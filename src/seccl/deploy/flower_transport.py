@@ -87,7 +87,9 @@ class FlowerTransport:
     def _greet(self, node_ids: list[int]) -> None:
         """Learn which participant answers on each of ``node_ids`` from its signed hello. A node
         whose hello is malformed or unsigned is ignored (and not asked again): its participant,
-        if any, is then recorded as a dropout of every phase, "not connected"."""
+        if any, is then recorded as a dropout of every phase, "not connected". A node that
+        refuses (its participant's own process is not up yet) is asked again at the next
+        discovery."""
         messages = [Message(payload(b""), dst_node_id=node, message_type="query.hello") for node in node_ids]
         for reply in exchange(self.grid, messages, self.timeout):
             node = reply.metadata.src_node_id
@@ -96,6 +98,11 @@ class FlowerTransport:
                 self.log(f"node {node} failed to say hello: {quoted(reply.error.reason)}")
                 continue
             try:
+                refusal = payload_record(reply).get("error")
+                if refusal is not None:
+                    self.log(f"node {node} refused to say hello (asked again later): {quoted(refusal)}")
+                    self._greeted.discard(node)
+                    continue
                 address, signature = _hello(reply)
             except ProtocolError as exc:
                 self.log(f"node {node} said a malformed hello: {exc}")
