@@ -171,3 +171,21 @@ def test_a_deep_state_directory_still_gets_a_socket(tmp_path: Path) -> None:
     with relay.RelayServer(state, handler, log=lambda _line: None):
         assert relay.forward(state, "request", NODE, b"deep") == ({}, b"deep")
     assert done.is_set()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+@pytest.mark.parametrize("body", [b"", b"x" * 1000])
+def test_a_small_frame_is_one_write(body: bytes) -> None:
+    """Regression: a hello (no body) was sent as the frame, then a write of nothing; under load the
+    long-lived process had read the whole frame, answered and closed in between, and the write of
+    nothing failed with EPIPE, so the hello was refused."""
+    sock = Recorder()
+    relay._send_frame(sock, {"kind": "hello"}, body)  # type: ignore[arg-type]
+    assert len(sock.writes) == 1 and sock.writes[0].endswith(len(body).to_bytes(8, "big") + body)

@@ -83,8 +83,14 @@ def _short(path: Path) -> Iterator[str]:
 
 def _send_frame(sock: socket.socket, header: dict[str, Any], body: bytes) -> None:
     head = json.dumps(header, separators=(",", ":")).encode()
-    sock.sendall(struct.pack(">I", len(head)) + head + struct.pack(">Q", len(body)))
-    sock.sendall(body)
+    frame = struct.pack(">I", len(head)) + head + struct.pack(">Q", len(body))
+    # One write when the body is small, and never a write of nothing: once the peer has the whole
+    # frame it may answer and close, and a write after that (even of no bytes) fails with EPIPE.
+    if len(body) <= 1 << 20:
+        sock.sendall(frame + body)
+    else:
+        sock.sendall(frame)
+        sock.sendall(body)
 
 
 def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
