@@ -1,8 +1,9 @@
 """A participant's watcher acts on the chain's deadlines without being asked: against a server
 that never contacts participant 0, participant 0 posts its own update and ballot before the
 phases close, and holds the server's silence as evidence; the others find the update the server
-never delivered. Participants are rebuilt from disk for every message, as Flower runs them, and
-the watchers are threads here (in a deployment, `seccl node watch` processes)."""
+never delivered. Participants are rebuilt from disk for every message (as if their processes
+restarted each time), and the watchers are threads here (in a deployment, `seccl node watch`
+processes, which also answer the messages)."""
 
 from __future__ import annotations
 
