@@ -189,3 +189,32 @@ def test_a_small_frame_is_one_write(body: bytes) -> None:
     sock = Recorder()
     relay._send_frame(sock, {"kind": "hello"}, body)  # type: ignore[arg-type]
     assert len(sock.writes) == 1 and sock.writes[0].endswith(len(body).to_bytes(8, "big") + body)
+
+
+def test_closing_lets_the_answer_under_way_be_sent(tmp_path: Path) -> None:
+    """Regression: the participant's process ended as soon as it had handled the final model, and
+    the reply, not yet sent, was lost with the process ("the connection closed in the middle of a
+    frame"). ``close`` returns only once the answer under way is sent."""
+    state = tmp_path / "state"
+    handling = threading.Event()
+    times: dict[str, float] = {}
+
+    def handler(_kind: str, _node: int, body: bytes, _header: dict) -> tuple[relay.Fields, bytes]:
+        handling.set()
+        time.sleep(1.0)  # still answering when the process decides to end
+        times["answered"] = time.monotonic()
+        return {}, body
+
+    def close() -> None:
+        handling.wait(10)
+        server.close()
+        times["closed"] = time.monotonic()
+
+    server = relay.RelayServer(state, handler, log=lambda _line: None)
+    closer = threading.Thread(target=close)
+    closer.start()
+    try:
+        assert relay.forward(state, "request", NODE, b"final", reply_wait=10) == ({}, b"final")
+    finally:
+        closer.join()
+    assert times["closed"] >= times["answered"]

@@ -207,6 +207,8 @@ class RelayServer:
         os.chmod(self.path, 0o600)
         self._sock.listen(16)
         self._closed = threading.Event()
+        self._busy = threading.Condition()
+        self._in_flight = 0  # connections being answered: close() lets them finish
         self._thread = threading.Thread(target=self._accept, name="seccl-relay", daemon=True)
         self._thread.start()
 
@@ -231,9 +233,19 @@ class RelayServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return  # closed
+            with self._busy:
+                self._in_flight += 1
             threading.Thread(target=self._serve, args=(conn,), name="seccl-relay-conn", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        try:
+            self._answer(conn)
+        finally:
+            with self._busy:
+                self._in_flight -= 1
+                self._busy.notify_all()
+
+    def _answer(self, conn: socket.socket) -> None:
         with conn:
             try:
                 uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
@@ -256,13 +268,17 @@ class RelayServer:
             except (RelayError, OSError, struct.error) as exc:
                 self.log(f"relay: dropped a connection: {type(exc).__name__}: {exc}")
 
-    def close(self) -> None:
+    def close(self, finish_within: float = 30.0) -> None:
+        """Stop listening, and let the answers under way be sent (for up to ``finish_within``
+        seconds): the last one, the final model's, is what ends a participant's session."""
         self._closed.set()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+        with self._busy:
+            self._busy.wait_for(lambda: self._in_flight == 0, timeout=finish_within)
 
     def __enter__(self) -> RelayServer:
         return self
