@@ -1,6 +1,7 @@
 """A participant on its own machine: its node config is checked before anything runs, it says
-hello only for its own session and node, and, rebuilt from disk for every message (as Flower
-runs it), it computes exactly what the simulation's participant computes."""
+hello only for its own session and node, and, rebuilt from disk for every message (the hardest
+case: as if its long-lived process restarted between any two messages), it computes exactly what
+the simulation's participant computes."""
 
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def test_hello_binds_the_participant_to_this_session_and_this_node(consortium) -
 
 class FreshProcessTransport:
     """What Flower does to a participant, minus the network: every message goes through the
-    wire format to a participant rebuilt from its files (a fresh ClientApp process each time)."""
+    wire format to a participant rebuilt from its files (as if its process restarted each time)."""
 
     def __init__(self, configs: list[NodeConfig], lose: set[tuple[str, int, int]] | None = None):
         self.configs = configs

@@ -27,6 +27,7 @@ from seccl.chain.anvil import AnvilNode, die_with_parent, free_port
 from seccl.chain.bulletin_board import Phases
 from seccl.deploy.certificates import NodeKey, ServerCredentials, make_server_credentials, new_node_key
 from seccl.deploy.node import NodeConfig
+from seccl.deploy.relay import socket_path
 from seccl.deploy.session_file import SessionFile
 from seccl.deploy.setup import create_session, new_key, split_data
 from seccl.roles.settings import LearningSettings
@@ -77,6 +78,10 @@ SUPERNODE_ATTEMPTS = 24
 SUPERNODE_RETRY_SECONDS = 5
 
 
+SUPEREXEC_POLL_INTERVAL = "0.1"
+"""Seconds between a SuperExec's looks for a task (Flower's default: 1 s, once per message)."""
+
+
 class DeployError(RuntimeError):
     """A process of the local deployment failed to start or the session did not finish."""
 
@@ -91,13 +96,16 @@ def write_app(app_dir: Path) -> Path:
 
 def flower_environment(flwr_home: Path) -> dict[str, str]:
     """Flower's processes: no telemetry, no update check, nothing installed at run time, its
-    files under ``flwr_home``, and this venv's commands (the SuperNode starts its SuperExec by name)."""
+    files under ``flwr_home``, this venv's commands (the SuperNode starts its SuperExec by name),
+    and a SuperExec that looks for a new message's task every 0.1 s instead of every second
+    (``FLWR_SUPEREXEC_TASK_POLL_INTERVAL``, read by Flower's ``flower-superexec``)."""
     env = dict(os.environ)
     env.update(
         FLWR_TELEMETRY_ENABLED="0",
         FLWR_DISABLE_UPDATE_CHECK="1",
         FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
         FLWR_HOME=str(flwr_home),
+        FLWR_SUPEREXEC_TASK_POLL_INTERVAL=SUPEREXEC_POLL_INTERVAL,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
@@ -317,11 +325,13 @@ class LocalDeployment:
             "--node-config",
             self.node_config(i).to_node_config(),
         ]
-        # The participant's own watcher shares its SuperNode's process group (one shell starts
-        # both): it lives and dies with the participant's "machine", and acts on the chain's
-        # deadlines without being asked. The shell restarts a SuperNode that could not join (one
-        # that comes back after a crash is refused for up to a minute: see SUPERNODE_ATTEMPTS),
-        # and on the SIGTERM it gets when this process dies, ends its whole process group.
+        # The participant's own long-lived process (`seccl node watch`: it holds the participant
+        # and answers the messages its per-message ClientApp forwards, and acts on the chain's
+        # deadlines without being asked) shares its SuperNode's process group (one shell starts
+        # both): it lives and dies with the participant's "machine". The shell restarts a
+        # SuperNode that could not join (one that comes back after a crash is refused for up to a
+        # minute: see SUPERNODE_ATTEMPTS), and on the SIGTERM it gets when this process dies, ends
+        # its whole process group.
         watch = [
             str(Path(sys.executable).parent / "seccl"),
             "node",
@@ -379,6 +389,25 @@ class LocalDeployment:
             self.register_supernode(i)
         for i in range(self.participants):
             self.start_supernode(i, fault=self.faults.get(i))
+        for i in range(self.participants):
+            self.wait_participant(i)
+
+    def wait_participant(self, i: int, within: float = 180.0) -> None:
+        """Wait until participant ``i``'s own process (``seccl node watch``) listens for its
+        ClientApp: then it has loaded its code and met its chain, before the session opens (a
+        watcher that comes up after round 1 opened sits that round's deadlines out)."""
+        sock = socket_path(self.node_config(i).state_dir)
+        deadline = time.monotonic() + within
+        while not sock.exists():
+            process = self._nodes[i]
+            if process.poll() is not None:
+                raise DeployError(f"participant {i}'s SuperNode exited; see {self.party_dir(i)}")
+            if time.monotonic() > deadline:
+                raise DeployError(
+                    f"participant {i}'s process did not listen on {sock} within {within:.0f} s; "
+                    f"see {self.party_dir(i) / 'watch.log'}"
+                )
+            time.sleep(0.2)
 
     def run(self, timeout: float = 3600.0) -> dict[str, object]:
         """Open the session and run it through ``flwr run``; returns the server's run record."""
