@@ -170,7 +170,7 @@ def test_a_receipt_with_an_over_long_tx_id_is_refused_at_decoding() -> None:
 
 def test_escaped_quotes_and_brackets_in_strings_do_not_count_as_nesting() -> None:
     text = '[[{]}\\"\\\\' * 1_000
-    data = json.dumps({"type": "reply", "message": None, "note": text}).encode()
+    data = json.dumps({"type": "reply", "message": None, "commitment": None, "note": text}).encode()
     assert wire.decode_reply(data) == Reply()
     assert parse_json(json.dumps([[[text]]]).encode(), max_depth=3) == [[[text]]]
     with pytest.raises(ValueError, match="nested deeper than 2"):

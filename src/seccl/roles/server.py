@@ -107,6 +107,7 @@ class ParameterServer:
             ModelMessage(0, account.address, self.params), account, session.domain
         )
         self.wait_until: Callable[[int], None] = self._sleep_until
+        self.wait_while: Callable[[Callable[[], bool], int], None] = self._poll_while
         self._round_gas = self._round_txs = 0
         self._rejected_before = 0
         # What the chain already records for the round being run: empty in a normal round; after
@@ -117,6 +118,12 @@ class ParameterServer:
     def _sleep_until(self, timestamp: int) -> None:
         """Wait until the chain's clock passes ``timestamp`` (a deployment's real wait)."""
         while self._now() <= timestamp:
+            time.sleep(1.0)
+
+    def _poll_while(self, busy: Callable[[], bool], timestamp: int) -> None:
+        """Wait while ``busy()`` holds, but not past the chain's ``timestamp`` (a deployment's real
+        wait: the participants act on the chain meanwhile)."""
+        while busy() and self._now() <= timestamp:
             time.sleep(1.0)
 
     def _now(self) -> int:
@@ -143,14 +150,14 @@ class ParameterServer:
     def evaluate_phase(self, round_: int, send_and_receive: SendAndReceive) -> None:
         """4-5. Once the reveals have closed, ask everyone to score the revealed updates (each reads
         them from the board itself); relay the ballots."""
-        info = self.board.round_info(round_)
-        now = self._now()
-        if not info.reveals_closed(self.session.n, now):
-            if not info.commitments_closed(self.session.n, now):
-                self.wait_until(info.update_deadline)
-            info = self.board.round_info(round_)
-            if not info.reveals_closed(self.session.n, self._now()):
-                self.wait_until(info.reveal_deadline)
+        n, info = self.session.n, self.board.round_info(round_)
+        if not info.commitments_closed(n, self._now()):
+            self.wait_until(info.update_deadline)
+        # Each participant reveals its own update once the commitments close: wait for the last
+        # reveal, or for the reveal deadline (an author that does not reveal is not eligible).
+        self.wait_while(
+            lambda: not self.board.round_info(round_).reveals_closed(n, self._now()), info.reveal_deadline
+        )
         requests: dict[int, Request] = {}
         for i in range(self.session.n):
             if self.contacts(i, round_, "evaluate"):
