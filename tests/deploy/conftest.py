@@ -47,6 +47,7 @@ def simulated_model(root: Path, n: int = N, rounds: int = ROUNDS) -> tuple[np.nd
         seed=0,
         accounts=[account(root / f"participant-{i:04d}") for i in range(n)],
         server_account=account(root / "server"),
+        seeded_salts=False,  # each participant's salts from its own key, as deployed
     )
     result = sim.run()
     return sim.server.params, [r.candidates for r in result.rounds]

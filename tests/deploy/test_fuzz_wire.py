@@ -42,6 +42,7 @@ from seccl.protocol.instructions import (
     EvaluateRequest,
     FinalModelRequest,
     Reply,
+    RevealRequest,
     TrainRequest,
 )
 from seccl.protocol.messages import EvaluationMessage, ModelMessage, UpdateMessage
@@ -82,6 +83,7 @@ DELIVERY = Delivery.sign(
 RECEIPT = Receipt.sign(SERVER, DOMAIN, 3, MessageKind.UPDATE, CAROL.address, b"\x01" * 32, "0x" + "ab" * 32)
 REQUESTS = [
     TrainRequest(3, MODEL, DELIVERY),
+    RevealRequest(3),
     EvaluateRequest(3, RECEIPT),
     EvaluateRequest(3, None),
     BallotReceipt(3, RECEIPT),

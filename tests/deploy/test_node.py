@@ -167,7 +167,8 @@ def test_participants_rebuilt_from_disk_for_every_message_compute_the_simulation
     deployed = np.load(consortium.server_dir / "records" / "models" / "final.npy")
     assert np.array_equal(deployed, expected)
     assert [tuple(r["candidates"]) for r in rounds] == candidates
-    assert transport.handled == N * (3 * ROUNDS + 1)  # train, evaluate, ballot receipt; the final model
+    # train, reveal, evaluate and ballot receipt every round; then the final model
+    assert transport.handled == N * (4 * ROUNDS + 1)
     for i in range(N):
         state = root / f"participant-{i:04d}" / "state"
         assert json.loads((state / EVIDENCE).read_text()) == []

@@ -93,7 +93,7 @@ def test_an_update_that_reached_the_board_late_reaches_every_voter(tmp_path: Pat
     assert outcome["ballots"] == N
     assert evidence[1] == [] and evidence[2] == []
     assert [e["detail"] for e in evidence[0]] == [
-        "the server did not post this update; the participant posted it itself"
+        "the server did not post this commitment; the participant posted it itself"
     ]
 
 

@@ -11,7 +11,14 @@ from seccl.chain.bulletin_board import MessageKind
 from seccl.deploy import wire
 from seccl.protocol.envelope import Commitment, SignedMessage
 from seccl.protocol.errors import MalformedMessageError, OversizedMessageError
-from seccl.protocol.instructions import BallotReceipt, EvaluateRequest, FinalModelRequest, Reply, TrainRequest
+from seccl.protocol.instructions import (
+    BallotReceipt,
+    EvaluateRequest,
+    FinalModelRequest,
+    Reply,
+    RevealRequest,
+    TrainRequest,
+)
 from seccl.protocol.json_input import parse_json
 from seccl.protocol.statements import Delivery, Receipt
 
@@ -22,6 +29,7 @@ RECEIPT = Receipt(3, MessageKind.UPDATE, ADDRESS, b"\x08" * 32, "0x" + "ab" * 32
 
 REQUESTS = [
     TrainRequest(3, SIGNED, DELIVERY),
+    RevealRequest(3),
     EvaluateRequest(3, RECEIPT),
     EvaluateRequest(3, None),
     BallotReceipt(3, RECEIPT),
@@ -75,7 +83,7 @@ def test_a_malformed_request_is_refused_with_what_is_wrong(data: bytes, says: st
 def test_an_oversized_request_is_refused_before_it_is_parsed(monkeypatch) -> None:
     monkeypatch.setattr(wire, "MAX_WIRE_BYTES", 100)
     with pytest.raises(OversizedMessageError, match="at most 100"):
-        wire.decode_request(wire.encode_request(REQUESTS[1]))
+        wire.decode_request(wire.encode_request(REQUESTS[0]))
 
 
 @pytest.mark.parametrize(

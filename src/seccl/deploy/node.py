@@ -42,6 +42,7 @@ from seccl.protocol.instructions import (
     FinalModelRequest,
     Reply,
     Request,
+    RevealRequest,
     TrainRequest,
 )
 from seccl.roles.participant import Participant
@@ -448,7 +449,7 @@ class ParticipantNode:
         """
         if isinstance(request, TrainRequest):
             last = (request.round - 1, len(PHASES))
-        elif isinstance(request, (EvaluateRequest, BallotReceipt)):
+        elif isinstance(request, (RevealRequest, EvaluateRequest, BallotReceipt)):
             last = (request.round, 2)
         elif isinstance(request, FinalModelRequest):
             last = (request.round, len(PHASES))

@@ -15,6 +15,7 @@ from seccl.protocol.instructions import (
     FinalModelRequest,
     Reply,
     Request,
+    RevealRequest,
     TrainRequest,
 )
 from seccl.protocol.json_input import parse_json
@@ -41,7 +42,7 @@ def encode_request(request: Request) -> bytes:
         body |= {"own_receipt": None if request.own_receipt is None else request.own_receipt.to_dict()}
     elif isinstance(request, BallotReceipt):
         body |= {"receipt": None if request.receipt is None else request.receipt.to_dict()}
-    else:  # pragma: no cover - the union is closed
+    elif not isinstance(request, RevealRequest):  # pragma: no cover - the union is closed
         raise TypeError(f"not a request: {type(request).__name__}")
     return _dump({"type": _TYPES[type(request)], **body})
 
@@ -60,6 +61,8 @@ def decode_request(data: bytes) -> Request:
             return TrainRequest(round_, _signed(raw["model"]), Delivery.from_dict(raw["delivery"]))
         if kind == "final":
             return FinalModelRequest(round_, _signed(raw["model"]), Delivery.from_dict(raw["delivery"]))
+        if kind == "reveal":
+            return RevealRequest(round_)
         if kind == "evaluate":
             own = raw["own_receipt"]
             return EvaluateRequest(round_, None if own is None else Receipt.from_dict(own))
@@ -100,6 +103,7 @@ def decode_reply(data: bytes) -> Reply:
 
 _TYPES: dict[type, str] = {
     TrainRequest: "train",
+    RevealRequest: "reveal",
     EvaluateRequest: "evaluate",
     BallotReceipt: "ballot-receipt",
     FinalModelRequest: "final",

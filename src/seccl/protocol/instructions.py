@@ -26,6 +26,14 @@ class TrainRequest:
 
 
 @dataclass(frozen=True)
+class RevealRequest:
+    """The commitments of round ``round`` have closed: reveal your update on the board now (a
+    prompt only: a participant reveals on its own once the commitments close, asked or not)."""
+
+    round: int
+
+
+@dataclass(frozen=True)
 class EvaluateRequest:
     """The reveals have closed: score the others' updates, as the board reveals them.
     ``own_receipt`` is the server's receipt for your own commitment, if it took one."""
@@ -51,7 +59,7 @@ class FinalModelRequest:
     delivery: Delivery
 
 
-Request = TrainRequest | EvaluateRequest | BallotReceipt | FinalModelRequest
+Request = TrainRequest | RevealRequest | EvaluateRequest | BallotReceipt | FinalModelRequest
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from seccl.protocol.instructions import (
     FinalModelRequest,
     Reply,
     Request,
+    RevealRequest,
     TrainRequest,
 )
 from seccl.protocol.messages import EvaluationMessage, UpdateMessage, decode_message, score_to_ppm
@@ -65,7 +66,9 @@ class Participant(ChainChecks):
             return Reply(commitment=None if signed is None else Commitment.of(signed))
         if isinstance(request, EvaluateRequest):
             return Reply((yield from self._on_evaluate(request)))
-        if isinstance(request, BallotReceipt):
+        if isinstance(request, RevealRequest):
+            self.after_commitments(request.round)
+        elif isinstance(request, BallotReceipt):
             self._on_ballot_receipt(request)
         elif isinstance(request, FinalModelRequest):
             self._check_delivered_model(request.round, request.model, request.delivery)

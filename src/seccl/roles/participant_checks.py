@@ -89,8 +89,8 @@ class ChainChecks(ParticipantState):
         if own is None or self.board.digest_of(round_, MessageKind.UPDATE, self.address) != own.digest():
             return  # nothing committed (any reason is reported already)
         info = self.board.round_info(round_)
-        if info.has_revealed(self.index) or info.model_posted:
-            return
+        if info.has_revealed(self.index) or info.model_posted or self._now() > info.reveal_deadline:
+            return  # done, or too late to try (a failed attempt is reported already)
         try:
             self.board.reveal_update(round_, self.address, own.data)
         except ContractRevert as exc:

@@ -32,6 +32,7 @@ from seccl.protocol.instructions import (
     FinalModelRequest,
     Reply,
     Request,
+    RevealRequest,
     TrainRequest,
 )
 from seccl.protocol.messages import EvaluationMessage, Message, ModelMessage, UpdateMessage, decode_message
@@ -153,8 +154,10 @@ class ParameterServer:
         n, info = self.session.n, self.board.round_info(round_)
         if not info.commitments_closed(n, self._now()):
             self.wait_until(info.update_deadline)
-        # Each participant reveals its own update once the commitments close: wait for the last
-        # reveal, or for the reveal deadline (an author that does not reveal is not eligible).
+        # Each participant reveals its own update once the commitments close (prompted here, or on
+        # its own): wait for the last reveal, or for the reveal deadline (an author that does not
+        # reveal is not eligible).
+        send_and_receive({i: RevealRequest(round_) for i in range(n) if self.contacts(i, round_, "reveal")})
         self.wait_while(
             lambda: not self.board.round_info(round_).reveals_closed(n, self._now()), info.reveal_deadline
         )

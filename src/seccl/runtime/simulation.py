@@ -120,6 +120,7 @@ class Simulation:
         recorder: RoundRecorder | None = None,
         adopt: OpenSession | None = None,
         workers: int = 0,
+        seeded_salts: bool = True,
     ):
         # One thread: bit-exact training for a seed, and no stalls on a shared 2-core machine.
         torch.set_num_threads(1)
@@ -176,8 +177,11 @@ class Simulation:
                 backend=backend,
                 seed=seed,
                 # All parties are this one process: salts from the run's seed make a run repeat
-                # bit for bit (a deployed participant's come from its own secret key).
-                salt_key=hashlib.sha256(f"seccl-salts/{seed}/{i}".encode()).digest(),
+                # bit for bit under fresh keys. A deployed participant's come from its own secret
+                # key (``seeded_salts=False`` does the same here, to replay a deployment).
+                salt_key=hashlib.sha256(f"seccl-salts/{seed}/{i}".encode()).digest()
+                if seeded_salts
+                else None,
             )
             for i in range(n)
         ]
