@@ -608,9 +608,12 @@ def test_the_contracts_emit_the_example_logs_and_refuse_the_refused_signatures()
             got = log_of(tx, "MessagePosted(uint64,uint8,address,bytes32)")
             assert got == {k: examples["MessagePosted"][k] for k in ("topics", "data")}
 
-    # Every participant committed: the reveals are open. The bytes travel in the calldata.
+    # Every participant committed: the reveals are open. The bytes travel in the calldata, each
+    # sent by its author (only the author may reveal).
     for i, (p, u) in enumerate(zip(participants, updates, strict=True)):
-        tx = board.reveal_update(1, p.address, raw(u["bytes"])).tx_hash
+        fund(backend, p.address)
+        own = board.for_reader(signing_connection(backend, p), sender=p.address)
+        tx = own.reveal_update(1, p.address, raw(u["bytes"])).tx_hash
         if i == 0:
             got = log_of(tx, "UpdateRevealed(uint64,address,bytes32)")
             assert got == {k: examples["UpdateRevealed"][k] for k in ("topics", "data")}
