@@ -123,8 +123,8 @@ class ConsensusClient:
         board = self._board_contract()
         registered, index = self._call(board.functions.participantIndex(to_checksum_address(voter)))
         info = self._call(board.functions.roundInfo(round_))
-        bitmap = int(info[8]) & ~int(info[9])  # revealed and not proven invalid
-        eligible = [i for i in range(len(scores)) if bitmap >> i & 1]
+        revealed, invalid = int(info[8]), int(info[9])  # RoundInfo's revealBitmap and invalidBitmap
+        eligible = [i for i in range(len(scores)) if (revealed & ~invalid) >> i & 1]
         tie_seed = bytes(self._call(board.functions.tieSeedOf(round_)))
         # An unknown voter gets index 0: the contract rejects it with its own typed error.
         return voter_ranking(

@@ -297,6 +297,7 @@ class ChainChecks(ParticipantState):
         self._reveals_read = True
         info = self.board.round_info(round_)
         revealed = self.board.revealed_updates(round_)
+        committed = self.board.updates_of(round_) if info.update_bitmap != info.reveal_bitmap else []
         for j, author in enumerate(self.session.participants):
             if j != self.index and info.has_update(j) and not info.has_revealed(j):
                 self._report(
@@ -304,7 +305,7 @@ class ChainChecks(ParticipantState):
                     author,
                     None,
                     None,
-                    self.board.updates_of(round_)[j],
+                    committed[j],
                     "committed an update but never revealed it: not eligible (its own failure)",
                 )
             found = revealed.get(author)
