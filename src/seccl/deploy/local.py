@@ -78,6 +78,23 @@ SUPERNODE_ATTEMPTS = 24
 SUPERNODE_RETRY_SECONDS = 5
 
 
+GRACE_SECONDS = 10
+"""How long a process group's shell waits for its processes to end on SIGTERM before it SIGKILLs
+the whole group (see :func:`group_guard`)."""
+
+
+def group_guard(children: str) -> str:
+    """The trap of a shell that leads a process group and starts, in the background, the processes
+    whose pids it keeps in the variables named by ``children`` (space-separated). On SIGTERM (from
+    :meth:`LocalDeployment.stop`, or from Linux when this process dies, even by SIGKILL: see
+    ``die_with_parent``) the shell passes SIGTERM to its group, waits for those processes to end,
+    at most :data:`GRACE_SECONDS`, then SIGKILLs the whole group: whatever they started and left
+    behind (a SuperExec's apps), and whatever ignores SIGTERM or hangs in its own exit, goes too."""
+    waited = " ".join(f"${name}" for name in children.split())
+    handler = f'trap "" TERM; kill 0; (sleep {GRACE_SECONDS}; kill -9 0) & wait {waited}; kill -9 0'
+    return f"trap {shlex.quote(handler)} TERM"
+
+
 SUPEREXEC_POLL_INTERVAL = "0.1"
 """Seconds between a SuperExec's looks for a task (Flower's default: 1 s, once per message)."""
 
@@ -272,14 +289,32 @@ class LocalDeployment:
         path.write_text(config)
         return path
 
+    def superexec_flags(self) -> list[str]:
+        """The ServerApp's SuperExec verifies the SuperLink against the run's CA (or ``--insecure``)."""
+        if self.insecure:
+            return ["--insecure"]
+        if self.credentials is None:
+            raise DeployError("no certificates: prepare the deployment first")
+        return ["--root-certificates", str(self.credentials.ca_certificate)]
+
     def start_superlink(self) -> None:
         self.write_flower_config()
+        address = f"127.0.0.1:{self.port}"
         link = ["flower-superlink", *self.superlink_flags(), "--host", "127.0.0.1", "--port", str(self.port)]
-        link += ["--database", str(self.root / "superlink.db")]
-        # Under a shell that, on the SIGTERM it gets when this process dies (even SIGKILLed), ends
-        # its whole process group: the SuperLink does not stop the ServerApp it started (CI found
-        # a `flwr-serverapp` orphaned after a SIGKILL of `seccl deploy local`).
-        script = f"trap 'trap - TERM; kill 0' TERM; {shlex.join(link)} & wait"
+        link += ["--database", str(self.root / "superlink.db"), "--isolation", "process"]
+        # The SuperExec that starts the ServerApp is ours, not the SuperLink's: in its default
+        # isolation ("subprocess") the SuperLink starts it in a session of its own, out of reach
+        # of this process group, and it and the `flwr-serverapp` it starts then end only if they
+        # notice the SuperLink is gone. A ServerApp blocked on a pull from the dead SuperLink (its
+        # retries never give up) does not (`flwr-serverapp` outlived a SIGKILL of `seccl deploy
+        # local`). Started here, both belong to the SuperLink's process group.
+        superexec = ["flower-superexec", *self.superexec_flags(), "--runtime-api-address", address]
+        script = (
+            f"{group_guard('link superexec')}; "
+            f"{shlex.join(link)} & link=$!; "
+            f'{shlex.join(superexec)} --parent-pid "$link" & superexec=$!; '
+            'wait "$link"'
+        )
         self._link = self._spawn(["sh", "-c", script], self.root / "superlink.log", self.env)
         self._wait_port(self.port, "the SuperLink", self._link)
 
@@ -330,8 +365,8 @@ class LocalDeployment:
         # deadlines without being asked) shares its SuperNode's process group (one shell starts
         # both): it lives and dies with the participant's "machine". The shell restarts a
         # SuperNode that could not join (one that comes back after a crash is refused for up to a
-        # minute: see SUPERNODE_ATTEMPTS), and on the SIGTERM it gets when this process dies, ends
-        # its whole process group.
+        # minute: see SUPERNODE_ATTEMPTS), and on SIGTERM ends its whole process group (see
+        # group_guard).
         watch = [
             str(Path(sys.executable).parent / "seccl"),
             "node",
@@ -340,9 +375,9 @@ class LocalDeployment:
         ]
         watch_log = shlex.quote(str(self.party_dir(i) / "watch.log"))
         script = (
-            "trap 'trap - TERM; kill 0' TERM; "
-            f"{shlex.join(watch)} >> {watch_log} 2>&1 & "
-            f"attempt=1; while :; do {shlex.join(command)} & wait $!; code=$?; "
+            f"{group_guard('watch node')}; "
+            f"{shlex.join(watch)} >> {watch_log} 2>&1 & watch=$!; "
+            f'attempt=1; while :; do {shlex.join(command)} & node=$!; wait "$node"; code=$?; '
             f'if [ "$code" -eq 0 ] || [ "$attempt" -ge {SUPERNODE_ATTEMPTS} ]; then exit "$code"; fi; '
             f"attempt=$((attempt + 1)); sleep {SUPERNODE_RETRY_SECONDS} & wait $!; done"
         )
