@@ -26,7 +26,7 @@ from seccl.deploy.session_file import SessionFile, SessionFileError
 from seccl.deploy.wire import decode_reply, decode_request, encode_reply, encode_request
 from seccl.protocol.archive import RunArchive
 from seccl.protocol.instructions import Reply, Request
-from tests.deploy.conftest import ROUNDS, N, simulated_model
+from tests.deploy.conftest import ROUNDS, N, saved_model, simulated_model
 
 GOOD = {
     "key-file": "/keys/key.json",
@@ -164,7 +164,7 @@ def test_participants_rebuilt_from_disk_for_every_message_compute_the_simulation
     rounds = DeployedServer(config, transport=transport, log=lambda _line: None).run()
 
     expected, candidates = simulated_model(root)
-    deployed = np.load(consortium.server_dir / "records" / "models" / "final.npy")
+    deployed = saved_model(consortium.server_dir / "records" / "models" / "final.pt")
     assert np.array_equal(deployed, expected)
     assert [tuple(r["candidates"]) for r in rounds] == candidates
     # train, reveal, evaluate and ballot receipt every round; then the final model

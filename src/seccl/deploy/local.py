@@ -53,7 +53,7 @@ packages = ["."]
 publisher = "seccl"
 
 [tool.flwr.app.components]
-serverapp = "seccl.deploy.server_app:app"
+serverapp = "seccl.runs.deployment:app"
 clientapp = "seccl.deploy.client_app:app"
 
 # The server's run config; `flwr run . NAME --run-config FILE` fills it in.
@@ -68,6 +68,9 @@ join-timeout = 120.0
 test-data = ""
 server-attack = ""
 attack-target = 0
+dataset = ""
+per-participant = 0
+candidate-fraction = 0.0
 """
 
 
@@ -459,6 +462,11 @@ class LocalDeployment:
             "test-data": str(self.root / "data" / "test.npz"),
             "server-attack": self.server_attack or "",
             "attack-target": int(self.attack_target),
+            # What the records say of the data and l (config.toml, metrics.json): the chain fixes
+            # N, M and the seed, not these.
+            "dataset": self.dataset,
+            "per-participant": int(self.per_participant or 0),
+            "candidate-fraction": float(self.candidate_fraction),
         }
         config_file = self.root / "server-run-config.toml"
         config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in run_config.items()))
