@@ -14,6 +14,8 @@ from seccl.chain.backends import EmbeddedChain
 from seccl.deploy.local import LocalDeployment
 from seccl.learning.splits import load_participant_data
 from seccl.roles.settings import LearningSettings
+from seccl.runs.evaluate import model_params, read_state_dict
+from seccl.runtime.results import RunResult
 from seccl.runtime.simulation import Simulation
 
 N, ROUNDS, PER_PARTICIPANT = 3, 2, 100
@@ -24,9 +26,21 @@ def account(directory: Path):
     return load_keystore(directory / "key.json", (directory / "passphrase").read_text().strip())
 
 
+def saved_model(path: Path) -> np.ndarray:
+    """The parameters of a model file a run or a deployment saved (a ``state_dict``)."""
+    return model_params(read_state_dict(path), path, num_classes=10)
+
+
 def simulated_model(root: Path, n: int = N, rounds: int = ROUNDS) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """θ_R and the elected candidates of the simulation of the consortium under ``root``: the
     same keys, the same private data, the same seed, on the embedded EVM."""
+    params, result = simulated_run(root, n, rounds)
+    return params, [r.candidates for r in result.rounds]
+
+
+def simulated_run(root: Path, n: int = N, rounds: int = ROUNDS) -> tuple[np.ndarray, RunResult]:
+    """θ_R and the whole result of the simulation of the consortium under ``root`` (see
+    :func:`simulated_model`)."""
     parts, test = load_participant_data(
         dataset="mnist",
         data_root=None,
@@ -50,7 +64,7 @@ def simulated_model(root: Path, n: int = N, rounds: int = ROUNDS) -> tuple[np.nd
         seeded_salts=False,  # each participant's salts from its own key, as deployed
     )
     result = sim.run()
-    return sim.server.params, [r.candidates for r in result.rounds]
+    return sim.server.params, result
 
 
 @pytest.fixture

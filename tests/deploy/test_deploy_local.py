@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.deploy.conftest import PER_PARTICIPANT, ROUNDS, N, simulated_model
+from tests.deploy.conftest import PER_PARTICIPANT, ROUNDS, N, saved_model, simulated_model
 from tests.deploy.processes import MARKER, marked, new_marker
 from tests.processes import wait_for
 
@@ -36,7 +36,7 @@ def test_deploy_local_runs_the_simulations_session_over_flower(tmp_path: Path) -
         assert json.loads((state / "evidence.json").read_text()) == []
     assert f"server: {root / 'server' / 'records'}" in done.stdout
     expected, candidates = simulated_model(root)
-    assert np.array_equal(np.load(root / "server" / "records" / "models" / "final.npy"), expected)
+    assert np.array_equal(saved_model(root / "server" / "records" / "models" / "final.pt"), expected)
     record = json.loads((root / "server" / "records" / "run.json").read_text())
     assert record["complete"]
     assert [tuple(r["candidates"]) for r in record["rounds"]] == candidates
@@ -45,7 +45,10 @@ def test_deploy_local_runs_the_simulations_session_over_flower(tmp_path: Path) -
     assert wait_for(lambda: not marked(marker), timeout=15), f"left running: {marked(marker)}"
     # `seccl audit` re-checks the server's records and a participant's own against the session
     # file and the chain the deployment saved (root/session.json, root/chain/anvil-state.json).
+    # The server's records include a simulated run's (metrics.json, chain.json, …): checked too.
     for records in (root / "server" / "records", root / "participant-0001" / "state"):
         audited = subprocess.run([SECCL, "audit", str(records)], capture_output=True, text=True, timeout=300)
         assert audited.returncode == 0, audited.stdout + audited.stderr
         assert audited.stdout.splitlines()[-1] == "clean", audited.stdout
+        if records.name == "records":
+            assert "metrics.json: ok" in audited.stdout and "chain.json: ok" in audited.stdout

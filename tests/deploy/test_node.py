@@ -1,6 +1,7 @@
 """A participant on its own machine: its node config is checked before anything runs, it says
-hello only for its own session and node, and, rebuilt from disk for every message (as Flower
-runs it), it computes exactly what the simulation's participant computes."""
+hello only for its own session and node, and, rebuilt from disk for every message (the hardest
+case: as if its long-lived process restarted between any two messages), it computes exactly what
+the simulation's participant computes."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from seccl.deploy.session_file import SessionFile, SessionFileError
 from seccl.deploy.wire import decode_reply, decode_request, encode_reply, encode_request
 from seccl.protocol.archive import RunArchive
 from seccl.protocol.instructions import Reply, Request
-from tests.deploy.conftest import ROUNDS, N, simulated_model
+from tests.deploy.conftest import ROUNDS, N, saved_model, simulated_model
 
 GOOD = {
     "key-file": "/keys/key.json",
@@ -124,7 +125,7 @@ def test_hello_binds_the_participant_to_this_session_and_this_node(consortium) -
 
 class FreshProcessTransport:
     """What Flower does to a participant, minus the network: every message goes through the
-    wire format to a participant rebuilt from its files (a fresh ClientApp process each time)."""
+    wire format to a participant rebuilt from its files (as if its process restarted each time)."""
 
     def __init__(self, configs: list[NodeConfig], lose: set[tuple[str, int, int]] | None = None):
         self.configs = configs
@@ -163,7 +164,7 @@ def test_participants_rebuilt_from_disk_for_every_message_compute_the_simulation
     rounds = DeployedServer(config, transport=transport, log=lambda _line: None).run()
 
     expected, candidates = simulated_model(root)
-    deployed = np.load(consortium.server_dir / "records" / "models" / "final.npy")
+    deployed = saved_model(consortium.server_dir / "records" / "models" / "final.pt")
     assert np.array_equal(deployed, expected)
     assert [tuple(r["candidates"]) for r in rounds] == candidates
     # train, reveal, evaluate and ballot receipt every round; then the final model

@@ -2,8 +2,8 @@
 that never contacts participant 0, participant 0 posts its own commitment, reveals its update and
 submits its ballot before the phases close, and holds the server's silence as evidence; the others
 read its update from the chain like everyone else's and find nothing wrong. Participants are
-rebuilt from disk for every message, as Flower runs them, and the watchers are threads here (in a
-deployment, `seccl node watch` processes)."""
+rebuilt from disk for every message (as if their processes restarted each time), and the watchers
+are threads here (in a deployment, `seccl node watch` processes, which also answer the messages)."""
 
 from __future__ import annotations
 

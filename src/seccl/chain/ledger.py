@@ -52,6 +52,11 @@ class Ledger:
             for name, address in contracts.items()
         }
 
+    @property
+    def last_block(self) -> int:
+        """The last block read so far (the one before ``first_block`` before the first update)."""
+        return self._next - 1
+
     def update(self) -> list[LedgerEntry]:
         """Read every block mined since the last call; returns all entries so far."""
         latest = int(self.w3.eth.block_number)

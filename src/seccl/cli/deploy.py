@@ -123,9 +123,14 @@ def deploy_local(args: argparse.Namespace) -> int:
     rounds_done: list[dict[str, Any]] = list(record["rounds"])  # type: ignore[call-overload]
     for r in rounds_done:
         shown = "" if r["accuracy"] is None else f"accuracy {r['accuracy']:.4f}, "
+        if r.get("macro_f1") is not None:
+            shown += f"macro-F1 {r['macro_f1']:.4f}, "
         print(f"round {r['round']}: {shown}candidates {r['candidates']}, {r['seconds']:.1f} s")
     print(f"done in {time.perf_counter() - started:.0f} s; every process it started is stopped")
-    print(f"server: {out / 'server' / 'records'} (run.json, models/final.pt, messages.sqlite, server.log)")
+    print(
+        f"server: {out / 'server' / 'records'} (a simulated run's records: metrics.json, metrics.csv, "
+        "chain.json, the plots, models/round-NNNN.pt; and run.json, messages.sqlite, server.log)"
+    )
     found = 0
     for i in range(n):
         state = out / f"participant-{i:04d}" / "state"

@@ -21,11 +21,16 @@ def add_parser(sub: Any) -> None:
     actions = node.add_subparsers(dest="action", required=True, metavar="ACTION")
     watch = actions.add_parser(
         "watch",
-        help="act on the chain's deadlines whether or not the server asks (post, vote, tally, accuse)",
-        description="Run beside a participant's SuperNode, with the same settings as its node config: "
-        "every few seconds, the checks the chain's clock has made due, so a silent or stalling "
-        "server cannot keep the participant from posting its update, submitting its ballot, "
-        "tallying the election or accusing a missing model. Ends when the session has ended.",
+        help="the participant's own process: answers its SuperNode's messages, and acts on the "
+        "chain's deadlines whether or not the server asks (post, vote, tally, accuse)",
+        description="Run beside a participant's SuperNode, with the same settings as its node config. "
+        "It holds the participant (its key, data and chain connection, loaded once) and answers "
+        "the messages the SuperNode's ClientApp forwards to it over a socket in the state "
+        "directory (STATE_DIR/node.sock, 0600; the ClientApp refuses every message while this "
+        "process is not running). Every few seconds it runs the checks the chain's clock has made "
+        "due, so a silent or stalling server cannot keep the participant from posting its update, "
+        "submitting its ballot, tallying the election or accusing a missing model. Ends when the "
+        "session has ended (after the server's final model, or 10 minutes after its last check).",
         formatter_class=Formatter,
     )
     for flag, what in zip(

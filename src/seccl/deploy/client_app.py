@@ -1,21 +1,25 @@
-"""The participant's Flower ClientApp: each message from the ServerApp is one SecCL request
-(:mod:`seccl.deploy.wire`), answered by the :class:`ParticipantNode` its SuperNode's node config
-describes. A request it cannot decode or refuses gets an empty reply that says why; it never
-reaches the participant's state."""
+"""The participant's Flower ClientApp, thin: Flower starts one process for every message, so this
+module imports Flower and the standard library only (no torch, no web3). It forwards the bytes
+each message carries to the participant's long-lived process (``seccl node watch``, which holds
+its key, data and :class:`~seccl.deploy.node.ParticipantNode`) over the local channel of
+:mod:`seccl.deploy.relay`, and returns the bytes that process answers. It never decodes a request:
+the long-lived process does, and refuses what it cannot decode.
+
+A message it cannot forward (the long-lived process is not running, does not answer within
+:data:`~seccl.deploy.relay.REPLY_WAIT`, or the node config names no state directory) gets an empty
+reply that says why (``error``), as a refused request does; it never waits without bound."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from seccl.deploy.node import NodeConfig, ParticipantNode
-from seccl.deploy.wire import decode_request, encode_reply
-from seccl.protocol.errors import MalformedMessageError, ProtocolError, shown
-from seccl.protocol.instructions import TrainRequest
-from seccl.runtime.faults import maybe_kill_node
+from seccl.deploy import relay
+from seccl.protocol.errors import MalformedMessageError, shown
 
 app = ClientApp()
 
@@ -56,42 +60,43 @@ def quoted(reason: object) -> str:
     return text if len(text) <= MAX_REASON else text[:MAX_REASON] + f"… ({len(text)} characters)"
 
 
-def _node(context: Context) -> ParticipantNode:
-    return ParticipantNode(NodeConfig.from_node_config(context.node_config))
-
-
 @app.query("hello")
 def hello(msg: Message, context: Context) -> Message:
     """Which participant answers on this node: its address, signed for this session and node."""
-    node = _node(context)
-    node.log(f"said hello on Flower node {context.node_id}")
-    content = payload(node.hello(context.node_id), address=node.address)
-    return Message(content, reply_to=msg)
+    return _forwarded("hello", msg, context, b"")
 
 
 @app.query("request")
 def request(msg: Message, context: Context) -> Message:
-    """One SecCL request of the server, answered by the participant's own code and checks."""
-    entered = time.time()  # the wall clock, comparable with this process's start
-    node = _node(context)
-    rebuilt = time.time()
+    """One SecCL request of the server, answered by the participant's long-lived process."""
     try:
-        decoded = decode_request(payload_bytes(payload_record(msg)))
-    except ProtocolError as exc:
-        node.log(f"refused a message: {type(exc).__name__}: {exc}")
+        data = payload_bytes(payload_record(msg))
+    except MalformedMessageError as exc:
         return Message(payload(b"", error=f"{type(exc).__name__}: {exc}"), reply_to=msg)
-    if isinstance(decoded, TrainRequest):
-        maybe_kill_node(decoded.round, "train")
-    reply = node.handle(decoded)
+    return _forwarded("request", msg, context, data)
+
+
+def _refused(kind: str, msg: Message, reason: str) -> Message:
+    # Also in the SuperNode's output (Flower passes this process's stderr on), for its operator.
+    print(f"SecCL ClientApp: refused a {kind} message: {reason}", file=sys.stderr, flush=True)
+    return Message(payload(b"", error=reason), reply_to=msg)
+
+
+def _forwarded(kind: str, msg: Message, context: Context, data: bytes) -> Message:
+    state_dir = context.node_config.get("state-dir")
+    if not isinstance(state_dir, str) or not state_dir.strip():
+        error = f"the SuperNode's node config names no state-dir (got {shown(state_dir)})"
+        return _refused(kind, msg, f"RelayError: {error}")
     # Where a deployed round's time goes: this process's start-up (Flower starts one per
-    # message, which imports torch and web3), rebuilding the participant (its session checked
-    # against the chain again), its own work; the rest of a round trip is Flower's.
-    node.log(
-        f"round {decoded.round}: {type(decoded).__name__} answered in {time.time() - rebuilt:.2f} s, "
-        f"participant rebuilt in {rebuilt - entered:.2f} s, "
-        f"process started {entered - _process_started():.2f} s before"
-    )
-    return Message(payload(encode_reply(reply)), reply_to=msg)
+    # message), logged by the long-lived process beside its own work.
+    extra = {"process-age": round(time.time() - _process_started(), 3)}
+    try:
+        fields, reply = relay.forward(state_dir, kind, int(context.node_id), data, extra=extra)
+    except relay.RelayError as exc:
+        return _refused(kind, msg, f"RelayError: {exc}")
+    # relay.RelayFailure (the participant's own code failed) propagates: Flower answers with an
+    # error reply naming it, as it did when the participant ran in this process.
+    return Message(payload(reply, **fields), reply_to=msg)
 
 
 def _process_started() -> float:

@@ -1,5 +1,6 @@
 """The :class:`~seccl.runtime.transport.Transport` of a deployment: each request goes to the
-participant's own SuperNode through Flower's ``Grid.send_and_receive``, and a participant that
+participant's own SuperNode through Flower's ``Grid.push_messages``, its reply collected with
+``Grid.pull_messages`` every :data:`POLL_INTERVAL` seconds, and a participant that
 does not answer within the phase's time limit, or answers something malformed, is skipped for
 that phase, and recorded."""
 
@@ -21,6 +22,11 @@ from seccl.protocol.instructions import Reply, Request
 from seccl.roles.settings import SessionInfo
 
 HELLO_SIGNATURE_BYTES = 65  # an EIP-191 signature: r, s and v
+
+POLL_INTERVAL = 0.1
+"""Seconds between two pulls of the replies a phase waits for. ``Grid.send_and_receive`` sleeps
+3 s between pulls, which added up to 3 s to every round trip; a pull is one local request to the
+SuperLink, so a short interval costs little."""
 
 
 @dataclass(frozen=True)
@@ -81,15 +87,22 @@ class FlowerTransport:
     def _greet(self, node_ids: list[int]) -> None:
         """Learn which participant answers on each of ``node_ids`` from its signed hello. A node
         whose hello is malformed or unsigned is ignored (and not asked again): its participant,
-        if any, is then recorded as a dropout of every phase, "not connected"."""
+        if any, is then recorded as a dropout of every phase, "not connected". A node that
+        refuses (its participant's own process is not up yet) is asked again at the next
+        discovery."""
         messages = [Message(payload(b""), dst_node_id=node, message_type="query.hello") for node in node_ids]
-        for reply in self.grid.send_and_receive(messages, timeout=self.timeout):
+        for reply in exchange(self.grid, messages, self.timeout):
             node = reply.metadata.src_node_id
             self._greeted.add(node)
             if reply.has_error():
                 self.log(f"node {node} failed to say hello: {quoted(reply.error.reason)}")
                 continue
             try:
+                refusal = payload_record(reply).get("error")
+                if refusal is not None:
+                    self.log(f"node {node} refused to say hello (asked again later): {quoted(refusal)}")
+                    self._greeted.discard(node)
+                    continue
                 address, signature = _hello(reply)
             except ProtocolError as exc:
                 self.log(f"node {node} said a malformed hello: {exc}")
@@ -121,7 +134,7 @@ class FlowerTransport:
             messages.append(Message(content, dst_node_id=node, message_type="query.request"))
         replies: dict[int, Reply] = {}
         answered: set[int] = set()
-        for reply in self.grid.send_and_receive(messages, timeout=self.timeout) if messages else ():
+        for reply in exchange(self.grid, messages, self.timeout) if messages else ():
             index = by_node.get(reply.metadata.src_node_id, -1)
             if index not in requests or index in answered:
                 continue  # a reply nobody asked for, or a second one
@@ -151,6 +164,23 @@ class FlowerTransport:
         self.log(f"round {dropout.round}: participant {index} skipped for {dropout.phase}: {reason}")
         if self.on_dropout is not None:
             self.on_dropout(dropout)
+
+
+def exchange(grid: Grid, messages: list[Message], timeout: float) -> list[Message]:
+    """``grid.send_and_receive(messages, timeout=timeout)`` without its fixed 3 s between pulls:
+    push every message, then pull their replies every :data:`POLL_INTERVAL` seconds until each
+    has one or ``timeout`` seconds have passed."""
+    pending = {i for i in grid.push_messages(messages) if i}  # None: a message it could not push
+    replies: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while pending:
+        pulled = list(grid.pull_messages(pending))
+        replies.extend(pulled)
+        pending.difference_update(m.metadata.reply_to_message_id for m in pulled)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_INTERVAL)
+    return replies
 
 
 def _hello(reply: Message) -> tuple[str, bytes]:

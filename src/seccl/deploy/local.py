@@ -27,6 +27,7 @@ from seccl.chain.anvil import AnvilNode, die_with_parent, free_port
 from seccl.chain.bulletin_board import Phases
 from seccl.deploy.certificates import NodeKey, ServerCredentials, make_server_credentials, new_node_key
 from seccl.deploy.node import NodeConfig
+from seccl.deploy.relay import socket_path
 from seccl.deploy.session_file import SessionFile
 from seccl.deploy.setup import create_session, new_key, split_data
 from seccl.roles.settings import LearningSettings
@@ -52,7 +53,7 @@ packages = ["."]
 publisher = "seccl"
 
 [tool.flwr.app.components]
-serverapp = "seccl.deploy.server_app:app"
+serverapp = "seccl.runs.deployment:app"
 clientapp = "seccl.deploy.client_app:app"
 
 # The server's run config; `flwr run . NAME --run-config FILE` fills it in.
@@ -67,6 +68,9 @@ join-timeout = 120.0
 test-data = ""
 server-attack = ""
 attack-target = 0
+dataset = ""
+per-participant = 0
+candidate-fraction = 0.0
 """
 
 
@@ -75,6 +79,27 @@ attack-target = 0
 # a node that is online, so the SuperNode that comes back with the same key is refused until then.
 SUPERNODE_ATTEMPTS = 24
 SUPERNODE_RETRY_SECONDS = 5
+
+
+GRACE_SECONDS = 10
+"""How long a process group's shell waits for its processes to end on SIGTERM before it SIGKILLs
+the whole group (see :func:`group_guard`)."""
+
+
+def group_guard(children: str) -> str:
+    """The trap of a shell that leads a process group and starts, in the background, the processes
+    whose pids it keeps in the variables named by ``children`` (space-separated). On SIGTERM (from
+    :meth:`LocalDeployment.stop`, or from Linux when this process dies, even by SIGKILL: see
+    ``die_with_parent``) the shell passes SIGTERM to its group, waits for those processes to end,
+    at most :data:`GRACE_SECONDS`, then SIGKILLs the whole group: whatever they started and left
+    behind (a SuperExec's apps), and whatever ignores SIGTERM or hangs in its own exit, goes too."""
+    waited = " ".join(f"${name}" for name in children.split())
+    handler = f'trap "" TERM; kill 0; (sleep {GRACE_SECONDS}; kill -9 0) & wait {waited}; kill -9 0'
+    return f"trap {shlex.quote(handler)} TERM"
+
+
+SUPEREXEC_POLL_INTERVAL = "0.1"
+"""Seconds between a SuperExec's looks for a task (Flower's default: 1 s, once per message)."""
 
 
 class DeployError(RuntimeError):
@@ -91,13 +116,16 @@ def write_app(app_dir: Path) -> Path:
 
 def flower_environment(flwr_home: Path) -> dict[str, str]:
     """Flower's processes: no telemetry, no update check, nothing installed at run time, its
-    files under ``flwr_home``, and this venv's commands (the SuperNode starts its SuperExec by name)."""
+    files under ``flwr_home``, this venv's commands (the SuperNode starts its SuperExec by name),
+    and a SuperExec that looks for a new message's task every 0.1 s instead of every second
+    (``FLWR_SUPEREXEC_TASK_POLL_INTERVAL``, read by Flower's ``flower-superexec``)."""
     env = dict(os.environ)
     env.update(
         FLWR_TELEMETRY_ENABLED="0",
         FLWR_DISABLE_UPDATE_CHECK="1",
         FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
         FLWR_HOME=str(flwr_home),
+        FLWR_SUPEREXEC_TASK_POLL_INTERVAL=SUPEREXEC_POLL_INTERVAL,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
@@ -264,14 +292,32 @@ class LocalDeployment:
         path.write_text(config)
         return path
 
+    def superexec_flags(self) -> list[str]:
+        """The ServerApp's SuperExec verifies the SuperLink against the run's CA (or ``--insecure``)."""
+        if self.insecure:
+            return ["--insecure"]
+        if self.credentials is None:
+            raise DeployError("no certificates: prepare the deployment first")
+        return ["--root-certificates", str(self.credentials.ca_certificate)]
+
     def start_superlink(self) -> None:
         self.write_flower_config()
+        address = f"127.0.0.1:{self.port}"
         link = ["flower-superlink", *self.superlink_flags(), "--host", "127.0.0.1", "--port", str(self.port)]
-        link += ["--database", str(self.root / "superlink.db")]
-        # Under a shell that, on the SIGTERM it gets when this process dies (even SIGKILLed), ends
-        # its whole process group: the SuperLink does not stop the ServerApp it started (CI found
-        # a `flwr-serverapp` orphaned after a SIGKILL of `seccl deploy local`).
-        script = f"trap 'trap - TERM; kill 0' TERM; {shlex.join(link)} & wait"
+        link += ["--database", str(self.root / "superlink.db"), "--isolation", "process"]
+        # The SuperExec that starts the ServerApp is ours, not the SuperLink's: in its default
+        # isolation ("subprocess") the SuperLink starts it in a session of its own, out of reach
+        # of this process group, and it and the `flwr-serverapp` it starts then end only if they
+        # notice the SuperLink is gone. A ServerApp blocked on a pull from the dead SuperLink (its
+        # retries never give up) does not (`flwr-serverapp` outlived a SIGKILL of `seccl deploy
+        # local`). Started here, both belong to the SuperLink's process group.
+        superexec = ["flower-superexec", *self.superexec_flags(), "--runtime-api-address", address]
+        script = (
+            f"{group_guard('link superexec')}; "
+            f"{shlex.join(link)} & link=$!; "
+            f'{shlex.join(superexec)} --parent-pid "$link" & superexec=$!; '
+            'wait "$link"'
+        )
         self._link = self._spawn(["sh", "-c", script], self.root / "superlink.log", self.env)
         self._wait_port(self.port, "the SuperLink", self._link)
 
@@ -317,11 +363,13 @@ class LocalDeployment:
             "--node-config",
             self.node_config(i).to_node_config(),
         ]
-        # The participant's own watcher shares its SuperNode's process group (one shell starts
-        # both): it lives and dies with the participant's "machine", and acts on the chain's
-        # deadlines without being asked. The shell restarts a SuperNode that could not join (one
-        # that comes back after a crash is refused for up to a minute: see SUPERNODE_ATTEMPTS),
-        # and on the SIGTERM it gets when this process dies, ends its whole process group.
+        # The participant's own long-lived process (`seccl node watch`: it holds the participant
+        # and answers the messages its per-message ClientApp forwards, and acts on the chain's
+        # deadlines without being asked) shares its SuperNode's process group (one shell starts
+        # both): it lives and dies with the participant's "machine". The shell restarts a
+        # SuperNode that could not join (one that comes back after a crash is refused for up to a
+        # minute: see SUPERNODE_ATTEMPTS), and on SIGTERM ends its whole process group (see
+        # group_guard).
         watch = [
             str(Path(sys.executable).parent / "seccl"),
             "node",
@@ -330,9 +378,9 @@ class LocalDeployment:
         ]
         watch_log = shlex.quote(str(self.party_dir(i) / "watch.log"))
         script = (
-            "trap 'trap - TERM; kill 0' TERM; "
-            f"{shlex.join(watch)} >> {watch_log} 2>&1 & "
-            f"attempt=1; while :; do {shlex.join(command)} & wait $!; code=$?; "
+            f"{group_guard('watch node')}; "
+            f"{shlex.join(watch)} >> {watch_log} 2>&1 & watch=$!; "
+            f'attempt=1; while :; do {shlex.join(command)} & node=$!; wait "$node"; code=$?; '
             f'if [ "$code" -eq 0 ] || [ "$attempt" -ge {SUPERNODE_ATTEMPTS} ]; then exit "$code"; fi; '
             f"attempt=$((attempt + 1)); sleep {SUPERNODE_RETRY_SECONDS} & wait $!; done"
         )
@@ -379,6 +427,25 @@ class LocalDeployment:
             self.register_supernode(i)
         for i in range(self.participants):
             self.start_supernode(i, fault=self.faults.get(i))
+        for i in range(self.participants):
+            self.wait_participant(i)
+
+    def wait_participant(self, i: int, within: float = 180.0) -> None:
+        """Wait until participant ``i``'s own process (``seccl node watch``) listens for its
+        ClientApp: then it has loaded its code and met its chain, before the session opens (a
+        watcher that comes up after round 1 opened sits that round's deadlines out)."""
+        sock = socket_path(self.node_config(i).state_dir)
+        deadline = time.monotonic() + within
+        while not sock.exists():
+            process = self._nodes[i]
+            if process.poll() is not None:
+                raise DeployError(f"participant {i}'s SuperNode exited; see {self.party_dir(i)}")
+            if time.monotonic() > deadline:
+                raise DeployError(
+                    f"participant {i}'s process did not listen on {sock} within {within:.0f} s; "
+                    f"see {self.party_dir(i) / 'watch.log'}"
+                )
+            time.sleep(0.2)
 
     def run(self, timeout: float = 3600.0) -> dict[str, object]:
         """Open the session and run it through ``flwr run``; returns the server's run record."""
@@ -395,6 +462,11 @@ class LocalDeployment:
             "test-data": str(self.root / "data" / "test.npz"),
             "server-attack": self.server_attack or "",
             "attack-target": int(self.attack_target),
+            # What the records say of the data and l (config.toml, metrics.json): the chain fixes
+            # N, M and the seed, not these.
+            "dataset": self.dataset,
+            "per-participant": int(self.per_participant or 0),
+            "candidate-fraction": float(self.candidate_fraction),
         }
         config_file = self.root / "server-run-config.toml"
         config_file.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in run_config.items()))

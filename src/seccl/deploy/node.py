@@ -1,7 +1,10 @@
 """A participant on its own machine: its key, its data, its own chain connection, the session it
 agreed to, and a state directory of its own (its journal, its state between messages, its
-evidence). Each message a SuperNode hands it is answered by :meth:`ParticipantNode.handle`, in a
-fresh process (Flower starts one per message), so everything it must remember is on disk."""
+evidence). It lives in one long-lived process, ``seccl node watch`` (:func:`watch`), beside its
+SuperNode: that process acts on the chain's deadlines by itself, and answers each message the
+SuperNode hands it, which Flower's per-message ClientApp forwards over a local socket
+(:mod:`seccl.deploy.relay`). What it must remember is also kept on disk after every message, so a
+participant whose process restarts carries on where it stopped."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import fcntl
 import json
 import os
 import pickle
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -26,10 +30,12 @@ from seccl.chain.accounts import PASSPHRASE_ENV, load_keystore
 from seccl.chain.backends import RpcChain
 from seccl.chain.errors import ChainError, ChainUnavailableError
 from seccl.deploy.data_files import read_participant_data
+from seccl.deploy.relay import Fields, RelayServer
 from seccl.deploy.session_file import SessionFile, SessionFileError
+from seccl.deploy.wire import decode_request, encode_reply
 from seccl.files import atomic_write_bytes
 from seccl.protocol.archive import RunArchive
-from seccl.protocol.errors import shown
+from seccl.protocol.errors import ProtocolError, shown
 from seccl.protocol.instructions import (
     BallotReceipt,
     EvaluateRequest,
@@ -40,6 +46,7 @@ from seccl.protocol.instructions import (
     TrainRequest,
 )
 from seccl.roles.participant import Participant
+from seccl.runtime.faults import maybe_kill_node
 
 PHASES = ("updates", "reveals", "ballots", "election", "model")
 """A participant's own checks after each phase of a round, in order (``Participant.after_*``)."""
@@ -176,6 +183,10 @@ CHAIN_WAIT = 120.0
 """Seconds ``seccl node watch`` waits for its chain-url to answer at all before it gives up: a
 node that is still starting answers within them; a wrong URL never does."""
 
+LINGER = 600.0
+"""Seconds ``seccl node watch`` keeps answering its ClientApp once every check of the session is
+done, for the server's last message (the final model), which may come after those checks."""
+
 
 def watch(
     config: NodeConfig,
@@ -183,9 +194,12 @@ def watch(
     interval: float = 2.0,
     log: Callable[[str], None] = print,
     chain_wait: float = CHAIN_WAIT,
+    linger: float = LINGER,
 ) -> None:
-    """``seccl node watch``: run :meth:`ParticipantNode.watch_once` every ``interval`` seconds
-    until every check of the session is done.
+    """``seccl node watch``: the participant's long-lived process. It answers the messages its
+    ClientApp forwards (over the state directory's socket, from the moment it starts), and runs
+    :meth:`ParticipantNode.watch_once` every ``interval`` seconds until every check of the session
+    is done; then it answers for up to ``linger`` seconds more, until the server's final model.
 
     Until its chain answers and its session file exists it waits, checking every ``interval``
     seconds: the session file may well come later (the server writes it once every SuperNode is
@@ -194,6 +208,8 @@ def watch(
     up_since: int | None = None
     parent = os.getppid()  # its SuperNode: when that ends, so does the watcher, even before a session
     give_up = time.monotonic() + chain_wait
+    ready = threading.Event()
+    built: list[ParticipantNode] = []
 
     def orphaned() -> bool:
         if os.getppid() == parent:
@@ -201,36 +217,55 @@ def watch(
         log("the process that started this watcher has ended (its SuperNode): stopping")
         return True
 
-    while True:
-        if orphaned():
-            return
-        try:
-            if up_since is None:
-                up_since = _chain_time(config.chain_url)
-            node = ParticipantNode(config)
-            break
-        except (SessionFileError, ChainUnavailableError) as exc:
-            if isinstance(exc, SessionFileError) and config.session_file.exists():
-                raise  # a session file it cannot accept: nothing to watch
-            if up_since is None and time.monotonic() > give_up:
-                raise ChainUnavailableError(
-                    f"chain-url {config.chain_url}: no Ethereum JSON-RPC node answered within "
-                    f"{chain_wait:g} s; allowed: the URL of a running node (--chain-wait sets how "
-                    "long to wait)"
-                ) from None
-            log(f"watch: waiting for the session: {type(exc).__name__}: {exc}")  # not written yet
+    def handler(kind: str, node_id: int, body: bytes, header: dict[str, Any]) -> tuple[Fields, bytes]:
+        if not ready.wait(RELAY_READY_WAIT):
+            return {"error": "NotReady: the participant has not loaded its session yet"}, b""
+        return built[0].relay(kind, node_id, body, header)
+
+    with RelayServer(config.state_dir, handler, log):
+        while True:
+            if orphaned():
+                return
+            try:
+                if up_since is None:
+                    up_since = _chain_time(config.chain_url)
+                node = ParticipantNode(config)
+                break
+            except (SessionFileError, ChainUnavailableError) as exc:
+                if isinstance(exc, SessionFileError) and config.session_file.exists():
+                    raise  # a session file it cannot accept: nothing to watch
+                if up_since is None and time.monotonic() > give_up:
+                    raise ChainUnavailableError(
+                        f"chain-url {config.chain_url}: no Ethereum JSON-RPC node answered within "
+                        f"{chain_wait:g} s; allowed: the URL of a running node (--chain-wait sets how "
+                        "long to wait)"
+                    ) from None
+                log(f"watch: waiting for the session: {type(exc).__name__}: {exc}")  # not written yet
+                time.sleep(interval)
+        node.up_since = up_since
+        built.append(node)
+        ready.set()
+        log(f"watching the session for {node.address} (state in {node.state_dir})")
+        while not node.finished:
+            if orphaned():
+                return
+            try:
+                node.watch_once()
+            except (OSError, ChainError) as exc:  # the node is unreachable for now: keep watching
+                log(f"watch: {type(exc).__name__}: {exc}")
             time.sleep(interval)
-    node.up_since = up_since
-    log(f"watching the session for {node.address} (state in {node.state_dir})")
-    while not node.finished:
-        if orphaned():
-            return
-        try:
-            node.watch_once()
-        except (OSError, ChainError) as exc:  # the node is unreachable for now: keep watching
-            log(f"watch: {type(exc).__name__}: {exc}")
-        time.sleep(interval)
-    log("every check of the session is done")
+        log("every check of the session is done")
+        until = time.monotonic() + linger
+        while not node.final_answered and time.monotonic() < until:
+            if orphaned():
+                return
+            time.sleep(min(interval, 0.5))
+        log("the session has ended for this participant")
+
+
+RELAY_READY_WAIT = 120.0
+"""Seconds a forwarded message waits for the participant to load its session (its process has
+just started) before it is refused."""
 
 
 def _chain_time(url: str) -> int:
@@ -252,7 +287,8 @@ def hello_signer(nonce: bytes, node_id: int, signature: bytes) -> str | None:
 
 
 class ParticipantNode:
-    """One participant as it runs on its own machine, rebuilt from disk for every message."""
+    """One participant as it runs on its own machine: built once in its long-lived process, and
+    rebuilt from disk (its state file) whenever that process restarts."""
 
     def __init__(self, config: NodeConfig):
         # One thread: the same bits as the simulation's training for the same seed and data.
@@ -296,6 +332,8 @@ class ParticipantNode:
         self.up_since: int | None = None
         self._done: set[tuple[int, str]] = set()
         self._seen: set[int] = set()  # rounds whose training request it answered
+        self.final_answered = False  # the server's last message, the final model, was answered
+        self._thread_lock = threading.Lock()  # its watch loop and its messages, one at a time
         self._load()
 
     @property
@@ -323,9 +361,41 @@ class ParticipantNode:
             if isinstance(request, BallotReceipt):
                 # The server says it relayed my ballot: the chain must say so too, or I submit it.
                 self._check(request.round, "ballots")
+            if isinstance(request, FinalModelRequest):
+                self.final_answered = True
             self.log(f"round {request.round}: answered {type(request).__name__}")
             self._save()
             return reply
+
+    def relay(self, kind: str, node_id: int, body: bytes, header: Mapping[str, Any]) -> tuple[Fields, bytes]:
+        """One message its ClientApp forwarded (:mod:`seccl.deploy.relay`): a ``hello`` or a
+        ``request``, decoded here; one it cannot decode is refused (``error``) and never reaches
+        the participant's state."""
+        entered = time.perf_counter()
+        if kind == "hello":
+            self.log(f"said hello on Flower node {node_id}")
+            return {"address": self.address}, self.hello(node_id)
+        if kind != "request":
+            return {"error": f"MalformedMessageError: unknown message kind {shown(kind)}"}, b""
+        try:
+            decoded = decode_request(body)
+        except ProtocolError as exc:
+            self.log(f"refused a message: {type(exc).__name__}: {exc}")
+            return {"error": f"{type(exc).__name__}: {exc}"}, b""
+        if isinstance(decoded, TrainRequest):
+            maybe_kill_node(decoded.round, "train")
+        reply = self.handle(decoded)
+        # Where a deployed round's time goes: the ClientApp process's start-up (Flower starts one
+        # per message), this participant's own work; the rest of a round trip is Flower's.
+        age = header.get("process-age")
+        started = ""
+        if isinstance(age, (int, float)):
+            started = f"; its ClientApp process started {age:.2f} s before"
+        self.log(
+            f"round {decoded.round}: {type(decoded).__name__} answered in "
+            f"{time.perf_counter() - entered:.2f} s{started}"
+        )
+        return {}, encode_reply(reply)
 
     def watch_once(self) -> None:
         """The checks the chain's clock has made due, whether or not the server asked anything.
@@ -422,7 +492,7 @@ class ParticipantNode:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """One message at a time: two processes of this participant never interleave."""
-        with open(self.state_dir / ".lock", "w") as handle:
+        with self._thread_lock, open(self.state_dir / ".lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 self._load()  # what the previous holder of the lock saved

@@ -52,6 +52,11 @@ def accuracy_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((t == p).mean()) if len(t) else 0.0
 
 
+TEST_BATCH = 250
+"""The batch in which a run and a deployment's server score models on the test set (the figures
+of their records; ``seccl evaluate`` and ``seccl audit`` recompute them in the same batches)."""
+
+
 class Evaluator:
     """Scores flat parameter vectors on one fixed data set (a participant's validation set).
 

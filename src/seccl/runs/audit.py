@@ -16,11 +16,11 @@ rounds)`` or ``inconsistent (...)``.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from seccl.learning.data import Dataset, ParticipantData
+from seccl.learning.evaluation import TEST_BATCH
 from seccl.learning.sparse import update_size
 from seccl.protocol.evidence import Evidence
 from seccl.protocol.verification import verify_evidence
@@ -48,10 +48,11 @@ from seccl.runs.audit_report import (
     Section,
     guarded,
     open_archive,
+    read_config,
     read_json,
 )
 from seccl.runs.audit_rounds import RoundAudit, audit_model_files, audit_session
-from seccl.runs.config import ConfigError, RunConfig, load_config
+from seccl.runs.config import ConfigError, RunConfig
 
 __all__ = [
     "AuditInputError",
@@ -70,7 +71,12 @@ MAX_ABS_VALUE = 10.0  # the simulation's agreed bound (runtime.simulation.Sessio
 def audit_path(path: Path, *, url: str | None = None, session_file: Path | None = None) -> AuditReport:
     """Audit whatever ``path`` holds: a run directory (or its evidence.json), a deployment's
     server records, or a participant's state directory."""
-    from seccl.runs.audit_deploy import audit_participant_state, audit_server_records, is_participant_state
+    from seccl.runs.audit_deploy import (
+        audit_participant_state,
+        audit_server_records,
+        is_participant_state,
+        is_server_records,
+    )
 
     path = Path(path)
     if not path.exists():
@@ -79,12 +85,12 @@ def audit_path(path: Path, *, url: str | None = None, session_file: Path | None 
             "or a participant's state"
         )
     directory = path if path.is_dir() else path.parent
+    if is_server_records(directory):  # before a run: they hold a run's records too
+        return audit_server_records(directory, url=url, session_file=session_file)
     if (directory / "chain.json").is_file():
         return audit_run(directory, url=url)
     if is_participant_state(directory):
         return audit_participant_state(directory, url=url, session_file=session_file)
-    if (directory / "run.json").is_file() and (directory / ARCHIVE).is_file():
-        return audit_server_records(directory, url=url, session_file=session_file)
     if (directory / "server" / "records").is_dir():
         raise AuditInputError(
             f"{directory} is a deployment: audit its server's records ({directory / 'server' / 'records'}) "
@@ -129,7 +135,7 @@ def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
         checkpoint = (
             read_json(run_dir / "checkpoint.json") if (run_dir / "checkpoint.json").is_file() else None
         )
-        config = _config(run_dir / "config.toml")
+        config = read_config(run_dir / "config.toml")
         findings, recorded = _findings(run_dir / "evidence.json", evidence)
         data = run_data(config)
         # The update format from what fixes it (the architecture, the settings' s, the session the
@@ -188,7 +194,7 @@ def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
                     "data facts",
                     per="the test set, reloaded",
                 )
-                accuracy = evaluate_models(held, test, batch_size=250)
+                accuracy = evaluate_models(held, test, batch_size=TEST_BATCH)
             sections.append(record)
             settings = Section("config.toml")
             guarded(check_config, settings, config, chain, done)
@@ -247,17 +253,6 @@ def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
                 "run.json says the run did not end (its last steps after the rounds may be missing)"
             )
         return report
-
-
-def _config(path: Path) -> RunConfig:
-    if not path.is_file():
-        raise AuditInputError(f"{path} does not exist")
-    try:
-        return load_config(path)
-    except (ConfigError, tomllib.TOMLDecodeError, OSError) as exc:
-        raise AuditInputError(
-            f"{path} cannot be read: {str(exc).splitlines()[0] if str(exc) else exc}"
-        ) from None
 
 
 def _findings(path: Path, raw: Any) -> tuple[list[Evidence], list[str | None]]:

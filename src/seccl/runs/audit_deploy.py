@@ -1,6 +1,8 @@
 """`seccl audit` of a deployment's records: the server's (``server/records``: run.json,
-messages.sqlite, models/) and a participant's (``participant-NNNN/state``: evidence.json,
-journal.sqlite), each against the chain and the session file the consortium agreed to.
+messages.sqlite, models/, and the records a simulated run writes: config.toml, metrics.json,
+metrics.csv, chain.json, evidence.json) and a participant's (``participant-NNNN/state``:
+evidence.json, journal.sqlite), each against the chain and the session file the consortium agreed
+to. The server's simulated-run records are checked by the checks of a run's (:mod:`seccl.runs.audit`).
 
 ``seccl deploy local`` writes DEPLOYMENT/session.json and saves its chain in
 DEPLOYMENT/chain/anvil-state.json: both are found from either records directory; ``--session``
@@ -17,13 +19,16 @@ from web3 import Web3
 from seccl.chain.bulletin_board import MessageKind
 from seccl.deploy.data_files import DataFileError, read_dataset_file
 from seccl.deploy.session_file import SessionFile, SessionFileError
+from seccl.learning.data import Dataset
+from seccl.learning.evaluation import TEST_BATCH
 from seccl.learning.model import build_model, get_flat_params
 from seccl.protocol.evidence import Evidence
-from seccl.protocol.messages import ModelMessage, header_author
+from seccl.protocol.messages import header_author
 from seccl.protocol.session import session_to_dict
 from seccl.protocol.verification import verify_evidence
 from seccl.runs.audit_chain import (
     check_bounds,
+    check_chain_record,
     check_seed,
     check_session_facts,
     deployment_chain,
@@ -31,14 +36,22 @@ from seccl.runs.audit_chain import (
     session_ledger,
 )
 from seccl.runs.audit_evidence import check_accusations_recorded, upheld_accusations
-from seccl.runs.audit_records import evaluate_models
+from seccl.runs.audit_records import (
+    Scores,
+    check_config,
+    check_metrics,
+    check_metrics_csv,
+    evaluate_models,
+)
 from seccl.runs.audit_report import (
+    MALFORMED,
     AuditInputError,
     AuditReport,
     FindingCheck,
     Section,
     guarded,
     open_archive,
+    read_config,
     read_json,
 )
 from seccl.runs.audit_rounds import ReadOnlyArchive, audit_elections, audit_model_files, audit_session
@@ -52,6 +65,20 @@ STATE = "state.pickle"
 def is_participant_state(directory: Path) -> bool:
     """Whether ``directory`` is a participant's state directory (``seccl node``'s)."""
     return (directory / JOURNAL).is_file() or (directory / STATE).is_file()
+
+
+def is_server_records(directory: Path) -> bool:
+    """Whether ``directory`` holds a deployment server's records: its run.json and messages, and
+    no simulated run's (whose run.json names no session file)."""
+    if not ((directory / "run.json").is_file() and (directory / "messages.sqlite").is_file()):
+        return False
+    if not (directory / "chain.json").is_file():
+        return True
+    try:
+        described = read_json(directory / "run.json")
+    except AuditInputError:
+        return False
+    return isinstance(described, dict) and "session" in described and "dropouts" in described
 
 
 def _session_file(directory: Path, named: Any, given: Path | None) -> tuple[SessionFile, Path]:
@@ -137,14 +164,16 @@ def audit_server_records(records: Path, *, url: str | None, session_file: Path |
             initial_params=initial,
             require_tx_ids=False,
         )
-        held = audit_model_files(records / "models", session, chain.board, rounds, initial_file=False)
-        _check_final_npy(records / "models" / "final.npy", session.server, chain, rounds, done)
+        held = audit_model_files(records / "models", session, chain.board, rounds)
         accuracy = None
+        test = None
         if test_file.is_file():
             try:
-                accuracy = evaluate_models(held, read_dataset_file(test_file), batch_size=2048)
+                test = read_dataset_file(test_file)
             except DataFileError as exc:
                 header.append(f"accuracy not rechecked (test set not at hand: {exc})")
+            else:
+                accuracy = evaluate_models(held, test, batch_size=TEST_BATCH)
         else:
             header.append(f"accuracy not rechecked (test set not at hand: no {test_file})")
         ledger = session_ledger(w3, session, agreed.first_block, int(w3.eth.block_number))
@@ -155,6 +184,15 @@ def audit_server_records(records: Path, *, url: str | None, session_file: Path |
         if described.get("complete") is not True:
             header.append("run.json says the session did not end")
         sections.append(record)
+        scope = "and so do run.json and session.json"
+        if (records / "chain.json").is_file() or (records / "metrics.json").is_file():
+            sections += _run_records(records, agreed, chain, w3, done, accuracy, test)
+            scope = "and so do run.json, session.json and the records a simulated run writes"
+        else:
+            header.append(
+                "no records in a simulated run's formats (the server had no test set, or the session "
+                "has fewer than 3 participants)"
+            )
         accusations = [
             f"round {r}: {offence} by {_participant(session.participants, who)} (tx {tx})"
             for r, who, offence, tx in upheld_accusations(chain.board)
@@ -167,8 +205,7 @@ def audit_server_records(records: Path, *, url: str | None, session_file: Path |
         rounds_planned=agreed.rounds,
         header=header,
         accusations=accusations,
-        scope="every stored message, ballot, election and model matches the chain, "
-        "and so do run.json and session.json",
+        scope=f"every stored message, ballot, election and model matches the chain, {scope}",
     )
 
 
@@ -176,23 +213,83 @@ def _participant(roster: tuple[str, ...], address: str) -> str:
     return f"participant {roster.index(address)}" if address in roster else address
 
 
-def _check_final_npy(path: Path, server: str, chain: RunChain, rounds: list[Any], done: int) -> None:
-    """models/final.npy (the server's last model as an array) must be the board's last θ."""
-    if not path.is_file() or not rounds or done == 0:
-        return
-    import numpy as np
-
-    audit = rounds[-1]
+def _run_records(
+    records: Path,
+    agreed: SessionFile,
+    chain: RunChain,
+    w3: Web3,
+    done: int,
+    accuracy: dict[int, Scores] | None,
+    test: Dataset | None,
+) -> list[Section]:
+    """The records a simulated run writes, as a deployment's server writes them too, each checked
+    by the check of a run's (:func:`seccl.runs.audit.audit_run`), less what a deployment's server
+    cannot hold: the participants' findings (each keeps its own: its state directory is audited on
+    its own), their data (nobody reloads it here), and a funding of every party (a deployment's
+    parties may bring their own ether)."""
+    facts = read_json(records / "chain.json")
+    if not isinstance(facts, dict):
+        raise AuditInputError(f"{records / 'chain.json'} is not a run's chain record")
+    settings = agreed.settings
+    record = Section("chain.json")
+    check_bounds(record, facts, share_fraction=settings.share_fraction, aggregation=settings.aggregation)
     try:
-        params = np.load(path, allow_pickle=False)
-        held = ModelMessage(audit.round, server, np.asarray(params, dtype=np.float32)).digest()
-    except (OSError, ValueError) as exc:
-        audit.problems.append(f"final.npy is not the model's parameter array ({exc})")
-        return
-    if held != chain.board.digest_of(audit.round, MessageKind.MODEL, server):
-        audit.problems.append(f"final.npy holds a model that is not θ_{audit.round} on the board")
+        ledger = check_chain_record(
+            record, facts, chain, w3, first_block=agreed.first_block, every_party_funded=False
+        )
+    except MALFORMED as exc:
+        record.problems.append(f"malformed ({type(exc).__name__}: {exc})")
+        ledger = session_ledger(w3, chain.session, agreed.first_block, int(w3.eth.block_number))
+    if test is not None:
+        record.same(
+            "the test set's SHA-256 (test_set_sha256)",
+            facts.get("test_set_sha256"),
+            test.sha256(),
+            "data facts",
+            per="the test set",
+        )
+    config = read_config(records / "config.toml")
+    chosen = Section("config.toml")
+    guarded(check_config, chosen, config, chain, done)
+    chosen.same("the seed (seed)", config.seed, agreed.seed, "settings", per="session.json")
+    chosen.same("the rounds (rounds)", config.rounds, agreed.rounds, "settings", per="session.json")
+    metrics = read_json(records / "metrics.json")
+    evidence = read_json(records / "evidence.json")
+    figures = Section("metrics.json")
+    if not isinstance(metrics, dict):
+        figures.problems.append("not a run's metrics")
+        metrics = {}
+    guarded(
+        check_metrics,
+        figures,
+        metrics,
+        config=config,
+        chain=chain,
+        ledger=ledger,
+        evidence=evidence if isinstance(evidence, dict) else {},
+        rounds_done=done,
+        accuracy=accuracy,
+        parts=None,
+    )
+    figures.notes.append("the rounds' seconds and the deployment's dropouts are the server's own word")
+    table = Section("metrics.csv")
+    if (records / "metrics.csv").is_file():
+        guarded(check_metrics_csv, table, (records / "metrics.csv").read_text(errors="replace"), metrics)
     else:
-        audit.count("model files")
+        table.problems.append("missing beside metrics.json")
+    found = Section("evidence.json")
+    held = evidence.get("evidence") if isinstance(evidence, dict) else None
+    if held == []:
+        found.count("findings (none: the participants keep their own)")
+    else:
+        found.problems.append(
+            "a deployment's server holds no findings (each participant keeps its own), but evidence "
+            f"lists {held!r}"
+        )
+    rejected = evidence.get("rejected_messages") if isinstance(evidence, dict) else None
+    if not isinstance(rejected, list):
+        found.problems.append("rejected_messages: not a list")
+    return [record, chosen, figures, table, found]
 
 
 def _check_server_rounds(
@@ -205,7 +302,7 @@ def _check_server_rounds(
 ) -> None:
     """Each round of the server's run.json: its candidates in order and ballots from the consensus
     contract, its gas and transactions from the server's own transactions on the chain, its
-    accuracy from the model file."""
+    accuracy and macro-F1 from the model file."""
     from seccl.runs.audit_records import ACCURACY_TOLERANCE
 
     if not isinstance(rounds, list):
@@ -240,14 +337,15 @@ def _check_server_rounds(
             f"{where}: the server's transactions (transactions)", record.get("transactions"), len(own), "gas"
         )
         if accuracy is not None and r in accuracy:
-            got = record.get("accuracy")
-            if isinstance(got, (int, float)) and abs(got - accuracy[r][0]) <= ACCURACY_TOLERANCE:
-                section.count("accuracy")
-            else:
-                section.problems.append(
-                    f"{where}: accuracy (round-{r:04d}.pt on the test set): the record says {got!r}; "
-                    f"recomputed, it is {accuracy[r][0]!r}"
-                )
+            for k, key in enumerate(("accuracy", "macro_f1")):
+                got = record.get(key)
+                if isinstance(got, (int, float)) and abs(got - accuracy[r][k]) <= ACCURACY_TOLERANCE:
+                    section.count("accuracy")
+                else:
+                    section.problems.append(
+                        f"{where}: {key} (round-{r:04d}.pt on the test set): the record says {got!r}; "
+                        f"recomputed, it is {accuracy[r][k]!r}"
+                    )
     section.notes.append("the rounds' seconds and dropouts are the server's own word: not on the chain")
 
 
@@ -375,4 +473,10 @@ def _check_journal(section: Section, rows: list[Any], me: str | None, chain: Run
             )
 
 
-__all__ = ["ReadOnlyArchive", "audit_participant_state", "audit_server_records", "is_participant_state"]
+__all__ = [
+    "ReadOnlyArchive",
+    "audit_participant_state",
+    "audit_server_records",
+    "is_participant_state",
+    "is_server_records",
+]

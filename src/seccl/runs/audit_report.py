@@ -10,6 +10,7 @@ its rounds); ``inconsistent (...)`` (a record says what the chain or another rec
 from __future__ import annotations
 
 import sqlite3
+import tomllib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +21,24 @@ from seccl.protocol.evidence import Evidence, EvidenceKind
 from seccl.protocol.json_input import MAX_RECORD_DEPTH, parse_json
 from seccl.protocol.verification import Status, Verdict
 from seccl.runs.audit_rounds import ReadOnlyArchive, RoundAudit
+from seccl.runs.config import ConfigError, RunConfig, load_config
 
 
 class AuditInputError(Exception):
     """What was given cannot be audited at all: a missing or unreadable file, no chain to check
     against. One line says what (exit 2)."""
+
+
+def read_config(path: Path) -> RunConfig:
+    """A run's config.toml; an :class:`AuditInputError` when it is missing or cannot be read."""
+    if not path.is_file():
+        raise AuditInputError(f"{path} does not exist")
+    try:
+        return load_config(path)
+    except (ConfigError, tomllib.TOMLDecodeError, OSError) as exc:
+        raise AuditInputError(
+            f"{path} cannot be read: {str(exc).splitlines()[0] if str(exc) else exc}"
+        ) from None
 
 
 def read_json(path: Path, what: str = "") -> Any:

@@ -61,10 +61,16 @@ def resume_config(run_dir: Path) -> RunConfig | None:
     if not (run_dir / "config.toml").is_file() or not described.is_file():
         raise ConfigError(f"resume (--resume): {run_dir} holds no SecCL run (no config.toml and run.json)")
     try:
-        if json.loads(described.read_text()).get("complete"):
-            return None
+        document = json.loads(described.read_text())
     except ValueError as exc:
         raise ConfigError(f"resume (--resume): {described} cannot be read: {exc}") from None
+    if isinstance(document, dict) and "session" in document and "dropouts" in document:
+        raise ConfigError(
+            f"resume (--resume): {run_dir} holds a deployment server's records, not a `seccl run` "
+            "run: a deployment is not resumed by a simulation"
+        )
+    if document.get("complete"):
+        return None
     config = dataclasses.replace(load_config(run_dir / "config.toml"), out_dir=str(run_dir))
     if config.chain == "embedded":
         raise ConfigError(

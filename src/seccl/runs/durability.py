@@ -11,16 +11,14 @@ import numpy as np
 
 from seccl.chain.bulletin_board import MessageKind
 from seccl.chain.transactions import TxReceipt
-from seccl.learning.model import build_model, save_state_dict, set_flat_params
 from seccl.protocol.archive import RunArchive
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.evidence import Evidence
-from seccl.protocol.messages import ModelMessage, decode_message
 from seccl.protocol.session import session_from_dict, session_to_dict
 from seccl.roles.server import Rejection, TxEntry
 from seccl.runs.checkpoint import array_key, write_checkpoint
 from seccl.runtime.establish import OpenSession
-from seccl.runtime.results import round_record_from_dict
+from seccl.runtime.results import round_record_from_dict, write_model_files
 from seccl.runtime.simulation import Simulation
 
 
@@ -69,13 +67,7 @@ class RunRecorder:
         if board.digest_of(r, MessageKind.MODEL, sim.session.server) == model.digest():
             held.append((MessageKind.MODEL, model))
             if self.model_dir is not None:
-                decoded = decode_message(model.data, dimension=sim.session.dimension)
-                assert isinstance(decoded, ModelMessage)
-                net = build_model(0)
-                set_flat_params(net, decoded.params)
-                save_state_dict(net, self.model_dir / f"round-{r:04d}.pt")
-                if r:
-                    save_state_dict(net, self.model_dir / "final.pt")
+                write_model_files(self.model_dir, r, model, sim.session.dimension)
         for kind, signed in held:
             if signed is not None:
                 tx = tx_of.get(signed.digest())

@@ -18,12 +18,9 @@ import numpy as np
 import torch
 
 from seccl.learning.data import DatasetNotFoundError, IdxFormatError, load_dataset
-from seccl.learning.evaluation import Evaluator
+from seccl.learning.evaluation import TEST_BATCH, Evaluator
 from seccl.learning.model import build_model, get_flat_params
 from seccl.runs.config import ConfigError, RunConfig, load_config
-
-TEST_BATCH = 250
-"""The batch of the runs' test-set evaluator (seccl.runtime.simulation)."""
 
 
 class ModelFileError(Exception):

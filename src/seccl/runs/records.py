@@ -79,6 +79,25 @@ def write_run(
 ) -> dict[str, Path]:
     """Write every record of a run into ``run_dir``; returns the files by name. ``complete`` says
     that the run has ended (every round done, or the session stopped), not just a round."""
+    files = write_records(config, result, run_dir, **summary)
+    files["run"] = run_dir / "run.json"
+    _write_json(files["run"], run_description(config, result, complete=complete))
+    return files
+
+
+def write_records(
+    config: RunConfig,
+    result: RunResult,
+    run_dir: Path,
+    *,
+    evidence_note: str | None = None,
+    **summary: Any,
+) -> dict[str, Path]:
+    """Every record of a run but run.json: config.toml, metrics.csv and metrics.json, chain.json,
+    evidence.json, the plots and the TensorBoard events; returns the files by name. A simulated run
+    and a deployment's server (:mod:`seccl.runs.deployment`) write them with this one function.
+    ``summary`` goes into metrics.json as it is; ``evidence_note``, when given, into evidence.json
+    (a deployment's server says there where the participants' findings are)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "config": run_dir / "config.toml",
@@ -134,21 +153,19 @@ def write_run(
     if state.is_file():  # written by anvil as it stopped: pinned, so an edit is noticed
         chain["state_file_sha256"] = hashlib.sha256(state.read_bytes()).hexdigest()
     _write_json(files["chain"], chain)
-    _write_json(
-        files["evidence"],
-        {
-            "evidence": [
-                {**e.to_dict(), "verdict": {"status": str(v.status), "reason": v.reason}}
-                for e, v in zip(result.evidence, result.verdicts, strict=True)
-            ],
-            "rejected_messages": [asdict(r) for r in result.rejections],
-        },
-    )
+    found: dict[str, Any] = {
+        "evidence": [
+            {**e.to_dict(), "verdict": {"status": str(v.status), "reason": v.reason}}
+            for e, v in zip(result.evidence, result.verdicts, strict=True)
+        ],
+        "rejected_messages": [asdict(r) for r in result.rejections],
+    }
+    if evidence_note is not None:
+        found["note"] = evidence_note
+    _write_json(files["evidence"], found)
     plot_accuracy(config, result, files["plot"], baseline=baseline, initial_macro_f1=initial_macro_f1)
     files.update(plot_rounds(config, metrics, run_dir))
     files["tensorboard"] = write_events(run_dir, result, initial_macro_f1)
-    files["run"] = run_dir / "run.json"
-    _write_json(files["run"], run_description(config, result, complete=complete))
     return files
 
 

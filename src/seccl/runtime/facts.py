@@ -62,8 +62,13 @@ def chain_facts(
     deployment: Sequence[TxReceipt],
     funding: Sequence[TxReceipt],
     test_set: Dataset,
+    last_block: int | None = None,
 ) -> dict[str, Any]:
+    """What chain.json states about the session and the chain instance. ``last_block``: the last
+    block the record accounts for (default: the chain's head now); a deployment's chain moves on
+    its own, so its server pins the last block its ledger read."""
     w3 = board.w3
+    last, last_hash = (int(w3.eth.block_number), "latest") if last_block is None else (last_block, last_block)
     return {
         "backend": backend.name,
         "chain_id": session.chain_id,
@@ -82,15 +87,21 @@ def chain_facts(
         "max_abs_value": session.max_abs_value,
         "deployment": [r.tx_hash for r in deployment],
         "funding": [r.tx_hash for r in funding],
-        "accusations_upheld": board.caught_count(),
+        "accusations_upheld": board.caught_count() if last_block is None else _upheld_by(board, last),
         # What pins this chain instance: contracts land at the same addresses, with the same
         # chain id, in every session with the same server key; the block hashes do not repeat.
         "genesis_hash": _block_hash(board, 0),
         "deployment_blocks": [r.block_number for r in deployment],
-        "last_block": {"number": int(w3.eth.block_number), "hash": _block_hash(board, "latest")},
+        "last_block": {"number": last, "hash": _block_hash(board, last_hash)},
         "test_set_sha256": test_set.sha256(),
     }
 
 
 def _block_hash(board: BulletinBoardClient, block: int | str) -> str:
     return "0x" + bytes(board.w3.eth.get_block(block)["hash"]).hex()  # type: ignore[arg-type]
+
+
+def _upheld_by(board: BulletinBoardClient, last: int) -> int:
+    """How many accusations the board had upheld by block ``last``."""
+    receipts = [board.w3.eth.get_transaction_receipt(tx) for *_, tx in board.accusations()]  # type: ignore[arg-type]
+    return sum(int(r["blockNumber"]) <= last for r in receipts)

@@ -7,7 +7,7 @@ import os
 import signal
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # a deployment's ClientApp imports this module: keep it light to import
+if TYPE_CHECKING:  # keep this module light to import
     import numpy as np
 
     from seccl.protocol.envelope import Commitment
@@ -51,9 +51,10 @@ def arm_server(server: ParameterServer) -> None:
 
 
 NODE_ENVIRONMENT = "SECCL_KILL_NODE_AT"
-"""A deployment's crash injection: ``ROUND:train`` makes a participant's ClientApp SIGKILL its
-whole SuperNode (its process group: the SuperNode, its SuperExec and the ClientApp itself) on the
-training request of ``ROUND``, as if the participant's machine died in the middle of that round."""
+"""A deployment's crash injection: ``ROUND:train`` makes a participant's own process (``seccl node
+watch``) SIGKILL its whole process group (its SuperNode, the SuperExec and ClientApp, and itself)
+on the training request of ``ROUND``, as if the participant's machine died in the middle of that
+round."""
 
 
 def maybe_kill_node(round_: int, point: str) -> None:

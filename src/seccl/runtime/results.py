@@ -1,12 +1,17 @@
-"""What a run produces: one record per round, the whole run's result, and a round's log line."""
+"""What a run produces: one record per round, the whole run's result, its model files, and a
+round's log line."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from seccl.chain.ledger import LedgerEntry
+from seccl.learning.model import build_model, save_state_dict, set_flat_params
+from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.evidence import Evidence
+from seccl.protocol.messages import ModelMessage, decode_message
 from seccl.protocol.verification import Verdict
 from seccl.roles.server import Rejection, TxEntry
 from seccl.runtime.timing import TIME_PARTS
@@ -68,6 +73,21 @@ class RunResult:
         return self.rounds[-1].accuracy if self.rounds else self.initial_accuracy
 
 
+def refresh_costs(records: list[RoundRecord], ledger: list[LedgerEntry]) -> bool:
+    """Bring each record's gas and transactions (in place) to what ``ledger``, the chain's own
+    account, attributes to its round: every party's transactions of that round, including those
+    mined after the round's record was made (an accusation of round r's model lands later, but
+    the chain counts it in round r). Returns whether any changed."""
+    changed = False
+    for k, record in enumerate(records):
+        spent = [e for e in ledger if e.round == record.round]
+        cost = (sum(e.gas for e in spent), len(spent))
+        if cost != (record.gas, record.transactions):
+            records[k] = replace(record, gas=cost[0], transactions=cost[1])
+            changed = True
+    return changed
+
+
 def round_record_from_dict(raw: dict[str, Any]) -> RoundRecord:
     """A :class:`RoundRecord` back from ``dataclasses.asdict`` (lists become tuples again)."""
     fields = dict(raw)
@@ -75,6 +95,19 @@ def round_record_from_dict(raw: dict[str, Any]) -> RoundRecord:
         fields[key] = tuple(fields[key])
     fields["scores"] = tuple(None if row is None else tuple(row) for row in fields["scores"])
     return RoundRecord(**fields)
+
+
+def write_model_files(model_dir: Path, r: int, model: SignedMessage, dimension: int) -> None:
+    """Round ``r``'s model ``model`` (the signed model the board records) as users load it: a
+    ``state_dict`` in ``round-NNNN.pt`` (round 0: θ_0), and in ``final.pt`` from round 1 on. A
+    simulated run and a deployment's server write their model files with this one function."""
+    decoded = decode_message(model.data, dimension=dimension)
+    assert isinstance(decoded, ModelMessage)
+    net = build_model(0)
+    set_flat_params(net, decoded.params)
+    save_state_dict(net, model_dir / f"round-{r:04d}.pt")
+    if r:
+        save_state_dict(net, model_dir / "final.pt")
 
 
 def duration(seconds: float) -> str:

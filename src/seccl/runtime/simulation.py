@@ -19,7 +19,7 @@ from seccl.chain.bulletin_board import Phases
 from seccl.chain.gram_gate_consensus import GramGateConsensusClient
 from seccl.chain.ledger import Ledger
 from seccl.learning.data import Dataset, ParticipantData
-from seccl.learning.evaluation import Evaluator
+from seccl.learning.evaluation import TEST_BATCH, Evaluator
 from seccl.learning.model import build_model, get_flat_params
 from seccl.protocol.evidence import Evidence
 from seccl.protocol.instructions import EvaluateRequest, Request, TrainRequest
@@ -31,7 +31,7 @@ from seccl.roles.settings import LearningSettings
 from seccl.runtime.establish import OpenSession, open_session, rejoin_session
 from seccl.runtime.facts import chain_facts, election_facts, participant_facts
 from seccl.runtime.faults import arm_server, maybe_kill
-from seccl.runtime.results import RoundRecord, RunResult, duration, format_round
+from seccl.runtime.results import RoundRecord, RunResult, duration, format_round, refresh_costs
 from seccl.runtime.timing import Stopwatch, TimedBackend, instrument, timed_compute
 from seccl.runtime.transport import InMemoryTransport
 from seccl.runtime.workers import WorkerPool
@@ -141,7 +141,7 @@ class Simulation:
         self.test_set = test
         # Test-set batches of 250 digits: one batch of 2,000 held some 130 MB of activations at
         # once, the largest single allocation of a run.
-        self.test_evaluator = Evaluator(test, batch_size=250)
+        self.test_evaluator = Evaluator(test, batch_size=TEST_BATCH)
         options = options or SessionOptions()
         n = len(parts)
         initial = get_flat_params(build_model(seed))
@@ -455,15 +455,7 @@ class Simulation:
         """Bring each record's gas and transactions up to what the chain now attributes to its
         round: an accusation of round r's model is mined later (when the model is handed over in
         round r + 1, or at the end), but the chain counts it in round r. Returns whether any changed."""
-        ledger = self.ledger.update()
-        changed = False
-        for k, record in enumerate(records):
-            spent = [e for e in ledger if e.round == record.round]
-            cost = (sum(e.gas for e in spent), len(spent))
-            if cost != (record.gas, record.transactions):
-                records[k] = replace(record, gas=cost[0], transactions=cost[1])
-                changed = True
-        return changed
+        return refresh_costs(records, self.ledger.update())
 
     def _result(
         self, records: list[RoundRecord], evidence: list[Evidence], initial_accuracy: float
