@@ -12,7 +12,7 @@ import pytest
 from web3.utils.address import get_create_address
 
 from seccl.chain import errors
-from seccl.chain.backends import ChainBackend
+from seccl.chain.backends import ChainBackend, EmbeddedChain
 from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind
 from seccl.chain.consensus import ElectionState
 from seccl.chain.gram_gate_consensus import GramGateConsensusClient
@@ -29,6 +29,17 @@ from seccl.election.gram_gate import (
 from seccl.protocol.messages import EvaluationMessage
 from tests.chain.helpers import FORMAT, Session, deploy
 from tests.conftest import make_accounts
+
+
+@pytest.fixture(scope="module", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def backend(request: pytest.FixtureRequest) -> ChainBackend:
+    """A chain of this module's own: the session-wide embedded EVM grows with every contract test
+    of its worker, and py-evm's log queries scan every block (measured in CI: one test of this
+    module took 23 minutes at the end of a long worker, 0.2 s alone)."""
+    if request.param == "anvil":
+        return request.getfixturevalue("anvil_backend")
+    return EmbeddedChain()
+
 
 N, M = 6, 2
 A, D, R = ABSTAIN, DROPPED, REJECTED
@@ -66,7 +77,7 @@ def session(fresh: Session) -> Session:
 
 
 def _vote_all(session: Session, ballots: list[list[int]] | dict[int, list[int]]) -> None:
-    for voter, entries in (ballots.items() if isinstance(ballots, dict) else enumerate(ballots)):
+    for voter, entries in ballots.items() if isinstance(ballots, dict) else enumerate(ballots):
         session.vote(1, voter, entries)
 
 
