@@ -100,7 +100,7 @@ class GateBlendBackdoor(BackdoorParticipant):
             view = filter_updates(
                 {j: (u.indices, u.values) for j, u in everyone.items()},
                 self.session.n,
-                max(self.session.assumed_attackers, 1),
+                self.session.assumed_attackers,  # the f every party filters with
                 tie_seed=bytes(32),  # the real seed is unknown before the reveals: any fixed one
                 round_=round_,
                 history=self.filter_history(round_),
