@@ -1,6 +1,6 @@
 """Attacks that know the gram-gate election (issue 23): plausible colluding ballots, and backdoors
 blended toward the honest mean until the filter keeps them, by the whole coalition or by one
-carrier whose fellows look honest."""
+carrier whose fellows look honest, knowing the round's honest updates or only their own."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from seccl.roles.adversaries.poisoning import BackdoorParticipant
 from seccl.roles.adversaries.voting import CollusionVoter
 from seccl.roles.participant import Participant
 
-__all__ = ["GateBlendBackdoor", "LoneCarrierBackdoor", "PlausibleVoter"]
+__all__ = ["BlindGateBackdoor", "GateBlendBackdoor", "LoneCarrierBackdoor", "PlausibleVoter"]
 
 BLENDS: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05)
 """The blend weights α a gate-aware backdoor tries, largest (most poison) first."""
@@ -71,11 +71,19 @@ class GateBlendBackdoor(BackdoorParticipant):
             return Participant.local_model(self, params, round_)  # trains on its clean data
         return super().local_model(params, round_)
 
+    def reference(self, params: np.ndarray, round_: int) -> tuple[np.ndarray, dict[int, SparseUpdate]]:
+        """What the coalition takes for the honest updates of the round: their whole Δs (rows, for
+        the mean and spread it blends with) and their sparse updates by index (for the filter it
+        simulates). Here the real ones, read off the :class:`Coalition`."""
+        honest = self.coalition.honest_deltas(params, round_)
+        updates = dict(zip(self.coalition.honest, self.coalition.honest_updates(params, round_), strict=True))
+        return honest, updates
+
     def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
         own = super().make_update(params, local, round_)
         if not self.attacking(round_) or not self.carries():
             return own
-        honest = self.coalition.honest_deltas(params, round_)
+        honest, honest_updates = self.reference(params, round_)
         mean, spread = honest.mean(axis=0), honest.std(axis=0)
         backdoors = {
             a: delta(self.coalition.local_model(a, params, round_), params).astype(np.float64)
@@ -85,9 +93,6 @@ class GateBlendBackdoor(BackdoorParticipant):
             a: np.random.default_rng([self.seed, round_, a, 0x9A7E]).standard_normal(mean.size) * spread
             for a in self.carriers()
         }
-        honest_updates = dict(
-            zip(self.coalition.honest, self.coalition.honest_updates(params, round_), strict=True)
-        )
         blends: dict[int, SparseUpdate] = {}
         for alpha in BLENDS:
             blends = {
@@ -110,6 +115,32 @@ class GateBlendBackdoor(BackdoorParticipant):
                 return blends[self.index]
         self.last_blend = 1.0
         return own
+
+
+class BlindGateBackdoor(GateBlendBackdoor):
+    """:class:`GateBlendBackdoor` with only what a real coalition knows when it commits (SecCL's
+    commit-then-reveal hides the round's honest updates until every commitment is in): its own
+    members' clean updates of the round (each colluder also trains on its clean data), as ALIE's
+    "partial knowledge" attacker (Baruch et al., §3; Fang et al., USENIX Security 2020), the
+    earlier rounds' revealed updates (the filter's history), and the rule. It blends toward its
+    members' clean mean with their spread, and keeps the largest α at which the filter keeps it,
+    run on a stand-in for the honest participants: its members' clean updates, and as many more
+    drawn from the normal law of their mean and spread as make up the honest count (so the
+    filter's counts, N − f kept, bind as they will)."""
+
+    def reference(self, params: np.ndarray, round_: int) -> tuple[np.ndarray, dict[int, SparseUpdate]]:
+        members = sorted(self.coalition.adversaries)
+        clean = [self.coalition.clean_model(a, params, round_) for a in members]
+        rows = np.stack([delta(m, params) for m in clean]).astype(np.float64)
+        mean, spread = rows.mean(axis=0), rows.std(axis=0, ddof=1)
+        labels = [i for i in range(self.session.n) if i not in self.coalition.adversaries]
+        rng = np.random.default_rng([self.seed, round_, 0xB11D])
+        stand_ins = [*rows, *(mean + rng.standard_normal(mean.size) * spread for _ in labels[len(rows) :])]
+        updates = {
+            label: select_top_fraction(np.asarray(row, dtype=np.float32), self.settings.share_fraction)
+            for label, row in zip(labels, stand_ins, strict=False)
+        }
+        return rows, updates
 
 
 class LoneCarrierBackdoor(GateBlendBackdoor):
