@@ -14,7 +14,7 @@ from seccl.chain.backends import EmbeddedChain
 from seccl.election.gram_gate import DUPLICATE_PPB, ONE, REJECTED, cosine_ppb, filter_updates, gram_matrix
 from seccl.learning.aggregation import aggregate
 from seccl.learning.model import build_model, get_flat_params
-from seccl.learning.sparse import SparseUpdate
+from seccl.learning.sparse import SparseUpdate, select_top_fraction
 from seccl.learning.splits import load_participant_data
 from seccl.roles.adversaries.gate_aware import BLENDS
 from seccl.roles.adversaries.registry import attack_factory
@@ -206,3 +206,18 @@ def test_blind_carriers_blend_toward_their_own_clean_updates_never_the_honest_on
     assert [updates[i].indices.tolist() for i in sorted(updates)[: len(own)]] == [
         u.indices.tolist() for u in own
     ]
+
+
+def test_a_rule_taking_whole_updates_gets_the_same_blend_the_session_gets_its_top_s_of(data: Any) -> None:
+    colluders = {3, 4}
+    sim, _ = run(data, rounds=1, participant_factory=attack_factory("backdoor-gate", colluders))
+    carrier = next(p for p in sim.participants if p.index == 3)
+    theta0 = get_flat_params(build_model(0))
+    local = carrier.local_model(theta0, 1)
+    sparse = carrier.make_update(theta0, local, 1)
+    whole = carrier.dense_update(theta0, local, 1)
+    assert carrier.last_blend in BLENDS
+    # In round 1 (no history) both are the one blend the filter keeps: the session sends its top s.
+    again = select_top_fraction(whole, GATE.share_fraction)
+    assert np.array_equal(again.indices, sparse.indices) and np.array_equal(again.values, sparse.values)
+    assert np.count_nonzero(whole) > len(sparse.indices)  # the whole blend, not a top-s of it

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from seccl.election.gram_gate import filter_updates
+from seccl.election.gram_gate import assumed_attackers, filter_updates
 from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction
 from seccl.roles.adversaries.coalition import Coalition
 from seccl.roles.adversaries.poisoning import BackdoorParticipant
@@ -48,7 +48,9 @@ class GateBlendBackdoor(BackdoorParticipant):
     with the honest updates' spread per coordinate (so that the carriers are not near-duplicates
     of one another, and look as varied as honest updates), with the largest α in :data:`BLENDS`
     at which the filter (run on the honest updates and every carrier's blend at the same α) keeps
-    it; when none does, the plain backdoor (α = 1). Omniscient, as ALIE: the :class:`Coalition`
+    it; when none does, the plain backdoor (α = 1). A rule that takes whole updates gets the whole
+    blend (:meth:`dense_update`), its α found by the same filter, which then stands in for the
+    rule's own check (Krum's distances, the median's…). Omniscient, as ALIE: the :class:`Coalition`
     gives it the round's honest updates, which SecCL's commit-then-reveal withholds from a real
     colluder until it has committed; the strongest case for the attacker."""
 
@@ -79,10 +81,10 @@ class GateBlendBackdoor(BackdoorParticipant):
         updates = dict(zip(self.coalition.honest, self.coalition.honest_updates(params, round_), strict=True))
         return honest, updates
 
-    def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
-        own = super().make_update(params, local, round_)
-        if not self.attacking(round_) or not self.carries():
-            return own
+    def blend(self, params: np.ndarray, round_: int, *, history: bool) -> tuple[float, np.ndarray | None]:
+        """The blend weight α and this carrier's whole blended Δ (None: no α passes, send the
+        plain backdoor). ``history``: run the filter with the earlier rounds' updates of the
+        session's board (a chain-free rule has no board: its run simulates this round alone)."""
         honest, honest_updates = self.reference(params, round_)
         mean, spread = honest.mean(axis=0), honest.std(axis=0)
         backdoors = {
@@ -93,28 +95,46 @@ class GateBlendBackdoor(BackdoorParticipant):
             a: np.random.default_rng([self.seed, round_, a, 0x9A7E]).standard_normal(mean.size) * spread
             for a in self.carriers()
         }
-        blends: dict[int, SparseUpdate] = {}
+        # The f every party of a gram-gate session filters with; against another rule, the
+        # default fraction's (a chain-free rule's own check is Krum's, the median's…: this filter
+        # stands in for them).
+        gated = self.session.election == "gram-gate"
+        f = self.session.assumed_attackers if gated else assumed_attackers(self.session.n)
+        earlier = self.filter_history(round_) if history and gated else []
         for alpha in BLENDS:
+            dense = {a: mean + alpha * (b - mean) + noise[a] for a, b in backdoors.items()}
             blends = {
-                a: select_top_fraction(
-                    (mean + alpha * (b - mean) + noise[a]).astype(np.float32), self.settings.share_fraction
-                )
-                for a, b in backdoors.items()
+                a: select_top_fraction(v.astype(np.float32), self.settings.share_fraction)
+                for a, v in dense.items()
             }
             everyone = {**honest_updates, **blends}
             view = filter_updates(
                 {j: (u.indices, u.values) for j, u in everyone.items()},
                 self.session.n,
-                self.session.assumed_attackers,  # the f every party filters with
+                f,
                 tie_seed=bytes(32),  # the real seed is unknown before the reveals: any fixed one
                 round_=round_,
-                history=self.filter_history(round_),
+                history=earlier,
             )
             if self.index in view.kept:
-                self.last_blend = alpha
-                return blends[self.index]
-        self.last_blend = 1.0
-        return own
+                return alpha, dense[self.index]
+        return 1.0, None
+
+    def make_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> SparseUpdate:
+        own = super().make_update(params, local, round_)
+        if not self.attacking(round_) or not self.carries():
+            return own
+        self.last_blend, blended = self.blend(params, round_, history=True)
+        if blended is None:
+            return own
+        return select_top_fraction(blended.astype(np.float32), self.settings.share_fraction)
+
+    def dense_update(self, params: np.ndarray, local: np.ndarray, round_: int) -> np.ndarray:
+        full = super().dense_update(params, local, round_)
+        if not self.attacking(round_) or not self.carries():
+            return full
+        self.last_blend, blended = self.blend(params, round_, history=False)
+        return full if blended is None else blended.astype(np.float32)
 
 
 class BlindGateBackdoor(GateBlendBackdoor):
