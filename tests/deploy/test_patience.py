@@ -115,9 +115,10 @@ def link() -> Iterator[InMemoryLink]:
         yield running
 
 
-def transport_with(link: InMemoryLink, carol, update_in: int, timeout: float):
+def transport_with(link: InMemoryLink, carol, update_in: int, timeout: float, schedule=None):
     """A transport that greeted ``link``'s nodes, ALICE and BOB honest, CAROL's requests answered
-    by ``carol`` (her hello is honest), the commitments closing ``update_in`` seconds from now."""
+    by ``carol`` (her hello is honest), the commitments closing ``update_in`` seconds from now
+    (or the chain read by ``schedule``)."""
     accounts = dict(zip(link.node_ids, (ALICE, BOB, CAROL), strict=True))
     good = honest(accounts)
 
@@ -129,11 +130,11 @@ def transport_with(link: InMemoryLink, carol, update_in: int, timeout: float):
     link.answer = answer
     lines: list[str] = []
     transport = FlowerTransport(
-        link.grid, SESSION, timeout=timeout, schedule=chain_at(update_in), log=lines.append
+        link.grid, SESSION, timeout=timeout, schedule=schedule or chain_at(update_in), log=lines.append
     )
     transport.discover()
     assert sorted(transport.nodes) == [0, 1, 2]
-    return transport
+    return transport, lines
 
 
 def slow(node: int, message: Message, good) -> Message:
@@ -149,7 +150,7 @@ TRAIN = {i: TrainRequest(3, MODEL, DELIVERY) for i in range(3)}
 
 
 def test_a_slow_participant_is_waited_for_while_the_chain_takes_its_commitment(link) -> None:
-    transport = transport_with(link, slow, update_in=90, timeout=0.1)
+    transport, _ = transport_with(link, slow, update_in=90, timeout=0.1)
 
     replies = transport.send_and_receive(TRAIN)
 
@@ -159,7 +160,7 @@ def test_a_slow_participant_is_waited_for_while_the_chain_takes_its_commitment(l
 
 
 def test_a_dead_participant_is_still_dropped_and_not_waited_for_again_in_the_round(link) -> None:
-    transport = transport_with(link, dead, update_in=31, timeout=0.1)  # 1 s before the server's 30
+    transport, _ = transport_with(link, dead, update_in=31, timeout=0.1)  # 1 s before the server's 30
 
     assert sorted(transport.send_and_receive(TRAIN)) == [0, 1]
     assert sorted(transport.send_and_receive({i: RevealRequest(3) for i in range(3)})) == [0, 1]
@@ -175,7 +176,7 @@ def test_a_dead_participant_is_still_dropped_and_not_waited_for_again_in_the_rou
 
 
 def test_one_whose_wait_the_deadline_cut_short_is_not_counted_as_down(link) -> None:
-    transport = transport_with(link, dead, update_in=1, timeout=2.0)  # the server came late
+    transport, _ = transport_with(link, dead, update_in=1, timeout=2.0)  # the server came late
 
     transport.send_and_receive(TRAIN)
     transport.send_and_receive({i: BallotReceipt(3, None) for i in range(3)})
@@ -190,3 +191,15 @@ def test_one_whose_wait_the_deadline_cut_short_is_not_counted_as_down(link) -> N
         "BallotReceipt",
         "no answer within 2 s: waited the phase-timeout",
     )
+
+
+def test_without_the_chains_schedule_it_waits_the_phase_timeout(link) -> None:
+    def unreachable(_round: int):
+        raise ConnectionError("the chain's node is down")
+
+    transport, lines = transport_with(link, dead, update_in=0, timeout=1.0, schedule=unreachable)
+
+    assert sorted(transport.send_and_receive(TRAIN)) == [0, 1]
+    [dropout] = transport.dropouts
+    assert dropout.reason == "no answer within 1 s: waited the phase-timeout"
+    assert "round 3: the chain's schedule is unreadable: the chain's node is down" in lines

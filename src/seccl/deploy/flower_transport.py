@@ -15,6 +15,7 @@ from flwr.app import Message
 from flwr.serverapp import Grid
 
 from seccl.chain.bulletin_board import RoundInfo
+from seccl.chain.errors import ChainError
 from seccl.deploy.client_app import payload, payload_bytes, payload_record, quoted
 from seccl.deploy.node import hello_signer
 from seccl.deploy.patience import ON_CHAIN, Wait, chain_window, reply_wait
@@ -172,15 +173,21 @@ class FlowerTransport:
         """How long to wait for the replies to ``requests`` (in practice all of one kind and
         round): the longest :func:`~seccl.deploy.patience.reply_wait` of any of them."""
         waits = []
-        schedules: dict[int, tuple[RoundInfo, int]] = {}
+        schedules: dict[int, tuple[RoundInfo, int] | None] = {}
         for request in requests:
             kind = type(request).__name__
             window = None
             if self.schedule is not None and isinstance(request, ON_CHAIN):
                 if request.round not in schedules:
-                    schedules[request.round] = self.schedule(request.round)
-                info, now = schedules[request.round]
-                window = chain_window(request, info, now, self.session.phases)
+                    schedules[request.round] = None
+                    try:
+                        schedules[request.round] = self.schedule(request.round)
+                    except (ChainError, OSError) as exc:
+                        # Only the patience depends on it: without the chain's word, the timeout.
+                        self.log(f"round {request.round}: the chain's schedule is unreadable: {exc}")
+                schedule = schedules[request.round]
+                if schedule is not None:
+                    window = chain_window(request, *schedule, self.session.phases)
             waits.append(reply_wait(self.durations.get(kind, ()), self.timeout, window, kind))
         return max(waits, key=lambda w: w.seconds, default=Wait(self.timeout, "the phase-timeout"))
 
