@@ -1,6 +1,4 @@
-"""How long the deployed server waits for a reply: the plain rule (measured answers, the
-phase-timeout, the chain's deadline), which phase each request's reply serves, and the transport
-that follows them: slow is not dead, dead is still dropped, and only the party at fault is."""
+"""The deployed server's wait for a reply: slow is not dead, dead is still dropped, blame is fair."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""How long a deployment's server waits for a participant's reply before it records a dropout: the
-plain rule (:func:`reply_wait`), and which on-chain phase a request's reply serves (:func:`chain_window`)."""
+"""How long a deployment's server waits for a participant's reply before it records a dropout."""
 
 from __future__ import annotations
 
