@@ -46,7 +46,7 @@ def add_parser(sub: Any) -> None:
     local.add_argument(
         "--phase-timeout",
         type=float,
-        default=120.0,
+        default=120.0,  # seccl.deploy.patience.PHASE_TIMEOUT (not imported here: it loads web3)
         help="the least a participant is waited for before it is skipped (more while the chain "
         "still takes its message; default: 120)",
     )

@@ -27,6 +27,7 @@ from seccl.chain.anvil import AnvilNode, die_with_parent, free_port
 from seccl.chain.bulletin_board import Phases
 from seccl.deploy.certificates import NodeKey, ServerCredentials, make_server_credentials, new_node_key
 from seccl.deploy.node import NodeConfig
+from seccl.deploy.patience import PHASE_TIMEOUT
 from seccl.deploy.relay import socket_path
 from seccl.deploy.session_file import SessionFile
 from seccl.deploy.setup import create_session, new_key, split_data
@@ -145,7 +146,7 @@ class LocalDeployment:
     candidate_fraction: float = 0.2
     settings: LearningSettings = field(default_factory=LearningSettings)
     phases: Phases = field(default_factory=lambda: Phases(update=120, ballot=120, model=120, reveal=120))
-    phase_timeout: float = 90.0
+    phase_timeout: float = PHASE_TIMEOUT
     server_attack: str | None = None
     attack_target: int = 0
     faults: dict[int, str] = field(default_factory=dict)  # participant -> SECCL_KILL_NODE_AT

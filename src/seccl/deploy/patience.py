@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from seccl.chain.bulletin_board import Phases, RoundInfo
 from seccl.protocol.instructions import EvaluateRequest, Request, RevealRequest, TrainRequest
 
+PHASE_TIMEOUT = 120.0
+"""The least a deployed server waits for a participant's reply, in seconds, unless told otherwise
+(`seccl deploy local --phase-timeout`, the run config's ``phase-timeout``)."""
+
 FOLLOW = 3.0
 """The timeout follows the measured answers: ``FOLLOW`` × the slowest answer of the same kind so
 far, never below the configured phase-timeout, and never above ``FOLLOW`` × it, so a participant

@@ -22,6 +22,7 @@ from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, RoundIn
 from seccl.chain.session import CONSENSUS_CLIENTS, verify_session
 from seccl.deploy.data_files import read_dataset_file
 from seccl.deploy.flower_transport import Dropout, FlowerTransport
+from seccl.deploy.patience import PHASE_TIMEOUT
 from seccl.deploy.session_file import SessionFile
 from seccl.files import atomic_write_bytes
 from seccl.learning.data import Dataset
@@ -65,7 +66,7 @@ class ServerConfig:
     out_dir: Path
     # The least a participant is waited for before it is skipped for the phase (more while the
     # chain still takes its message, or when earlier answers were slow: seccl.deploy.patience).
-    phase_timeout: float = 120.0
+    phase_timeout: float = PHASE_TIMEOUT
     join_timeout: float = 120.0  # how long to wait for every participant before round 1
     test_data: Path | None = None  # a held-out set to report accuracy on (trials only)
     server_attack: str | None = None  # a malicious server, for trials of the participants' checks
@@ -96,7 +97,7 @@ class ServerConfig:
             passphrase_file=Path(str(raw["passphrase-file"])),
             chain_url=str(raw["chain-url"]),
             out_dir=Path(str(raw["out-dir"])),
-            phase_timeout=float(raw.get("phase-timeout", 120.0)),
+            phase_timeout=float(raw.get("phase-timeout", PHASE_TIMEOUT)),
             join_timeout=float(raw.get("join-timeout", 120.0)),
             test_data=Path(test) if test else None,
             server_attack=attack,
