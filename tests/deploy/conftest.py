@@ -20,6 +20,7 @@ from seccl.runtime.simulation import Simulation
 
 N, ROUNDS, PER_PARTICIPANT = 3, 2, 100
 SETTINGS = LearningSettings(local_epochs=1)
+GATE_SETTINGS = LearningSettings(local_epochs=1, election="gram-gate", aggregation="clipped-shared-mean")
 
 
 def account(directory: Path):
@@ -31,14 +32,18 @@ def saved_model(path: Path) -> np.ndarray:
     return model_params(read_state_dict(path), path, num_classes=10)
 
 
-def simulated_model(root: Path, n: int = N, rounds: int = ROUNDS) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+def simulated_model(
+    root: Path, n: int = N, rounds: int = ROUNDS, settings: LearningSettings = SETTINGS
+) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """θ_R and the elected candidates of the simulation of the consortium under ``root``: the
     same keys, the same private data, the same seed, on the embedded EVM."""
-    params, result = simulated_run(root, n, rounds)
+    params, result = simulated_run(root, n, rounds, settings)
     return params, [r.candidates for r in result.rounds]
 
 
-def simulated_run(root: Path, n: int = N, rounds: int = ROUNDS) -> tuple[np.ndarray, RunResult]:
+def simulated_run(
+    root: Path, n: int = N, rounds: int = ROUNDS, settings: LearningSettings = SETTINGS
+) -> tuple[np.ndarray, RunResult]:
     """θ_R and the whole result of the simulation of the consortium under ``root`` (see
     :func:`simulated_model`)."""
     parts, test = load_participant_data(
@@ -57,7 +62,7 @@ def simulated_run(root: Path, n: int = N, rounds: int = ROUNDS) -> tuple[np.ndar
         test=test,
         rounds=rounds,
         candidate_fraction=0.2,
-        settings=SETTINGS,
+        settings=settings,
         seed=0,
         accounts=[account(root / f"participant-{i:04d}") for i in range(n)],
         server_account=account(root / "server"),

@@ -1,6 +1,7 @@
 """`seccl deploy local`: an anvil, a SuperLink and three SuperNodes as separate processes on
-127.0.0.1, a session through `flwr run`, and nothing left running. The deployed session's model is
-bit-identical to the simulation's for the same keys, data and seed."""
+127.0.0.1, a gram-gate session through `flwr run`, and nothing left running. The deployed
+session's model is bit-identical to the simulation's for the same keys, data and seed (the other
+deployment tests run the paper's Borda)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.deploy.conftest import PER_PARTICIPANT, ROUNDS, N, saved_model, simulated_model
+from tests.deploy.conftest import GATE_SETTINGS, PER_PARTICIPANT, ROUNDS, N, saved_model, simulated_model
 from tests.deploy.processes import MARKER, marked, new_marker
 from tests.processes import wait_for
 
@@ -24,7 +25,7 @@ def test_deploy_local_runs_the_simulations_session_over_flower(tmp_path: Path) -
     marker = new_marker()
     command = [SECCL, "deploy", "local", "-n", str(N), "-r", str(ROUNDS), "--out", str(root)]
     command += ["--per-participant", str(PER_PARTICIPANT), "--local-epochs", "1"]
-    command += ["--phase-seconds", "300", "--phase-timeout", "120"]
+    command += ["--phase-seconds", "300", "--phase-timeout", "120", "--election", "gram-gate"]
     done = subprocess.run(
         command, env={**os.environ, MARKER: marker}, capture_output=True, text=True, timeout=900
     )
@@ -35,7 +36,7 @@ def test_deploy_local_runs_the_simulations_session_over_flower(tmp_path: Path) -
         assert f"participant {i}: {state} (evidence.json: 0 findings" in done.stdout
         assert json.loads((state / "evidence.json").read_text()) == []
     assert f"server: {root / 'server' / 'records'}" in done.stdout
-    expected, candidates = simulated_model(root)
+    expected, candidates = simulated_model(root, settings=GATE_SETTINGS)
     assert np.array_equal(saved_model(root / "server" / "records" / "models" / "final.pt"), expected)
     record = json.loads((root / "server" / "records" / "run.json").read_text())
     assert record["complete"]
@@ -52,3 +53,5 @@ def test_deploy_local_runs_the_simulations_session_over_flower(tmp_path: Path) -
         assert audited.stdout.splitlines()[-1] == "clean", audited.stdout
         if records.name == "records":
             assert "metrics.json: ok" in audited.stdout and "chain.json: ok" in audited.stdout
+            # The gram-gate rule's view, recomputed from the revealed bytes, in every round.
+            assert audited.stdout.count("1 filter views") == ROUNDS, audited.stdout

@@ -14,7 +14,7 @@ from seccl.chain.backends import EmbeddedChain
 from seccl.election.gram_gate import DUPLICATE_PPB, ONE, REJECTED, cosine_ppb, filter_updates, gram_matrix
 from seccl.learning.aggregation import aggregate
 from seccl.learning.model import build_model, get_flat_params
-from seccl.learning.sparse import SparseUpdate
+from seccl.learning.sparse import SparseUpdate, select_top_fraction
 from seccl.learning.splits import load_participant_data
 from seccl.roles.adversaries.gate_aware import BLENDS
 from seccl.roles.adversaries.registry import attack_factory
@@ -170,3 +170,54 @@ def test_gate_aware_carriers_blend_until_the_filter_keeps_them_or_send_the_plain
     assert first is not None and second is not None
     gram = gram_matrix({0: (first.indices, first.values), 1: (second.indices, second.values)})
     assert ONE - cosine_ppb(gram, 0, 1) > DUPLICATE_PPB
+
+
+def test_blind_carriers_blend_toward_their_own_clean_updates_never_the_honest_ones(data: Any) -> None:
+    colluders = {3, 4}
+    sim, _ = run(
+        data, rounds=1, participant_factory=attack_factory("backdoor-gate-blind+collude-plausible", colluders)
+    )
+    carrier = next(p for p in sim.participants if p.index == 3)
+    assert carrier.last_blend in BLENDS
+    theta0 = get_flat_params(build_model(0))
+    rows, updates = carrier.reference(theta0, 1)
+    # Its reference is the coalition's own clean training, one row per colluder, and nothing of
+    # the honest participants': what commit-then-reveal leaves a real coalition.
+    clean = [Participant.local_model(p, theta0, 1) for p in sim.participants if p.index in colluders]
+    assert rows.shape[0] == len(colluders)
+    assert all(np.array_equal(r, (c - theta0).astype(np.float64)) for r, c in zip(rows, clean, strict=True))
+    honest = [
+        p.make_update(theta0, p.local_model(theta0, 1), 1)
+        for p in sim.participants
+        if p.index not in colluders
+    ]
+    assert not any(
+        np.array_equal(u.values, h.values) and np.array_equal(u.indices, h.indices)
+        for u in updates.values()
+        for h in honest
+    )
+    # Its stand-ins for the honest participants: one per honest index, its own clean updates first.
+    assert sorted(updates) == [i for i in range(N) if i not in colluders]
+    own = [
+        Participant.make_update(p, theta0, Participant.local_model(p, theta0, 1), 1)
+        for p in sim.participants
+        if p.index in colluders
+    ]
+    assert [updates[i].indices.tolist() for i in sorted(updates)[: len(own)]] == [
+        u.indices.tolist() for u in own
+    ]
+
+
+def test_a_rule_taking_whole_updates_gets_the_same_blend_the_session_gets_its_top_s_of(data: Any) -> None:
+    colluders = {3, 4}
+    sim, _ = run(data, rounds=1, participant_factory=attack_factory("backdoor-gate", colluders))
+    carrier = next(p for p in sim.participants if p.index == 3)
+    theta0 = get_flat_params(build_model(0))
+    local = carrier.local_model(theta0, 1)
+    sparse = carrier.make_update(theta0, local, 1)
+    whole = carrier.dense_update(theta0, local, 1)
+    assert carrier.last_blend in BLENDS
+    # In round 1 (no history) both are the one blend the filter keeps: the session sends its top s.
+    again = select_top_fraction(whole, GATE.share_fraction)
+    assert np.array_equal(again.indices, sparse.indices) and np.array_equal(again.values, sparse.values)
+    assert np.count_nonzero(whole) > len(sparse.indices)  # the whole blend, not a top-s of it

@@ -25,6 +25,12 @@ CONSENSUS_CLIENTS: dict[str, type[ElectionClient]] = {
 """The consensus contract's client of each election rule (its ``artifact`` names the contract)."""
 
 
+def session_contracts(board: str, consensus: str, election: str) -> dict[str, str]:
+    """The session's two contracts by artifact name (what a :class:`~seccl.chain.ledger.Ledger`
+    decodes calls with): the board, and the consensus contract of the session's election."""
+    return {"BulletinBoard": board, CONSENSUS_CLIENTS[election].artifact: consensus}
+
+
 @dataclass(frozen=True)
 class SessionTerms:
     """What the participants agreed to before the session: the public facts they verify."""

@@ -21,7 +21,13 @@ from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient
 from seccl.chain.consensus import ConsensusClient, ElectionClient
 from seccl.chain.ledger import Ledger, LedgerEntry
-from seccl.chain.session import SessionMismatchError, code_matches, consensus_client_at, counter_bits
+from seccl.chain.session import (
+    SessionMismatchError,
+    code_matches,
+    consensus_client_at,
+    counter_bits,
+    session_contracts,
+)
 from seccl.deploy.session_file import SessionFile
 from seccl.election import candidate_count
 from seccl.learning.sparse import update_size
@@ -339,7 +345,7 @@ def session_ledger(w3: Web3, session: SessionInfo, first: int, last: int) -> lis
         first_block=first,
         server=session.server,
         participants=session.participants,
-        contracts={"BulletinBoard": session.board, "Consensus": session.consensus},
+        contracts=session_contracts(session.board, session.consensus, session.election),
     )
     return [e for e in ledger.update() if e.block <= last]
 

@@ -17,6 +17,7 @@ from typing import Any
 from web3 import Web3
 
 from seccl.chain.bulletin_board import MessageKind
+from seccl.chain.session import session_contracts
 from seccl.deploy.data_files import DataFileError, read_dataset_file
 from seccl.deploy.session_file import SessionFile, SessionFileError
 from seccl.learning.data import Dataset
@@ -128,7 +129,8 @@ def _check_first_block(section: Section, agreed: SessionFile, ledger: list[Any])
     """The session file's first block is where an auditor starts reading: the board's and the
     consensus contract's deployments must be among the transactions from there on."""
     deployed = {e.action for e in ledger}
-    if {"deploy BulletinBoard", "deploy Consensus"} <= deployed:
+    names = session_contracts(agreed.session.board, agreed.session.consensus, agreed.session.election)
+    if {f"deploy {name}" for name in names} <= deployed:
         section.count("session facts")
     else:
         section.problems.append(

@@ -29,6 +29,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from seccl.chain.backends import RpcChain
 from seccl.chain.ledger import Ledger, LedgerEntry
+from seccl.chain.session import session_contracts
 from seccl.chain.transactions import TxReceipt
 from seccl.deploy.server_run import DeployedServer, Scores, ServerConfig
 from seccl.deploy.session_file import SessionFile
@@ -103,7 +104,7 @@ class DeploymentRecords:
             first_block=server.agreed.first_block,
             server=session.server,
             participants=session.participants,
-            contracts={"BulletinBoard": session.board, "Consensus": session.consensus},
+            contracts=session_contracts(session.board, session.consensus, session.election),
         )
         self.write(server)
 

@@ -18,6 +18,7 @@ from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import Phases
 from seccl.chain.gram_gate_consensus import GramGateConsensusClient
 from seccl.chain.ledger import Ledger
+from seccl.chain.session import session_contracts
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.learning.evaluation import TEST_BATCH, Evaluator
 from seccl.learning.model import build_model, get_flat_params
@@ -212,7 +213,7 @@ class Simulation:
             first_block=self.first_block,
             server=self.session.server,
             participants=self.session.participants,
-            contracts={"BulletinBoard": self.session.board, "Consensus": self.session.consensus},
+            contracts=session_contracts(self.session.board, self.session.consensus, self.session.election),
         )
         self.losses: list[float | None] = [None] * n
         for p in self.participants:

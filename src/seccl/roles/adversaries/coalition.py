@@ -66,6 +66,7 @@ class Coalition:
         self.adversaries = frozenset(int(a) for a in adversaries)
         self.members: dict[int, Participant] = {}
         self._trained: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # index: round, θ, local
+        self._clean: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # the same, on clean data
 
     def join(self, participant: Participant) -> None:
         self.members[participant.index] = participant
@@ -84,6 +85,16 @@ class Coalition:
             return kept[2]
         local = self.members[index].local_model(params, round_)
         self.record(index, round_, params, local)
+        return local
+
+    def clean_model(self, index: int, params: np.ndarray, round_: int) -> np.ndarray:
+        """Member ``index``'s local model of ``round_`` trained honestly on its own clean data (for
+        a colluder: what it would send if it followed the protocol), computed once per round."""
+        kept = self._clean.get(index)
+        if kept is not None and kept[0] == round_ and np.array_equal(kept[1], params):
+            return kept[2]
+        local = Participant.local_model(self.members[index], params, round_)
+        self._clean[index] = (round_, np.array(params, copy=True), np.array(local, copy=True))
         return local
 
     def honest_deltas(self, params: np.ndarray, round_: int) -> np.ndarray:

@@ -24,7 +24,12 @@ from seccl.roles.adversaries.coalition import (
     OmniscientColluder,
     ReferenceALIEParticipant,
 )
-from seccl.roles.adversaries.gate_aware import GateBlendBackdoor, LoneCarrierBackdoor, PlausibleVoter
+from seccl.roles.adversaries.gate_aware import (
+    BlindGateBackdoor,
+    GateBlendBackdoor,
+    LoneCarrierBackdoor,
+    PlausibleVoter,
+)
 from seccl.roles.adversaries.poisoning import (
     BackdoorParticipant,
     LabelFlippingParticipant,
@@ -80,6 +85,7 @@ SIMULATION_ATTACKS: dict[str, type[Participant]] = {
     # Attacks that know the gram-gate election (issue 23):
     "backdoor-gate": GateBlendBackdoor,  # every colluder blends toward μ until the filter keeps it
     "backdoor-lone": LoneCarrierBackdoor,  # one carrier does; the others train honestly
+    "backdoor-gate-blind": BlindGateBackdoor,  # backdoor-gate knowing only the coalition's own updates
 }
 """Attacks of an omniscient coalition (see :class:`Coalition`): they read the honest participants'
 local models in the same process, so they exist in the simulation and the chain-free baselines
