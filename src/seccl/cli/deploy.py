@@ -47,7 +47,8 @@ def add_parser(sub: Any) -> None:
         "--phase-timeout",
         type=float,
         default=120.0,
-        help="a silent participant is skipped after (default: 120)",
+        help="the least a participant is waited for before it is skipped (more while the chain "
+        "still takes its message; default: 120)",
     )
     local.add_argument(
         "--server-attack", metavar="NAME", help="a malicious server, for trials (default: none)"

@@ -1,8 +1,8 @@
 """The :class:`~seccl.runtime.transport.Transport` of a deployment: each request goes to the
 participant's own SuperNode through Flower's ``Grid.push_messages``, its reply collected with
 ``Grid.pull_messages`` every :data:`POLL_INTERVAL` seconds, and a participant that
-does not answer within the phase's time limit, or answers something malformed, is skipped for
-that phase, and recorded."""
+does not answer while it still could (:mod:`seccl.deploy.patience`), or answers something
+malformed, is skipped for that phase, and recorded."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from typing import Any
 from flwr.app import Message
 from flwr.serverapp import Grid
 
+from seccl.chain.bulletin_board import RoundInfo
+from seccl.chain.errors import ChainError
 from seccl.deploy.client_app import payload, payload_bytes, payload_record, quoted
 from seccl.deploy.node import hello_signer
+from seccl.deploy.patience import ON_CHAIN, Wait, chain_window, reply_wait
 from seccl.deploy.wire import decode_reply, encode_request
 from seccl.protocol.errors import MalformedMessageError, ProtocolError, shown
 from seccl.protocol.instructions import Reply, Request
@@ -57,12 +60,17 @@ class FlowerTransport:
         session: SessionInfo,
         *,
         timeout: float,
+        schedule: Callable[[int], tuple[RoundInfo, int]] | None = None,
         log: Callable[[str], None] = lambda _line: None,
         on_dropout: Callable[[Dropout], None] | None = None,
     ):
+        """``timeout`` is the configured phase-timeout, the least a participant is waited for;
+        ``schedule(r)`` reads round ``r``'s schedule and the chain's time (without it, no wait
+        follows the chain's deadlines)."""
         self.grid = grid
         self.session = session
         self.timeout = timeout
+        self.schedule = schedule
         self.log = log
         self.on_dropout = on_dropout
         self.nodes: dict[int, int] = {}  # participant index -> Flower node id
@@ -71,6 +79,8 @@ class FlowerTransport:
         # Who gave no answer at all in a round: not waited for again in that round's later phases
         # (its machine is likely down); asked again from the next round, where a new hello counts.
         self._silent: dict[int, int] = {}
+        # How long each answered request took, by its kind: the timeout follows them.
+        self.durations: dict[str, list[float]] = {}
 
     def discover(self, wait_for: int = 0, within: float = 0.0) -> None:
         """Greet every node not greeted yet; with ``wait_for``, keep at it until that many
@@ -134,7 +144,8 @@ class FlowerTransport:
             messages.append(Message(content, dst_node_id=node, message_type="query.request"))
         replies: dict[int, Reply] = {}
         answered: set[int] = set()
-        for reply in exchange(self.grid, messages, self.timeout) if messages else ():
+        wait = self._wait([requests[i] for i in by_node.values()])
+        for reply, seconds in timed_exchange(self.grid, messages, wait.seconds) if messages else ():
             index = by_node.get(reply.metadata.src_node_id, -1)
             if index not in requests or index in answered:
                 continue  # a reply nobody asked for, or a second one
@@ -149,12 +160,36 @@ class FlowerTransport:
                     self._dropped(requests[index], index, f"it refused the request: {reason}")
                     continue
                 replies[index] = decode_reply(payload_bytes(record))
+                self.durations.setdefault(type(requests[index]).__name__, []).append(seconds)
             except ProtocolError as exc:
                 self._dropped(requests[index], index, f"its reply is malformed: {exc}")
         for index in sorted(set(by_node.values()) - answered):
-            self._silent[index] = requests[index].round
-            self._dropped(requests[index], index, f"no answer within {self.timeout:.0f} s")
+            if not wait.cut_short:  # it had its time: likely down, not waited for again this round
+                self._silent[index] = requests[index].round
+            self._dropped(requests[index], index, f"no answer within {wait.seconds:.0f} s: waited {wait.why}")
         return dict(sorted(replies.items()))
+
+    def _wait(self, requests: list[Request]) -> Wait:
+        """How long to wait for the replies to ``requests`` (in practice all of one kind and
+        round): the longest :func:`~seccl.deploy.patience.reply_wait` of any of them."""
+        waits = []
+        schedules: dict[int, tuple[RoundInfo, int] | None] = {}
+        for request in requests:
+            kind = type(request).__name__
+            window = None
+            if self.schedule is not None and isinstance(request, ON_CHAIN):
+                if request.round not in schedules:
+                    schedules[request.round] = None
+                    try:
+                        schedules[request.round] = self.schedule(request.round)
+                    except (ChainError, OSError) as exc:
+                        # Only the patience depends on it: without the chain's word, the timeout.
+                        self.log(f"round {request.round}: the chain's schedule is unreadable: {exc}")
+                schedule = schedules[request.round]
+                if schedule is not None:
+                    window = chain_window(request, *schedule, self.session.phases)
+            waits.append(reply_wait(self.durations.get(kind, ()), self.timeout, window, kind))
+        return max(waits, key=lambda w: w.seconds, default=Wait(self.timeout, "the phase-timeout"))
 
     def _dropped(self, request: Request, index: int, reason: str) -> None:
         dropout = Dropout(
@@ -170,12 +205,18 @@ def exchange(grid: Grid, messages: list[Message], timeout: float) -> list[Messag
     """``grid.send_and_receive(messages, timeout=timeout)`` without its fixed 3 s between pulls:
     push every message, then pull their replies every :data:`POLL_INTERVAL` seconds until each
     has one or ``timeout`` seconds have passed."""
+    return [reply for reply, _ in timed_exchange(grid, messages, timeout)]
+
+
+def timed_exchange(grid: Grid, messages: list[Message], timeout: float) -> list[tuple[Message, float]]:
+    """:func:`exchange`, each reply with the seconds from the push to the pull that brought it."""
+    started = time.monotonic()
     pending = {i for i in grid.push_messages(messages) if i}  # None: a message it could not push
-    replies: list[Message] = []
-    deadline = time.monotonic() + timeout
+    replies: list[tuple[Message, float]] = []
+    deadline = started + timeout
     while pending:
         pulled = list(grid.pull_messages(pending))
-        replies.extend(pulled)
+        replies.extend((m, time.monotonic() - started) for m in pulled)
         pending.difference_update(m.metadata.reply_to_message_id for m in pulled)
         if not pending or time.monotonic() >= deadline:
             break

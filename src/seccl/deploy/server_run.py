@@ -18,7 +18,7 @@ import torch
 
 from seccl.chain.accounts import load_keystore, signing_connection
 from seccl.chain.backends import RpcChain
-from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind
+from seccl.chain.bulletin_board import BulletinBoardClient, MessageKind, RoundInfo
 from seccl.chain.session import CONSENSUS_CLIENTS, verify_session
 from seccl.deploy.data_files import read_dataset_file
 from seccl.deploy.flower_transport import Dropout, FlowerTransport
@@ -63,7 +63,9 @@ class ServerConfig:
     passphrase_file: Path
     chain_url: str
     out_dir: Path
-    phase_timeout: float = 120.0  # a participant silent this long is skipped for the phase
+    # The least a participant is waited for before it is skipped for the phase (more while the
+    # chain still takes its message, or when earlier answers were slow: seccl.deploy.patience).
+    phase_timeout: float = 120.0
     join_timeout: float = 120.0  # how long to wait for every participant before round 1
     test_data: Path | None = None  # a held-out set to report accuracy on (trials only)
     server_attack: str | None = None  # a malicious server, for trials of the participants' checks
@@ -155,7 +157,12 @@ class DeployedServer:
             **kwargs,
         )
         self.transport = transport or FlowerTransport(
-            grid, session, timeout=config.phase_timeout, log=self.log, on_dropout=self._on_dropout
+            grid,
+            session,
+            timeout=config.phase_timeout,
+            schedule=self._schedule,
+            log=self.log,
+            on_dropout=self._on_dropout,
         )
         # The test set, scored as the simulation scores it (one torch thread, in batches of
         # TEST_BATCH), so that a round's accuracy is the simulated round's.
@@ -173,6 +180,12 @@ class DeployedServer:
         self._print(f"[seccl server] {line}")
         with open(self.out / "server.log", "a") as handle:
             handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+
+    def _schedule(self, round_: int) -> tuple[RoundInfo, int]:
+        """Round ``round_``'s schedule on the board and the chain's time: the transport waits for a
+        reply while the chain still takes its message."""
+        board = self.server.board
+        return board.round_info(round_), int(board.w3.eth.get_block("latest")["timestamp"])
 
     def _on_dropout(self, dropout: Dropout) -> None:
         dropouts = [d.to_dict() for d in self.transport.dropouts]

@@ -12,6 +12,7 @@ from seccl.chain.errors import ContractRevert
 from seccl.election.gram_gate import HISTORY_ROUNDS
 from seccl.learning.aggregation import aggregate
 from seccl.learning.sparse import SparseUpdate
+from seccl.protocol.eligible import eligible_updates
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import MalformedMessageError, ProtocolError
 from seccl.protocol.evidence import EvidenceKind
@@ -335,16 +336,7 @@ class ChainChecks(ParticipantState):
         remembered = self._eligible_by_round.get(round_)
         if remembered is not None:
             return remembered
-        info = self.board.round_info(round_)
-        found: dict[int, SparseUpdate] = {}
-        for author, revealed in self.board.revealed_updates(round_).items():
-            j = self.session.participants.index(author)
-            if not info.has_revealed(j) or info.is_invalid(j):
-                continue
-            with contextlib.suppress(ProtocolError):
-                message = decode_message(revealed.message, **self.session.bounds())
-                if isinstance(message, UpdateMessage) and (message.round, message.author) == (round_, author):
-                    found[j] = message.update
+        found = eligible_updates(self.session, self.board, round_)
         self.remember_eligible(round_, found)
         return found
 

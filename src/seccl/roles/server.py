@@ -19,6 +19,7 @@ from seccl.election import ABSTAIN, voter_ranking
 from seccl.election.gram_gate import DROPPED, REJECTED
 from seccl.learning.aggregation import aggregate
 from seccl.learning.sparse import SparseUpdate
+from seccl.protocol.eligible import eligible_updates
 from seccl.protocol.envelope import Commitment, SignedMessage, open_message, sign_message
 from seccl.protocol.errors import (
     InvalidSignatureError,
@@ -36,7 +37,7 @@ from seccl.protocol.instructions import (
     RevealRequest,
     TrainRequest,
 )
-from seccl.protocol.messages import EvaluationMessage, Message, ModelMessage, UpdateMessage, decode_message
+from seccl.protocol.messages import EvaluationMessage, Message, ModelMessage
 from seccl.protocol.statements import Delivery, Receipt
 from seccl.protocol.store import MessageStore, StoredMessage
 from seccl.roles.settings import LearningSettings, SessionInfo
@@ -338,23 +339,8 @@ class ParameterServer:
     def update_of(self, round_: int, index: int) -> SparseUpdate | None:
         """Participant ``index``'s update of ``round_`` as the board revealed it, if it is valid."""
         if self._revealed[0] != round_:
-            self._revealed = (round_, self._read_reveals(round_))
+            self._revealed = (round_, eligible_updates(self.session, self.board, round_))
         return self._revealed[1].get(index)
-
-    def _read_reveals(self, round_: int) -> dict[int, SparseUpdate]:
-        info = self.board.round_info(round_)
-        found: dict[int, SparseUpdate] = {}
-        for author, revealed in self.board.revealed_updates(round_).items():
-            index = self.session.participants.index(author)
-            if info.is_invalid(index):
-                continue
-            try:
-                message = decode_message(revealed.message, **self.session.bounds())
-            except ProtocolError:
-                continue  # invalid: every party leaves it out alike (and may prove it on chain)
-            if isinstance(message, UpdateMessage) and (message.round, message.author) == (round_, author):
-                found[index] = message.update
-        return found
 
     def _relay_ballot(self, round_: int, stored: StoredMessage, eligible: list[int]) -> Receipt | None:
         message = stored.message

@@ -22,6 +22,7 @@ from seccl.election import borda_tally
 from seccl.election.gram_gate import HISTORY_ROUNDS, filter_updates, gram_gate_tally
 from seccl.learning.aggregation import aggregate
 from seccl.protocol.archive import ArchivedMessage, RunArchive
+from seccl.protocol.eligible import eligible_updates
 from seccl.protocol.envelope import SignedMessage
 from seccl.protocol.errors import ProtocolError
 from seccl.protocol.evidence import EvidenceKind
@@ -340,7 +341,9 @@ def _check_view(
         audit.notes.append(f"round {r}: no view had a majority of the roster, so nobody was elected")
         return
     rounds = range(max(1, r - HISTORY_ROUNDS + 1), r + 1)
-    updates = [_eligible_updates(session, board, t) for t in rounds]
+    updates = [
+        {j: (u.indices, u.values) for j, u in eligible_updates(session, board, t).items()} for t in rounds
+    ]
     view = filter_updates(
         updates[-1],
         session.n,
@@ -356,25 +359,6 @@ def _check_view(
         )
     else:
         audit.count("filter views")
-
-
-def _eligible_updates(
-    session: SessionInfo, board: BulletinBoardClient, r: int
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Round ``r``'s eligible updates (revealed, not proven invalid), decoded from the board."""
-    info = board.round_info(r)
-    found = {}
-    for author, revealed in board.revealed_updates(r).items():
-        j = session.participants.index(author)
-        if not info.has_revealed(j) or info.is_invalid(j):
-            continue
-        try:
-            message = decode_message(revealed.message, **session.bounds())
-        except ProtocolError:
-            continue
-        if isinstance(message, UpdateMessage) and (message.round, message.author) == (r, author):
-            found[j] = (message.update.indices, message.update.values)
-    return found
 
 
 def _hex(digest: bytes | None) -> str:
