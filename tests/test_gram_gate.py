@@ -12,6 +12,8 @@ import pytest
 
 from seccl.election import ABSTAIN, MAX_SCORE
 from seccl.election.gram_gate import (
+    COALITION_FLOOR_PPB,
+    COALITION_MADS,
     DROPPED,
     ONE,
     REJECTED,
@@ -21,6 +23,7 @@ from seccl.election.gram_gate import (
     assumed_attackers,
     ballot_entries,
     ballot_error,
+    coalition_bar,
     cosine_ppb,
     filter_updates,
     gram_gate_tally,
@@ -232,13 +235,32 @@ def _round_with_carriers(rng: np.random.Generator, push: np.ndarray, carriers: r
     return out
 
 
-@pytest.mark.parametrize("seed", [9, 10, 11])
+@pytest.mark.parametrize("seed", [11, 12, 13])
 def test_a_push_too_small_to_see_in_one_round_is_caught_summed_over_three(seed: int) -> None:
     rng = np.random.default_rng(seed)
     push = rng.normal(size=4_000)
     carriers = range(6)
-    rounds = [_round_with_carriers(rng, push, carriers, 1.5) for _ in range(3)]
+    rounds = [_round_with_carriers(rng, push, carriers, 0.6) for _ in range(3)]
     alone = filter_updates(rounds[-1], N, 6, tie_seed=SEED, round_=3)
     summed = filter_updates(rounds[-1], N, 6, tie_seed=SEED, round_=3, history=rounds[:-1])
     assert not alone.coalition  # one round: they pass
     assert set(summed.coalition) == set(carriers)  # three rounds: caught, and nobody else
+
+
+@pytest.mark.parametrize("seed", [9, 10, 11])
+def test_the_bar_follows_the_spread_so_a_push_under_a_fixed_margin_is_caught(seed: int) -> None:
+    """A push blended to stay under a fixed margin (the rule's first bar: median + 0.2) is caught
+    in one round by the statistical bar, and nobody else is."""
+    rng = np.random.default_rng(seed)
+    ups = _round_with_carriers(rng, rng.normal(size=4_000), range(6), 1.2)
+    maxima = accumulated_residual_cosines([ups])
+    assert max(maxima[i] for i in range(6)) < sorted(maxima.values())[(N - 1) // 2] + 200_000_000
+    assert set(filter_updates(ups, N, 6, tie_seed=SEED, round_=3).coalition) == set(range(6))
+
+
+def test_the_coalition_bar_is_the_median_plus_three_deviations_or_the_floor() -> None:
+    assert coalition_bar([0, 10, 20, 30, 1000]) == 20 + COALITION_FLOOR_PPB  # a tight spread: the floor
+    spread = [0, 100_000_000, 200_000_000, 300_000_000, 900_000_000]
+    # median 2e8, absolute deviations 2e8, 1e8, 0, 1e8, 7e8 -> their lower median 1e8
+    assert coalition_bar(spread) == 200_000_000 + COALITION_MADS * 100_000_000
+    assert coalition_bar(list(reversed(spread))) == coalition_bar(spread)

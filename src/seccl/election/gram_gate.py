@@ -11,8 +11,9 @@ study in docs/studies/election/):
       1. near-duplicates (cosine distance ≤ 0.02 to another update) are all dropped;
       2. the coalition check: residual directions (the unit directions minus their round's mean)
          summed over this round and the two before; an update whose summed residual's largest
-         cosine with another's exceeds the median of those maxima by 0.2 is dropped (FoolsGold's
-         signal: a coalition's shared push persists across rounds, noise does not);
+         cosine with another's exceeds the median of those maxima by 3 median absolute deviations
+         (at least 0.05) is dropped (FoolsGold's signal: a coalition's shared push persists across
+         rounds, noise does not);
       3. trimmed Krum on cosine distances (skip each one's f − 1 nearest and f farthest) keeps the
          ``min(N − f, r)`` most central of the rest;
       4. the clip bound: the lower median of the kept updates' squared norms.
@@ -63,8 +64,13 @@ ONE = 10**9
 """Cosines and cosine distances are in parts per billion."""
 DUPLICATE_PPB = 20_000_000
 """Near-duplicates: cosine distance at most 0.02 (cosine at least 0.98)."""
-COALITION_PPB = 200_000_000
-"""The coalition check's margin: 0.2 of residual cosine above the median of the maxima."""
+COALITION_MADS = 3
+"""The coalition check's bar is this many median absolute deviations of the maxima above their
+median (about two standard deviations of a normal spread): a fixed margin let a blended backdoor
+tuned to stay just under it through (the study's addendum)."""
+COALITION_FLOOR_PPB = 50_000_000
+"""The least margin of the coalition check (0.05 of residual cosine), so that a round whose
+maxima happen to agree closely does not drop the ordinary ones."""
 HISTORY_ROUNDS = 3
 """The coalition check sums each participant's residuals over this many rounds (this one and the
 ones before it): a coalition's shared direction persists from round to round, honest noise and a
@@ -338,8 +344,7 @@ def _filter(
         window = [_without_duplicates(earlier) for earlier in list(history)[-(HISTORY_ROUNDS - 1) :]]
         window.append({i: updates[i] for i in representatives})
         largest = accumulated_residual_cosines(window)
-        ranked = sorted(largest.values())
-        bar = ranked[(len(ranked) - 1) // 2] + COALITION_PPB
+        bar = coalition_bar(list(largest.values()))
         coalition = [i for i in representatives if largest[i] > bar]
         representatives = [i for i in representatives if i not in coalition]
     # Trimmed Krum: skip the f − 1 nearest (a coalition's members vouch for each other) and the
@@ -364,6 +369,17 @@ def _filter(
         clip_sq=kept_norms[(len(kept_norms) - 1) // 2] if kept_norms else 0,
         norms_sq=norms,
     )
+
+
+def coalition_bar(maxima: Sequence[int]) -> int:
+    """The coalition check's bar over the summed residuals' largest cosines (ppb): their lower
+    median plus ``max(COALITION_MADS × MAD, COALITION_FLOOR_PPB)``, the MAD being the lower median
+    of the absolute deviations from that median (integers, so every party gets the same bar)."""
+    ranked = sorted(maxima)
+    middle = ranked[(len(ranked) - 1) // 2]
+    deviations = sorted(abs(m - middle) for m in ranked)
+    spread = deviations[(len(deviations) - 1) // 2]
+    return middle + max(COALITION_MADS * spread, COALITION_FLOOR_PPB)
 
 
 def ballot_entries(view: GateView, scores: Mapping[int, int], voter: int, n: int) -> tuple[int, ...]:
