@@ -29,6 +29,7 @@ from seccl.election.gram_gate import (
     gram_gate_tally,
     gram_matrix,
     max_residual_cosines,
+    summed_residual_cosines,
     view_of_ballot,
 )
 
@@ -264,3 +265,14 @@ def test_the_coalition_bar_is_the_median_plus_three_deviations_or_the_floor() ->
     # median 2e8, absolute deviations 2e8, 1e8, 0, 1e8, 7e8 -> their lower median 1e8
     assert coalition_bar(spread) == 200_000_000 + COALITION_MADS * 100_000_000
     assert coalition_bar(list(reversed(spread))) == coalition_bar(spread)
+
+
+def test_the_summed_residual_cosines_are_symmetric_and_their_row_maxima_are_the_checks() -> None:
+    rng = np.random.default_rng(12)
+    rounds = [random_updates(rng, n=9) for _ in range(3)]
+    del rounds[0][4]  # one participant missed a round of the window
+    pairs = summed_residual_cosines(rounds)
+    assert all(pairs[(i, j)] == pairs[(j, i)] for i, j in pairs)
+    assert all(-ONE - 1 <= c <= ONE for c in pairs.values())
+    maxima = accumulated_residual_cosines(rounds)
+    assert maxima == {i: max(c for (a, _), c in pairs.items() if a == i) for i in rounds[-1]}

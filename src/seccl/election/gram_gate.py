@@ -231,12 +231,22 @@ def max_residual_cosines(gram: Mapping[tuple[int, int], int], members: Sequence[
 
 def accumulated_residual_cosines(rounds: Sequence[Mapping[int, Update]]) -> dict[int, int]:
     """Each participant of the last round's largest cosine (ppb) between its residual direction
+    summed over ``rounds`` and another's (−10^9 if it has none): the maxima of
+    :func:`summed_residual_cosines`."""
+    pairs = summed_residual_cosines(rounds)
+    current = sorted(rounds[-1]) if rounds else []
+    return {i: max([-ONE, *(pairs[(i, j)] for j in current if (i, j) in pairs)]) for i in current}
+
+
+def summed_residual_cosines(rounds: Sequence[Mapping[int, Update]]) -> dict[tuple[int, int], int]:
+    """The cosine (ppb) between each two participants of the last round's residual directions
     summed over ``rounds`` (oldest first; in each, the residuals are the unit directions minus that
-    round's mean) and another's. Exact integers: with ``C`` the cosines in ppb over every pair of
-    updates of the window, round ``t`` of ``r_t`` updates and ``S_t(b) = Σ_{k in t} C(k, b)``, the
-    scaled residuals ``r_t·res_i^t`` have inner products ``r_t r_s C(i_t, j_s) − r_t S_s(i_t) −
-    r_s S_t(j_s) + Σ_{k in t, l in s} C(k, l)``, summed over the rounds each participant took part
-    in. With one round this is :func:`max_residual_cosines`."""
+    round's mean), for every ordered pair whose summed residuals are both non-zero. Exact
+    integers: with ``C`` the cosines in ppb over every pair of updates of the window, round ``t``
+    of ``r_t`` updates and ``S_t(b) = Σ_{k in t} C(k, b)``, the scaled residuals ``r_t·res_i^t``
+    have inner products ``r_t r_s C(i_t, j_s) − r_t S_s(i_t) − r_s S_t(j_s) + Σ_{k in t, l in s}
+    C(k, l)``, summed over the rounds each participant took part in. With one round, their maxima
+    are :func:`max_residual_cosines`."""
     keyed = {(t, i): u for t, members in enumerate(rounds) for i, u in members.items()}
     order = sorted(keyed)
     number = {key: k for k, key in enumerate(order)}
@@ -262,14 +272,12 @@ def accumulated_residual_cosines(rounds: Sequence[Mapping[int, Update]]) -> dict
         for i in current
         for j in current
     }
-    out = {}
-    for i in current:
-        best = -ONE
-        for j in current:
-            if j != i and dot[(i, i)] > 0 and dot[(j, j)] > 0:
-                best = max(best, (dot[(i, j)] * ONE) // math.isqrt(dot[(i, i)] * dot[(j, j)]))
-        out[i] = best
-    return out
+    return {
+        (i, j): (dot[(i, j)] * ONE) // math.isqrt(dot[(i, i)] * dot[(j, j)])
+        for i in current
+        for j in current
+        if j != i and dot[(i, i)] > 0 and dot[(j, j)] > 0
+    }
 
 
 def _near_duplicates(updates: Mapping[int, Update], gram: Mapping[tuple[int, int], int]) -> list[int]:
