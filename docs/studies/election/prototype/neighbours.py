@@ -19,6 +19,12 @@ from seccl.election.gram_gate import HISTORY_ROUNDS, summed_residual_cosines
 from seccl.protocol.messages import UpdateMessage, decode_message
 
 
+def nearest(pairs: dict[tuple[int, int], int], members: list[int], i: int, k: int) -> list[int]:
+    """The ``k`` members whose summed residuals are nearest ``i``'s."""
+    others = [j for j in members if (i, j) in pairs]
+    return sorted(others, key=lambda j: -pairs[(i, j)])[:k]
+
+
 def main(run: Path, k: int) -> None:
     chain = json.loads((run / "chain.json").read_text())
     index = {address.lower(): i for i, address in enumerate(chain["participants"])}
@@ -34,13 +40,9 @@ def main(run: Path, k: int) -> None:
         window = [rounds[t] for t in range(r - HISTORY_ROUNDS + 1, r + 1) if t in rounds]
         pairs = summed_residual_cosines(window)
         members = sorted(window[-1])
-
-        def nearest(i: int) -> list[int]:
-            others = [j for j in members if (i, j) in pairs]
-            return sorted(others, key=lambda j: -pairs[(i, j)])[:k]
-
-        fellows = [sum(j in coalition for j in nearest(i)) for i in sorted(coalition & set(members))]
-        honest = [sum(j in coalition for j in nearest(i)) for i in members if i not in coalition]
+        near = {i: nearest(pairs, members, i, k) for i in members}
+        fellows = [sum(j in coalition for j in near[i]) for i in sorted(coalition & set(members))]
+        honest = [sum(j in coalition for j in near[i]) for i in members if i not in coalition]
         print(
             f"round {r:2d}: fellows among each member's {k} nearest {fellows}; "
             f"members among an honest participant's {k} nearest, mean {np.mean(honest):.2f}"
