@@ -29,8 +29,8 @@ import {SecclSigning} from "./SecclSigning.sol";
 ///        `keccak256(abi.encode(kept, dropped))`.
 ///      - At the tally, the view a strict majority of the roster's ballots share (2·votes > N)
 ///        is the round's; with none, nobody is elected. Counted are the ballots with that view
-///        whose voters it did not drop. Each kept participant's score is the lower median
-///        (ascending, element (len-1)/2) of the counted ballots' entries for it, its own ballot
+///        whose voters it did not drop. Each kept participant's score is the upper median
+///        (ascending, element len/2) of the counted ballots' entries for it, its own ballot
 ///        excluded; one without any such entry is skipped. The candidates are the min(M, scored)
 ///        best by median, equal medians by the lower tie key ({SecclSigning-tieKey}).
 ///      Storage holds what the tally reads again: who voted, who voted for each view, each view's
@@ -430,7 +430,7 @@ contract GramGateConsensus is IElectionRecord {
         }
     }
 
-    /// @dev The best min(M, scored) kept participants by the lower median of the counted voters'
+    /// @dev The best min(M, scored) kept participants by the upper median of the counted voters'
     ///      scores, best first; equal medians prefer the lower tie key.
     function _elect(Count memory count) private view returns (uint16[] memory top) {
         uint256[] memory medians = _medians(count);
@@ -479,7 +479,7 @@ contract GramGateConsensus is IElectionRecord {
         return a >> 8 > b >> 8 || (a >> 8 == b >> 8 && keyA < keyB);
     }
 
-    /// @dev Each participant's lower median plus one, by index: zero for one not kept or without
+    /// @dev Each participant's upper median plus one, by index: zero for one not kept or without
     ///      a counted score. Reads each counted ballot's words once, a word (LANES participants)
     ///      at a time.
     function _medians(Count memory count) private view returns (uint256[] memory medians) {
@@ -498,7 +498,7 @@ contract GramGateConsensus is IElectionRecord {
                 if ((group >> lane) & 1 == 0) continue;
                 uint256 j = w * LANES + lane;
                 uint256 length = _column(column, packed, voters, j, lane * LANE_BITS);
-                if (length != 0) medians[j] = _lowerMedian(column, length) + 1;
+                if (length != 0) medians[j] = _upperMedian(column, length) + 1;
             }
         }
     }
@@ -527,14 +527,15 @@ contract GramGateConsensus is IElectionRecord {
         }
     }
 
-    /// @dev The lower median of the first `length` (at least one) values of `values`: element
-    ///      (length-1)/2 in ascending order, found in place by Hoare's selection (Wirth's FIND:
+    /// @dev The upper median of the first `length` (at least one) values of `values`: element
+    ///      length/2 in ascending order (with an even count the upper one: colluders holding
+    ///      exactly half of an honest participant's entries can then only raise its median), found in place by Hoare's selection (Wirth's FIND:
     ///      partition around the element at that position, keep the side that holds it). Expected
     ///      O(length) steps, O(length²) at worst.
-    function _lowerMedian(uint256[] memory values, uint256 length) private pure returns (uint256 median) {
+    function _upperMedian(uint256[] memory values, uint256 length) private pure returns (uint256 median) {
         assembly ("memory-safe") {
             let first := add(values, 0x20)
-            let k := add(first, shl(5, shr(1, sub(length, 1))))
+            let k := add(first, shl(5, shr(1, length)))
             let l := first
             let r := add(first, shl(5, sub(length, 1)))
             for {} lt(l, r) {} {

@@ -194,7 +194,7 @@ def test_ballots_with_another_view_or_from_dropped_authors_do_not_count() -> Non
 def test_a_minority_cannot_move_a_median_outside_the_honest_scores() -> None:
     """Colluders fewer than half of the counted voters other than the candidate, voting anything
     a valid ballot allows, leave its median inside the range of the honest counted scores for it
-    (at exactly half, the lower median may be theirs: the bound is strict)."""
+    (at exactly half, the upper median may be theirs when they raise it: the bound is strict)."""
     rnd = random.Random(5)
     checked = 0
     for _ in range(300):

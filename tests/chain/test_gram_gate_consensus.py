@@ -1,6 +1,6 @@
 """The gram-gate consensus contract counts each signed ballot once, in its phase, checks every entry
 against the round's eligible participants, counts the view each ballot states, and elects by the
-lower median of the ballots that share the view of a strict majority of the roster (none without
+upper median of the ballots that share the view of a strict majority of the roster (none without
 one); anyone may tally in time. Every revert path on both EVMs."""
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def backend(request: pytest.FixtureRequest) -> ChainBackend:
 N, M = 6, 2
 A, D, R = ABSTAIN, DROPPED, REJECTED
 # The round's view, shared by every ballot: 0-3 kept, 4 rejected (its author still counts), 5
-# dropped (its author's ballot counts towards the majority, not in the medians). The lower medians
-# are 600k (0), 800k (1), 600k (2) and 250k (3): 1 is elected, then 0 or 2 by their tie keys.
+# dropped (its author's ballot counts towards the majority, not in the medians). The upper medians
+# are 650k (0), 850k (1), 650k (2) and 300k (3): 1 is elected, then 0 or 2 by their tie keys.
 PROFILE = [
     [A, 800_000, 600_000, 300_000, R, D],
     [700_000, A, 650_000, 200_000, R, D],
@@ -96,7 +96,7 @@ def test_elects_what_the_reference_elects_and_records_every_ballot_and_the_agree
     expected = _expected(session, dict(enumerate(PROFILE)))
     assert result.candidates == expected.candidates and result.candidates[0] == 1
     assert result.ballots == N
-    assert expected.medians == {0: 600_000, 1: 800_000, 2: 600_000, 3: 250_000}
+    assert expected.medians == {0: 650_000, 1: 850_000, 2: 650_000, 3: 300_000}
     keys = {j: tie_key(session.board.tie_seed_of(1), 1, j) for j in (0, 2)}
     assert result.candidates[1] == min(keys, key=keys.__getitem__)  # equal medians: the tie key
     assert consensus.elected_of(1) == result.candidates
@@ -128,7 +128,7 @@ def test_the_contract_names_its_rule_and_its_settings(session: Session) -> None:
 
 def test_the_ballots_of_dropped_voters_share_the_view_but_not_the_medians(backend: ChainBackend) -> None:
     # 3 and 4 are dropped (a coalition), vote with the honest view and push 1 over 0: were their
-    # ballots counted, 1's lower median would be 500k and 0's 0, and 1 would be elected.
+    # ballots counted, 1's upper median would be 1,000k and 0's 600k, and 1 would be elected.
     session = deploy(backend, n=5, m=1, tag="gram-gate-dropped", election="gram-gate")
     session.post_updates(1)
     ballots = {

@@ -29,9 +29,10 @@ study in docs/studies/election/):
     share is the round's (honest voters compute the same one, so a coalition below half can
     neither make its own win nor block the honest one; with no majority nobody is elected). Only
     ballots with that view count, minus those of dropped authors. A kept participant's score is
-    the lower median of the counted scores for it (its own entry excluded); the ``M`` best are
-    elected, equal medians by tie key. A coalition below half of the counted voters cannot move a
-    median outside the range of the honest scores for that candidate.
+    the upper median of the counted scores for it (its own entry excluded); the ``M`` best are
+    elected, equal medians by tie key. A coalition below half of the counted voters cannot lower
+    an honest candidate's median below the honest scores for it, nor raise its own members' above
+    them.
 
 (d) **The aggregation** (``seccl.learning.aggregation``, rule ``clipped-shared-mean``): each
     elected update is scaled to at most the lower median of the *elected* updates' norms, and
@@ -467,6 +468,8 @@ def gram_gate_tally(
         if kept >> j & 1:
             entries = sorted(ballots[v][j] for v in counted if v != j)
             if entries:
-                medians[j] = entries[(len(entries) - 1) // 2]
+                # The upper median: colluders holding exactly half of an honest participant's
+                # entries (k of 2k+1 counted voters, its own ballot excluded) can only raise it.
+                medians[j] = entries[len(entries) // 2]
     order = sorted(medians, key=lambda j: (-medians[j], tie_key(tie_seed, round_, j)))
     return GateOutcome(tuple(order[:m]), medians, leader, count)
