@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seccl.chain.backends import ChainBackend, EmbeddedChain
+from seccl.chain.backends import ChainBackend
 from seccl.election import ABSTAIN, borda_tally, tie_key, voter_ranking
 from tests.chain.helpers import Session, deploy, digest
+from tests.chain.property_helpers import PROPERTY_SETTINGS, run_first_round, update_posters, voters
 
 
 @dataclass(frozen=True)
@@ -31,41 +32,26 @@ def profiles(draw: st.DrawFn) -> Profile:
     m = draw(st.integers(1, n - 1))
     tie_seed = draw(st.binary(min_size=32, max_size=32))
     everyone = tuple(range(n))
-    posted = draw(
-        st.one_of(
-            st.just(everyone),
-            st.lists(st.sampled_from(everyone), unique=True, max_size=n).map(lambda p: tuple(sorted(p))),
-        )
-    )
-    voters = draw(
-        st.one_of(st.just(list(everyone)), st.lists(st.sampled_from(everyone), unique=True, max_size=n))
-    )
+    posted = draw(update_posters(everyone))
+    voting = draw(voters(everyone))
     high = draw(st.sampled_from([1, 3, 1_000_000]))
     abstain = draw(st.sampled_from([0, 1, 4]))  # out of 16: none, rare, a quarter
     entry = st.integers(0, 15).flatmap(
         lambda roll: st.just(ABSTAIN) if roll < abstain else st.integers(0, high)
     )
-    ballots = {v: [ABSTAIN if j == v else draw(entry) for j in range(n)] for v in sorted(voters)}
+    ballots = {v: [ABSTAIN if j == v else draw(entry) for j in range(n)] for v in sorted(voting)}
     return Profile(n, m, tie_seed, posted, ballots)
 
 
 def check(backend: ChainBackend, p: Profile) -> None:
     """Run one round of ``p`` through the real clients and compare everything with the reference."""
     session: Session = deploy(backend, p.n, p.m, tag=f"prop{p.n}")
-    if p.posted:
-        session.fix_tie_seed(p.tie_seed, p.posted)  # the revealed salts XOR to the profile's seed
-    session.post_updates(1, p.posted)
-    if len(p.posted) < p.n:
-        session.pass_update_phase(1)
-    assert session.board.tie_seed_of(1) == (p.tie_seed if p.posted else bytes(32))
-    for voter, scores in p.ballots.items():
-        # The reference's ranking: the contract verifies it (and one call less than the client's).
-        ranking = voter_ranking(scores, voter, p.m, tie_seed=p.tie_seed, round_=1, eligible=p.posted)
-        session.vote(1, voter, scores, ranking=ranking)
-    if len(p.ballots) < p.n:
-        session.pass_ballot_phase(1)
-
-    result = session.tally(1)
+    # The reference's rankings: the contract verifies them (and one call less than the client's).
+    rankings = {
+        voter: voter_ranking(scores, voter, p.m, tie_seed=p.tie_seed, round_=1, eligible=p.posted)
+        for voter, scores in p.ballots.items()
+    }
+    result = run_first_round(session, p.tie_seed, p.posted, p.ballots, rankings)
 
     expected = borda_tally(p.ballots, p.n, p.m, tie_seed=p.tie_seed, round_=1, eligible=p.posted)
     assert result.candidates == expected.candidates
@@ -80,21 +66,8 @@ def check(backend: ChainBackend, p: Profile) -> None:
     assert assessors == expected.assessors
 
 
-_SETTINGS = {
-    "deadline": None,
-    "derandomize": True,
-    "database": None,
-    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-}
-
-
-@pytest.fixture(scope="module")
-def embedded() -> ChainBackend:
-    return EmbeddedChain()
-
-
 # 40 profiles on the embedded EVM and 100 more on anvil (each deploys a session and runs a round).
-@settings(max_examples=40, **_SETTINGS)
+@settings(max_examples=40, **PROPERTY_SETTINGS)
 @given(profile=profiles())
 def test_the_contract_elects_what_the_reference_elects_on_the_embedded_evm(
     embedded: ChainBackend, profile: Profile
@@ -103,7 +76,7 @@ def test_the_contract_elects_what_the_reference_elects_on_the_embedded_evm(
 
 
 @pytest.mark.anvil
-@settings(max_examples=100, **_SETTINGS)
+@settings(max_examples=100, **PROPERTY_SETTINGS)
 @given(profile=profiles())
 def test_the_contract_elects_what_the_reference_elects_on_anvil(
     anvil_backend: ChainBackend, profile: Profile

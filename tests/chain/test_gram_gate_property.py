@@ -8,14 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seccl.chain.backends import ChainBackend, EmbeddedChain
+from seccl.chain.backends import ChainBackend
 from seccl.chain.gram_gate_consensus import GramGateConsensusClient
 from seccl.election import ABSTAIN
 from seccl.election.gram_gate import DROPPED, REJECTED, ballot_error, gram_gate_tally, view_digest
 from tests.chain.helpers import Session, deploy
+from tests.chain.property_helpers import PROPERTY_SETTINGS, run_first_round, update_posters, voters
 
 KEPT, DROP, REJECT = "kept", "dropped", "rejected"
 
@@ -45,21 +46,14 @@ def profiles(draw: st.DrawFn) -> Profile:
     f = draw(st.integers(0, n - 1))  # recorded on chain for the parties' filter; the count ignores it
     tie_seed = draw(st.binary(min_size=32, max_size=32))
     everyone = tuple(range(n))
-    posted = draw(
-        st.one_of(
-            st.just(everyone),
-            st.lists(st.sampled_from(everyone), unique=True, max_size=n).map(lambda p: tuple(sorted(p))),
-        )
-    )
+    posted = draw(update_posters(everyone))
     status = st.sampled_from([KEPT] * 5 + [DROP, REJECT])
     views = [{j: draw(status) for j in posted} for _ in range(3)]
-    voters = draw(
-        st.one_of(st.just(list(everyone)), st.lists(st.sampled_from(everyone), unique=True, max_size=n))
-    )
+    voting = draw(voters(everyone))
     which = st.sampled_from([0] * 6 + [1, 2])  # most voters take view 0
     high = draw(st.sampled_from([0, 1, 3, 1_000_000]))
     ballots = {}
-    for v in sorted(voters):
+    for v in sorted(voting):
         view = views[draw(which)]
         entries = []
         for j in range(n):
@@ -85,18 +79,7 @@ def check(backend: ChainBackend, p: Profile) -> None:
     )
     consensus = session.consensus
     assert isinstance(consensus, GramGateConsensusClient)
-    if p.posted:
-        session.fix_tie_seed(p.tie_seed, p.posted)  # the revealed salts XOR to the profile's seed
-    session.post_updates(1, p.posted)
-    if len(p.posted) < p.n:
-        session.pass_update_phase(1)
-    assert session.board.tie_seed_of(1) == (p.tie_seed if p.posted else bytes(32))
-    for voter, entries in p.ballots.items():
-        session.vote(1, voter, entries)
-    if len(p.ballots) < p.n:
-        session.pass_ballot_phase(1)
-
-    result = session.tally(1)
+    result = run_first_round(session, p.tie_seed, p.posted, p.ballots)
 
     expected = gram_gate_tally(p.ballots, p.n, p.m, eligible=p.eligible, tie_seed=p.tie_seed, round_=1)
     assert result.candidates == expected.candidates
@@ -113,21 +96,8 @@ def check(backend: ChainBackend, p: Profile) -> None:
         assert consensus.view_votes(1, key) == expected.votes
 
 
-_SETTINGS = {
-    "deadline": None,
-    "derandomize": True,
-    "database": None,
-    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-}
-
-
-@pytest.fixture(scope="module")
-def embedded() -> ChainBackend:
-    return EmbeddedChain()
-
-
 # 30 profiles on the embedded EVM and 60 more on anvil (each deploys a session and runs a round).
-@settings(max_examples=30, **_SETTINGS)
+@settings(max_examples=30, **PROPERTY_SETTINGS)
 @given(profile=profiles())
 def test_the_contract_elects_what_the_reference_elects_on_the_embedded_evm(
     embedded: ChainBackend, profile: Profile
@@ -136,7 +106,7 @@ def test_the_contract_elects_what_the_reference_elects_on_the_embedded_evm(
 
 
 @pytest.mark.anvil
-@settings(max_examples=60, **_SETTINGS)
+@settings(max_examples=60, **PROPERTY_SETTINGS)
 @given(profile=profiles())
 def test_the_contract_elects_what_the_reference_elects_on_anvil(
     anvil_backend: ChainBackend, profile: Profile

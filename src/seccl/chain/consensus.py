@@ -96,6 +96,16 @@ class ElectionClient:
         """The same contract seen through another party's own connection."""
         return type(self)(w3, self.address, sender=sender)
 
+    @classmethod
+    def _deploy_contract(cls, w3: Web3, server: str, *constructor_args: Any) -> tuple[Self, TxReceipt]:
+        """Deploy the contract of :attr:`artifact` from ``server`` with ``constructor_args`` (each
+        contract's constructor takes its own), and a client of it writing from ``server``."""
+        artifact = load_artifact(cls.artifact)
+        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        constructor = factory.constructor(*constructor_args)
+        receipt, raw = transact(w3, constructor, sender=server, gas=GAS_DEPLOY)
+        return cls(w3, str(raw["contractAddress"]), sender=server), receipt
+
     # ─────────────── writes (anyone) ───────────────
 
     def submit_scores(
@@ -230,11 +240,7 @@ class ConsensusClient(ElectionClient):
     ) -> tuple[ConsensusClient, TxReceipt]:
         """Deploy an election of ``candidates`` per round for the session of ``board``, which
         must already name the address this deployment gets."""
-        artifact = load_artifact(cls.artifact)
-        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        constructor = factory.constructor(to_checksum_address(board), candidates)
-        receipt, raw = transact(w3, constructor, sender=server, gas=GAS_DEPLOY)
-        return cls(w3, str(raw["contractAddress"]), sender=server), receipt
+        return cls._deploy_contract(w3, server, to_checksum_address(board), candidates)
 
     def submit_scores(
         self,

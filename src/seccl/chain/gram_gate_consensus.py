@@ -11,8 +11,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from seccl.chain.artifacts import load_artifact
-from seccl.chain.consensus import GAS_DEPLOY, ElectionClient, encode_scores
+from seccl.chain.consensus import ElectionClient, encode_scores
 from seccl.chain.transactions import TxReceipt, event_in_transaction, transact
 
 
@@ -49,11 +48,7 @@ class GramGateConsensusClient(ElectionClient):
         """Deploy a gram-gate election of ``candidates`` per round, whose filter every party sizes
         for ``assumed_attackers``, for the session of ``board``, which must already name the
         address this deployment gets."""
-        artifact = load_artifact(cls.artifact)
-        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        constructor = factory.constructor(to_checksum_address(board), candidates, assumed_attackers)
-        receipt, raw = transact(w3, constructor, sender=server, gas=GAS_DEPLOY)
-        return cls(w3, str(raw["contractAddress"]), sender=server), receipt
+        return cls._deploy_contract(w3, server, to_checksum_address(board), candidates, assumed_attackers)
 
     # ─────────────── writes (anyone) ───────────────
 

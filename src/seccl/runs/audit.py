@@ -35,10 +35,10 @@ from seccl.runs.audit_chain import (
 from seccl.runs.audit_evidence import check_checkpoint, check_evidence
 from seccl.runs.audit_records import (
     check_config,
-    check_metrics,
-    check_metrics_csv,
     check_run_json,
     evaluate_models,
+    metrics_csv_section,
+    metrics_section,
 )
 from seccl.runs.audit_report import (
     MALFORMED,
@@ -199,29 +199,19 @@ def audit_run(path: Path, *, url: str | None = None) -> AuditReport:
             settings = Section("config.toml")
             guarded(check_config, settings, config, chain, done)
             sections.append(settings)
-            figures = Section("metrics.json")
-            if not isinstance(metrics, dict):
-                figures.problems.append("not a run's metrics")
-                metrics = {}
-            guarded(
-                check_metrics,
-                figures,
+            figures, metrics = metrics_section(
                 metrics,
                 config=config,
                 chain=chain,
                 ledger=ledger,
-                evidence=evidence if isinstance(evidence, dict) else {},
+                evidence=evidence,
                 rounds_done=done,
                 accuracy=accuracy,
                 parts=parts,
             )
             sections.append(figures)
             if (run_dir / "metrics.csv").is_file():
-                table = Section("metrics.csv")
-                guarded(
-                    check_metrics_csv, table, (run_dir / "metrics.csv").read_text(errors="replace"), metrics
-                )
-                sections.append(table)
+                sections.append(metrics_csv_section(run_dir / "metrics.csv", metrics))
             found = Section("evidence.json")
             guarded(
                 check_evidence,

@@ -40,9 +40,9 @@ from seccl.runs.audit_evidence import check_accusations_recorded, upheld_accusat
 from seccl.runs.audit_records import (
     Scores,
     check_config,
-    check_metrics,
-    check_metrics_csv,
     evaluate_models,
+    metrics_csv_section,
+    metrics_section,
 )
 from seccl.runs.audit_report import (
     MALFORMED,
@@ -257,27 +257,21 @@ def _run_records(
     chosen.same("the rounds (rounds)", config.rounds, agreed.rounds, "settings", per="session.json")
     metrics = read_json(records / "metrics.json")
     evidence = read_json(records / "evidence.json")
-    figures = Section("metrics.json")
-    if not isinstance(metrics, dict):
-        figures.problems.append("not a run's metrics")
-        metrics = {}
-    guarded(
-        check_metrics,
-        figures,
+    figures, metrics = metrics_section(
         metrics,
         config=config,
         chain=chain,
         ledger=ledger,
-        evidence=evidence if isinstance(evidence, dict) else {},
+        evidence=evidence,
         rounds_done=done,
         accuracy=accuracy,
         parts=None,
     )
     figures.notes.append("the rounds' seconds and the deployment's dropouts are the server's own word")
-    table = Section("metrics.csv")
     if (records / "metrics.csv").is_file():
-        guarded(check_metrics_csv, table, (records / "metrics.csv").read_text(errors="replace"), metrics)
+        table = metrics_csv_section(records / "metrics.csv", metrics)
     else:
+        table = Section("metrics.csv")
         table.problems.append("missing beside metrics.json")
     found = Section("evidence.json")
     held = evidence.get("evidence") if isinstance(evidence, dict) else None

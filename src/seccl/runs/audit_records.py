@@ -11,6 +11,7 @@ import hashlib
 import io
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from seccl.chain.ledger import LedgerEntry
 from seccl.election import MAX_SCORE
 from seccl.learning.data import Dataset, ParticipantData
 from seccl.runs.audit_chain import check_seed, check_shape
-from seccl.runs.audit_report import Section
+from seccl.runs.audit_report import Section, guarded
 from seccl.runs.config import RunConfig
 from seccl.runs.verify import RunChain
 
@@ -305,6 +306,47 @@ def _check_participants(
                 "data facts",
                 per=DATA,
             )
+
+
+def metrics_section(
+    metrics: Any,
+    *,
+    config: RunConfig,
+    chain: RunChain,
+    ledger: list[LedgerEntry],
+    evidence: Any,
+    rounds_done: int,
+    accuracy: dict[int, Scores] | None,
+    parts: Sequence[ParticipantData] | None,
+) -> tuple[Section, dict[str, Any]]:
+    """metrics.json's section (:func:`check_metrics`) and the figures metrics.csv is checked
+    against: a record that is no object is a problem, then checked as an empty one so that every
+    figure it should hold is reported missing."""
+    section = Section(JSON)
+    if not isinstance(metrics, dict):
+        section.problems.append("not a run's metrics")
+        metrics = {}
+    guarded(
+        check_metrics,
+        section,
+        metrics,
+        config=config,
+        chain=chain,
+        ledger=ledger,
+        evidence=evidence if isinstance(evidence, dict) else {},
+        rounds_done=rounds_done,
+        accuracy=accuracy,
+        parts=parts,
+    )
+    return section, metrics
+
+
+def metrics_csv_section(path: Path, metrics: dict[str, Any]) -> Section:
+    """metrics.csv's section: the file at ``path`` (which exists) against metrics.json's figures
+    (:func:`check_metrics_csv`)."""
+    section = Section("metrics.csv")
+    guarded(check_metrics_csv, section, path.read_text(errors="replace"), metrics)
+    return section
 
 
 def check_metrics_csv(section: Section, text: str, metrics: dict[str, Any]) -> None:
