@@ -165,3 +165,51 @@ def test_a_record_rebuilt_from_an_earlier_results_csv_gives_that_row_back(tmp_pa
         0,
         0.93,
     )
+
+
+def test_the_honest_updates_a_filtering_rule_kept_out_are_counted_per_round(tmp_path: Path) -> None:
+    from seccl.experiments.comparison import outcome
+
+    runs = {r.name: r for r in load_experiment(experiment_path("election")).runs}
+    krum = runs["e0.3-backdoor+collude-plausible-multikrum-seed0"]
+    gate = runs["e0.3-backdoor+collude-plausible-seccl-gate-seed0"]
+    median = runs["e0.3-backdoor+collude-plausible-median-seed0"]
+    config = {"participants": 20, "seed": 0, "split": "iid", "attack": "backdoor", "attack_fraction": 0.3}
+    federated = {
+        "config": config,
+        "adversaries": [0, 1, 2, 3, 4, 5],
+        "initial_accuracy": 0.1,
+        "final_accuracy": 0.9,
+        "final_macro_f1": 0.9,
+        "rounds": [  # 14 honest: 12 kept in round 1 (2 out), 13 of 14 kept in round 2 (1 out)
+            {
+                "round": 1,
+                "accuracy": 0.8,
+                "macro_f1": 0.8,
+                "kept": list(range(6, 18)),
+                "adversaries_kept": [],
+                "extra": {},
+            },
+            {
+                "round": 2,
+                "accuracy": 0.9,
+                "macro_f1": 0.9,
+                "kept": [0, *range(7, 20)],
+                "adversaries_kept": [0],
+                "extra": {},
+            },
+        ],
+    }
+    session = federated | {
+        "rounds": [
+            {"round": 1, "accuracy": 0.8, "macro_f1": 0.8, "elected": [6, 7], "honest_kept_out": 3.0},
+            {"round": 2, "accuracy": 0.9, "macro_f1": 0.9, "elected": [6, 8], "honest_kept_out": 0.0},
+        ]
+    }
+    for name, record in (("krum", federated), ("gate", session), ("median", federated)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(record))
+
+    assert outcome(krum, tmp_path / "krum").honest_kept_out == 1.5
+    assert outcome(gate, tmp_path / "gate").honest_kept_out == 1.5
+    assert outcome(median, tmp_path / "median").honest_kept_out is None  # every update takes part

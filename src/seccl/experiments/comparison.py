@@ -29,6 +29,7 @@ FIELDS = [
     "attack_success_rate",
     "adversaries_used",
     "slots",
+    "honest_kept_out",
     "diverged_round",
     "seconds",
 ]
@@ -56,6 +57,7 @@ class Outcome:
     attack_success_rate: float | None
     adversaries_used: int  # adversaries' updates elected (SecCL) or kept by the rule, summed over rounds
     slots: int  # updates elected or kept, summed over rounds
+    honest_kept_out: float | None  # honest updates a filtering rule kept out, mean per round
     diverged_round: int | None
     seconds: float
     rounds: tuple[dict[str, Any], ...]
@@ -69,6 +71,7 @@ def outcome(run: PlannedRun, directory: Path) -> Outcome:
     data = json.loads((directory / "metrics.json").read_text())
     rows = data["rounds"]
     config = data["config"]
+    kept_out: list[float] = []
     if "imported" in data:  # rebuilt from an earlier results.csv, which kept the totals only
         used, slots = int(data["adversaries_used"]), int(data["slots"])
         asr = rows[-1].get("attack_success_rate") if rows else None
@@ -76,10 +79,15 @@ def outcome(run: PlannedRun, directory: Path) -> Outcome:
         used = sum(len(r["adversaries_kept"]) for r in rows)
         slots = sum(len(r["kept"]) for r in rows)
         asr = rows[-1]["extra"].get("attack_success_rate") if rows else None
+        if run.method not in UNSELECTIVE:
+            honest = int(config["participants"]) - len(data.get("adversaries") or [])
+            kept_out = [honest - (len(r["kept"]) - len(r["adversaries_kept"])) for r in rows]
     else:
         used = sum(len(r.get("adversaries_elected", [])) for r in rows)
         slots = sum(len(r.get("elected", [])) for r in rows)
         asr = rows[-1].get("attack_success_rate") if rows else None
+        # Recorded by a filtering election (gram-gate: dropped or rejected); Borda keeps everyone.
+        kept_out = [float(r["honest_kept_out"]) for r in rows if "honest_kept_out" in r]
     accuracies = [float(r["accuracy"]) for r in rows] or [float(data["initial_accuracy"])]
     return Outcome(
         run=run.name,
@@ -95,6 +103,7 @@ def outcome(run: PlannedRun, directory: Path) -> Outcome:
         attack_success_rate=None if asr is None else float(asr),
         adversaries_used=used,
         slots=slots,
+        honest_kept_out=statistics.fmean(kept_out) if kept_out else None,
         diverged_round=data.get("diverged_round"),
         seconds=float(data.get("seconds") or sum(float(r.get("seconds", 0)) for r in rows)),
         rounds=tuple(rows),
@@ -227,6 +236,34 @@ def plot_group(outcomes: list[Outcome], methods: list[str], path: Path, title: s
     plt.close(fig)
 
 
+def _kept_out_table(outcomes: list[Outcome], methods: list[str]) -> list[str]:
+    """The honest updates each filtering rule kept out, for the rules that record it."""
+    filtering = [m for m in methods if any(o.method == m and o.honest_kept_out is not None for o in outcomes)]
+    if not filtering:
+        return []
+    lines = [
+        "",
+        "Honest updates kept out, mean per round over rounds and seeds: by gram-gate's filter (dropped, "
+        "their ballots not counted, or rejected by trimmed Krum, their ballots counted) or not kept by "
+        "Multi-Krum or FLTrust (Multi-Krum keeps N − f whatever happens, so without attack it leaves "
+        "f honest updates out):",
+        "",
+        "| attack | " + " | ".join(filtering) + " |",
+        "| --- |" + " ---: |" * len(filtering),
+    ]
+    for attack in dict.fromkeys(o.attack for o in outcomes):
+        cells = []
+        for m in filtering:
+            values = [
+                o.honest_kept_out
+                for o in outcomes
+                if o.attack == attack and o.method == m and o.honest_kept_out is not None
+            ]
+            cells.append(f"{statistics.fmean(values):.1f}" if values else "—")
+        lines.append(f"| {_attack_label(attack)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_comparison(experiment: Experiment, places: Places) -> None:
     """results.csv (one row per finished run), rounds.csv (every round of every finished run),
     results.md (per group: accuracy and backdoor tables, time per run) and a PNG per group, from
@@ -318,6 +355,7 @@ def write_comparison(experiment: Experiment, places: Places) -> None:
                     else:
                         cells.append(f"{used} of {slots}" if chosen else "—")
                 lines.append(f"| {_attack_label(attack)} | " + " | ".join(cells) + " |")
+        lines += _kept_out_table(mine, group_methods)
         for run in experiment.runs:
             if run.is_baseline and run.group == group and has_record(run, places):
                 data = json.loads((places.record_dir(run.name) / "baseline.json").read_text())
