@@ -9,20 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seccl.chain.backends import ChainBackend, EmbeddedChain
+from seccl.chain.backends import ChainBackend
 from seccl.election import ABSTAIN
 from seccl.election.gram_gate import DROPPED, gram_gate_tally
 from tests.chain.helpers import Session, deploy
 
 
-@pytest.fixture(scope="module", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
-def backend(request: pytest.FixtureRequest) -> ChainBackend:
-    """A chain of this module's own: the session-wide embedded EVM grows with every contract test
-    of its worker, and py-evm's log queries scan every block (measured in CI: one test of this
-    module took 23 minutes at the end of a long worker, 0.2 s alone)."""
-    if request.param == "anvil":
-        return request.getfixturevalue("anvil_backend")
-    return EmbeddedChain()
+@pytest.fixture(scope="module")
+def backend(own_backend: ChainBackend) -> ChainBackend:
+    """This module's contract tests run on a chain of their own (``own_backend``)."""
+    return own_backend
 
 
 A = ABSTAIN

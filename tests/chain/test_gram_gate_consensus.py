@@ -12,7 +12,7 @@ import pytest
 from web3.utils.address import get_create_address
 
 from seccl.chain import errors
-from seccl.chain.backends import ChainBackend, EmbeddedChain
+from seccl.chain.backends import ChainBackend
 from seccl.chain.bulletin_board import BulletinBoardClient, DeploySettings, MessageKind
 from seccl.chain.consensus import ElectionState
 from seccl.chain.gram_gate_consensus import GramGateConsensusClient
@@ -31,14 +31,10 @@ from tests.chain.helpers import FORMAT, Session, deploy
 from tests.conftest import make_accounts
 
 
-@pytest.fixture(scope="module", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
-def backend(request: pytest.FixtureRequest) -> ChainBackend:
-    """A chain of this module's own: the session-wide embedded EVM grows with every contract test
-    of its worker, and py-evm's log queries scan every block (measured in CI: one test of this
-    module took 23 minutes at the end of a long worker, 0.2 s alone)."""
-    if request.param == "anvil":
-        return request.getfixturevalue("anvil_backend")
-    return EmbeddedChain()
+@pytest.fixture(scope="module")
+def backend(own_backend: ChainBackend) -> ChainBackend:
+    """This module's contract tests run on a chain of their own (``own_backend``)."""
+    return own_backend
 
 
 N, M = 6, 2

@@ -344,3 +344,40 @@ def test_a_record_made_with_other_settings_than_its_run_plans_is_refused(
         in (printed.out + printed.err)
     )
     assert (out / "results.csv").read_text() == before  # and nothing was lost or rewritten
+
+
+def test_methods_runs_only_the_runs_of_those_methods_and_a_later_call_runs_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "four.toml"
+    spec.write_text(CHAIN_FREE)
+    out = tmp_path / "out"
+
+    assert main(["experiment", str(spec), "--out", str(out), "--methods", "median,dssgd", "--jobs", "2"]) == 0
+
+    runs = ["g-fedavg", "g-median", "g-trimmed-mean", "g-dssgd"]
+    # Neither worker ran the others (the helper got the flag too).
+    assert {run for run in runs if (out / "runs" / run / "metrics.json").is_file()} == {"g-median", "g-dssgd"}
+    assert "2 of 4 runs finished" in (out / "results.md").read_text()
+    printed = capsys.readouterr().out + (out / "worker-1.log").read_text()
+    assert "g-fedavg: not of --methods, left for later" in printed and ": starting" in printed
+
+    assert main(["experiment", str(spec), "--out", str(out)]) == 0
+
+    printed = capsys.readouterr().out
+    assert printed.count("finished earlier, skipped") == 2 and printed.count(": starting") == 2
+    assert "4 of 4 runs finished" in (out / "results.md").read_text()
+
+
+def test_methods_names_only_methods_the_experiment_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "four.toml"
+    spec.write_text(CHAIN_FREE)
+    out = tmp_path / "out"
+
+    assert main(["experiment", str(spec), "--out", str(out), "--methods", "median,krum"]) == 2
+
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--methods" in error[0] and "krum" in error[0]
+    assert not (out / "runs").exists()

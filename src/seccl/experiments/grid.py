@@ -30,10 +30,12 @@ def run_experiment(
     say: Callable[[str], None] = print,
     *,
     commit: bool = False,
+    methods: frozenset[str] | None = None,
 ) -> dict[str, str]:
     """Run every planned run not yet finished (in order), recording each and rewriting the outputs
     after it (and committing them with git when ``commit``); returns each run's status at the start
-    (``done`` runs were skipped).
+    (``done`` runs were skipped). With ``methods``, only the runs of those methods run; the others
+    are left for a later call (status ``left``), and the reports still cover every record.
 
     Several workers (processes, on one machine) may run one experiment at once: each claims a run
     with an exclusive lock on its claim file before running it and skips runs another worker holds,
@@ -51,6 +53,10 @@ def run_experiment(
         status = statuses[run.name] = status_of(run, places)
         if status == "done":
             say(f"[{k}/{total}] {run.name}: finished earlier, skipped")
+            continue
+        if methods is not None and run.runs_as not in methods:
+            statuses[run.name] = "left"
+            say(f"[{k}/{total}] {run.name}: not of --methods, left for later")
             continue
         with claim(places.work, run.name) as claimed:
             if not claimed:

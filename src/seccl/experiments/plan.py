@@ -52,6 +52,12 @@ class PlannedRun:
         return self.baseline_epochs is not None
 
     @property
+    def runs_as(self) -> str:
+        """Its method, the name `seccl experiment --methods` selects it by (``centralized`` for a
+        baseline, whose ``method`` field means nothing)."""
+        return "centralized" if self.is_baseline else self.method
+
+    @property
     def is_federated(self) -> bool:
         return self.method not in SECCL_METHODS and not self.is_baseline
 

@@ -9,14 +9,13 @@ revealed update (the rule's own window also leaves out near-duplicates).
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
 import numpy as np
+from counts import revealed_updates  # this directory's replay script (on the path when run)
 
 from seccl.election.gram_gate import HISTORY_ROUNDS, summed_residual_cosines
-from seccl.protocol.messages import UpdateMessage, decode_message
 
 
 def nearest(pairs: dict[tuple[int, int], int], members: list[int], i: int, k: int) -> list[int]:
@@ -26,16 +25,8 @@ def nearest(pairs: dict[tuple[int, int], int], members: list[int], i: int, k: in
 
 
 def main(run: Path, k: int) -> None:
-    chain = json.loads((run / "chain.json").read_text())
-    index = {address.lower(): i for i, address in enumerate(chain["participants"])}
     coalition = set(json.loads((run / "metrics.json").read_text())["rounds"][0]["adversaries"])
-    rounds: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
-    with sqlite3.connect(run / "messages.sqlite") as db:
-        for round_, author, data in db.execute("SELECT round, author, data FROM messages WHERE kind = 0"):
-            message = decode_message(bytes(data))
-            assert isinstance(message, UpdateMessage)
-            update = message.update
-            rounds.setdefault(round_, {})[index[author.lower()]] = (update.indices, update.values)
+    rounds = revealed_updates(run)
     for r in sorted(rounds):
         window = [rounds[t] for t in range(r - HISTORY_ROUNDS + 1, r + 1) if t in rounds]
         pairs = summed_residual_cosines(window)
