@@ -31,8 +31,12 @@ import {SecclSigning} from "./SecclSigning.sol";
 ///        is the round's; with none, nobody is elected. Counted are the ballots with that view
 ///        whose voters it did not drop. Each kept participant's score is the upper median
 ///        (ascending, element len/2) of the counted ballots' entries for it, its own ballot
-///        excluded; one without any such entry is skipped. The candidates are the min(M, scored)
-///        best by median, equal medians by the lower tie key ({SecclSigning-tieKey}).
+///        excluded; one without any such entry is skipped. The bar is the lower median of the
+///        scored participants' medians minus max(ELECTION_MADS × their MAD, ELECTION_FLOOR) (the
+///        MAD being the lower median of the absolute deviations from that median), at least zero.
+///        Elected are, best first by median (equal medians by the lower tie key,
+///        {SecclSigning-tieKey}), every scored participant whose median clears the bar, and at
+///        least the min(M, scored) best: the ballots exclude the poor rather than choose a few.
 ///      Storage holds what the tally reads again: who voted, who voted for each view, each view's
 ///      bitmaps, the leading view, and each ballot's scores packed in 20-bit lanes (MAX_SCORE <
 ///      2^20), 12 a word; a ballot's entries are recorded in full once, in its event.
@@ -71,6 +75,11 @@ contract GramGateConsensus is IElectionRecord {
     uint32 public constant REJECTED = type(uint32).max - 2;
     /// @notice The largest score: macro-F1 of 1, in parts per million.
     uint32 public constant MAX_SCORE = 1_000_000;
+    /// @notice The election's bar is this many median absolute deviations of the candidates'
+    ///         medians below their median.
+    uint256 public constant ELECTION_MADS = 3;
+    /// @notice The least margin of the election's bar, in parts per million (0.05 of F1).
+    uint256 public constant ELECTION_FLOOR = 50_000;
 
     /// @dev The canonical encoding of an evaluation message, as {Consensus} reads it:
     ///      abi.encodePacked(MAGIC, VERSION, KIND_EVALUATION, round, voter, scores), where `scores`
@@ -430,22 +439,54 @@ contract GramGateConsensus is IElectionRecord {
         }
     }
 
-    /// @dev The best min(M, scored) kept participants by the upper median of the counted voters'
-    ///      scores, best first; equal medians prefer the lower tie key.
+    /// @dev Every scored participant whose upper median clears the round's bar, and at least the
+    ///      min(M, scored) best, best first; equal medians prefer the lower tie key.
     function _elect(Count memory count) private view returns (uint16[] memory top) {
         uint256[] memory medians = _medians(count);
-        uint256[] memory best = new uint256[](_candidates); // median << 8 | index, best first
-        uint256[] memory keys = new uint256[](_candidates); // their tie keys
-        uint256 filled;
+        uint256[] memory best = new uint256[](medians.length); // median << 8 | index, best first
+        uint256 scored = _rank(count, medians, best);
+        uint256 bar = _bar(medians);
+        // Those clearing the bar are a prefix of the order; the M best are elected whatever it is.
+        uint256 elected = scored < _candidates ? scored : _candidates;
+        while (elected < scored && best[elected] >> 8 >= bar) ++elected;
+        top = new uint16[](elected);
+        for (uint256 k = 0; k < elected; ++k) {
+            top[k] = uint16(best[k] & 0xff);
+        }
+    }
+
+    /// @dev Fills `best` with every scored participant (median << 8 | index), best first, equal
+    ///      medians by the lower tie key; returns how many.
+    function _rank(Count memory count, uint256[] memory medians, uint256[] memory best)
+        private
+        view
+        returns (uint256 filled)
+    {
+        uint256[] memory keys = new uint256[](medians.length); // their tie keys
         for (uint256 j = 0; j < medians.length; ++j) {
             if (medians[j] == 0) continue; // not kept, or no counted score for it
             uint256 entry = ((medians[j] - 1) << 8) | j;
             filled = _insert(best, keys, filled, entry, SecclSigning.tieKey(count.seed, count.round, j));
         }
-        top = new uint16[](filled);
-        for (uint256 k = 0; k < filled; ++k) {
-            top[k] = uint16(best[k] & 0xff);
+    }
+
+    /// @dev The election's bar over the scored participants' medians (`medians`: median plus one,
+    ///      zero for one not scored): their lower median minus max(ELECTION_MADS × MAD,
+    ///      ELECTION_FLOOR), at least zero; zero when nobody is scored.
+    function _bar(uint256[] memory medians) private pure returns (uint256) {
+        uint256[] memory values = new uint256[](medians.length);
+        uint256 scored;
+        for (uint256 j = 0; j < medians.length; ++j) {
+            if (medians[j] != 0) values[scored++] = medians[j] - 1;
         }
+        if (scored == 0) return 0;
+        uint256 middle = _select(values, scored, (scored - 1) / 2);
+        for (uint256 k = 0; k < scored; ++k) {
+            values[k] = values[k] > middle ? values[k] - middle : middle - values[k];
+        }
+        uint256 margin = ELECTION_MADS * _select(values, scored, (scored - 1) / 2);
+        if (margin < ELECTION_FLOOR) margin = ELECTION_FLOOR;
+        return middle > margin ? middle - margin : 0;
     }
 
     /// @dev Inserts `entry` (median << 8 | index) with tie key `key` into the first `filled`
@@ -529,13 +570,19 @@ contract GramGateConsensus is IElectionRecord {
 
     /// @dev The upper median of the first `length` (at least one) values of `values`: element
     ///      length/2 in ascending order (with an even count the upper one: colluders holding
-    ///      exactly half of an honest participant's entries can then only raise its median), found in place by Hoare's selection (Wirth's FIND:
-    ///      partition around the element at that position, keep the side that holds it). Expected
-    ///      O(length) steps, O(length²) at worst.
-    function _upperMedian(uint256[] memory values, uint256 length) private pure returns (uint256 median) {
+    ///      exactly half of an honest participant's entries can then only raise its median).
+    function _upperMedian(uint256[] memory values, uint256 length) private pure returns (uint256) {
+        return _select(values, length, length / 2);
+    }
+
+    /// @dev Element `rank` (below `length`) in ascending order of the first `length` values of
+    ///      `values`, found in place by Hoare's selection (Wirth's FIND: partition around the
+    ///      element at that position, keep the side that holds it). Expected O(length) steps,
+    ///      O(length²) at worst.
+    function _select(uint256[] memory values, uint256 length, uint256 rank) private pure returns (uint256 value) {
         assembly ("memory-safe") {
             let first := add(values, 0x20)
-            let k := add(first, shl(5, shr(1, length)))
+            let k := add(first, shl(5, rank))
             let l := first
             let r := add(first, shl(5, sub(length, 1)))
             for {} lt(l, r) {} {
@@ -557,7 +604,7 @@ contract GramGateConsensus is IElectionRecord {
                 if lt(j, k) { l := i }
                 if lt(k, i) { r := j }
             }
-            median := mload(k)
+            value := mload(k)
         }
     }
 

@@ -25,6 +25,7 @@ from seccl.election.gram_gate import (
     ballot_error,
     coalition_bar,
     cosine_ppb,
+    election_bar,
     filter_updates,
     gram_gate_tally,
     gram_matrix,
@@ -171,7 +172,7 @@ def test_only_a_strict_majority_of_the_roster_makes_a_view_the_rounds() -> None:
     everyone = (1 << n) - 1
     outcome = gram_gate_tally(ballots, n, 2, eligible=everyone, tie_seed=SEED, round_=1)
     assert outcome.agreed == (sum(1 << j for j in kept), 0) and outcome.votes == n
-    assert len(outcome.candidates) == 2
+    assert len(outcome.candidates) >= 2 and set(outcome.candidates) <= set(kept)
     # Four of eight keep the view: half is not a majority, so nobody is elected.
     half = {v: ballots[v] for v in range(4)}
     outcome = gram_gate_tally(half, n, 2, eligible=everyone, tie_seed=SEED, round_=1)
@@ -276,3 +277,45 @@ def test_the_summed_residual_cosines_are_symmetric_and_their_row_maxima_are_the_
     assert all(-ONE - 1 <= c <= ONE for c in pairs.values())
     maxima = accumulated_residual_cosines(rounds)
     assert maxima == {i: max(c for (a, _), c in pairs.items() if a == i) for i in rounds[-1]}
+
+
+def _ballots_for_medians(n: int, kept: tuple[int, ...], score: dict[int, int]) -> dict[int, list[int]]:
+    """Every voter scores each kept candidate ``score[j]`` (so that is its median)."""
+    view = _view(kept, rejected=tuple(j for j in range(n) if j not in kept))
+    return {v: list(ballot_entries(view, score, v, n)) for v in range(n)}
+
+
+def test_every_candidate_over_the_bar_is_elected_and_one_far_below_the_others_is_not() -> None:
+    n, kept = 12, tuple(range(10))
+    score = {j: 900_000 + 2_000 * j for j in kept} | {7: 600_000}  # 7: poor on clean data
+    ballots = _ballots_for_medians(n, kept, score)
+
+    outcome = gram_gate_tally(ballots, n, 4, eligible=2**n - 1, tie_seed=SEED, round_=1)
+
+    # The medians' lower median is 906k and their MAD 4k: the bar is 906k - 50k (the floor).
+    assert election_bar(list(outcome.medians.values())) == 856_000
+    assert outcome.candidates == (9, 8, 6, 5, 4, 3, 2, 1, 0)
+
+
+def test_at_least_m_are_elected_whatever_the_bar() -> None:
+    n, kept = 4, (0, 1, 2)
+    ballots = _ballots_for_medians(n, kept, {0: 900_000, 1: 900_000, 2: 100_000})
+
+    def elected(m: int) -> tuple[int, ...]:
+        return gram_gate_tally(ballots, n, m, eligible=2**n - 1, tie_seed=SEED, round_=1).candidates
+
+    assert set(elected(1)) == set(elected(2)) == {0, 1}  # 2 is under the bar (850k)
+    assert elected(3)[2] == 2 and set(elected(3)) == {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    ("medians", "bar"),
+    [
+        ([500_000], 450_000),  # one median: no spread, the floor
+        ([0, 10_000], 0),  # never below zero
+        ([600_000, 500_000, 100_000], 200_000),  # lower median 500k, MAD 100k: 3 MADs
+        ([1_000_000] * 5 + [0] * 4, 950_000),  # a minority far below moves neither median nor MAD
+    ],
+)
+def test_the_election_bar(medians: list[int], bar: int) -> None:
+    assert election_bar(medians) == bar

@@ -124,7 +124,8 @@ def test_the_contract_names_its_rule_and_its_settings(session: Session) -> None:
 
 def test_the_ballots_of_dropped_voters_share_the_view_but_not_the_medians(backend: ChainBackend) -> None:
     # 3 and 4 are dropped (a coalition), vote with the honest view and push 1 over 0: were their
-    # ballots counted, 1's upper median would be 1,000k and 0's 600k, and 1 would be elected.
+    # ballots counted, 1's upper median would be 1,000k and 0's 600k, and 1 would rank first.
+    # 2 (100k) is under the bar: the medians' lower median 500k minus 3 MADs of 100k.
     session = deploy(backend, n=5, m=1, tag="gram-gate-dropped", election="gram-gate")
     session.post_updates(1)
     ballots = {
@@ -138,7 +139,7 @@ def test_the_ballots_of_dropped_voters_share_the_view_but_not_the_medians(backen
 
     result = session.tally(1)
 
-    assert result.candidates == (0,) == _expected(session, ballots).candidates
+    assert result.candidates == (0, 1) == _expected(session, ballots).candidates
     assert session.consensus.agreed_view_of(1) == (0b00111, 0b11000, 5)  # type: ignore[attr-defined]
 
 
@@ -195,7 +196,9 @@ def test_a_view_that_overtakes_the_first_one_becomes_the_rounds(backend: ChainBa
     session.pass_ballot_phase(1)  # voter 6 stays away
     result = session.tally(1)
 
-    assert result.candidates == _expected(session, early_then_late).candidates == (6, 5)
+    # The late view's medians (400k + 1000·j) all clear the bar: all seven, 6 (dropped in the
+    # early view) first.
+    assert result.candidates == _expected(session, early_then_late).candidates == (6, 5, 4, 3, 2, 1, 0)
     assert session.consensus.agreed_view_of(1) == (0b1111111, 0, 4)  # type: ignore[attr-defined]
 
 

@@ -1,7 +1,7 @@
 """The ``gram-gate`` election: the plain-Python reference of the hardened rule (issue 23), which
 every party computes and the GramGateConsensus contract must equal.
 
-Geometry excludes, ballots order, the aggregation dilutes (docs/PROTOCOL.md §5, and the design
+Geometry excludes, ballots exclude the poor, the aggregation dilutes (docs/PROTOCOL.md §5, and the design
 study in docs/studies/election/):
 
 (a) **The filter** (:func:`filter_updates`), computed by every party from the round's eligible
@@ -29,10 +29,15 @@ study in docs/studies/election/):
     share is the round's (honest voters compute the same one, so a coalition below half can
     neither make its own win nor block the honest one; with no majority nobody is elected). Only
     ballots with that view count, minus those of dropped authors. A kept participant's score is
-    the upper median of the counted scores for it (its own entry excluded); the ``M`` best are
-    elected, equal medians by tie key. A coalition below half of the counted voters cannot lower
-    an honest candidate's median below the honest scores for it, nor raise its own members' above
-    them.
+    the upper median of the counted scores for it (its own entry excluded). Elected is every
+    scored participant whose median clears the round's bar (:func:`election_bar`: the lower median
+    of the medians minus 3 median absolute deviations, at least 0.05 of F1), and at least the
+    ``M`` best, best first, equal medians by tie key. A coalition below half of the counted voters
+    cannot lower an honest candidate's median below the honest scores for it, nor raise its own
+    members' above them. The ballots exclude the poor instead of choosing a few best: an update
+    that scores well on clean data and carries a backdoor (a blend toward the honest mean, which
+    F1 prefers) then weighs in the aggregate as one of the many kept, as under Multi-Krum, instead
+    of taking one of M = 4 places (the study's addendum measured both).
 
 (d) **The aggregation** (``seccl.learning.aggregation``, rule ``clipped-shared-mean``): each
     elected update is scaled to at most the lower median of the *elected* updates' norms, and
@@ -72,6 +77,11 @@ tuned to stay just under it through (the study's addendum)."""
 COALITION_FLOOR_PPB = 50_000_000
 """The least margin of the coalition check (0.05 of residual cosine), so that a round whose
 maxima happen to agree closely does not drop the ordinary ones."""
+ELECTION_MADS = 3
+"""The election's bar is this many median absolute deviations of the medians below their median."""
+ELECTION_FLOOR_PPM = 50_000
+"""The least margin of the election's bar (0.05 of macro-F1), so that a round whose medians
+happen to agree closely elects every ordinary update: honest medians differ by about 0.01."""
 HISTORY_ROUNDS = 3
 """The coalition check sums each participant's residuals over this many rounds (this one and the
 ones before it): a coalition's shared direction persists from round to round, honest noise and a
@@ -380,15 +390,27 @@ def _filter(
     )
 
 
+def _median_and_mad(values: Sequence[int]) -> tuple[int, int]:
+    """The lower median of ``values`` (at least one) and the lower median of the absolute
+    deviations from it (integers, so every party gets the same)."""
+    ranked = sorted(values)
+    middle = ranked[(len(ranked) - 1) // 2]
+    deviations = sorted(abs(v - middle) for v in ranked)
+    return middle, deviations[(len(deviations) - 1) // 2]
+
+
 def coalition_bar(maxima: Sequence[int]) -> int:
     """The coalition check's bar over the summed residuals' largest cosines (ppb): their lower
-    median plus ``max(COALITION_MADS × MAD, COALITION_FLOOR_PPB)``, the MAD being the lower median
-    of the absolute deviations from that median (integers, so every party gets the same bar)."""
-    ranked = sorted(maxima)
-    middle = ranked[(len(ranked) - 1) // 2]
-    deviations = sorted(abs(m - middle) for m in ranked)
-    spread = deviations[(len(deviations) - 1) // 2]
+    median plus ``max(COALITION_MADS × MAD, COALITION_FLOOR_PPB)``."""
+    middle, spread = _median_and_mad(maxima)
     return middle + max(COALITION_MADS * spread, COALITION_FLOOR_PPB)
+
+
+def election_bar(medians: Sequence[int]) -> int:
+    """The election's bar over the scored candidates' medians (ppm): their lower median minus
+    ``max(ELECTION_MADS × MAD, ELECTION_FLOOR_PPM)``, at least zero."""
+    middle, spread = _median_and_mad(medians)
+    return max(0, middle - max(ELECTION_MADS * spread, ELECTION_FLOOR_PPM))
 
 
 def ballot_entries(view: GateView, scores: Mapping[int, int], voter: int, n: int) -> tuple[int, ...]:
@@ -449,8 +471,9 @@ def gram_gate_tally(
     tie_seed: bytes,
     round_: int,
 ) -> GateOutcome:
-    """Part (c): elect up to ``m`` from valid ``ballots`` (voter index -> entries by index),
-    exactly as the contract counts them. ``eligible`` is the round's bitmap of eligible
+    """Part (c): elect every candidate whose median clears :func:`election_bar`, and at least the
+    ``m`` best, from valid ``ballots`` (voter index -> entries by index), exactly as the contract
+    counts them. ``eligible`` is the round's bitmap of eligible
     participants (the voter's own ABSTAIN reads as kept only where it is eligible)."""
     if not 1 <= m < n:
         raise ValueError(f"m must be between 1 and n - 1 = {n - 1}, got {m}")
@@ -480,4 +503,6 @@ def gram_gate_tally(
                 # entries (k of 2k+1 counted voters, its own ballot excluded) can only raise it.
                 medians[j] = entries[len(entries) // 2]
     order = sorted(medians, key=lambda j: (-medians[j], tie_key(tie_seed, round_, j)))
-    return GateOutcome(tuple(order[:m]), medians, leader, count)
+    bar = election_bar(list(medians.values())) if medians else 0
+    cleared = sum(medians[j] >= bar for j in order)  # a prefix of the order
+    return GateOutcome(tuple(order[: max(m, cleared)]), medians, leader, count)
