@@ -167,8 +167,8 @@ contract GramGateConsensus is IElectionRecord {
     /// @dev Each ballot's scores, word w of voter v at key v·words + w; lanes of entries that are
     ///      not scores hold zero (the tally reads only the scores of kept participants).
     mapping(uint64 round => mapping(uint256 key => uint256 packed)) private _scores;
-    /// @dev Empty until the round is tallied; then the number of candidates elected, followed by
-    ///      their indices, one byte each, best first.
+    /// @dev Empty until the round is tallied; then a marker byte (0x01) followed by the elected
+    ///      candidates' indices, one byte each, best first.
     mapping(uint64 round => bytes record) private _elected;
 
     // ───────────────────────────── LOGIC ─────────────────────────────
@@ -241,8 +241,10 @@ contract GramGateConsensus is IElectionRecord {
         } else {
             candidates = new uint16[](0);
         }
+        // A marker byte, then one byte an index: up to all 256 participants can be elected, which
+        // a count byte could not say.
         bytes memory record = new bytes(candidates.length + 1);
-        record[0] = bytes1(uint8(candidates.length));
+        record[0] = 0x01;
         for (uint256 k = 0; k < candidates.length; ++k) {
             record[k + 1] = bytes1(uint8(candidates[k]));
         }
@@ -332,7 +334,7 @@ contract GramGateConsensus is IElectionRecord {
     function electedOf(uint64 round) external view returns (uint16[] memory candidates) {
         bytes memory record = _elected[round];
         if (record.length == 0) revert ConsensusNotTallied(round);
-        candidates = new uint16[](uint8(record[0]));
+        candidates = new uint16[](record.length - 1);
         for (uint256 k = 0; k < candidates.length; ++k) {
             candidates[k] = uint8(record[k + 1]);
         }

@@ -96,8 +96,9 @@ SETTINGS: dict[str, Setting] = {
     "election": Setting(
         ("--election",),
         "how the round's candidates are elected: borda (the paper's Borda count) or gram-gate (a "
-        "geometric filter of the revealed updates, the median of the counted ballots, clipped "
-        "aggregation: docs/PROTOCOL.md §5)",
+        "geometric filter of the revealed updates; elected is every kept update whose median ballot "
+        "score clears the round's bar, and at least the M best; clipped aggregation: "
+        "docs/PROTOCOL.md §5)",
         "one of " + ", ".join(ELECTION_RULES),
     ),
     "assumed_fraction": Setting(
