@@ -75,10 +75,15 @@ def run_experiment(
             raise ConfigError(f"experiment run {run.name} failed with exit code {code}; see above")
         now = time.perf_counter()
         done = sum(status_of(r, places) == "done" for r in experiment.runs)
-        left = (total - done) * (now - began) / max(1, done - done_before)
+        # The estimate counts only the runs this call will run (not those --methods leaves).
+        to_run = sum(
+            status_of(r, places) != "done" and (methods is None or r.runs_as in methods)
+            for r in experiment.runs
+        )
+        left = to_run * (now - began) / max(1, done - done_before)
         say(
             f"[{k}/{total}] {run.name}: done in {now - started:.0f} s; {done} of {total} runs finished"
-            + (f", about {left / 3600:.1f} h left at this pace" if done < total else "")
+            + (f", about {left / 3600:.1f} h left at this pace" if to_run else "")
         )
         write_outputs(experiment, places, say, commit=commit)
     write_outputs(experiment, places, say, commit=commit)
