@@ -9,6 +9,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seccl.election import ABSTAIN, MAX_SCORE
 from seccl.election.gram_gate import (
@@ -319,3 +321,30 @@ def test_at_least_m_are_elected_whatever_the_bar() -> None:
 )
 def test_the_election_bar(medians: list[int], bar: int) -> None:
     assert election_bar(medians) == bar
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(data=st.data(), n=st.integers(3, 15), base=st.integers(0, MAX_SCORE - 49_999))
+def test_a_coalition_below_half_cannot_push_an_honest_candidate_under_the_bar(
+    data: st.DataObject, n: int, base: int
+) -> None:
+    # Honest voters score honest candidates within a band narrower than the bar's floor (0.05);
+    # the colluders (at most half of any candidate's other voters) cast whatever scores they like.
+    # Each honest median stays within the honest scores for it (the upper median: the lower one
+    # fails this), and the honest candidates are more than half of the scored, so the medians'
+    # lower median stays within the band and the bar, at least 0.05 below it, under all of them.
+    colluders = set(data.draw(st.sets(st.integers(0, n - 1), max_size=(n - 1) // 2)))
+    everyone = tuple(range(n))
+    view = _view(everyone)
+    band = st.integers(base, base + 49_999)
+    ballots = {}
+    for v in everyone:
+        if v in colluders:
+            scores = {j: data.draw(st.integers(0, MAX_SCORE)) for j in everyone}
+        else:
+            scores = {j: data.draw(st.integers(0, MAX_SCORE) if j in colluders else band) for j in everyone}
+        ballots[v] = list(ballot_entries(view, scores, v, n))
+
+    outcome = gram_gate_tally(ballots, n, 1, eligible=2**n - 1, tie_seed=SEED, round_=1)
+
+    assert set(everyone) - colluders <= set(outcome.candidates)
