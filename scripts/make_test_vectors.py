@@ -37,6 +37,14 @@ from seccl.chain.artifacts import CONTRACT_NAMES, load_artifact
 from seccl.chain.bulletin_board import MessageKind, UpdateFormat
 from seccl.chain.signing import DELIVERY_KIND, RECEIPT_KIND, SigningDomain
 from seccl.election import ABSTAIN, borda_tally, tie_key, voter_ranking
+from seccl.election.gram_gate import (
+    DROPPED,
+    REJECTED,
+    election_bar,
+    gram_gate_tally,
+    view_digest,
+    view_of_ballot,
+)
 from seccl.learning.aggregation import aggregate
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction, update_size
@@ -1520,6 +1528,111 @@ def abi_document() -> dict[str, Any]:
     )
 
 
+# ─────────────── gram-gate elections ───────────────
+
+
+def gram_gate_vector(
+    name: str, round_: int, n: int, m: int, ballots: dict[int, Sequence[int]]
+) -> dict[str, Any]:
+    """Every participant revealed an eligible update (the eligible set is all ``n``); the tie seed
+    is given (ties.json derives one from the salts)."""
+    eligible = (1 << n) - 1
+    seed = keccak(b"gram-gate test vectors")
+    outcome = gram_gate_tally(ballots, n, m, eligible=eligible, tie_seed=seed, round_=round_)
+    views = {v: view_of_ballot(s, v) for v, s in ballots.items()}
+    kept, dropped = outcome.agreed or (0, 0)
+    counted = [
+        v for v in sorted(ballots) if outcome.agreed and views[v] == outcome.agreed and not dropped >> v & 1
+    ]
+    return {
+        "name": name,
+        "round": round_,
+        "n": n,
+        "m": m,
+        "tie_seed": _hex(seed),
+        "ballots": [
+            {
+                "voter": v,
+                "entries": list(s),
+                "view": {"kept": views[v][0], "dropped": views[v][1], "key": _hex(view_digest(*views[v]))},
+            }
+            for v, s in sorted(ballots.items())
+        ],
+        "agreed_view": None if outcome.agreed is None else {"kept": kept, "dropped": dropped},
+        "counted_voters": counted,
+        "medians": {str(j): median for j, median in sorted(outcome.medians.items())},
+        "bar": election_bar(list(outcome.medians.values())) if outcome.medians else None,
+        "candidates": list(outcome.candidates),
+        "elected_record": _hex(bytes([1, *outcome.candidates])),
+    }
+
+
+def gram_gate_elections_document() -> dict[str, Any]:
+    A, D, R = ABSTAIN, DROPPED, REJECTED
+    vectors = [
+        gram_gate_vector(
+            "a coalition of 3 of 7 states its own view (it keeps only itself): only the honest "
+            "view has a majority; the four honest candidates all clear the bar",
+            1,
+            7,
+            2,
+            {
+                **{
+                    v: [A if j == v else (D if j >= 4 else 600_000 + 10_000 * j) for j in range(7)]
+                    for v in range(4)
+                },
+                **{v: [A if j == v else (1_000_000 if j >= 4 else D) for j in range(7)] for v in range(4, 7)},
+            },
+        ),
+        gram_gate_vector(
+            "3 and 4 are dropped: their ballots share the view but not the medians; 2 (100k) is "
+            "under the bar (the medians' lower median 500k minus 3 MADs of 100k)",
+            1,
+            5,
+            1,
+            {
+                0: [A, 500_000, 100_000, D, D],
+                1: [600_000, A, 100_000, D, D],
+                2: [600_000, 500_000, A, D, D],
+                3: [0, 1_000_000, 0, D, D],
+                4: [0, 1_000_000, 0, D, D],
+            },
+        ),
+        gram_gate_vector(
+            "3 was rejected (its author still votes); 2 is under the bar (850k) but M = 3 elects it",
+            2,
+            4,
+            3,
+            {
+                0: [A, 900_000, 100_000, R],
+                1: [900_000, A, 100_000, R],
+                2: [900_000, 900_000, A, R],
+                3: [900_000, 900_000, 100_000, R],
+            },
+        ),
+        gram_gate_vector(
+            "two views of three ballots each among 6: no strict majority of the roster, nobody elected",
+            1,
+            6,
+            2,
+            {
+                **{v: [A if j == v else (D if j == 5 else 500_000) for j in range(6)] for v in range(3)},
+                **{v: [A if j == v else 500_000 for j in range(6)] for v in range(3, 6)},
+            },
+        ),
+    ]
+    return _document(
+        "gram-gate elections (docs/PROTOCOL.md §5a and §5b), computed by "
+        "seccl.election.gram_gate.gram_gate_tally, the reference GramGateConsensus equals: for each "
+        "profile (n participants, every one eligible, M, the round and a given tie seed), each ballot's "
+        "entries and the view they state (kept and dropped bitmaps, keccak256(abi.encode(kept, "
+        "dropped))); the view a strict majority of the roster states, the counted voters, each kept "
+        "participant's upper median, the election's bar, the candidates best first and the stored "
+        "record (a marker byte 0x01, then one byte an index).",
+        vectors=vectors,
+    )
+
+
 # ─────────────── writing ───────────────
 
 DOCUMENTS = {
@@ -1529,6 +1642,7 @@ DOCUMENTS = {
     "ties.json": ties_document,
     "ballots.json": ballots_document,
     "elections.json": elections_document,
+    "gram_gate_elections.json": gram_gate_elections_document,
     "aggregation.json": aggregation_document,
     "sparse.json": sparse_document,
     "theta0.json": theta0_document,

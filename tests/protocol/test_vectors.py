@@ -38,6 +38,7 @@ from seccl.chain.session import SessionTerms, deploy_session
 from seccl.chain.signing import DELIVERY_KIND, RECEIPT_KIND, SigningDomain
 from seccl.chain.transactions import call
 from seccl.election import ABSTAIN, borda_tally, tie_key, voter_ranking
+from seccl.election.gram_gate import ballot_error, election_bar, gram_gate_tally, view_digest, view_of_ballot
 from seccl.learning.aggregation import aggregate
 from seccl.learning.model import build_model, get_flat_params
 from seccl.learning.sparse import SparseUpdate, delta, select_top_fraction, update_size
@@ -429,6 +430,30 @@ def test_elections() -> None:
         assert v["tie_keys"] == [hx(tie_key(tie_seed, round_, i).to_bytes(32, "big")) for i in range(n)]
         assert raw(v["elected_record"]) == bytes([len(v["candidates"]), *v["candidates"]])
         assert v["counter_bits"] == (8 if m * (n - 1) < 256 else 16)
+
+
+def test_gram_gate_elections() -> None:
+    document = load("gram_gate_elections.json")
+    assert len(document["vectors"]) >= 4
+    for v in document["vectors"]:
+        n, m, round_ = v["n"], v["m"], v["round"]
+        tie_seed = raw(v["tie_seed"])
+        ballots = {b["voter"]: b["entries"] for b in v["ballots"]}
+        for b in v["ballots"]:
+            assert ballot_error(b["entries"], b["voter"], 2**n - 1) is None, v["name"]
+            kept, dropped = view_of_ballot(b["entries"], b["voter"])
+            assert b["view"] == {"kept": kept, "dropped": dropped, "key": hx(view_digest(kept, dropped))}
+        outcome = gram_gate_tally(ballots, n, m, eligible=2**n - 1, tie_seed=tie_seed, round_=round_)
+        agreed = v["agreed_view"]
+        assert outcome.agreed == (None if agreed is None else (agreed["kept"], agreed["dropped"])), v["name"]
+        assert {int(j): median for j, median in v["medians"].items()} == dict(outcome.medians)
+        assert v["bar"] == (election_bar(list(outcome.medians.values())) if outcome.medians else None)
+        assert list(outcome.candidates) == v["candidates"], v["name"]
+        assert raw(v["elected_record"]) == bytes([1, *v["candidates"]])
+    # The profiles cover: a minority view, dropped voters, a candidate under the bar, the M floor,
+    # no majority.
+    assert any(v["agreed_view"] is None for v in document["vectors"])
+    assert any(v["bar"] is not None and len(v["candidates"]) < len(v["medians"]) for v in document["vectors"])
 
 
 # ─────────────── aggregation, sparse updates, θ_0 ───────────────
