@@ -272,6 +272,23 @@ def test_the_coalition_bar_is_the_median_plus_three_deviations_or_the_floor() ->
     assert coalition_bar(list(reversed(spread))) == coalition_bar(spread)
 
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    honest=st.lists(st.integers(-ONE, ONE), min_size=1, max_size=14),
+    others=st.lists(st.integers(-ONE, ONE), max_size=13),
+)
+def test_members_below_half_cannot_raise_the_coalition_bar_above_the_honest_band(
+    honest: list[int], others: list[int]
+) -> None:
+    # The coalition check's mirror image of the election's decoys: members who want the bar high
+    # enough to pass it. While the honest are more than half, the bar is at most the largest honest
+    # maximum plus max(3 x the honest range, the floor), whatever the others' maxima are.
+    others = others[: len(honest) - 1]
+    spread = max(honest) - min(honest)
+
+    assert coalition_bar(honest + others) <= max(honest) + max(COALITION_MADS * spread, COALITION_FLOOR_PPB)
+
+
 def test_the_summed_residual_cosines_are_symmetric_and_their_row_maxima_are_the_checks() -> None:
     rng = np.random.default_rng(12)
     rounds = [random_updates(rng, n=9) for _ in range(3)]
