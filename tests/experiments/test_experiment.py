@@ -414,3 +414,23 @@ def test_runs_patterns_must_each_name_a_run(tmp_path: Path, capsys: pytest.Captu
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--runs" in error[0] and "e0.3-*" in error[0]
     assert not (out / "runs").exists()
+
+
+def test_a_failed_run_does_not_stop_the_others_and_the_call_ends_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "four.toml"
+    spec.write_text(CHAIN_FREE)
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "g-median").write_text("in the way")  # its output directory is a file: it fails
+
+    assert main(["experiment", str(spec), "--out", str(out)]) == 1
+
+    printed = capsys.readouterr()
+    assert "g-median: failed with exit code 2" in printed.out
+    assert "1 run(s) failed: g-median" in printed.out
+    finished = {r.name for r in (out / "runs").iterdir() if (r / "metrics.json").is_file()}
+    assert finished == {"g-fedavg", "g-trimmed-mean", "g-dssgd"}  # the runs after it ran too
+    assert "3 of 4 runs finished" in (out / "results.md").read_text()
+    assert (out / "runs" / "g-median").read_text() == "in the way"
