@@ -77,9 +77,7 @@ def run_experiment(
             # One run's failure (a bad setting, a run cut short under other code) must not stop
             # hours of others: its directory stays as it is, and the call ends with exit 1.
             statuses[run.name] = "failed"
-            say(
-                f"[{k}/{total}] {run.name}: failed with exit code {code} (see above); going on with the others"
-            )
+            say(f"[{k}/{total}] {run.name}: failed with exit code {code} (see above); the others go on")
             continue
         now = time.perf_counter()
         done = sum(status_of(r, places) == "done" for r in experiment.runs)
