@@ -360,7 +360,7 @@ def test_methods_runs_only_the_runs_of_those_methods_and_a_later_call_runs_the_r
     assert {run for run in runs if (out / "runs" / run / "metrics.json").is_file()} == {"g-median", "g-dssgd"}
     assert "2 of 4 runs finished" in (out / "results.md").read_text()
     printed = capsys.readouterr().out + (out / "worker-1.log").read_text()
-    assert "g-fedavg: not of --methods, left for later" in printed and ": starting" in printed
+    assert "g-fedavg: not selected (--methods, --runs), left for later" in printed and ": starting" in printed
 
     assert main(["experiment", str(spec), "--out", str(out)]) == 0
 
@@ -380,4 +380,37 @@ def test_methods_names_only_methods_the_experiment_has(
 
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--methods" in error[0] and "krum" in error[0]
+    assert not (out / "runs").exists()
+
+
+def test_runs_selects_by_name_pattern_together_with_methods(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "four.toml"
+    spec.write_text(CHAIN_FREE)
+    out = tmp_path / "out"
+
+    argv = ["experiment", str(spec), "--out", str(out), "--runs", "g-*me*,g-d*", "--jobs", "2"]
+    assert main([*argv, "--methods", "trimmed-mean,dssgd,fedavg"]) == 0
+
+    # Only the runs both flags select: the patterns take median, trimmed-mean and dssgd;
+    # --methods drops median.
+    finished = {r.name for r in (out / "runs").iterdir() if (r / "metrics.json").is_file()}
+    assert finished == {"g-trimmed-mean", "g-dssgd"}
+    printed = capsys.readouterr().out + (out / "worker-1.log").read_text()
+    assert "g-median: not selected (--methods, --runs), left for later" in printed
+
+    assert main(["experiment", str(spec), "--out", str(out), "--runs", "g-fedavg"]) == 0
+    assert "3 of 4 runs finished" in (out / "results.md").read_text()
+
+
+def test_runs_patterns_must_each_name_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "four.toml"
+    spec.write_text(CHAIN_FREE)
+    out = tmp_path / "out"
+
+    assert main(["experiment", str(spec), "--out", str(out), "--runs", "g-*,e0.3-*"]) == 2
+
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--runs" in error[0] and "e0.3-*" in error[0]
     assert not (out / "runs").exists()

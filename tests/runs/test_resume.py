@@ -131,3 +131,28 @@ def test_resume_refuses_new_settings_and_an_embedded_run(tmp_path: Path, referen
     assert killed.returncode == KILLED
     refused = seccl("run", "--resume", str(embedded))
     assert refused.returncode == 2 and "cannot be resumed" in refused.stderr
+
+
+def test_resume_refuses_a_chain_whose_contract_this_seccl_does_not_commit(tmp_path: Path) -> None:
+    # As after an upgrade between the kill and the resume: the saved chain's consensus contract
+    # differs from the committed one in its last byte (the compiler's metadata hash, the part a
+    # rebuilt contract changes first). The resume is refused in one line and the run's records
+    # stay as the kill left them, so the seccl that began it can still resume it.
+    run = tmp_path / "run"
+    killed = seccl("run", *SETTINGS, "--out", str(run), kill_at="2:tally")
+    assert killed.returncode == KILLED
+    state_file = run / "anvil-state.json"
+    state = json.loads(state_file.read_text())
+    consensus = json.loads((run / "chain.json").read_text())["consensus"].lower()
+    account = next(a for k, a in state["accounts"].items() if k.lower() == consensus)
+    account["code"] = account["code"][:-2] + ("00" if account["code"][-2:] != "00" else "01")
+    state_file.write_text(json.dumps(state))
+    before = (run / "run.json").read_text()
+
+    refused = seccl("run", "--resume", str(run), "--no-progress")
+
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not the committed Consensus contract" in lines[0]
+    assert "resume it with the seccl version that began it" in lines[0]
+    assert (run / "run.json").read_text() == before

@@ -66,6 +66,15 @@ def add_parser(sub: Any, run_argv: RunArgv) -> None:
         "the reports still cover every recorded run",
     )
     parser.add_argument(
+        "--runs",
+        type=lambda text: [p.strip() for p in text.split(",") if p.strip()],
+        default=None,
+        metavar="PATTERNS",
+        help="run only the runs whose names match one of these shell patterns (comma-separated, "
+        "e.g. 'e0.3-*-seed2'), leaving the others for a later call; with --methods, the runs both "
+        "select",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -79,23 +88,17 @@ def add_parser(sub: Any, run_argv: RunArgv) -> None:
 
 def experiment(args: argparse.Namespace, *, run_argv: RunArgv) -> int:
     from seccl.experiments.grid import run_experiment
-    from seccl.experiments.plan import Places, check_records, experiment_path, load_experiment
+    from seccl.experiments.plan import Places, Selection, check_records, experiment_path, load_experiment
     from seccl.experiments.reports import write_outputs
     from seccl.experiments.workers import failed_logs, helper_workers
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs: need at least 1 worker, got {args.jobs}")
     plan = load_experiment(experiment_path(args.name))
-    methods = None
-    if args.methods is not None:
-        methods = frozenset(args.methods)
-        known = {run.runs_as for run in plan.runs}
-        unknown = sorted(methods - known)
-        if unknown or not methods:
-            raise ConfigError(
-                f"--methods: the experiment has no runs of {', '.join(unknown) or 'an empty list'}"
-                f" (its methods: {', '.join(sorted(known))})"
-            )
+    methods = frozenset(args.methods) if args.methods is not None else None
+    patterns = tuple(args.runs) if args.runs is not None else None
+    selection = Selection(methods=methods, patterns=patterns)
+    selection.check(plan)
     results = args.out or Path("runs") / "experiments" / plan.name
     places = Places(results=results, work=args.work or results)
     where = f"{results}" + (f" (runs in {places.work})" if places.work != results else "")
@@ -110,9 +113,9 @@ def experiment(args: argparse.Namespace, *, run_argv: RunArgv) -> int:
     # `seccl experiment` would, claiming runs by lock.
     helper = [sys.executable, "-m", "seccl.cli.main", "experiment", args.name]
     helper += ["--out", str(results), "--work", str(places.work), *(["--commit"] if args.commit else [])]
-    helper += ["--methods", ",".join(sorted(methods))] if methods else []
+    helper += selection.argv()
     with helper_workers(helper, places.work, args.jobs - 1) as helpers:
-        run_experiment(plan, places, run_argv, say=say, commit=args.commit, methods=methods)
+        run_experiment(plan, places, run_argv, say=say, commit=args.commit, selection=selection)
         failed = failed_logs(helpers)
     if failed:  # their runs are not lost: finished ones are kept, cut ones resume on the next call
         say(f"experiment {plan.name}: a worker failed; see {', '.join(failed)} in {places.work}")

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from seccl.experiments.plan import Experiment, Places, PlannedRun, check_records, status_of
+from seccl.experiments.plan import Experiment, Places, PlannedRun, Selection, check_records, status_of
 from seccl.experiments.reports import write_outputs
 from seccl.files import atomic_write_bytes
 from seccl.runs.config import BASELINE_FIELDS, ConfigError, config_from
 
+EVERY_RUN = Selection()
 RunOne = Callable[[list[str]], int]
 """Runs one `seccl` command line in-process (``seccl.cli.main.main``); returns its exit code."""
 
@@ -30,12 +31,12 @@ def run_experiment(
     say: Callable[[str], None] = print,
     *,
     commit: bool = False,
-    methods: frozenset[str] | None = None,
+    selection: Selection = EVERY_RUN,
 ) -> dict[str, str]:
     """Run every planned run not yet finished (in order), recording each and rewriting the outputs
     after it (and committing them with git when ``commit``); returns each run's status at the start
-    (``done`` runs were skipped). With ``methods``, only the runs of those methods run; the others
-    are left for a later call (status ``left``), and the reports still cover every record.
+    (``done`` runs were skipped). Only the runs ``selection`` wants run; the others are left for a
+    later call (status ``left``), and the reports still cover every record.
 
     Several workers (processes, on one machine) may run one experiment at once: each claims a run
     with an exclusive lock on its claim file before running it and skips runs another worker holds,
@@ -54,9 +55,9 @@ def run_experiment(
         if status == "done":
             say(f"[{k}/{total}] {run.name}: finished earlier, skipped")
             continue
-        if methods is not None and run.runs_as not in methods:
+        if not selection.wants(run):
             statuses[run.name] = "left"
-            say(f"[{k}/{total}] {run.name}: not of --methods, left for later")
+            say(f"[{k}/{total}] {run.name}: not selected (--methods, --runs), left for later")
             continue
         with claim(places.work, run.name) as claimed:
             if not claimed:
@@ -75,11 +76,8 @@ def run_experiment(
             raise ConfigError(f"experiment run {run.name} failed with exit code {code}; see above")
         now = time.perf_counter()
         done = sum(status_of(r, places) == "done" for r in experiment.runs)
-        # The estimate counts only the runs this call will run (not those --methods leaves).
-        to_run = sum(
-            status_of(r, places) != "done" and (methods is None or r.runs_as in methods)
-            for r in experiment.runs
-        )
+        # The estimate counts only the runs this call will run (not those it leaves for later).
+        to_run = sum(status_of(r, places) != "done" and selection.wants(r) for r in experiment.runs)
         left = to_run * (now - began) / max(1, done - done_before)
         say(
             f"[{k}/{total}] {run.name}: done in {now - started:.0f} s; {done} of {total} runs finished"

@@ -17,6 +17,7 @@ report then gives as mean ± std like the runs."""
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import tomllib
@@ -60,6 +61,47 @@ class PlannedRun:
     @property
     def is_federated(self) -> bool:
         return self.method not in SECCL_METHODS and not self.is_baseline
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which of an experiment's runs a call runs (`seccl experiment --methods`, `--runs`): those
+    of the given methods whose names match one of the given shell patterns; None selects every
+    run. The others are left for a later call."""
+
+    methods: frozenset[str] | None = None
+    patterns: tuple[str, ...] | None = None
+
+    def wants(self, run: PlannedRun) -> bool:
+        return (self.methods is None or run.runs_as in self.methods) and (
+            self.patterns is None or any(fnmatch.fnmatchcase(run.name, p) for p in self.patterns)
+        )
+
+    def argv(self) -> list[str]:
+        """The flags that make the same selection (for the helper workers)."""
+        methods = ["--methods", ",".join(sorted(self.methods))] if self.methods is not None else []
+        return methods + (["--runs", ",".join(self.patterns)] if self.patterns is not None else [])
+
+    def check(self, experiment: Experiment) -> None:
+        """Raise :class:`ConfigError` for a method the experiment lacks, a pattern that matches
+        none of its runs, or an empty list."""
+        if self.methods is not None:
+            known = {run.runs_as for run in experiment.runs}
+            unknown = sorted(self.methods - known)
+            if unknown or not self.methods:
+                raise ConfigError(
+                    f"--methods: the experiment has no runs of {', '.join(unknown) or 'an empty list'}"
+                    f" (its methods: {', '.join(sorted(known))})"
+                )
+        if self.patterns is not None:
+            names = [run.name for run in experiment.runs]
+            unmatched = [p for p in self.patterns if not fnmatch.filter(names, p)]
+            if unmatched or not self.patterns:
+                missing = ", ".join(unmatched) or "an empty list"
+                raise ConfigError(
+                    f"--runs: no run of the experiment is named like {missing}"
+                    " (shell patterns, e.g. 'e0.3-*-seed2')"
+                )
 
 
 @dataclass

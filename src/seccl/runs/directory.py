@@ -125,6 +125,7 @@ def run_into_dir(
 
 def _session(config: RunConfig, **kwargs: Any) -> RunResult:
     """run_config, with a chain that fails during the run turned into a clear error."""
+    from seccl.chain.session import SessionMismatchError
     from seccl.runs.checkpoint import ResumeError
     from seccl.runs.launch import chain_answers, run_config
 
@@ -134,6 +135,15 @@ def _session(config: RunConfig, **kwargs: Any) -> RunResult:
         raise
     except ResumeError as exc:
         raise ConfigError(f"resume (--resume): {exc}") from None
+    except SessionMismatchError as exc:
+        if not kwargs.get("resume"):
+            raise
+        # The chain holds the contracts the run began with; a seccl whose committed contracts
+        # differ (an upgrade between the kill and the resume) must not take part in that session.
+        raise ConfigError(
+            f"resume (--resume): {exc}: the run began with other contract code than this seccl "
+            "commits; resume it with the seccl version that began it, or start it again"
+        ) from None
     except Exception as exc:
         if not _chain_failed(config, exc, chain_answers):
             raise
