@@ -17,6 +17,8 @@ from seccl.election.gram_gate import (
     COALITION_FLOOR_PPB,
     COALITION_MADS,
     DROPPED,
+    ELECTION_FLOOR_PPM,
+    ELECTION_MADS,
     ONE,
     REJECTED,
     SCALE,
@@ -270,6 +272,23 @@ def test_the_coalition_bar_is_the_median_plus_three_deviations_or_the_floor() ->
     assert coalition_bar(list(reversed(spread))) == coalition_bar(spread)
 
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    honest=st.lists(st.integers(-ONE, ONE), min_size=1, max_size=14),
+    others=st.lists(st.integers(-ONE, ONE), max_size=13),
+)
+def test_members_below_half_cannot_raise_the_coalition_bar_above_the_honest_band(
+    honest: list[int], others: list[int]
+) -> None:
+    # The coalition check's mirror image of the election's decoys: members who want the bar high
+    # enough to pass it. While the honest are more than half, the bar is at most the largest honest
+    # maximum plus max(3 x the honest range, the floor), whatever the others' maxima are.
+    others = others[: len(honest) - 1]
+    spread = max(honest) - min(honest)
+
+    assert coalition_bar(honest + others) <= max(honest) + max(COALITION_MADS * spread, COALITION_FLOOR_PPB)
+
+
 def test_the_summed_residual_cosines_are_symmetric_and_their_row_maxima_are_the_checks() -> None:
     rng = np.random.default_rng(12)
     rounds = [random_updates(rng, n=9) for _ in range(3)]
@@ -321,6 +340,27 @@ def test_at_least_m_are_elected_whatever_the_bar() -> None:
 )
 def test_the_election_bar(medians: list[int], bar: int) -> None:
     assert election_bar(medians) == bar
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    honest=st.lists(st.integers(0, MAX_SCORE), min_size=1, max_size=14),
+    decoys=st.lists(st.integers(0, MAX_SCORE), max_size=13),
+)
+def test_decoy_candidates_below_half_cannot_lower_the_bar_beneath_the_honest_band(
+    honest: list[int], decoys: list[int]
+) -> None:
+    # The attack on the bar: colluders whose updates the filter keeps but which score poorly (or
+    # absurdly well), to drag the medians' median down and widen their MAD so that a poor fellow
+    # clears a lowered bar. While the honest candidates are more than half of the scored, the
+    # lower median lies within the honest medians' range and more than half of the deviations are
+    # at most that range, so the bar is at least the worst honest median minus
+    # max(3 x the honest range, the floor): what the coalition's decoys add cannot lower it.
+    decoys = decoys[: len(honest) - 1]
+    spread = max(honest) - min(honest)
+    bound = max(0, min(honest) - max(ELECTION_MADS * spread, ELECTION_FLOOR_PPM))
+
+    assert election_bar(honest + decoys) >= bound
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

@@ -233,3 +233,14 @@ def test_run_directories_differ_whenever_a_setting_differs() -> None:
 def test_the_shipped_configs_load() -> None:
     for path in sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.toml")):
         check_given(load_config(path), read_toml(path))
+
+
+def test_titles_say_the_gram_gate_election_elects_at_least_m() -> None:
+    from seccl.runs.plots import run_title
+
+    borda = RunConfig(participants=20, candidate_fraction=0.2)
+    gate = RunConfig(
+        participants=20, candidate_fraction=0.2, election="gram-gate", aggregation="clipped-shared-mean"
+    )
+    assert (borda.elected_label(), gate.elected_label()) == ("M=4", "M\u22654")
+    assert "N=20, M\u22654 (l=0.2)" in run_title(gate, gate.candidates)

@@ -189,12 +189,17 @@ vary = { method = ["fedavg", "median", "trimmed-mean", "dssgd"] }
 """
 
 
+def four_chain_free_runs(tmp_path: Path) -> tuple[Path, Path]:
+    """The file of CHAIN_FREE's experiment, and where its results go (not there yet)."""
+    spec = tmp_path / "four.toml"
+    spec.write_text(CHAIN_FREE)
+    return spec, tmp_path / "out"
+
+
 def test_jobs_runs_a_grid_in_two_workers_each_run_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = tmp_path / "four.toml"
-    spec.write_text(CHAIN_FREE)
-    out = tmp_path / "out"
+    spec, out = four_chain_free_runs(tmp_path)
 
     assert main(["experiment", str(spec), "--out", str(out), "--jobs", "2"]) == 0
 
@@ -349,9 +354,7 @@ def test_a_record_made_with_other_settings_than_its_run_plans_is_refused(
 def test_methods_runs_only_the_runs_of_those_methods_and_a_later_call_runs_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = tmp_path / "four.toml"
-    spec.write_text(CHAIN_FREE)
-    out = tmp_path / "out"
+    spec, out = four_chain_free_runs(tmp_path)
 
     assert main(["experiment", str(spec), "--out", str(out), "--methods", "median,dssgd", "--jobs", "2"]) == 0
 
@@ -372,9 +375,7 @@ def test_methods_runs_only_the_runs_of_those_methods_and_a_later_call_runs_the_r
 def test_methods_names_only_methods_the_experiment_has(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = tmp_path / "four.toml"
-    spec.write_text(CHAIN_FREE)
-    out = tmp_path / "out"
+    spec, out = four_chain_free_runs(tmp_path)
 
     assert main(["experiment", str(spec), "--out", str(out), "--methods", "median,krum"]) == 2
 
@@ -386,9 +387,7 @@ def test_methods_names_only_methods_the_experiment_has(
 def test_runs_selects_by_name_pattern_together_with_methods(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = tmp_path / "four.toml"
-    spec.write_text(CHAIN_FREE)
-    out = tmp_path / "out"
+    spec, out = four_chain_free_runs(tmp_path)
 
     argv = ["experiment", str(spec), "--out", str(out), "--runs", "g-*me*,g-d*", "--jobs", "2"]
     assert main([*argv, "--methods", "trimmed-mean,dssgd,fedavg"]) == 0
@@ -405,12 +404,28 @@ def test_runs_selects_by_name_pattern_together_with_methods(
 
 
 def test_runs_patterns_must_each_name_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = tmp_path / "four.toml"
-    spec.write_text(CHAIN_FREE)
-    out = tmp_path / "out"
+    spec, out = four_chain_free_runs(tmp_path)
 
     assert main(["experiment", str(spec), "--out", str(out), "--runs", "g-*,e0.3-*"]) == 2
 
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--runs" in error[0] and "e0.3-*" in error[0]
     assert not (out / "runs").exists()
+
+
+def test_a_failed_run_does_not_stop_the_others_and_the_call_ends_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, out = four_chain_free_runs(tmp_path)
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "g-median").write_text("in the way")  # its output directory is a file: it fails
+
+    assert main(["experiment", str(spec), "--out", str(out)]) == 1
+
+    printed = capsys.readouterr()
+    assert "g-median: failed with exit code 2" in printed.out
+    assert "1 run(s) failed: g-median" in printed.out
+    finished = {r.name for r in (out / "runs").iterdir() if (r / "metrics.json").is_file()}
+    assert finished == {"g-fedavg", "g-trimmed-mean", "g-dssgd"}  # the runs after it ran too
+    assert "3 of 4 runs finished" in (out / "results.md").read_text()
+    assert (out / "runs" / "g-median").read_text() == "in the way"

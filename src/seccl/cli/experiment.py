@@ -115,12 +115,16 @@ def experiment(args: argparse.Namespace, *, run_argv: RunArgv) -> int:
     helper += ["--out", str(results), "--work", str(places.work), *(["--commit"] if args.commit else [])]
     helper += selection.argv()
     with helper_workers(helper, places.work, args.jobs - 1) as helpers:
-        run_experiment(plan, places, run_argv, say=say, commit=args.commit, selection=selection)
+        statuses = run_experiment(plan, places, run_argv, say=say, commit=args.commit, selection=selection)
         failed = failed_logs(helpers)
-    if failed:  # their runs are not lost: finished ones are kept, cut ones resume on the next call
-        say(f"experiment {plan.name}: a worker failed; see {', '.join(failed)} in {places.work}")
-        return 1
     if args.jobs > 1:  # the helpers may have finished the last runs after this worker's last report
         write_outputs(plan, places, say, commit=args.commit)
+    failed_runs = [name for name, status in statuses.items() if status == "failed"]
+    if failed_runs:
+        say(f"experiment {plan.name}: {len(failed_runs)} run(s) failed: {', '.join(failed_runs)}; see above")
+    if failed:  # their runs are not lost: finished ones are kept, cut ones resume on the next call
+        say(f"experiment {plan.name}: a worker failed; see {', '.join(failed)} in {places.work}")
+    if failed or failed_runs:
+        return 1
     say(f"results: {results / 'results.md'}, {results / 'results.csv'}")
     return 0

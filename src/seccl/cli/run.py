@@ -73,7 +73,8 @@ def _execute(args: argparse.Namespace, config: RunConfig, warnings: list[str], *
     on_terminal = sys.stderr.isatty()
     show = not args.no_progress
     say(
-        f"SecCL: {config.participants} participants, {config.rounds} rounds, M={config.candidates} "
+        f"SecCL: {config.participants} participants, {config.rounds} rounds, "
+        f"{config.elected_label()} "
         f"(l={config.candidate_fraction:g}), s={config.share_fraction:g}, {config.dataset} ({config.split}), "
         f"{config.local_epochs} local epochs, chain {config.chain}, seed {config.seed}"
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from seccl.experiments.plan import Experiment, Places, PlannedRun, Selection, check_records, status_of
 from seccl.experiments.reports import write_outputs
 from seccl.files import atomic_write_bytes
-from seccl.runs.config import BASELINE_FIELDS, ConfigError, config_from
+from seccl.runs.config import BASELINE_FIELDS, config_from
 
 EVERY_RUN = Selection()
 RunOne = Callable[[list[str]], int]
@@ -35,8 +35,9 @@ def run_experiment(
 ) -> dict[str, str]:
     """Run every planned run not yet finished (in order), recording each and rewriting the outputs
     after it (and committing them with git when ``commit``); returns each run's status at the start
-    (``done`` runs were skipped). Only the runs ``selection`` wants run; the others are left for a
-    later call (status ``left``), and the reports still cover every record.
+    (``done`` runs were skipped), or ``failed`` for a run that failed (the others still run). Only
+    the runs ``selection`` wants run; the others are left for a later call (status ``left``), and
+    the reports still cover every record.
 
     Several workers (processes, on one machine) may run one experiment at once: each claims a run
     with an exclusive lock on its claim file before running it and skips runs another worker holds,
@@ -73,7 +74,11 @@ def run_experiment(
         if code == 130:  # Ctrl-C or SIGTERM: the run said how far it got; the next call resumes it
             raise KeyboardInterrupt
         if code not in (0, 1):  # 1: evidence found, expected under attack and kept in the run
-            raise ConfigError(f"experiment run {run.name} failed with exit code {code}; see above")
+            # One run's failure (a bad setting, a run cut short under other code) must not stop
+            # hours of others: its directory stays as it is, and the call ends with exit 1.
+            statuses[run.name] = "failed"
+            say(f"[{k}/{total}] {run.name}: failed with exit code {code} (see above); the others go on")
+            continue
         now = time.perf_counter()
         done = sum(status_of(r, places) == "done" for r in experiment.runs)
         # The estimate counts only the runs this call will run (not those it leaves for later).

@@ -95,7 +95,7 @@ class Selection:
                 )
         if self.patterns is not None:
             names = [run.name for run in experiment.runs]
-            unmatched = [p for p in self.patterns if not fnmatch.filter(names, p)]
+            unmatched = [p for p in self.patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
             if unmatched or not self.patterns:
                 missing = ", ".join(unmatched) or "an empty list"
                 raise ConfigError(

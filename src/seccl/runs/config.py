@@ -156,6 +156,12 @@ class RunConfig:
         """M = ⌈l·N⌉, the candidates elected per round."""
         return math.ceil(round(self.candidate_fraction * self.participants, 9))
 
+    def elected_label(self, candidates: int | None = None) -> str:
+        """How many a round elects, for titles: exactly M under Borda; under gram-gate every
+        candidate over the round's bar, and at least M."""
+        m = self.candidates if candidates is None else candidates
+        return f"M\u2265{m}" if self.election == "gram-gate" else f"M={m}"
+
     @property
     def run_dir(self) -> Path:
         if self.out_dir:

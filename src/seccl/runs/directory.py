@@ -138,11 +138,12 @@ def _session(config: RunConfig, **kwargs: Any) -> RunResult:
     except SessionMismatchError as exc:
         if not kwargs.get("resume"):
             raise
-        # The chain holds the contracts the run began with; a seccl whose committed contracts
-        # differ (an upgrade between the kill and the resume) must not take part in that session.
+        # The chain must hold the session the run began, as this seccl commits it: an upgrade
+        # between the kill and the resume, or another chain, fails here (not only on code).
         raise ConfigError(
-            f"resume (--resume): {exc}: the run began with other contract code than this seccl "
-            "commits; resume it with the seccl version that began it, or start it again"
+            f"resume (--resume): {exc}: the chain does not hold the session as this seccl expects "
+            "it (the run began under another seccl version, or this is another chain); resume it "
+            "with the seccl version that began it, or start it again"
         ) from None
     except Exception as exc:
         if not _chain_failed(config, exc, chain_answers):

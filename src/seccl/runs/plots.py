@@ -63,7 +63,8 @@ def run_title(config: RunConfig, candidates: int, adversaries: int | None = None
     """Two lines: the session's settings, and its attacks."""
     epochs = f"{config.local_epochs} local epoch{'' if config.local_epochs == 1 else 's'}"
     return (
-        f"{config.dataset}: N={config.participants}, M={candidates} (l={config.candidate_fraction:g}), "
+        f"{config.dataset}: N={config.participants}, {config.elected_label(candidates)} "
+        f"(l={config.candidate_fraction:g}), "
         f"s={config.share_fraction:g}, {epochs}\n{attack_title(config, adversaries)}"
     )
 
@@ -249,7 +250,8 @@ def plot_elected(config: RunConfig, metrics: dict[str, Any], path: Path) -> None
         ]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
     fig.suptitle(
-        f"who was elected: M={m} of N={n} each round\n{attack_title(config, len(adversaries) or None)}",
+        f"who was elected: {config.elected_label(m)} of N={n} each round\n"
+        f"{attack_title(config, len(adversaries) or None)}",
         fontsize=9,
     )
     fig.savefig(path)
