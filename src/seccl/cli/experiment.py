@@ -22,13 +22,15 @@ def add_parser(sub: Any, run_argv: RunArgv) -> None:
     parser = sub.add_parser(
         "experiment",
         help="run an experiment: a grid of runs and baselines, resumed where it stopped",
-        description="Run the experiment NAME (fig4, fig5, compare) or a TOML file of the same form: every "
-        "run not yet finished, in order (runs finished earlier are skipped, runs cut short are "
-        "resumed), recording each finished run in OUT/records/ and rewriting results.csv, a plot "
-        "and a table per group, and results.md from the records.",
+        description="Run the experiment NAME (fig4, fig5, compare, election) or a TOML file of the "
+        "same form: every run not yet finished, in order (runs finished earlier are skipped, runs "
+        "cut short are resumed), recording each finished run in OUT/records/ and rewriting "
+        "results.csv, a plot and a table per group, and results.md from the records.",
         formatter_class=Formatter,
     )
-    parser.add_argument("name", metavar="NAME", help="fig4, fig5, compare, or an experiment TOML file")
+    parser.add_argument(
+        "name", metavar="NAME", help="fig4, fig5, compare, election, or an experiment TOML file"
+    )
     parser.add_argument(
         "--out",
         type=Path,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seccl.experiments.plan import Experiment, Places, PlannedRun, has_record
+from seccl.experiments.plan import Experiment, Headline, Places, PlannedRun, has_record
 from seccl.files import atomic_write_bytes
 
 FIELDS = [
@@ -180,6 +180,61 @@ def summary(outcomes: list[Outcome], methods: list[str]) -> list[str]:
     return lines
 
 
+def _accuracy_and_backdoor(outcomes: list[Outcome]) -> str:
+    """``mean ± std (k)`` of the final accuracy, and the mean backdoor success in brackets."""
+    cell = spread([o.final_accuracy for o in outcomes])
+    backdoor = [o.attack_success_rate for o in outcomes if o.attack_success_rate is not None]
+    return cell + (f" ({statistics.fmean(backdoor):.3f})" if backdoor else "")
+
+
+def headline(outcomes: list[Outcome], chosen: Headline) -> list[str]:
+    """Markdown lines: per split, a row per attack and e where ``chosen.method`` has runs: its final
+    accuracy (backdoor success), the adversaries' updates among its elected, the most accurate of
+    ``chosen.best_of`` over the same seeds, the difference of the means, and ``chosen.beside``."""
+    best_of = " / ".join(chosen.best_of)
+    lines = [
+        f"Final accuracy, mean ± sample std (seeds), with the mean backdoor success in brackets; the best "
+        f"of {best_of} is the most accurate of them over the same seeds; Δ is {chosen.method}'s mean "
+        "minus the best's.",
+        "",
+    ]
+    order = list(dict.fromkeys(o.attack for o in outcomes))
+    for split in dict.fromkeys(o.split for o in outcomes if o.method == chosen.method):
+        mine = sorted(
+            (o for o in outcomes if o.split == split),
+            key=lambda o: (order.index(o.attack) if o.attack != "none" else -1, o.attack_fraction or 0.0),
+        )
+        lines += [
+            f"### Split {split}",
+            "",
+            f"| attack | {chosen.method} | adversaries among its elected | best of {best_of} | Δ |"
+            + "".join(f" {m} |" for m in chosen.beside),
+            "| --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(chosen.beside),
+        ]
+        for row in dict.fromkeys(_attack_and_e(o) for o in mine if o.method == chosen.method):
+            here = [o for o in mine if _attack_and_e(o) == row]
+            ours = [o for o in here if o.method == chosen.method]
+            seeds = sorted(o.seed for o in ours)
+            by_method = {m: [o for o in here if o.method == m] for m in chosen.best_of}
+            # Only a rival with the same seeds: a mean over other seeds is another measurement.
+            rivals = {m: runs for m, runs in by_method.items() if sorted(o.seed for o in runs) == seeds}
+            means = {m: statistics.fmean(o.final_accuracy for o in runs) for m, runs in rivals.items()}
+            best = max(means, key=means.__getitem__, default=None)
+            if best is None:
+                best_cell, delta = "—", "—"
+            else:
+                best_cell = f"{_accuracy_and_backdoor(rivals[best])} {best}"
+                delta = f"{statistics.fmean(o.final_accuracy for o in ours) - means[best]:+.3f}"
+            used, slots = sum(o.adversaries_used for o in ours), sum(o.slots for o in ours)
+            beside = [[o for o in here if o.method == m] for m in chosen.beside]
+            lines.append(
+                f"| {row} | {_accuracy_and_backdoor(ours)} | {used} of {slots} | {best_cell} | {delta} |"
+                + "".join(f" {_accuracy_and_backdoor(b) if b else '—'} |" for b in beside)
+            )
+        lines.append("")
+    return lines
+
+
 def plot_group(outcomes: list[Outcome], methods: list[str], path: Path, title: str) -> None:
     """Grouped bars: final accuracy (and backdoor success, when any) per attack and method,
     the mean over seeds with the sample std as an error bar, kept within [0, 1]."""
@@ -310,6 +365,10 @@ def write_comparison(experiment: Experiment, places: Places) -> None:
         "",
         *summary(outcomes, methods),
     ]
+    if experiment.headline is not None:
+        head = experiment.headline
+        lines += [f"## {head.method} against the best of {', '.join(head.best_of)}", ""]
+        lines += headline(outcomes, head)
     for group in dict.fromkeys(r.group for r in planned):
         mine = [o for o in outcomes if o.group == group]
         wanted = [r for r in planned if r.group == group]

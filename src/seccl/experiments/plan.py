@@ -104,6 +104,16 @@ class Selection:
                 )
 
 
+@dataclass(frozen=True)
+class Headline:
+    """A comparison's headline (``[headline]``): one method against the best of several, per attack
+    and e, with other methods shown beside them as they are."""
+
+    method: str
+    best_of: tuple[str, ...]
+    beside: tuple[str, ...] = ()
+
+
 @dataclass
 class Experiment:
     """A parsed experiment file."""
@@ -112,6 +122,7 @@ class Experiment:
     title: str
     runs: list[PlannedRun] = field(default_factory=list)
     report: str = "rounds"  # "rounds": accuracy per round per group; "methods": the comparison
+    headline: Headline | None = None  # with report = "methods" only
 
 
 @dataclass(frozen=True)
@@ -220,7 +231,30 @@ def load_experiment(path: Path) -> Experiment:
         raise ConfigError(f"experiment {path}: order_by names unknown settings {', '.join(unknown)}")
     if order:  # stable: within equal keys, the file's order
         experiment.runs.sort(key=lambda run: tuple(getattr(config_from(run.settings), k) for k in order))
+    if "headline" in raw:
+        experiment.headline = _headline(path, raw["headline"], experiment)
     return experiment
+
+
+def _headline(path: Path, raw: Any, experiment: Experiment) -> Headline:
+    """``[headline]``, checked against the methods the experiment runs."""
+    if experiment.report != "methods":
+        raise ConfigError(f'experiment {path}: a headline needs report = "methods"')
+    if not isinstance(raw, dict) or not isinstance(raw.get("method"), str):
+        raise ConfigError(f"experiment {path}: headline needs method = NAME and best_of = [NAMES]")
+    lists = {k: raw.get(k, []) for k in ("best_of", "beside")}
+    if any(not isinstance(v, list) or not all(isinstance(m, str) for m in v) for v in lists.values()):
+        raise ConfigError(f"experiment {path}: headline's best_of and beside are lists of methods")
+    run = {r.method for r in experiment.runs}
+    named = [raw["method"], *lists["best_of"], *lists["beside"]]
+    missing = sorted(set(named) - run)
+    if missing or not lists["best_of"] or len(set(named)) != len(named) or set(raw) - {"method", *lists}:
+        raise ConfigError(
+            f"experiment {path}: headline names {', '.join(named) or 'nothing'}; it needs a method and"
+            f" best_of (and may have beside), distinct methods the experiment runs"
+            + (f" (it runs none named {', '.join(missing)})" if missing else "")
+        )
+    return Headline(raw["method"], tuple(lists["best_of"]), tuple(lists["beside"]))
 
 
 _TAGS = {
