@@ -261,6 +261,20 @@ def test_results_are_committed_as_runs_finish_and_a_fresh_clone_resumes_from_the
     assert (clone / "results" / "results.csv").read_text() == (repo / "results" / "results.csv").read_text()
 
 
+@pytest.mark.parametrize("work", [None, "out", "out/work"])
+def test_commit_refuses_a_work_directory_whose_runs_it_would_commit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], work: str | None
+) -> None:
+    argv = ["experiment", str(write_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--commit"]
+    argv += ["--work", str(tmp_path / work)] if work else []
+
+    assert main(argv) == 2
+
+    err = capsys.readouterr().err
+    assert "--commit: give --work a directory outside --out" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+
+
 def test_jobs_needs_at_least_one_worker(tmp_path: Path) -> None:
     assert main(["experiment", str(write_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--jobs", "0"]) == 2
     assert not (tmp_path / "out").exists()

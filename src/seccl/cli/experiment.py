@@ -50,7 +50,8 @@ def add_parser(sub: Any, run_argv: RunArgv) -> None:
         "--commit",
         action="store_true",
         help="after each run, commit the --out directory (and nothing else) to the git repository "
-        "it is in, so that the results survive the machine and a fresh clone resumes from them",
+        "it is in, so that the results survive the machine and a fresh clone resumes from them; "
+        "needs a --work directory outside --out",
     )
     parser.add_argument(
         "--report-only",
@@ -103,6 +104,13 @@ def experiment(args: argparse.Namespace, *, run_argv: RunArgv) -> int:
     selection.check(plan)
     results = args.out or Path("runs") / "experiments" / plan.name
     places = Places(results=results, work=args.work or results)
+    work, out = places.work.resolve(), results.resolve()
+    if args.commit and (work == out or out in work.parents):
+        # Else the runs themselves (chains, models, messages: megabytes each) would be committed.
+        raise ConfigError(
+            f"--commit: give --work a directory outside --out ({results}), or the runs themselves "
+            "(megabytes each) would be committed with the results"
+        )
     where = f"{results}" + (f" (runs in {places.work})" if places.work != results else "")
     say(f"experiment {plan.name}: {plan.title}; {len(plan.runs)} runs into {where}")
     places.work.mkdir(parents=True, exist_ok=True)
