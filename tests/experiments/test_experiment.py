@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from seccl.cli.main import main
-from seccl.experiments.grid import claim
-from seccl.experiments.plan import experiment_path, load_experiment
+from seccl.experiments.grid import claim, run_experiment
+from seccl.experiments.plan import Places, experiment_path, load_experiment
 from seccl.runs.config import ConfigError
 
 TINY = """
@@ -273,6 +273,35 @@ def test_commit_refuses_a_work_directory_whose_runs_it_would_commit(
     err = capsys.readouterr().err
     assert "--commit: give --work a directory outside --out" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+
+
+def test_a_worker_starts_no_run_once_the_code_under_it_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stand-in for the package's tree: an upgrade that lands while a grid runs changes it.
+    code = tmp_path / "code"
+    (code / "artifacts").mkdir(parents=True)
+    (code / "artifacts" / "Consensus.json").write_text('{"bytecode": "0x01"}')
+    plan = load_experiment(write_tiny(tmp_path))
+    places = Places(results=tmp_path / "out", work=tmp_path / "work")
+    ran: list[list[str]] = []
+
+    def upgraded_during_the_first_run(argv: list[str]) -> int:
+        ran.append(argv)
+        (code / "artifacts" / "Consensus.json").write_text('{"bytecode": "0x02"}')
+        return main(argv)
+
+    statuses = run_experiment(plan, places, upgraded_during_the_first_run, code_root=code)
+
+    assert len(ran) == 1  # the run under way finishes; none starts after it
+    assert list(statuses.values()) == ["new", "stopped"]
+    assert "not started: seccl's code or contracts changed since this worker began" in capsys.readouterr().out
+    assert (places.record_dir(plan.runs[0].name) / "metrics.json").is_file()
+
+    # A worker started under the new code runs the rest.
+    again = run_experiment(plan, places, lambda argv: ran.append(argv) or main(argv), code_root=code)
+
+    assert list(again.values()) == ["done", "new", "new"] and len(ran) == 3
 
 
 def test_jobs_needs_at_least_one_worker(tmp_path: Path) -> None:

@@ -129,12 +129,15 @@ def experiment(args: argparse.Namespace, *, run_argv: RunArgv) -> int:
         failed = failed_logs(helpers)
     if args.jobs > 1:  # the helpers may have finished the last runs after this worker's last report
         write_outputs(plan, places, say, commit=args.commit)
+    stopped = [name for name, status in statuses.items() if status == "stopped"]
+    if stopped:
+        say(f"experiment {plan.name}: stopped before {stopped[0]}: the code changed under it; run it again")
     failed_runs = [name for name, status in statuses.items() if status == "failed"]
     if failed_runs:
         say(f"experiment {plan.name}: {len(failed_runs)} run(s) failed: {', '.join(failed_runs)}; see above")
     if failed:  # their runs are not lost: finished ones are kept, cut ones resume on the next call
         say(f"experiment {plan.name}: a worker failed; see {', '.join(failed)} in {places.work}")
-    if failed or failed_runs:
+    if failed or failed_runs or stopped:
         return 1
     say(f"results: {results / 'results.md'}, {results / 'results.csv'}")
     return 0

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import seccl
 from seccl.experiments.plan import Experiment, Places, PlannedRun, Selection, check_records, status_of
 from seccl.experiments.reports import write_outputs
 from seccl.files import atomic_write_bytes
 from seccl.runs.config import BASELINE_FIELDS, config_from
 
 EVERY_RUN = Selection()
+PACKAGE = Path(seccl.__file__).parent
+"""The installed seccl package: its sources, contract artifacts and experiment files."""
 RunOne = Callable[[list[str]], int]
 """Runs one `seccl` command line in-process (``seccl.cli.main.main``); returns its exit code."""
 
@@ -32,6 +36,7 @@ def run_experiment(
     *,
     commit: bool = False,
     selection: Selection = EVERY_RUN,
+    code_root: Path = PACKAGE,
 ) -> dict[str, str]:
     """Run every planned run not yet finished (in order), recording each and rewriting the outputs
     after it (and committing them with git when ``commit``); returns each run's status at the start
@@ -42,9 +47,15 @@ def run_experiment(
     Several workers (processes, on one machine) may run one experiment at once: each claims a run
     with an exclusive lock on its claim file before running it and skips runs another worker holds,
     so no run is run twice; the kernel drops a dead worker's locks, so a killed worker's run is
-    resumed by the next worker that reaches it."""
+    resumed by the next worker that reaches it.
+
+    A worker runs its runs in its own process, with the code it imported when it started: when
+    the files under ``code_root`` (seccl's sources and contracts) change, it starts no further run
+    (status ``stopped``), so that no run is begun, or resumed, under code the tree no longer
+    holds."""
     places.results.mkdir(parents=True, exist_ok=True)
     check_records(experiment, places)
+    started_with = code_fingerprint(code_root)
     statuses = {}
     total = len(experiment.runs)
     # The estimate of what is left counts every worker's runs finished since this one began.
@@ -60,6 +71,13 @@ def run_experiment(
             statuses[run.name] = "left"
             say(f"[{k}/{total}] {run.name}: not selected (--methods, --runs), left for later")
             continue
+        if code_fingerprint(code_root) != started_with:
+            statuses[run.name] = "stopped"
+            say(
+                f"[{k}/{total}] {run.name}: not started: seccl's code or contracts changed since this "
+                "worker began; start the experiment again to run the rest under the new code"
+            )
+            break
         with claim(places.work, run.name) as claimed:
             if not claimed:
                 say(f"[{k}/{total}] {run.name}: running in another worker, skipped")
@@ -91,6 +109,16 @@ def run_experiment(
         write_outputs(experiment, places, say, commit=commit)
     write_outputs(experiment, places, say, commit=commit)
     return statuses
+
+
+def code_fingerprint(root: Path) -> str:
+    """A digest of the sources, contract artifacts and experiment files under ``root``."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".json", ".toml") and path.is_file():
+            digest.update(f"{path.relative_to(root)}\0{path.stat().st_size}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
