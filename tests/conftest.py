@@ -78,3 +78,26 @@ def mnist() -> tuple[Dataset, Dataset]:
 def data() -> Data:
     """Four participants' real MNIST digits, for the small sessions of :mod:`tests.sessions`."""
     return four_participants()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the tests marked ``long`` at the front of each worker's share, round-robin. The worksteal
+    scheduler hands worker k the k-th contiguous share of the collection and lets idle workers take
+    the end of others' queues: a test of minutes left at the end of a share ran on alone while the
+    other workers idled (a quarter of the wall time at four workers). Every worker collects, so
+    the order depends only on the items and the worker count."""
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    long = [item for item in items if item.get_closest_marker("long")]
+    if workers < 2 or not long:
+        return
+    rest = [item for item in items if not item.get_closest_marker("long")]
+    ordered: list[pytest.Item] = []
+    remaining, taken = len(items), 0
+    for k in range(workers):
+        share = remaining // (workers - k)  # as worksteal sizes the k-th share
+        firsts = long[k::workers]
+        fill = max(0, share - len(firsts))
+        ordered += firsts + rest[taken : taken + fill]
+        taken += fill
+        remaining -= share
+    items[:] = ordered + rest[taken:]

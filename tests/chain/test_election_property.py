@@ -68,6 +68,7 @@ def check(backend: ChainBackend, p: Profile) -> None:
 
 # 40 profiles on the embedded EVM and 60 more on anvil, as for gram-gate (each deploys a session
 # and runs a round; anvil checks the same bytecode on a second backend).
+@pytest.mark.long
 @settings(max_examples=40, **PROPERTY_SETTINGS)
 @given(profile=profiles())
 def test_the_contract_elects_what_the_reference_elects_on_the_embedded_evm(
@@ -76,6 +77,7 @@ def test_the_contract_elects_what_the_reference_elects_on_the_embedded_evm(
     check(embedded, profile)
 
 
+@pytest.mark.long
 @pytest.mark.anvil
 @settings(max_examples=60, **PROPERTY_SETTINGS)
 @given(profile=profiles())

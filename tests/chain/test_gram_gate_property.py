@@ -97,6 +97,7 @@ def check(backend: ChainBackend, p: Profile) -> None:
 
 
 # 30 profiles on the embedded EVM and 60 more on anvil (each deploys a session and runs a round).
+@pytest.mark.long
 @settings(max_examples=30, **PROPERTY_SETTINGS)
 @given(profile=profiles())
 def test_the_contract_elects_what_the_reference_elects_on_the_embedded_evm(
@@ -105,6 +106,7 @@ def test_the_contract_elects_what_the_reference_elects_on_the_embedded_evm(
     check(embedded, profile)
 
 
+@pytest.mark.long
 @pytest.mark.anvil
 @settings(max_examples=60, **PROPERTY_SETTINGS)
 @given(profile=profiles())

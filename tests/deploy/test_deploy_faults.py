@@ -10,6 +10,7 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 from web3 import Web3
 
 from seccl.chain.backends import RpcChain
@@ -28,6 +29,7 @@ from tests.processes import wait_for
 DEAD = 2
 
 
+@pytest.mark.long
 def test_tampering_is_caught_and_a_dead_supernode_loses_nothing(tmp_path: Path, monkeypatch) -> None:
     marker = new_marker()
     monkeypatch.setenv(MARKER, marker)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.deploy.conftest import GATE_SETTINGS, PER_PARTICIPANT, ROUNDS, N, saved_model, simulated_model
 from tests.deploy.processes import MARKER, marked, new_marker
@@ -20,6 +21,7 @@ from tests.processes import wait_for
 SECCL = str(Path(sys.executable).parent / "seccl")
 
 
+@pytest.mark.long
 def test_deploy_local_runs_the_simulations_session_over_flower(tmp_path: Path) -> None:
     root = tmp_path / "deployment"
     marker = new_marker()

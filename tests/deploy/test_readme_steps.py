@@ -151,6 +151,7 @@ def machines(tmp_path: Path) -> Iterator[Machines]:
     assert not marked(group.marker), f"left running: {marked(group.marker)}"
 
 
+@pytest.mark.long
 def test_the_readmes_steps_for_several_machines_run_a_session(machines: Machines) -> None:
     blocks = readme_blocks()
     assert list(blocks) == [

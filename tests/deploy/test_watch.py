@@ -71,6 +71,7 @@ def session_with_watchers(root: Path, server_attack: str | None, lose: set | Non
     return outcome, evidence
 
 
+@pytest.mark.long
 def test_a_silent_server_cannot_keep_a_participant_out(tmp_path: Path) -> None:
     outcome, evidence = session_with_watchers(tmp_path / "consortium", "silence")
 
