@@ -11,10 +11,11 @@ run: $(STAMPS)/python $(STAMPS)/node
 	$(VENV)/bin/seccl run $(RUN_ARGS)
 
 # The tests run in XDIST_WORKERS pytest-xdist processes: four on these 2 cores, since the deployment
-# tests spend minutes waiting on Flower and chain deadlines while the others compute (measured: 3
-# workers 1,095 s, 4 workers 1,012 s with 1.64 cores busy on average); worksteal gives each worker a
-# share of the tests in file order, the tests marked `long` first (tests/conftest.py), and lets an
-# idle one take over the end of another's queue.
+# tests spend minutes waiting on Flower and chain deadlines while the others compute; worksteal
+# gives each worker a share of the tests in file order, the tests marked `long` first
+# (tests/conftest.py), and lets an idle one take over the end of another's queue. Measured on a
+# fresh clone here: 3 workers 1,095 s, 4 workers 1,012 s (1.64 cores busy on average), 4 workers
+# with the long tests first 914 s (1.75 cores busy: little idle time is left to win back).
 # One test, in one process: make test PYTEST_ARGS="-n 0 tests/x.py" (or "-p no:xdist tests/x.py").
 XDIST_WORKERS ?= 4
 PYTEST_XDIST := $(if $(findstring no:xdist,$(PYTEST_ARGS)),,-n $(XDIST_WORKERS) --dist worksteal)
