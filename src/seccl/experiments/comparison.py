@@ -156,16 +156,22 @@ def _attack_and_e(outcome: Outcome) -> str:
     return f"{_attack_label(outcome.attack)}, e = {outcome.attack_fraction:g}"
 
 
+def _in_table_order(outcomes: list[Outcome], split: str) -> list[Outcome]:
+    """The outcomes of ``split``, no attack first, then by attack (in the order the attacks first
+    appear) and e."""
+    order = list(dict.fromkeys(o.attack for o in outcomes))
+    return sorted(
+        (o for o in outcomes if o.split == split),
+        key=lambda o: (order.index(o.attack) if o.attack != "none" else -1, o.attack_fraction or 0.0),
+    )
+
+
 def summary(outcomes: list[Outcome], methods: list[str]) -> list[str]:
     """Markdown lines: every group at once, a table per split: final accuracy and backdoor success
     for each attack and e (rows, sorted by attack then e) and method (columns)."""
     lines: list[str] = []
-    order = list(dict.fromkeys(o.attack for o in outcomes))
     for split in dict.fromkeys(o.split for o in outcomes):
-        mine = sorted(
-            (o for o in outcomes if o.split == split),
-            key=lambda o: (order.index(o.attack) if o.attack != "none" else -1, o.attack_fraction or 0.0),
-        )
+        mine = _in_table_order(outcomes, split)
         used = [m for m in methods if any(o.method == m for o in mine)]
         lines += [
             f"### Split {split}: final test accuracy",
@@ -198,12 +204,8 @@ def headline(outcomes: list[Outcome], chosen: Headline) -> list[str]:
         "minus the best's.",
         "",
     ]
-    order = list(dict.fromkeys(o.attack for o in outcomes))
     for split in dict.fromkeys(o.split for o in outcomes if o.method == chosen.method):
-        mine = sorted(
-            (o for o in outcomes if o.split == split),
-            key=lambda o: (order.index(o.attack) if o.attack != "none" else -1, o.attack_fraction or 0.0),
-        )
+        mine = _in_table_order(outcomes, split)
         lines += [
             f"### Split {split}",
             "",
